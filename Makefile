@@ -1,0 +1,184 @@
+# attnbench — one build. CPU always; the CUDA backend when nvcc is found (CUDA=auto|0|1).
+# `make help` lists the targets; `make print-config` shows which features were found.
+
+CUDA        ?= auto
+BUILD       ?= build
+CC          ?= cc
+NVCC        ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+WERROR      ?= $(if $(CI),1,0)
+SANITIZE    ?= 0
+PREFIX      ?= /usr/local
+
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+# ---------------------------------------------------------------- feature probes
+has_header = $(shell printf '\#include <$(1)>\nint main(void){return 0;}\n' | $(CC) -x c - -fsyntax-only $(2) >/dev/null 2>&1 && echo 1 || echo 0)
+HAVE_OPENMP   := $(shell printf 'int main(void){return 0;}\n' | $(CC) -x c - -fopenmp -o /dev/null >/dev/null 2>&1 && echo 1 || echo 0)
+HAVE_OPENBLAS := $(call has_header,cblas.h,-I/usr/include/x86_64-linux-gnu/openblas-pthread)
+HAVE_JANSSON  := $(call has_header,jansson.h)
+HAVE_PCRE2    := $(shell printf '\#define PCRE2_CODE_UNIT_WIDTH 8\n\#include <pcre2.h>\nint main(void){return 0;}\n' | $(CC) -x c - -fsyntax-only >/dev/null 2>&1 && echo 1 || echo 0)
+HAVE_ZLIB     := $(call has_header,zlib.h)
+HAVE_CURL     := $(call has_header,curl/curl.h)
+HAVE_GNUPLOT  := $(shell command -v gnuplot >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(CUDA),auto)
+  HAVE_CUDA := $(if $(NVCC),1,0)
+else
+  HAVE_CUDA := $(CUDA)
+endif
+HAVE_CUBLASLT := $(if $(wildcard $(CUDA_HOME)/lib64/libcublasLt.so*),$(HAVE_CUDA),0)
+
+# ---------------------------------------------------------------- flags
+VERSION := 0.1.0
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+WARN   := -Wall -Wextra -Wshadow -Wundef -Wno-unused-parameter
+ifeq ($(WERROR),1)
+  WARN += -Werror
+endif
+CFLAGS ?= -O2 -g -march=x86-64-v2
+CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -Isrc -MMD -MP \
+          -DAB_VERSION='"$(VERSION)"' -DAB_GIT_COMMIT='"$(GIT_COMMIT)"' \
+          -DHAVE_OPENMP=$(HAVE_OPENMP) -DHAVE_OPENBLAS=$(HAVE_OPENBLAS) -DHAVE_JANSSON=$(HAVE_JANSSON) \
+          -DHAVE_PCRE2=$(HAVE_PCRE2) -DHAVE_ZLIB=$(HAVE_ZLIB) -DHAVE_CURL=$(HAVE_CURL) \
+          -DHAVE_CUDA=$(HAVE_CUDA) -DHAVE_CUBLASLT=$(HAVE_CUBLASLT)
+LDLIBS := -lm -ldl -lpthread
+# jansson and PCRE2 are linked statically: the GPU machine has neither (DESIGN.md).
+STATIC_LIBS :=
+ifeq ($(HAVE_OPENMP),1)
+  CFLAGS += -fopenmp
+  LDFLAGS += -fopenmp
+endif
+ifeq ($(HAVE_OPENBLAS),1)
+  CFLAGS += -I/usr/include/x86_64-linux-gnu/openblas-pthread
+  LDLIBS += -lopenblas
+endif
+ifeq ($(HAVE_JANSSON),1)
+  STATIC_LIBS += -ljansson
+endif
+ifeq ($(HAVE_PCRE2),1)
+  STATIC_LIBS += -lpcre2-8
+endif
+ifeq ($(HAVE_ZLIB),1)
+  LDLIBS += -lz
+endif
+ifeq ($(SANITIZE),1)
+  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+  BUILD := $(BUILD)-asan
+endif
+ifneq ($(STATIC_LIBS),)
+  LDLIBS := -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic $(LDLIBS)
+endif
+
+NVCCFLAGS ?= -O3 -lineinfo
+NVCCFLAGS += -std=c++17 -Isrc --expt-relaxed-constexpr -Xcompiler -Wall,-Wno-unused-parameter \
+             -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_80,code=sm_80 -DHAVE_CUDA=1 -DHAVE_CUBLASLT=$(HAVE_CUBLASLT)
+ifeq ($(WERROR),1)
+  NVCCFLAGS += -Werror all-warnings
+endif
+
+# ---------------------------------------------------------------- sources
+SRC      := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c src/*/*/*.c))
+CU_SRC   := $(if $(filter 1,$(HAVE_CUDA)),$(wildcard src/backend/cuda/*.cu),)
+OBJ      := $(SRC:%.c=$(BUILD)/%.o)
+CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
+LIB      := $(BUILD)/libattnbench.a
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+GPU_TEST_SRC := $(wildcard tests/gpu/test_*.c)
+GPU_TEST_BIN := $(GPU_TEST_SRC:tests/gpu/%.c=$(BUILD)/tests/gpu/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+ifeq ($(HAVE_CUDA),1)
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lcublasLt -lcublas -lrt -lstdc++
+endif
+
+.PHONY: all help print-config deps test test-asan test-gpu study bench bench-tokenizer fuzz clean install format
+
+all: attnbench
+
+attnbench: $(BUILD)/src/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(LIB): $(OBJ) $(CU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c tests/test_util.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+help:
+	@echo "attnbench $(VERSION) — targets:"
+	@echo "  make               build ./attnbench (CPU; CUDA when nvcc is found; CUDA=0|1 forces)"
+	@echo "  make deps          install missing build dependencies with apt-get (Debian 12 / Ubuntu 24.04)"
+	@echo "  make study         install, build, run the default study on the built-in sample, write the report"
+	@echo "  make test          install, build and run the unit tests (CPU)"
+	@echo "  make test-asan     the tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "  make test-gpu      the CUDA tests (on a machine with a GPU)"
+	@echo "  make bench         the benchmarks (attnbench bench)"
+	@echo "  make bench-tokenizer  tokenizer throughput against js-tiktoken"
+	@echo "  make fuzz          short fuzzing runs of the parsers (clang libFuzzer)"
+	@echo "  make print-config  which optional features were found"
+	@echo "  make clean"
+
+print-config:
+	@echo "attnbench $(VERSION) ($(GIT_COMMIT))"
+	@echo "  cc        $(CC)"
+	@echo "  OpenMP    $(HAVE_OPENMP)"
+	@echo "  OpenBLAS  $(HAVE_OPENBLAS)"
+	@echo "  jansson   $(HAVE_JANSSON) (static)"
+	@echo "  PCRE2     $(HAVE_PCRE2) (static)"
+	@echo "  zlib      $(HAVE_ZLIB)"
+	@echo "  libcurl   $(HAVE_CURL) (loaded at run time)"
+	@echo "  gnuplot   $(HAVE_GNUPLOT)"
+	@echo "  CUDA      $(HAVE_CUDA) $(NVCC)"
+	@echo "  cuBLASLt  $(HAVE_CUBLASLT)"
+
+deps:
+	@bash tools/install-deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory attnbench tests-build
+	@bash tools/run-tests.sh $(BUILD)/tests
+
+tests-build: $(TEST_BIN)
+
+test-asan: deps
+	@$(MAKE) --no-print-directory SANITIZE=1 CUDA=0 attnbench-asan
+
+attnbench-asan: $(BUILD)/src/main.o $(LIB) $(TEST_BIN)
+	$(CC) $(LDFLAGS) -o $(BUILD)/attnbench $(BUILD)/src/main.o $(LIB) $(LDLIBS)
+	@ASAN_OPTIONS=detect_leaks=1 AB_BIN=$(BUILD)/attnbench bash tools/run-tests.sh $(BUILD)/tests
+
+$(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test_util.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+test-gpu: attnbench $(GPU_TEST_BIN)
+	@bash tools/run-tests.sh $(BUILD)/tests/gpu
+
+study: deps
+	@$(MAKE) --no-print-directory attnbench
+	./attnbench run --preset tiny --variants all --out results/study
+	./attnbench report results/study
+
+bench: attnbench
+	./attnbench bench
+
+bench-tokenizer: attnbench
+	bash tools/bench-tokenizer.sh
+
+clean:
+	rm -rf build build-asan attnbench
+
+-include $(OBJ:.o=.d) $(CU_OBJ:.o=.d) $(BUILD)/src/main.d

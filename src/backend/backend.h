@@ -1,0 +1,130 @@
+/*
+ * backend.h — the backend op table: every numerical operation the model and the optimizer need.
+ *
+ * A backend is a `static const ab_backend_ops` filled once (ggml style); the model code only ever calls
+ * through it, never a backend function directly. An op the backend lacks is NULL and is reported as
+ * "not implemented on <backend>" by the caller.
+ *
+ * Conventions (all ops):
+ *  - Pointers are backend memory (host for cpu, device for cuda) unless the name ends in `_host`.
+ *  - "act" tensors use the backend's activation dtype (`act_bytes`: 4 = fp32 on cpu, 2 = bf16 on cuda);
+ *    parameters and their gradients use the same dtype; fp32 ("f32") tensors are named as such.
+ *  - Row-major. Linear weights use Hugging Face GPT-2's Conv1D layout (in, out): out = inp @ W + b.
+ *  - Backward ops ACCUMULATE (+=) into every gradient they write, activations and parameters alike, so
+ *    the caller zeroes activation gradients once per backward pass and parameter gradients once per
+ *    optimizer step (gradient accumulation is free).
+ *  - Ops return AB_OK or a status with ab_fail() context; kernels are asynchronous on cuda until
+ *    `synchronize` or a copy to the host.
+ */
+#ifndef AB_BACKEND_H
+#define AB_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/mem.h"
+#include "core/status.h"
+
+typedef enum { BACKEND_CPU = 0, BACKEND_CUDA, BACKEND_COUNT } ab_backend_id;
+
+typedef struct ab_backend ab_backend;
+
+/* Arguments of one AdamW update over a contiguous range of n parameters (PyTorch AdamW semantics:
+ * decoupled weight decay p -= lr*wd*p, bias-corrected moments). `grad_scale` multiplies the gradient
+ * first (global-norm clipping and loss scaling). */
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay, grad_scale;
+    int step; /* 1-based, for the bias correction */
+} ab_adamw_args;
+
+typedef struct ab_backend_ops {
+    const char *name;      /* "cpu", "cuda" */
+    ab_backend_id id;
+    size_t act_bytes;      /* bytes per activation / parameter element */
+
+    /* ---- lifetime: set up be->impl (handles, streams) for be->device_index; release it ---- */
+    ab_status (*init)(ab_backend *be);   /* AB_ERR_DEVICE when no usable device */
+    void (*shutdown)(ab_backend *be);
+
+    /* ---- memory (every allocation is accounted in be->mem) ---- */
+    ab_status (*alloc)(ab_backend *be, ab_buffer *buf, size_t bytes, mem_category cat); /* zeroed */
+    void (*free)(ab_backend *be, ab_buffer *buf);                                       /* NULL-safe */
+    ab_status (*memzero)(ab_backend *be, void *ptr, size_t bytes);
+    ab_status (*copy_to_device)(ab_backend *be, void *dst, const void *src_host, size_t bytes);
+    ab_status (*copy_to_host)(ab_backend *be, void *dst_host, const void *src, size_t bytes);
+    ab_status (*copy)(ab_backend *be, void *dst, const void *src, size_t bytes);
+    /* fp32 host <-> act-dtype backend memory, n elements (conversion on the way) */
+    ab_status (*upload_f32)(ab_backend *be, void *dst_act, const float *src_host, size_t n);
+    ab_status (*download_f32)(ab_backend *be, float *dst_host, const void *src_act, size_t n);
+    ab_status (*synchronize)(ab_backend *be);
+
+    /* ---- GPT-2 ops ---- */
+    /* out (B,T,C) = wte[tokens] + wpe[t] */
+    ab_status (*encoder_forward)(ab_backend *be, void *out, const int32_t *tokens, const void *wte,
+                                 const void *wpe, int B, int T, int C);
+    ab_status (*encoder_backward)(ab_backend *be, void *dwte, void *dwpe, const void *dout,
+                                  const int32_t *tokens, int B, int T, int C);
+    /* out (N,C), mean/rstd f32 (N); eps 1e-5 */
+    ab_status (*layernorm_forward)(ab_backend *be, void *out, float *mean, float *rstd, const void *inp,
+                                   const void *weight, const void *bias, int N, int C);
+    ab_status (*layernorm_backward)(ab_backend *be, void *dinp, void *dweight, void *dbias,
+                                    const void *dout, const void *inp, const void *weight,
+                                    const float *mean, const float *rstd, int N, int C);
+    /* out (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC, may be NULL) */
+    ab_status (*matmul_forward)(ab_backend *be, void *out, const void *inp, const void *weight,
+                                const void *bias, int N, int C, int OC);
+    /* dinp (N,C) += dout @ W^T; dweight (C,OC) += inp^T @ dout; dbias (OC) += colsum(dout).
+     * Any of dinp / dweight / dbias may be NULL (not needed). */
+    ab_status (*matmul_backward)(ab_backend *be, void *dinp, void *dweight, void *dbias,
+                                 const void *dout, const void *inp, const void *weight, int N, int C,
+                                 int OC);
+    /* GELU, tanh form: out (n) = gelu(inp); dinp += gelu'(inp) * dout */
+    ab_status (*gelu_forward)(ab_backend *be, void *out, const void *inp, size_t n);
+    ab_status (*gelu_backward)(ab_backend *be, void *dinp, const void *inp, const void *dout, size_t n);
+    /* out = a + b (n); out may alias a */
+    ab_status (*residual_forward)(ab_backend *be, void *out, const void *a, const void *b, size_t n);
+    /* dst += src (n): gradient of a fork in the graph */
+    ab_status (*accumulate)(ab_backend *be, void *dst, const void *src, size_t n);
+    /* Tied LM head + softmax cross-entropy, never materialising (N,V) fp32 logits at once.
+     * losses f32 (N): -log softmax(x @ wte^T)[target], 0 where targets[i] < 0 (ignored).
+     * If dx != NULL also backward: with dlogits = (softmax - onehot) * dloss for counted rows,
+     * dx (N,C) += dlogits @ wte and dwte (V,C) += dlogits^T @ x. */
+    ab_status (*classifier)(ab_backend *be, float *losses, void *dx, void *dwte, const void *x,
+                            const void *wte, const int32_t *targets, int N, int C, int V, float dloss);
+    /* logits f32 (N,V) = x (N,C) @ wte^T: for eval --logits-out and generate */
+    ab_status (*logits)(ab_backend *be, float *logits, const void *x, const void *wte, int N, int C, int V);
+
+    /* ---- optimizer ---- */
+    /* params (n, act) updated from grads (act); master (f32) is the source of truth when act is not
+     * f32 (NULL on cpu, where params are f32); m, v f32 (n). */
+    ab_status (*adamw)(ab_backend *be, void *params, float *master, const void *grads, float *m, float *v,
+                       size_t n, const ab_adamw_args *args);
+    /* *out_host = sum of squares of x (n, act), accumulated in double */
+    ab_status (*sum_squares)(ab_backend *be, double *out_host, const void *x, size_t n);
+} ab_backend_ops;
+
+/* A live backend instance. */
+struct ab_backend {
+    const ab_backend_ops *ops;
+    mem_accounting mem;
+    int device_index;      /* --gpu N on cuda */
+    void *impl;            /* backend-private state (cuBLASLt handle, streams, ...) */
+};
+
+/* The op tables compiled into this binary: ab_backend_table[id] is NULL when not built. */
+extern const ab_backend_ops *const ab_backend_table[BACKEND_COUNT];
+
+const char *ab_backend_name(ab_backend_id id);
+/* "cpu" / "cuda" -> id; AB_ERR_USAGE for anything else */
+ab_status ab_backend_parse(const char *name, ab_backend_id *out);
+/* Create / destroy a backend instance. AB_ERR_UNSUPPORTED if not built in, AB_ERR_DEVICE if no device. */
+ab_status ab_backend_open(ab_backend_id id, int device_index, ab_backend *be);
+void ab_backend_close(ab_backend *be);
+
+/* Convenience: allocate through be->ops->alloc with accounting. */
+static inline ab_status ab_alloc(ab_backend *be, ab_buffer *buf, size_t bytes, mem_category cat) {
+    return be->ops->alloc(be, buf, bytes, cat);
+}
+static inline void ab_free(ab_backend *be, ab_buffer *buf) { be->ops->free(be, buf); }
+
+#endif
