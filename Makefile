@@ -84,7 +84,7 @@ SRC      := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c src/*/*/*.c))
 CU_SRC   := $(if $(filter 1,$(HAVE_CUDA)),$(wildcard src/backend/cuda/*.cu),)
 OBJ      := $(SRC:%.c=$(BUILD)/%.o)
 CU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/%.o)
-LIB      := $(BUILD)/libattnbench.a
+LIB      := $(BUILD)/libattnbench.objs
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 GPU_TEST_SRC := $(wildcard tests/gpu/test_*.c)
@@ -99,11 +99,12 @@ endif
 all: attnbench
 
 attnbench: $(BUILD)/src/main.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(BUILD)/src/main.o $(OBJ) $(CU_OBJ) $(LDLIBS)
 
+# Objects are linked directly (not through an archive) so that weak references in the variant and
+# backend tables (CUDA ops that may not be built) resolve when the object exists.
 $(LIB): $(OBJ) $(CU_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
+	@printf '%s\n' $^ > $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -115,7 +116,7 @@ $(BUILD)/%.o: %.cu
 
 $(BUILD)/tests/%: tests/%.c tests/test_util.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(OBJ) $(CU_OBJ) $(LDLIBS)
 
 help:
 	@echo "attnbench $(VERSION) — targets:"
@@ -157,12 +158,12 @@ test-asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 CUDA=0 attnbench-asan
 
 attnbench-asan: $(BUILD)/src/main.o $(LIB) $(TEST_BIN)
-	$(CC) $(LDFLAGS) -o $(BUILD)/attnbench $(BUILD)/src/main.o $(LIB) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $(BUILD)/attnbench $(BUILD)/src/main.o $(OBJ) $(CU_OBJ) $(LDLIBS)
 	@ASAN_OPTIONS=detect_leaks=1 AB_BIN=$(BUILD)/attnbench bash tools/run-tests.sh $(BUILD)/tests
 
 $(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test_util.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(OBJ) $(CU_OBJ) $(LDLIBS)
 
 test-gpu: attnbench $(GPU_TEST_BIN)
 	@bash tools/run-tests.sh $(BUILD)/tests/gpu
