@@ -9,16 +9,18 @@ CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 WERROR      ?= $(if $(CI),1,0)
 SANITIZE    ?= 0
 PREFIX      ?= /usr/local
+BIN         ?= attnbench
 
 .DEFAULT_GOAL := all
 SHELL := /bin/bash
 
 # ---------------------------------------------------------------- feature probes
-has_header = $(shell printf '\#include <$(1)>\nint main(void){return 0;}\n' | $(CC) -x c - -fsyntax-only $(2) >/dev/null 2>&1 && echo 1 || echo 0)
+HASH := \#
+has_header = $(shell printf '$(HASH)include <$(1)>\nint main(void){return 0;}\n' | $(CC) -x c - -fsyntax-only $(2) >/dev/null 2>&1 && echo 1 || echo 0)
 HAVE_OPENMP   := $(shell printf 'int main(void){return 0;}\n' | $(CC) -x c - -fopenmp -o /dev/null >/dev/null 2>&1 && echo 1 || echo 0)
 HAVE_OPENBLAS := $(call has_header,cblas.h,-I/usr/include/x86_64-linux-gnu/openblas-pthread)
 HAVE_JANSSON  := $(call has_header,jansson.h)
-HAVE_PCRE2    := $(shell printf '\#define PCRE2_CODE_UNIT_WIDTH 8\n\#include <pcre2.h>\nint main(void){return 0;}\n' | $(CC) -x c - -fsyntax-only >/dev/null 2>&1 && echo 1 || echo 0)
+HAVE_PCRE2    := $(shell printf '$(HASH)define PCRE2_CODE_UNIT_WIDTH 8\n$(HASH)include <pcre2.h>\nint main(void){return 0;}\n' | $(CC) -x c - -fsyntax-only >/dev/null 2>&1 && echo 1 || echo 0)
 HAVE_ZLIB     := $(call has_header,zlib.h)
 HAVE_CURL     := $(call has_header,curl/curl.h)
 HAVE_GNUPLOT  := $(shell command -v gnuplot >/dev/null 2>&1 && echo 1 || echo 0)
@@ -94,11 +96,12 @@ ifeq ($(HAVE_CUDA),1)
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lcublasLt -lcublas -lrt -lstdc++
 endif
 
-.PHONY: all help print-config deps test test-asan test-gpu study bench bench-tokenizer fuzz clean install format
+# tests find the binary through AB_BIN
+.PHONY: all tests-build attnbench-asan help print-config deps test test-asan test-gpu study bench bench-tokenizer fuzz clean install format
 
-all: attnbench
+all: $(BIN)
 
-attnbench: $(BUILD)/src/main.o $(LIB)
+$(BIN): $(BUILD)/src/main.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(BUILD)/src/main.o $(OBJ) $(CU_OBJ) $(LDLIBS)
 
 # Objects are linked directly (not through an archive) so that weak references in the variant and
@@ -149,8 +152,8 @@ deps:
 	@bash tools/install-deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory attnbench tests-build
-	@bash tools/run-tests.sh $(BUILD)/tests
+	@$(MAKE) --no-print-directory $(BIN) tests-build
+	@AB_BIN=$(BIN) bash tools/run-tests.sh $(BUILD)/tests
 
 tests-build: $(TEST_BIN)
 

@@ -34,12 +34,12 @@ ab_status ab_fail(ab_status s, const char *fmt, ...) {
 }
 
 ab_status ab_fail_context(ab_status s, const char *fmt, ...) {
-    char prefix[512], old[sizeof error_message];
+    char prefix[512], old[sizeof error_message - sizeof prefix];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, error_message, sizeof old);
+    snprintf(old, sizeof old, "%s", error_message);
     snprintf(error_message, sizeof error_message, "%s%s", prefix, old);
     return s;
 }

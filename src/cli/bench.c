@@ -1,0 +1,13 @@
+/*
+ * bench.c — `attnbench bench` (placeholder until its issue lands; replaced by the real subcommand).
+ */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_bench(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "attnbench bench: not available yet in this build\n");
+    return 1;
+}

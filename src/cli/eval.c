@@ -1,0 +1,13 @@
+/*
+ * eval.c — `attnbench eval` (placeholder until its issue lands; replaced by the real subcommand).
+ */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_eval(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "attnbench eval: not available yet in this build\n");
+    return 1;
+}

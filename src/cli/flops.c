@@ -1,0 +1,13 @@
+/*
+ * flops.c — `attnbench flops` (placeholder until its issue lands; replaced by the real subcommand).
+ */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_flops(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "attnbench flops: not available yet in this build\n");
+    return 1;
+}

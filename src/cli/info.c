@@ -1,0 +1,13 @@
+/*
+ * info.c — `attnbench info` (placeholder until its issue lands; replaced by the real subcommand).
+ */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_info(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "attnbench info: not available yet in this build\n");
+    return 1;
+}

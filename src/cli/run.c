@@ -1,0 +1,13 @@
+/*
+ * run.c — `attnbench run` (placeholder until its issue lands; replaced by the real subcommand).
+ */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_run(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "attnbench run: not available yet in this build\n");
+    return 1;
+}

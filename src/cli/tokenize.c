@@ -1,0 +1,13 @@
+/*
+ * tokenize.c — `attnbench tokenize` (placeholder until its issue lands; replaced by the real subcommand).
+ */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int cmd_tokenize(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "attnbench tokenize: not available yet in this build\n");
+    return 1;
+}
