@@ -34,13 +34,14 @@ ab_status ab_fail(ab_status s, const char *fmt, ...) {
 }
 
 ab_status ab_fail_context(ab_status s, const char *fmt, ...) {
-    char prefix[512], old[sizeof error_message - sizeof prefix];
+    char old[sizeof error_message];
+    memcpy(old, error_message, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(error_message, sizeof error_message, fmt, ap);
     va_end(ap);
-    snprintf(old, sizeof old, "%s", error_message);
-    snprintf(error_message, sizeof error_message, "%s%s", prefix, old);
+    if (n >= 0 && (size_t)n < sizeof error_message)
+        strncat(error_message, old, sizeof error_message - (size_t)n - 1);
     return s;
 }
 
