@@ -53,6 +53,11 @@ int ab_opt_seen(const ab_cmd_spec *spec, const char *name);
 /* Print "attnbench <cmd>: <message>" for a failed status to stderr and return its exit code. */
 int ab_cli_fail(const char *cmd, ab_status s);
 
+/* Opens the backend named by --device: "cpu", "cuda", or "auto" (cuda when built in and a GPU answers,
+ * else cpu). */
+struct ab_backend;
+ab_status ab_cli_open_backend(const char *device, int gpu, struct ab_backend *be);
+
 /* The subcommands (one file each in src/cli/). */
 int cmd_info(int argc, char **argv);
 int cmd_list(int argc, char **argv);

@@ -3,6 +3,8 @@
  */
 #include "cli/cli.h"
 
+#include "backend/backend.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -113,4 +115,15 @@ int ab_cli_fail(const char *cmd, ab_status s) {
     const char *msg = ab_error();
     fprintf(stderr, "attnbench %s: %s%s\n", cmd, *msg ? msg : "error: ", *msg ? "" : ab_status_name(s));
     return ab_exit_code(s);
+}
+
+ab_status ab_cli_open_backend(const char *device, int gpu, ab_backend *be) {
+    if (strcmp(device, "auto") == 0) {
+        if (ab_backend_table[BACKEND_CUDA] && ab_backend_open(BACKEND_CUDA, gpu, be) == AB_OK) return AB_OK;
+        ab_clear_error();
+        return ab_backend_open(BACKEND_CPU, 0, be);
+    }
+    ab_backend_id id;
+    AB_TRY(ab_backend_parse(device, &id));
+    return ab_backend_open(id, gpu, be);
 }

@@ -1,0 +1,22 @@
+/*
+ * config_opts.h — the command-line options shared by the subcommands that build a model configuration
+ * (run, bench): a preset, then per-field overrides of the model, training and variant hyper-parameters.
+ */
+#ifndef AB_CONFIG_OPTS_H
+#define AB_CONFIG_OPTS_H
+
+#include "cli/cli.h"
+#include "core/config.h"
+
+/* Number of entries ab_config_opts_fill writes. */
+#define AB_CONFIG_OPT_COUNT 30
+
+/* Finds --preset NAME / --preset=NAME in argv (default `fallback`) and copies that preset into *p.
+ * AB_ERR_USAGE naming the valid presets when unknown. */
+ab_status ab_config_preset_from_argv(int argc, char **argv, const char *fallback, ab_preset *p, const char **name);
+/* Writes the option table entries that override the fields of p (pointing into it) to out[]. */
+void ab_config_opts_fill(ab_opt *out, ab_preset *p, const char **preset_name);
+/* Checks the resolved training fields (positive sizes, probabilities in range) with messages naming the flag. */
+ab_status ab_config_validate_train(const ab_train_config *t);
+
+#endif

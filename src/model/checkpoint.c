@@ -1,0 +1,176 @@
+/*
+ * checkpoint.c — save/load GPT-2 (+ variant tensors) to/from safetensors with the config in metadata.
+ */
+#include "model/checkpoint.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/safetensors.h"
+
+#define CHECKPOINT_FORMAT_VERSION 1
+
+static json_t *config_json(const ab_gpt2 *m) {
+    const ab_model_config *c = &m->cfg;
+    const ab_attn_hparams *h = &m->attn_cfg.hp;
+    return json_pack("{s:i, s:s, s:{s:i, s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i}, s:i}",
+                     "format_version", CHECKPOINT_FORMAT_VERSION, "variant", m->variant->name,
+                     "model", "n_layer", c->n_layer, "n_head", c->n_head, "n_embd", c->n_embd, "vocab_size", c->vocab_size,
+                     "max_seq", c->max_seq,
+                     "attn", "gqa_kv_heads", h->gqa_kv_heads, "window", h->window, "lsh_hashes", h->lsh_hashes,
+                     "lsh_chunk", h->lsh_chunk, "lsh_buckets", h->lsh_buckets, "linear_chunk", h->linear_chunk,
+                     "mla_kv_rank", h->mla_kv_rank,
+                     "train_T", m->attn_cfg.train_T);
+}
+
+ab_status ab_checkpoint_save(ab_gpt2 *m, const char *path) {
+    float *host = malloc(m->n_elements * sizeof(float));
+    ab_st_write_tensor *ts = calloc((size_t)m->n_params, sizeof *ts);
+    if (!host || !ts) {
+        free(host);
+        free(ts);
+        return ab_fail(AB_ERR_OOM, "%s: out of memory", path);
+    }
+    ab_status s = ab_gpt2_get_params(m, host);
+    for (int i = 0; i < m->n_params && s == AB_OK; i++) {
+        const ab_param_info *p = &m->params[i];
+        ts[i].name = p->name;
+        ts[i].data = host + p->offset;
+        if (p->rows == 1) {
+            ts[i].ndim = 1;
+            ts[i].shape[0] = p->cols;
+        } else {
+            ts[i].ndim = 2;
+            ts[i].shape[0] = p->rows;
+            ts[i].shape[1] = p->cols;
+        }
+    }
+    if (s == AB_OK) {
+        json_t *cfg = config_json(m);
+        char *cfg_str = json_dumps(cfg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(cfg);
+        const char *meta[] = {"format", "pt", "attnbench", cfg_str};
+        s = ab_st_write(path, ts, m->n_params, meta, 2);
+        free(cfg_str);
+    }
+    free(ts);
+    free(host);
+    return s;
+}
+
+static int get_int(json_t *obj, const char *key, int *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v)) return 0;
+    *out = (int)json_integer_value(v);
+    return 1;
+}
+
+/* Sizes of a published GPT-2 file (no attnbench metadata), from its tensor shapes. */
+static ab_status infer_config(const ab_st_file *f, const char *path, ab_model_config *cfg) {
+    const ab_st_tensor *wte = ab_st_find(f, "transformer.wte.weight"), *wpe = ab_st_find(f, "transformer.wpe.weight");
+    if (!wte) wte = ab_st_find(f, "wte.weight");
+    if (!wte || !wpe || wte->ndim != 2 || wpe->ndim != 2)
+        return ab_fail(AB_ERR_FORMAT, "%s: not an attnbench or GPT-2 checkpoint (no attnbench metadata and no transformer.wte.weight / "
+                                      "transformer.wpe.weight)", path);
+    memset(cfg, 0, sizeof *cfg);
+    cfg->vocab_size = (int)wte->shape[0];
+    cfg->n_embd = (int)wte->shape[1];
+    cfg->max_seq = (int)wpe->shape[0];
+    cfg->n_head = cfg->n_embd / 64;
+    char name[64];
+    for (cfg->n_layer = 0;; cfg->n_layer++) {
+        snprintf(name, sizeof name, "transformer.h.%d.ln_1.weight", cfg->n_layer);
+        if (!ab_st_find(f, name)) break;
+    }
+    return AB_OK;
+}
+
+static ab_status parse_config(const ab_st_file *f, const char *path, ab_model_config *cfg, ab_variant_id *variant, int *train_T) {
+    char *meta = ab_st_metadata(f, "attnbench");
+    if (!meta) {
+        *variant = VARIANT_BASELINE;
+        AB_TRY(infer_config(f, path, cfg));
+        *train_T = cfg->max_seq;
+        return AB_OK;
+    }
+    json_error_t err;
+    json_t *root = json_loads(meta, 0, &err);
+    free(meta);
+    ab_status st = AB_OK;
+    json_t *model = json_object_get(root, "model"), *attn = json_object_get(root, "attn"), *var = json_object_get(root, "variant");
+    memset(cfg, 0, sizeof *cfg);
+    const ab_variant *v = json_is_string(var) ? ab_variant_by_name(json_string_value(var)) : NULL;
+    if (!root || !model || !attn || !v || !get_int(model, "n_layer", &cfg->n_layer) || !get_int(model, "n_head", &cfg->n_head) ||
+        !get_int(model, "n_embd", &cfg->n_embd) || !get_int(model, "vocab_size", &cfg->vocab_size) ||
+        !get_int(model, "max_seq", &cfg->max_seq) || !get_int(root, "train_T", train_T)) {
+        st = ab_fail(AB_ERR_FORMAT, "%s: the attnbench metadata is incomplete or names an unknown variant", path);
+    } else {
+        *variant = v->id;
+        ab_attn_hparams *h = &cfg->attn;
+        get_int(attn, "gqa_kv_heads", &h->gqa_kv_heads);
+        get_int(attn, "window", &h->window);
+        get_int(attn, "lsh_hashes", &h->lsh_hashes);
+        get_int(attn, "lsh_chunk", &h->lsh_chunk);
+        get_int(attn, "lsh_buckets", &h->lsh_buckets);
+        get_int(attn, "linear_chunk", &h->linear_chunk);
+        get_int(attn, "mla_kv_rank", &h->mla_kv_rank);
+    }
+    json_decref(root);
+    return st;
+}
+
+ab_status ab_checkpoint_read_config(const char *path, ab_model_config *cfg, ab_variant_id *variant, int *train_T) {
+    ab_st_file f;
+    AB_TRY(ab_st_read(path, &f));
+    ab_status s = parse_config(&f, path, cfg, variant, train_T);
+    ab_st_free(&f);
+    return s;
+}
+
+static ab_status load_tensors(ab_gpt2 *m, const ab_st_file *f, const char *path) {
+    float *host = calloc(m->n_elements, sizeof(float));
+    if (!host) return ab_fail(AB_ERR_OOM, "%s: out of memory", path);
+    ab_status s = AB_OK;
+    for (int i = 0; i < m->n_params && s == AB_OK; i++) {
+        const ab_param_info *p = &m->params[i];
+        const ab_st_tensor *t = ab_st_find(f, p->name);
+        if (!t) {
+            s = ab_fail(AB_ERR_FORMAT, "%s: tensor %s is missing (checkpoint of another variant or size?)", path, p->name);
+            break;
+        }
+        size_t n = ab_st_numel(t);
+        int rows = t->ndim == 2 ? (int)t->shape[0] : 1, cols = t->ndim == 2 ? (int)t->shape[1] : t->ndim == 1 ? (int)t->shape[0] : -1;
+        if (n != p->numel || rows != p->rows || cols != p->cols) {
+            s = ab_fail(AB_ERR_FORMAT, "%s: tensor %s has shape (%d, %d), the model expects (%d, %d)", path, p->name, rows, cols,
+                        p->rows, p->cols);
+            break;
+        }
+        s = ab_st_to_f32(f, t, host + p->offset);
+    }
+    if (s == AB_OK) s = ab_gpt2_set_params(m, host);
+    free(host);
+    return s;
+}
+
+ab_status ab_checkpoint_load_into(ab_gpt2 *m, const char *path) {
+    ab_st_file f;
+    AB_TRY(ab_st_read(path, &f));
+    ab_status s = load_tensors(m, &f, path);
+    ab_st_free(&f);
+    return s;
+}
+
+ab_status ab_checkpoint_open(const char *path, ab_backend *be, ab_gpt2 *m) {
+    ab_st_file f;
+    AB_TRY(ab_st_read(path, &f));
+    ab_model_config cfg;
+    ab_variant_id v;
+    int train_T;
+    ab_status s = parse_config(&f, path, &cfg, &v, &train_T);
+    if (s == AB_OK) s = ab_gpt2_create(m, &cfg, v, train_T, be);
+    if (s == AB_OK) s = load_tensors(m, &f, path);
+    if (s != AB_OK) ab_gpt2_destroy(m);
+    ab_st_free(&f);
+    return s;
+}
