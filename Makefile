@@ -113,11 +113,16 @@ $(LIB): $(OBJ) $(CU_OBJ)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC    $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
+
+# src/data/embedded.c pulls these files in with .incbin, which -MMD does not see.
+$(BUILD)/src/data/embedded.o: data/gpt2/encoder.json data/gpt2/vocab.bpe data/sample/tulu_sample.jsonl
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -MMD -MP -c -o $@ $<
+	@echo "  NVCC  $<"
+	@$(NVCC) $(NVCCFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/%.c tests/test_util.h $(LIB)
 	@mkdir -p $(dir $@)
@@ -170,21 +175,26 @@ $(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test_util.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(OBJ) $(CU_OBJ) $(LDLIBS)
 
-test-gpu: attnbench $(GPU_TEST_BIN)
-	@bash tools/run-tests.sh $(BUILD)/tests/gpu
+test-gpu: $(BIN) $(GPU_TEST_BIN)
+	@AB_BIN=$(BIN) bash tools/run-tests.sh $(BUILD)/tests/gpu
 
+STUDY_DIR ?= results/study-$(shell date -u +%Y%m%dT%H%M%SZ)
 study: deps
-	@$(MAKE) --no-print-directory attnbench
-	./attnbench run --preset tiny --variants all --out results/study
-	./attnbench report results/study
+	@$(MAKE) --no-print-directory $(BIN)
+	./$(BIN) run --preset tiny --variants all --out $(STUDY_DIR)
+	./$(BIN) report $(STUDY_DIR)
+	@echo "study: $(STUDY_DIR)/report.html"
 
-bench: attnbench
-	./attnbench bench
+bench: $(BIN)
+	./$(BIN) bench
 
-bench-tokenizer: attnbench
-	bash tools/bench-tokenizer.sh
+bench-tokenizer: $(BIN)
+	AB_BIN=$(BIN) bash tools/bench-tokenizer.sh
+
+fuzz:
+	bash tools/fuzz.sh $(or $(FUZZ_SECONDS),20)
 
 clean:
-	rm -rf build build-asan attnbench
+	rm -rf build build-asan $(BIN)
 
 -include $(OBJ:.o=.d) $(CU_OBJ:.o=.d) $(BUILD)/src/main.d

@@ -108,7 +108,8 @@ typedef struct {
     ab_status (*backward)(const ab_attn_ctx *ctx, const ab_attn_weights *w, const ab_attn_weights *dw,
                           const void *saved, void *dx, const void *dy, const void *x, int B, int T);
 
-    /* Inference. A cache holds what decode needs about positions < pos for B sequences up to max_T. */
+    /* Inference. A cache holds what decode needs about positions < pos for B sequences; the model always
+     * sizes it for the whole context, cache_bytes(cfg, B, cfg->max_T). */
     size_t (*cache_bytes)(const ab_attn_config *cfg, int B, int max_T);
     /* Forward of x (B,T,C) into y without saving for backward, leaving the cache ready for pos = T. */
     ab_status (*prefill)(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y,

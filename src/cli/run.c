@@ -172,7 +172,7 @@ int cmd_run(int argc, char **argv) {
     ab_energy_close(&em);
     ab_backend_close(&be);
     if (s != AB_OK) return ab_cli_fail("run", s);
-    if (!o.quiet) printf("%s\n", out_dir);
+    printf("%s\n", out_dir); /* the results directory, for scripts, even with --quiet */
     if (failed) {
         fprintf(stderr, "attnbench run: %d of %d variant(s) failed (see %s/run.json)\n", failed, ran, out_dir);
         return 1;

@@ -588,7 +588,8 @@ ab_status ab_gpt2_alloc_cache(ab_gpt2 *m, int B, int max_T) {
     AB_TRY(ab_gpt2_alloc(m, B, max_T, 0));
     c->layers = calloc((size_t)m->cfg.n_layer, sizeof *c->layers);
     if (!c->layers) return ab_fail(AB_ERR_OOM, "out of memory");
-    c->bytes_per_layer = m->attn->cache_bytes(&m->attn_cfg, B, max_T);
+    /* variants address their cache for the whole context (variant.h) */
+    c->bytes_per_layer = m->attn->cache_bytes(&m->attn_cfg, B, m->cfg.max_seq);
     for (int l = 0; l < m->cfg.n_layer; l++) AB_TRY(ab_alloc(m->be, &c->layers[l], c->bytes_per_layer, MEM_ATTENTION));
     AB_TRY(ab_alloc(m->be, &c->logits, (size_t)B * m->cfg.vocab_size * sizeof(float), MEM_OTHER));
     c->B = B;

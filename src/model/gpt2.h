@@ -56,7 +56,7 @@ typedef struct {
 
 /* Inference state: one variant cache per layer plus the last-position logits. */
 typedef struct {
-    ab_buffer *layers;            /* L buffers of the variant's cache_bytes(B, max_T) (MEM_ATTENTION) */
+    ab_buffer *layers;            /* L buffers of the variant's cache_bytes(B, model max_seq) (MEM_ATTENTION) */
     ab_buffer logits;             /* f32 (B,V) */
     int B, max_T;
     size_t bytes_per_layer;
@@ -121,8 +121,8 @@ ab_status ab_gpt2_logits(ab_gpt2 *m, const int32_t *tokens, int B, int T, float 
 /* Logits f32 (B,T,V) on the host of the last ab_gpt2_forward (no second forward pass). */
 ab_status ab_gpt2_logits_of_last_forward(ab_gpt2 *m, float *logits_host);
 
-/* Inference with the variant's cache. ab_gpt2_alloc_cache sizes the caches for B sequences of up to
- * max_T positions and the activations for prompts of up to max_T tokens. prefill runs tokens (B,T) from
+/* Inference with the variant's cache. ab_gpt2_alloc_cache sizes the caches for B sequences of the whole
+ * context (max_seq) and the activations for prompts of up to max_T tokens; decode stops at max_T. prefill runs tokens (B,T) from
  * position 0; decode appends one token per sequence (tokens (B)) at position pos. Both return the
  * logits of the last position, f32 (B,V) on the host (NULL: not needed). */
 ab_status ab_gpt2_alloc_cache(ab_gpt2 *m, int B, int max_T);

@@ -28,6 +28,13 @@ float ab_lr_at(const ab_train_config *tc, long step, long total) {
     return (float)(min_lr + 0.5 * (1.0 + cos(M_PI * progress)) * (tc->lr - min_lr));
 }
 
+/* A float flag as the decimal a person typed (0.001, not 0.0010000000474974513): round-trips through run.json. */
+static double decimal(float x) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.9g", (double)x);
+    return strtod(buf, NULL);
+}
+
 json_t *ab_config_to_json(const ab_model_config *m, const ab_train_config *t, const char *preset, const char *device,
                           const char *data_path) {
     return json_pack("{s:s, s:s, s:s?, s:{s:i, s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i}, "
@@ -40,9 +47,9 @@ json_t *ab_config_to_json(const ab_model_config *m, const ab_train_config *t, co
                      m->attn.linear_chunk, "mla_kv_rank", m->attn.mla_kv_rank,
                      "train", "batch", t->batch, "seq", t->seq, "grad_accum", t->grad_accum, "epochs", t->epochs,
                      "steps_per_epoch", t->steps_per_epoch, "warmup_steps", t->warmup_steps, "eval_batches", t->eval_batches,
-                     "lr", (double)t->lr, "min_lr_frac", (double)t->min_lr_frac, "lr_warmup", t->lr_warmup, "constant_lr",
-                     t->constant_lr, "beta1", (double)t->beta1, "beta2", (double)t->beta2, "eps", (double)t->eps,
-                     "weight_decay", (double)t->weight_decay, "grad_clip", (double)t->grad_clip, "seed", (json_int_t)t->seed);
+                     "lr", decimal(t->lr), "min_lr_frac", decimal(t->min_lr_frac), "lr_warmup", t->lr_warmup, "constant_lr",
+                     t->constant_lr, "beta1", decimal(t->beta1), "beta2", decimal(t->beta2), "eps", decimal(t->eps),
+                     "weight_decay", decimal(t->weight_decay), "grad_clip", decimal(t->grad_clip), "seed", (json_int_t)t->seed);
 }
 
 static json_t *hparams_json(const ab_attn_config *a) {

@@ -1,0 +1,125 @@
+/*
+ * test_cli.c — the attnbench binary end to end: exit codes and messages for bad input, and a tiny training
+ * run followed by eval, eval --logits-out and generate on its checkpoint.
+ *
+ * Runs the binary named by $AB_BIN (tools/run-tests.sh sets it) in a temporary directory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/fsutil.h"
+#include "core/rng.h"
+#include "data/shard.h"
+#include "test_util.h"
+
+static char dir[64], out[65536];
+
+/* Runs `attnbench ARGS` (stderr merged) and checks the exit code and that the output contains `needle`. */
+static void expect(const char *name, const char *args, int want_rc, const char *needle) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", dir, test_bin(), args);
+    int rc = test_run_cmd(cmd, out, sizeof out);
+    int has = !needle || strstr(out, needle) != NULL;
+    test_report(rc == want_rc && has, name, "exit %d (want %d)%s%s; output: %.300s", rc, want_rc, has ? "" : ", missing: ",
+                has ? "" : needle, out);
+}
+
+static void write_shard(const char *name, size_t n, int vocab) {
+    uint16_t *t = malloc(n * sizeof *t);
+    ab_rng r;
+    ab_rng_seed(&r, 3);
+    for (size_t i = 0; i < n; i++) t[i] = (uint16_t)ab_rng_below(&r, (uint32_t)vocab);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (ab_shard_write(path, t, n, NULL, 0) != AB_OK) printf("# shard write failed: %s\n", ab_error());
+    free(t);
+}
+
+static void corrupt(const char *src, const char *dst, long offset, const char *bytes, size_t n, size_t truncate_to) {
+    char path[256], *buf;
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s", dir, src);
+    if (ab_read_file(path, &buf, &len) != AB_OK) return;
+    if (offset >= 0) memcpy(buf + offset, bytes, n);
+    if (truncate_to) len = truncate_to;
+    snprintf(path, sizeof path, "%s/%s", dir, dst);
+    ab_write_file_atomic(path, buf, len);
+    free(buf);
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/ab_test_cli_XXXXXX");
+    if (!mkdtemp(dir)) return 1;
+    char abs_bin[4096];
+    if (!realpath(test_bin(), abs_bin)) {
+        printf("FAIL binary %s not found\n# passed 0 failed 1\n", test_bin());
+        return 1;
+    }
+    setenv("AB_BIN", abs_bin, 1);
+
+    expect("--version", "--version", 0, "attnbench");
+    expect("unknown command: usage error", "frobnicate", 2, "unknown command");
+    expect("run --help lists its options", "run --help", 0, "--variants");
+    expect("unknown variant: usage error", "run --variants baseline,nope --idle-s 0", 2, "nope");
+    expect("unknown preset: usage error", "run --preset huge --idle-s 0", 2, "unknown preset");
+    expect("T beyond the position table: usage error", "run --seq 4096 --idle-s 0", 2, "position table");
+    expect("bad option value: usage error", "run --batch many", 2, "--batch");
+    expect("missing data: runtime error naming the path", "run --device cpu --variants baseline --data nowhere.bin --idle-s 0 --out r0",
+           1, "nowhere.bin");
+
+    write_shard("train.bin", 40000, 50257);
+    corrupt("train.bin", "badmagic.bin", 0, "\x01\x02\x03\x04", 4, 0);
+    corrupt("train.bin", "short.bin", -1, NULL, 0, 1024 + 2 * 1000);
+    expect("shard with a bad magic: runtime error", "run --device cpu --variants baseline --data badmagic.bin --idle-s 0 --out r1", 1,
+           "magic");
+    expect("shard shorter than its header says: runtime error", "run --device cpu --variants baseline --data short.bin --idle-s 0 --out r2",
+           1, "short.bin");
+
+    expect("tiny run, baseline, 1 epoch of 2 steps",
+           "run --device cpu --preset tiny --variants baseline --epochs 1 --steps-per-epoch 2 --batch 2 --seq 32 --data train.bin "
+           "--gen-tokens 4 --idle-s 0 --out run1 --quiet",
+           0, "run1");
+    char path[256];
+    snprintf(path, sizeof path, "%s/run1/run.json", dir);
+    TEST_TRUE("run writes run.json", ab_file_exists(path), "%s missing", path);
+    snprintf(path, sizeof path, "%s/run1/checkpoints/baseline.safetensors", dir);
+    TEST_TRUE("run writes the checkpoint", ab_file_exists(path), "%s missing", path);
+    expect("a second run into the same directory is refused", "run --device cpu --variants baseline --data train.bin --idle-s 0 --out run1",
+           2, "--resume");
+    expect("resume skips the finished variant",
+           "run --device cpu --preset tiny --variants baseline --epochs 1 --steps-per-epoch 2 --batch 2 --seq 32 --data train.bin "
+           "--gen-tokens 4 --idle-s 0 --resume run1",
+           0, "skipped");
+
+    snprintf(path, sizeof path, "%s/ids.txt", dir);
+    const char ids[] = "# two sequences of 5 tokens\n464 2068 7586 21831 18045\n\n50256 40 588 257 1332\n";
+    ab_write_file_atomic(path, ids, sizeof ids - 1);
+    expect("eval prints the mean loss", "eval --device cpu --checkpoint run1/checkpoints/baseline.safetensors --input ids.txt", 0,
+           "\"mean_loss\"");
+    expect("eval --logits-out", "eval --device cpu --checkpoint run1/checkpoints/baseline.safetensors --input ids.txt --logits-out l.npy",
+           0, "\"mean_loss\"");
+    struct stat st;
+    snprintf(path, sizeof path, "%s/l.npy", dir);
+    size_t want = 128 + (size_t)2 * 5 * 50257 * 4;
+    TEST_TRUE("logits .npy has the size of (2, 5, 50257) float32 + header", stat(path, &st) == 0 && (size_t)st.st_size == want,
+              "size %lld, want %zu", (long long)st.st_size, want);
+    snprintf(path, sizeof path, "%s/bad_ids.txt", dir);
+    ab_write_file_atomic(path, "1 2 3\n4 x 6\n", 12);
+    expect("eval: bad token names file and line", "eval --device cpu --checkpoint run1/checkpoints/baseline.safetensors --input bad_ids.txt",
+           1, "bad_ids.txt:2");
+    corrupt("run1/checkpoints/baseline.safetensors", "trunc.safetensors", -1, NULL, 0, 5000);
+    expect("eval: truncated checkpoint", "eval --device cpu --checkpoint trunc.safetensors --input ids.txt", 1, "trunc.safetensors");
+    expect("eval: a shard is not a checkpoint", "eval --device cpu --checkpoint train.bin --input ids.txt", 1, "train.bin");
+    expect("generate from ids", "generate --device cpu --checkpoint run1/checkpoints/baseline.safetensors --prompt-ids '464 2068' --tokens 5 --seed 1",
+           0, NULL);
+    expect("generate: bad prompt id", "generate --device cpu --checkpoint run1/checkpoints/baseline.safetensors --prompt-ids '1 99999'", 2,
+           "--prompt-ids");
+    expect("list shows every variant", "list", 0, "mla");
+
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    return TEST_SUMMARY();
+}
