@@ -160,7 +160,7 @@ deps:
 
 test: deps
 	@$(MAKE) --no-print-directory $(BIN) tests-build
-	@AB_BIN=$(BIN) bash tools/run-tests.sh $(BUILD)/tests
+	@AB_BIN=$(abspath $(BIN)) bash tools/run-tests.sh $(BUILD)/tests
 
 tests-build: $(TEST_BIN)
 
@@ -169,14 +169,14 @@ test-asan: deps
 
 attnbench-asan: $(BUILD)/src/main.o $(LIB) $(TEST_BIN)
 	$(CC) $(LDFLAGS) -o $(BUILD)/attnbench $(BUILD)/src/main.o $(OBJ) $(CU_OBJ) $(LDLIBS)
-	@ASAN_OPTIONS=detect_leaks=1 AB_BIN=$(BUILD)/attnbench bash tools/run-tests.sh $(BUILD)/tests
+	@ASAN_OPTIONS=detect_leaks=1 AB_BIN=$(abspath $(BUILD)/attnbench) bash tools/run-tests.sh $(BUILD)/tests
 
 $(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test_util.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(OBJ) $(CU_OBJ) $(LDLIBS)
 
 test-gpu: $(BIN) $(GPU_TEST_BIN)
-	@AB_BIN=$(BIN) bash tools/run-tests.sh $(BUILD)/tests/gpu
+	@AB_BIN=$(abspath $(BIN)) bash tools/run-tests.sh $(BUILD)/tests/gpu
 
 STUDY_DIR ?= results/study-$(shell date -u +%Y%m%dT%H%M%SZ)
 study: deps

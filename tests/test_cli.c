@@ -4,6 +4,7 @@
  *
  * Runs the binary named by $AB_BIN (tools/run-tests.sh sets it) in a temporary directory.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,51 @@ static void corrupt(const char *src, const char *dst, long offset, const char *b
     free(buf);
 }
 
+/* train_loss of `variant` at `epoch` in DIR/epochs.csv (column 5), or NAN. */
+static double epoch_loss(const char *run, const char *variant, int epoch) {
+    char path[256], *buf, prefix[64];
+    size_t n;
+    snprintf(path, sizeof path, "%s/%s/epochs.csv", dir, run);
+    if (ab_read_file(path, &buf, &n) != AB_OK) return NAN;
+    snprintf(prefix, sizeof prefix, "\n%s,%d,", variant, epoch);
+    char *line = strstr(buf, prefix);
+    double loss = NAN;
+    if (line) {
+        char *field = line + 1;
+        for (int i = 0; i < 4 && field; i++) field = strchr(field, ',') ? strchr(field, ',') + 1 : NULL;
+        if (field) loss = strtod(field, NULL);
+    }
+    free(buf);
+    return loss;
+}
+
+/* A run killed (SIGKILL) right after its epoch-1 training state appears, then resumed, must end with the same
+ * epoch-2 loss as an uninterrupted run: training is deterministic and the state holds everything. */
+static void test_resume_after_kill(void) {
+    const char *args = "run --device cpu --preset tiny --variants baseline --epochs 2 --steps-per-epoch 6 --batch 2 --seq 32 "
+                       "--data train.bin --gen-tokens 0 --idle-s 0";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s --quiet --out full", args);
+    expect("uninterrupted 2-epoch run", cmd, 0, NULL);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && (%s %s --quiet --out cut >/dev/null 2>&1 & pid=$!; "
+             "while [ ! -f cut/checkpoints/baseline.state.safetensors ] && kill -0 $pid 2>/dev/null; do sleep 0.005; done; "
+             "kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; true)",
+             dir, test_bin(), args);
+    int rc = test_run_cmd(cmd, out, sizeof out);
+    char state[256];
+    snprintf(state, sizeof state, "%s/cut/checkpoints/baseline.state.safetensors", dir);
+    int interrupted = rc == 0 && ab_file_exists(state);
+    TEST_TRUE("run killed after epoch 1 leaves its training state", interrupted, "rc %d, no %s", rc, state);
+    if (!interrupted) return;
+    snprintf(cmd, sizeof cmd, "%s --resume cut", args);
+    expect("resume continues after epoch 1", cmd, 0, "resuming after epoch 1");
+    double full = epoch_loss("full", "baseline", 2), resumed = epoch_loss("cut", "baseline", 2);
+    TEST_TRUE("resumed epoch-2 loss equals the uninterrupted run's", !isnan(full) && full == resumed, "full %.9g resumed %.9g", full,
+              resumed);
+    TEST_TRUE("the state file is removed once the variant finishes", !ab_file_exists(state), "%s still there", state);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/ab_test_cli_XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -92,6 +138,8 @@ int main(void) {
            "run --device cpu --preset tiny --variants baseline --epochs 1 --steps-per-epoch 2 --batch 2 --seq 32 --data train.bin "
            "--gen-tokens 4 --idle-s 0 --resume run1",
            0, "skipped");
+
+    test_resume_after_kill();
 
     snprintf(path, sizeof path, "%s/ids.txt", dir);
     const char ids[] = "# two sequences of 5 tokens\n464 2068 7586 21831 18045\n\n50256 40 588 257 1332\n";

@@ -220,7 +220,7 @@ static double cls_loss(void *p) {
 }
 
 static void test_classifier(void) {
-    cls_case c = {.N = 70, .C = 6, .V = 11}; /* N > 64 rows: crosses the op's row chunking */
+    cls_case c = {.N = 300, .C = 6, .V = 11}; /* N > 256 rows: crosses the op's row chunking */
     c.x = randn((size_t)c.N * c.C, 1.0f);
     c.wte = randn((size_t)c.V * c.C, 1.0f);
     c.losses = malloc((size_t)c.N * sizeof(float));
@@ -232,7 +232,7 @@ static void test_classifier(void) {
     }
     c.dloss = 1.0f / (float)counted;
     cls_loss(&c);
-    double ref[70], got[70];
+    double ref[300], got[300];
     for (int i = 0; i < c.N; i++) {
         double logits[11], mx = -INFINITY, z = 0;
         for (int v = 0; v < c.V; v++) {
@@ -244,7 +244,7 @@ static void test_classifier(void) {
         ref[i] = c.targets[i] < 0 ? 0.0 : mx + log(z) - logits[c.targets[i]];
         got[i] = c.losses[i];
     }
-    TEST_CLOSE_F64("classifier[cpu,N=70,V=11] losses vs double (ignored rows 0)", got, ref, c.N, 1e-5, 1e-5);
+    TEST_CLOSE_F64("classifier[cpu,N=300,V=11] losses vs double (ignored rows 0)", got, ref, c.N, 1e-5, 1e-5);
     float *dx = filled((size_t)c.N * c.C, PREFILL), *dwte = filled((size_t)c.V * c.C, PREFILL);
     be.ops->classifier(&be, c.losses, dx, dwte, c.x, c.wte, c.targets, c.N, c.C, c.V, c.dloss);
     check_grad("classifier[cpu] dx", c.x, (size_t)c.N * c.C, dx, cls_loss, &c);

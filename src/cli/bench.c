@@ -1,13 +1,163 @@
 /*
- * bench.c — `attnbench bench` (placeholder until its issue lands; replaced by the real subcommand).
+ * bench.c — `attnbench bench`.
+ *
+ * --attn-only: one attention layer per variant, forward and backward time and memory (saved tensors +
+ * workspace, from the allocator's accounting) against the sequence length (src/attn/bench.c), printed as
+ * a table and optionally written as JSON. The training-benchmark mode (whole model) is not in this build.
  */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "attn/bench.h"
+#include "backend/backend.h"
 #include "cli/cli.h"
+#include "core/fsutil.h"
+#include "report/env.h"
+
+#if HAVE_OPENMP
+#include <omp.h>
+#endif
+
+/* "128,256,512" -> seqs[] */
+static ab_status parse_seqs(const char *list, ab_attn_bench_opts *o) {
+    o->n_seqs = 0;
+    for (const char *p = list; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > (1 << 20) || (*end && *end != ','))
+            return ab_fail(AB_ERR_USAGE, "--seq '%s': expected a comma list of positive lengths, e.g. 128,256,512", list);
+        if (o->n_seqs == AB_ATTN_BENCH_MAX_SEQS)
+            return ab_fail(AB_ERR_USAGE, "--seq '%s': at most %d lengths", list, AB_ATTN_BENCH_MAX_SEQS);
+        o->seqs[o->n_seqs++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return o->n_seqs ? AB_OK : ab_fail(AB_ERR_USAGE, "--seq: no lengths given");
+}
+
+static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
+
+static void print_table(const ab_attn_bench_opts *o, const ab_attn_bench_row *rows, const char *device) {
+    char cpu[256];
+    ab_cpu_model(cpu, sizeof cpu);
+#if HAVE_OPENMP
+    const int threads = omp_get_max_threads();
+#else
+    const int threads = 1;
+#endif
+    printf("attention-only benchmark on %s (%s, %d threads): B=%d H=%d C=%d D=%d, median of %d runs\n", device, cpu,
+           threads, o->B, o->H, o->C, o->C / o->H, o->repeats);
+    printf("%-15s %6s %10s %10s %11s %11s %10s %10s\n", "variant", "T", "fwd_ms", "bwd_ms", "saved_MiB", "work_MiB",
+           "fwd_GF/s", "bwd_GF/s");
+    for (int v = 0; v < o->n_variants; v++)
+        for (int s = 0; s < o->n_seqs; s++) {
+            const ab_attn_bench_row *r = &rows[v * o->n_seqs + s];
+            const char *name = ab_variants[r->id]->name;
+            if (!r->ok) {
+                printf("%-15s %6d  not measured: %s\n", name, o->seqs[s], r->reason);
+                continue;
+            }
+            printf("%-15s %6d %10.3f %10.3f %11.2f %11.2f %10.1f %10.1f\n", name, r->T, r->fwd_ms, r->bwd_ms,
+                   mib(r->saved_bytes), mib(r->workspace_bytes), r->flops.hw_fwd / (r->fwd_ms * 1e6),
+                   r->flops.hw_bwd / (r->bwd_ms * 1e6));
+        }
+    printf("GF/s: hardware FLOPs (what the implementation executes, METRICS.md) / time.\n");
+}
+
+static ab_status write_json(const char *path, const ab_attn_bench_opts *o, const ab_attn_bench_row *rows,
+                            const char *device) {
+    char cpu[256];
+    ab_cpu_model(cpu, sizeof cpu);
+    json_t *root = json_object(), *arr = json_array();
+    json_object_set_new(root, "device", json_string(device));
+    json_object_set_new(root, "cpu_model", json_string(cpu));
+    json_object_set_new(root, "batch", json_integer(o->B));
+    json_object_set_new(root, "heads", json_integer(o->H));
+    json_object_set_new(root, "embd", json_integer(o->C));
+    json_object_set_new(root, "repeats", json_integer(o->repeats));
+    for (int i = 0; i < o->n_variants * o->n_seqs; i++) {
+        const ab_attn_bench_row *r = &rows[i];
+        json_t *e = json_object();
+        json_object_set_new(e, "variant", json_string(ab_variants[r->id]->name));
+        json_object_set_new(e, "T", json_integer(o->seqs[i % o->n_seqs]));
+        if (r->ok) {
+            json_object_set_new(e, "fwd_ms", json_real(r->fwd_ms));
+            json_object_set_new(e, "bwd_ms", json_real(r->bwd_ms));
+            json_object_set_new(e, "saved_bytes", json_integer((json_int_t)r->saved_bytes));
+            json_object_set_new(e, "workspace_bytes", json_integer((json_int_t)r->workspace_bytes));
+            json_object_set_new(e, "model_fwd_flops", json_real(r->flops.model_fwd));
+            json_object_set_new(e, "model_bwd_flops", json_real(r->flops.model_bwd));
+            json_object_set_new(e, "hw_fwd_flops", json_real(r->flops.hw_fwd));
+            json_object_set_new(e, "hw_bwd_flops", json_real(r->flops.hw_bwd));
+        } else {
+            json_object_set_new(e, "fwd_ms", json_null());
+            json_object_set_new(e, "reason", json_string(r->reason));
+        }
+        json_array_append_new(arr, e);
+    }
+    json_object_set_new(root, "results", arr);
+    char *text = json_dumps(root, JSON_INDENT(2));
+    json_decref(root);
+    if (!text) return ab_fail(AB_ERR_OOM, "%s: cannot format JSON", path);
+    ab_status s = ab_write_file_atomic(path, text, strlen(text));
+    free(text);
+    return s;
+}
+
+/* The --attn-only mode. */
+static int bench_attn_only(int argc, char **argv) {
+    const char *device = "cpu", *seq = "128,256,512,1024,2048", *variants = "all", *json = NULL;
+    int attn_only = 0;
+    ab_attn_bench_opts o = {.B = 1, .H = 4, .C = 256, .repeats = 3, .seed = 1234};
+    ab_opt opts[] = {
+        {"device", OPT_STRING, &device, "DEV", "cpu | cuda | auto (default cpu)"},
+        {"attn-only", OPT_FLAG, &attn_only, NULL, "benchmark one attention layer per variant"},
+        {"seq", OPT_STRING, &seq, "LIST", "sequence lengths (default 128,256,512,1024,2048)"},
+        {"variants", OPT_STRING, &variants, "LIST", "all or a comma list of variants (default all)"},
+        {"batch", OPT_INT, &o.B, "B", "sequences (default 1)"},
+        {"heads", OPT_INT, &o.H, "H", "attention heads (default 4)"},
+        {"embd", OPT_INT, &o.C, "C", "embedding width, C = H x head size (default 256)"},
+        {"repeats", OPT_INT, &o.repeats, "N", "timed runs per measurement, median reported (default 3)"},
+        {"json", OPT_STRING, &json, "FILE", "also write the results as JSON"},
+        {"gqa-kv-heads", OPT_INT, &o.hp.gqa_kv_heads, "G", "gqa: key/value heads (default H/3 or H/2)"},
+        {"window", OPT_INT, &o.hp.window, "W", "sliding_window: keys per query incl. itself (default 128)"},
+        {"lsh-hashes", OPT_INT, &o.hp.lsh_hashes, "N", "lsh: hash rounds (default 2)"},
+        {"lsh-chunk", OPT_INT, &o.hp.lsh_chunk, "N", "lsh: chunk length Lc (default 64)"},
+        {"lsh-buckets", OPT_INT, &o.hp.lsh_buckets, "N", "lsh: buckets (default 2T/Lc rounded to a power of two)"},
+        {"linear-chunk", OPT_INT, &o.hp.linear_chunk, "N", "linear: chunk length (default 64)"},
+        {"mla-kv-rank", OPT_INT, &o.hp.mla_kv_rank, "N", "mla: latent rank d_c (default 4 x head size)"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    ab_cmd_spec spec = {"bench", "", "Benchmark the attention variants (one layer, forward + backward) against T.",
+                        "Memory is what the allocator accounts: the tensors a forward keeps for backward\n"
+                        "(saved) and the variant's scratch (workspace).",
+                        opts};
+    int first, help;
+    ab_status s = ab_opts_parse(&spec, argc, argv, &first, &help);
+    if (s != AB_OK) return ab_cli_fail("bench", s);
+    if (help) return 0;
+    if (first < argc) return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "unexpected argument '%s'", argv[first]));
+    if ((s = parse_seqs(seq, &o)) != AB_OK) return ab_cli_fail("bench", s);
+    if ((s = ab_variant_parse_list(variants, o.variants, &o.n_variants)) != AB_OK)
+        return ab_cli_fail("bench", ab_fail_context(s, "--variants: "));
+    ab_backend be;
+    if ((s = ab_cli_open_backend(device, 0, &be)) != AB_OK) return ab_cli_fail("bench", s);
+    ab_attn_bench_row *rows = calloc((size_t)o.n_variants * o.n_seqs, sizeof *rows);
+    s = rows ? ab_attn_bench_run(&be, &o, rows) : ab_fail(AB_ERR_OOM, "bench: results");
+    if (s == AB_OK) {
+        print_table(&o, rows, be.ops->name);
+        if (json) s = write_json(json, &o, rows, be.ops->name);
+    }
+    free(rows);
+    ab_backend_close(&be);
+    return s == AB_OK ? 0 : ab_cli_fail("bench", s);
+}
 
 int cmd_bench(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "attnbench bench: not available yet in this build\n");
-    return 1;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--attn-only") == 0 || strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return bench_attn_only(argc, argv);
+    return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "only the attention benchmark is available in this build: "
+                                                      "attnbench bench --attn-only [--seq 128,256,...] [--variants LIST]"));
 }

@@ -23,7 +23,7 @@
 
 typedef struct {
     const char *device, *variants, *data, *out, *resume, *init, *peak;
-    int gpu, quiet, json_log, gen_tokens;
+    int gpu, quiet, json_log, gen_tokens, state_every;
     float power_hz, idle_s, grid;
 } run_opts;
 
@@ -51,7 +51,7 @@ int cmd_run(int argc, char **argv) {
     const char *preset_name;
     ab_status s = ab_config_preset_from_argv(argc, argv, "tiny", &p, &preset_name);
     if (s != AB_OK) return ab_cli_fail("run", s);
-    run_opts o = {.device = "auto", .variants = "all", .gen_tokens = 128, .power_hz = 20.0f, .idle_s = 5.0f, .grid = 400.0f};
+    run_opts o = {.device = "auto", .variants = "all", .gen_tokens = 128, .state_every = 1, .power_hz = 20.0f, .idle_s = 5.0f, .grid = 400.0f};
     ab_opt opts[AB_CONFIG_OPT_COUNT + 20];
     ab_config_opts_fill(opts, &p, &preset_name);
     const ab_opt own[] = {
@@ -63,6 +63,7 @@ int cmd_run(int argc, char **argv) {
         {"resume", OPT_STRING, &o.resume, "DIR", "continue an interrupted run in DIR (same configuration)"},
         {"init", OPT_STRING, &o.init, "FILE", "start from these safetensors weights (e.g. published GPT-2)"},
         {"gen-tokens", OPT_INT, &o.gen_tokens, "N", "inference benchmark: decoded tokens (default 128; 0 skips it)"},
+        {"save-state-every", OPT_INT, &o.state_every, "N", "training state for --resume every N epochs (default 1; 0: never)"},
         {"power-hz", OPT_FLOAT, &o.power_hz, "HZ", "power sampling rate (default 20)"},
         {"idle-s", OPT_FLOAT, &o.idle_s, "S", "idle power baseline before the first variant (default 5; 0 skips)"},
         {"grid-gco2-per-kwh", OPT_FLOAT, &o.grid, "X", "grid carbon intensity for CO2e (default 400)"},
@@ -88,8 +89,8 @@ int cmd_run(int argc, char **argv) {
     int n_ids = 0;
     if ((s = ab_variant_parse_list(o.variants, ids, &n_ids)) != AB_OK || (s = ab_config_validate_train(&p.train)) != AB_OK)
         return ab_cli_fail("run", s);
-    if (o.gen_tokens < 0 || !(o.power_hz > 0) || o.idle_s < 0) {
-        fprintf(stderr, "attnbench run: --gen-tokens and --idle-s must be >= 0 and --power-hz > 0\n");
+    if (o.gen_tokens < 0 || o.state_every < 0 || !(o.power_hz > 0) || o.idle_s < 0) {
+        fprintf(stderr, "attnbench run: --gen-tokens, --save-state-every and --idle-s must be >= 0 and --power-hz > 0\n");
         return 2;
     }
     if (p.train.seq > p.model.max_seq) {
@@ -149,7 +150,8 @@ int cmd_run(int argc, char **argv) {
         if (o.resume && ab_results_load(out_dir, &done) != AB_OK) ab_clear_error();
         ab_train_ctx ctx = {.model = p.model, .train = p.train, .data_path = data, .init_path = o.init, .out_dir = out_dir,
                             .be = &be, .results = results, .energy = &em, .sampler = sampler, .idle = &idle,
-                            .grid_gco2_per_kwh = o.grid, .gen_tokens = o.gen_tokens, .quiet = o.quiet, .json_log = o.json_log,
+                            .grid_gco2_per_kwh = o.grid, .gen_tokens = o.gen_tokens, .save_state_every = o.state_every,
+                            .resume = o.resume != NULL, .quiet = o.quiet, .json_log = o.json_log,
                             .tty = isatty(2)};
         if (!o.quiet) fprintf(stderr, "attnbench run: %s on %s, %d variant(s), results in %s\n", preset_name, be.ops->name, n_ids, out_dir);
         for (int i = 0; i < n_ids; i++) {

@@ -174,3 +174,54 @@ ab_status ab_checkpoint_open(const char *path, ab_backend *be, ab_gpt2 *m) {
     ab_st_free(&f);
     return s;
 }
+
+/* ------------------------------------------------------------------ training state */
+
+ab_status ab_checkpoint_save_state(ab_gpt2 *m, const char *path, int epoch) {
+    ab_backend *be = m->be;
+    float *params = malloc(m->n_elements * sizeof(float)), *mom = malloc(m->n_trainable * sizeof(float) * 2);
+    ab_status s = params && mom ? AB_OK : ab_fail(AB_ERR_OOM, "%s: out of memory", path);
+    if (s == AB_OK) s = ab_gpt2_get_params(m, params);
+    if (s == AB_OK) s = be->ops->copy_to_host(be, mom, m->m_buf.ptr, m->n_trainable * sizeof(float));
+    if (s == AB_OK) s = be->ops->copy_to_host(be, mom + m->n_trainable, m->v_buf.ptr, m->n_trainable * sizeof(float));
+    if (s == AB_OK) {
+        ab_st_write_tensor ts[3] = {
+            {"params", 1, {(int64_t)m->n_elements}, params},
+            {"adamw.m", 1, {(int64_t)m->n_trainable}, mom},
+            {"adamw.v", 1, {(int64_t)m->n_trainable}, mom + m->n_trainable},
+        };
+        json_t *meta = json_pack("{s:s, s:i, s:i}", "variant", m->variant->name, "epoch", epoch, "optimizer_step", m->optimizer_step);
+        char *meta_str = json_dumps(meta, JSON_COMPACT);
+        json_decref(meta);
+        const char *kv[] = {"attnbench_state", meta_str};
+        s = ab_st_write(path, ts, 3, kv, 1);
+        free(meta_str);
+    }
+    free(params);
+    free(mom);
+    return s;
+}
+
+ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch) {
+    ab_st_file f;
+    AB_TRY(ab_st_read(path, &f));
+    ab_status s = AB_OK;
+    char *meta = ab_st_metadata(&f, "attnbench_state");
+    json_t *root = meta ? json_loads(meta, 0, NULL) : NULL;
+    free(meta);
+    const char *variant = root ? json_string_value(json_object_get(root, "variant")) : NULL;
+    int step = 0;
+    const ab_st_tensor *p = ab_st_find(&f, "params"), *mt = ab_st_find(&f, "adamw.m"), *vt = ab_st_find(&f, "adamw.v");
+    if (!variant || strcmp(variant, m->variant->name) != 0 || !get_int(root, "epoch", epoch) || !get_int(root, "optimizer_step", &step))
+        s = ab_fail(AB_ERR_FORMAT, "%s: not a training state of variant %s", path, m->variant->name);
+    else if (!p || !mt || !vt || p->dtype != ST_F32 || mt->dtype != ST_F32 || vt->dtype != ST_F32 || ab_st_numel(p) != m->n_elements ||
+             ab_st_numel(mt) != m->n_trainable || ab_st_numel(vt) != m->n_trainable)
+        s = ab_fail(AB_ERR_FORMAT, "%s: the training state does not match the model's sizes", path);
+    if (s == AB_OK) s = ab_gpt2_set_params(m, (const float *)(f.data + p->begin));
+    if (s == AB_OK) s = m->be->ops->copy_to_device(m->be, m->m_buf.ptr, f.data + mt->begin, m->n_trainable * sizeof(float));
+    if (s == AB_OK) s = m->be->ops->copy_to_device(m->be, m->v_buf.ptr, f.data + vt->begin, m->n_trainable * sizeof(float));
+    if (s == AB_OK) m->optimizer_step = step;
+    json_decref(root);
+    ab_st_free(&f);
+    return s;
+}

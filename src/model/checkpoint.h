@@ -21,4 +21,10 @@ ab_status ab_checkpoint_load_into(ab_gpt2 *m, const char *path);
 /* Convenience: read config, create the model on `be`, load the weights. */
 ab_status ab_checkpoint_open(const char *path, ab_backend *be, ab_gpt2 *m);
 
+/* Training state for resuming after epoch `epoch`: fp32 parameters, AdamW moments and the step count, in
+ * one safetensors file ("params", "adamw.m", "adamw.v"; metadata "attnbench_state" with the variant, epoch
+ * and optimizer step). Loading checks that the file belongs to the same variant and sizes. */
+ab_status ab_checkpoint_save_state(ab_gpt2 *m, const char *path, int epoch);
+ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch);
+
 #endif

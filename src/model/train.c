@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/fsutil.h"
 #include "data/loader.h"
@@ -125,6 +126,9 @@ static ab_status validation_loss(ab_train_ctx *c, run_state *r, double *loss_out
 
 static ab_status setup(ab_train_ctx *c, run_state *r, ab_variant_id v) {
     const ab_train_config *tc = &c->train;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/checkpoints", c->out_dir);
+    AB_TRY(ab_mkdir_p(dir));
     AB_TRY(ab_gpt2_create(&r->model, &c->model, v, tc->seq, c->be));
     if (c->init_path) AB_TRY(ab_checkpoint_load_into(&r->model, c->init_path));
     else AB_TRY(ab_gpt2_init_weights(&r->model, tc->seed));
@@ -182,14 +186,19 @@ static double window_power(ab_train_ctx *c, double t0, double t1) {
     return pw.n ? pw.mean_power_w : NAN;
 }
 
-static ab_status train_epochs(ab_train_ctx *c, run_state *r, const ab_variant *var) {
+static void state_path(const ab_train_ctx *c, const ab_variant *var, char *out, size_t n) {
+    snprintf(out, n, "%s/checkpoints/%s.state.safetensors", c->out_dir, var->name);
+}
+
+static ab_status train_epochs(ab_train_ctx *c, run_state *r, const ab_variant *var, int start_epoch) {
     const ab_train_config *tc = &c->train;
     long per_epoch = tc->steps_per_epoch > 0 ? tc->steps_per_epoch
                                              : (long)(ab_loader_batches_per_epoch(r->train) / (size_t)tc->grad_accum);
     if (per_epoch < 1) per_epoch = 1;
-    long total = per_epoch * tc->epochs, step = 0;
+    long total = per_epoch * tc->epochs, step = per_epoch * (start_epoch - 1);
     double run_t0 = ab_now_s();
-    for (int epoch = 1; epoch <= tc->epochs; epoch++) {
+    long first_step = step;
+    for (int epoch = start_epoch; epoch <= tc->epochs; epoch++) {
         ab_loader_seek(r->train, epoch - 1, 0);
         if (c->sampler) ab_sampler_set_label(c->sampler, var->name, "train");
         AB_TRY(c->be->ops->synchronize(c->be));
@@ -205,7 +214,7 @@ static ab_status train_epochs(ab_train_ctx *c, run_state *r, const ab_variant *v
             if (!isnan(rec.loss)) loss_sum += rec.loss;
             tokens += rec.tokens;
             loss_tokens += rec.loss_tokens;
-            double elapsed = ab_now_s() - run_t0, eta = elapsed / (double)step * (double)(total - step);
+            double elapsed = ab_now_s() - run_t0, eta = elapsed / (double)(step - first_step) * (double)(total - step);
             double now = ab_now_s();
             progress(c, var->name, epoch, s, per_epoch, rec.loss, (double)rec.tokens / (rec.step_time_ms / 1e3),
                      window_power(c, now - 1.0, now), eta, 0);
@@ -228,7 +237,27 @@ static ab_status train_epochs(ab_train_ctx *c, run_state *r, const ab_variant *v
                  0.0, 1);
         if (!c->quiet && !c->json_log && !isnan(er.val_loss)) fprintf(stderr, "%-15s epoch %d  val loss %.4f\n", var->name, epoch, er.val_loss);
         AB_TRY(ab_results_epoch(c->results, &er));
+        if (c->save_state_every > 0 && epoch % c->save_state_every == 0 && epoch < tc->epochs) {
+            char path[4096];
+            state_path(c, var, path, sizeof path);
+            AB_TRY(ab_checkpoint_save_state(&r->model, path, epoch));
+        }
     }
+    return AB_OK;
+}
+
+/* With --resume and a state file of this variant: load it and return the epoch to continue with. */
+static ab_status resume_point(ab_train_ctx *c, run_state *r, const ab_variant *var, int *start_epoch) {
+    char path[4096];
+    state_path(c, var, path, sizeof path);
+    *start_epoch = 1;
+    if (!c->resume || !ab_file_exists(path)) return AB_OK;
+    int done = 0;
+    AB_TRY(ab_checkpoint_load_state(&r->model, path, &done));
+    if (done < 1 || done >= c->train.epochs)
+        return ab_fail(AB_ERR_FORMAT, "%s: state after epoch %d does not fit a run of %d epochs", path, done, c->train.epochs);
+    *start_epoch = done + 1;
+    if (!c->quiet) fprintf(stderr, "%-15s resuming after epoch %d\n", var->name, done);
     return AB_OK;
 }
 
@@ -240,11 +269,14 @@ ab_status ab_train_variant(ab_train_ctx *c, ab_variant_id v) {
     mem_account_reset_peak(&c->be->mem);
     ab_peak_rss_reset();
     ab_status s = setup(c, &r, v);
+    int start_epoch = 1;
+    if (s == AB_OK) s = resume_point(c, &r, var, &start_epoch);
 
     ab_variant_begin begin = {.name = var->name, .title = var->title, .backend = c->be->ops->name};
     ab_attn_config acfg;
     ab_gpt2_attn_config(&c->model, tc->seq, &acfg);
     begin.hparams = hparams_json(&acfg);
+    begin.resume_from_epoch = start_epoch;
     if (r.model.params) {
         begin.params_total = (long long)r.model.n_elements;
         begin.params_attention = (long long)r.model.n_attention;
@@ -255,7 +287,7 @@ ab_status ab_train_variant(ab_train_ctx *c, ab_variant_id v) {
         run_state_free(&r);
         return rs;
     }
-    if (s == AB_OK) s = train_epochs(c, &r, var);
+    if (s == AB_OK) s = train_epochs(c, &r, var, start_epoch);
 
     ab_variant_end end;
     memset(&end, 0, sizeof end);
@@ -266,10 +298,11 @@ ab_status ab_train_variant(ab_train_ctx *c, ab_variant_id v) {
     ab_inference_result_null(&end.inference, "training did not finish");
     if (s == AB_OK) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/checkpoints", c->out_dir);
-        s = ab_mkdir_p(path);
         snprintf(path, sizeof path, "%s/checkpoints/%s.safetensors", c->out_dir, var->name);
-        if (s == AB_OK) s = ab_checkpoint_save(&r.model, path);
+        s = ab_checkpoint_save(&r.model, path);
+        char state[4096];
+        state_path(c, var, state, sizeof state);
+        if (s == AB_OK) unlink(state); /* the final checkpoint supersedes it */
         FILE *f = s == AB_OK ? fopen(path, "rb") : NULL;
         if (f) {
             fseek(f, 0, SEEK_END);

@@ -12,7 +12,7 @@
 #include "backend/cpu/cpu_gemm.h"
 
 #define LN_EPS 1e-5f
-#define CLASSIFIER_ROWS 64 /* rows of logits materialised at once: 64 x V fp32 = 12.9 MB at V = 50257 */
+#define CLASSIFIER_ROWS 256 /* rows of logits materialised at once: 256 x V fp32 = 51 MB at V = 50257 */
 
 /* ------------------------------------------------------------------ memory */
 
@@ -247,17 +247,22 @@ static ab_status cpu_classifier(ab_backend *be, float *losses, void *dx_, void *
             int target = targets[r0 + r];
             float mx = -INFINITY;
             for (int v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+            float target_logit = target >= 0 ? l[target] : 0.0f;
             double sum = 0.0;
-            for (int v = 0; v < V; v++) sum += exp((double)(l[v] - mx));
+            for (int v = 0; v < V; v++) { /* l becomes exp(l - max): one exp per logit */
+                l[v] = expf(l[v] - mx);
+                sum += l[v];
+            }
             float log_z = mx + (float)log(sum);
-            losses[r0 + r] = target >= 0 ? log_z - l[target] : 0.0f;
+            losses[r0 + r] = target >= 0 ? log_z - target_logit : 0.0f;
             if (!dx) continue;
             /* in place: l becomes dlogits = (softmax - onehot) * dloss, or 0 for ignored rows */
             if (target < 0) {
                 memset(l, 0, (size_t)V * sizeof(float));
                 continue;
             }
-            for (int v = 0; v < V; v++) l[v] = expf(l[v] - log_z) * dloss;
+            float scale = (float)(dloss / sum);
+            for (int v = 0; v < V; v++) l[v] *= scale;
             l[target] -= dloss;
         }
         if (!dx) continue;

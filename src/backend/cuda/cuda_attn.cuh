@@ -1,0 +1,33 @@
+/*
+ * cuda_attn.cuh — pieces shared by the CUDA attention variants (C++ only): the c_attn projection and its
+ * backward, head permutes between the token-major (B,T,[parts],H,D) and head-major ([parts],B,H,T,D)
+ * layouts, and the KV cache (prefill copy, one-token decode) that baseline, sdpa and flash share.
+ */
+#ifndef AB_CUDA_ATTN_CUH
+#define AB_CUDA_ATTN_CUH
+
+#include "backend/cuda/cuda_attn.h"
+#include "backend/cuda/cuda_common.cuh"
+
+/* qkv (B*T, 3C) = x (B*T, C) @ W (C, 3C) + b */
+ab_status attn_qkv_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, bf16 *qkv, const void *x, int BT);
+/* dx += dqkv @ W^T, dW += x^T dqkv, db += colsum(dqkv) */
+ab_status attn_qkv_backward(const ab_attn_ctx *ctx, const ab_attn_weights *w, const ab_attn_weights *dw,
+                            const bf16 *dqkv, const void *x, void *dx, int BT);
+
+/* to_heads: src (B,T,parts,H,D) -> dst (parts,B,H,T,D); else the reverse. */
+ab_status attn_permute(ab_backend *be, bf16 *dst, const bf16 *src, int B, int T, int parts, int H, int D, int to_heads);
+
+/* KV cache: (max_T, B, 2, C) bf16 */
+size_t attn_kv_cache_bytes(const ab_attn_config *cfg, int B, int max_T);
+/* cache[t][b] = (k, v) of qkv (B,T,3C) for t < T */
+ab_status attn_kv_cache_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B, int T, int C);
+/* One token per sequence at position pos: qkv1 (B,3C) in workspace, cache append, causal attention over
+ * positions 0..pos in fp32, y (B,C). */
+ab_status attn_kv_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x, int B,
+                         int pos);
+size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B);
+
+static inline size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+#endif

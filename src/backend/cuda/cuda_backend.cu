@@ -1,0 +1,734 @@
+/*
+ * cuda_backend.cu — the CUDA op table (ab_cuda_backend): device memory with accounting, host <-> device
+ * copies with bf16 conversion, and the GPT-2 ops other than GEMMs: encoder, LayerNorm, GELU, residual,
+ * the fused classifier + cross-entropy, fused AdamW and the sum of squares for global-norm clipping.
+ *
+ * Everything runs on one non-blocking stream per backend; copies to the host synchronise it. bf16
+ * activations and parameters, fp32 statistics / master weights / optimizer state / accumulation.
+ * Element-wise kernels move 16 bytes (8 bf16) per thread where the pointers allow it.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_common.cuh"
+
+#define LN_EPS 1e-5f
+#define LT_WORKSPACE_BYTES (32u << 20)   /* cuBLASLt workspace: 32 MiB, what Hopper kernels ask for */
+#define CLASSIFIER_ROWS 1024             /* rows of logits per chunk: 1024 x 50304 x (4 + 2) B = 309 MB */
+
+/* ------------------------------------------------------------------ errors */
+
+ab_status cuda_status(cudaError_t e, const char *what) {
+    if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        return ab_fail(AB_ERR_OOM, "cuda: out of device memory in %s", what);
+    }
+    return ab_fail(AB_ERR_DEVICE, "cuda: %s failed: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+ab_status cuda_check_launch(const char *what) {
+    cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? AB_OK : cuda_status(e, what);
+}
+
+/* ------------------------------------------------------------------ memory */
+
+static ab_status cuda_alloc_op(ab_backend *be, ab_buffer *buf, size_t bytes, mem_category cat) {
+    buf->ptr = NULL;
+    buf->bytes = 0;
+    void *p = NULL;
+    size_t rounded = bytes ? bytes : 256;
+    cudaError_t e = cudaMalloc(&p, rounded);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        size_t free_b = 0, total_b = 0;
+        cudaMemGetInfo(&free_b, &total_b);
+        if (e == cudaErrorMemoryAllocation)
+            return ab_fail(AB_ERR_OOM, "cuda: out of device memory: %zu bytes (%.1f MiB) requested for %s, %.1f MiB free of "
+                           "%.1f MiB (%.1f MiB already allocated by attnbench)",
+                           bytes, bytes / 1048576.0, mem_category_name(cat), free_b / 1048576.0, total_b / 1048576.0,
+                           be->mem.current_total / 1048576.0);
+        return cuda_status(e, "cudaMalloc");
+    }
+    e = cudaMemsetAsync(p, 0, rounded, cuda_stream(be));
+    if (e != cudaSuccess) {
+        cudaFree(p);
+        return cuda_status(e, "cudaMemsetAsync (zeroing a new allocation)");
+    }
+    buf->ptr = p;
+    buf->bytes = bytes;
+    buf->category = cat;
+    mem_account_alloc(&be->mem, cat, bytes);
+    return AB_OK;
+}
+
+static void cuda_free_op(ab_backend *be, ab_buffer *buf) {
+    if (!buf || !buf->ptr) return;
+    mem_account_free(&be->mem, buf->category, buf->bytes);
+    cudaFree(buf->ptr);
+    buf->ptr = NULL;
+    buf->bytes = 0;
+}
+
+ab_status cuda_scratch_reserve(ab_backend *be, cuda_scratch *s, size_t bytes, mem_category cat, const char *what) {
+    if (s->buf.ptr && s->buf.bytes >= bytes) return AB_OK;
+    CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)), what); /* the old buffer may still be in use */
+    cuda_free_op(be, &s->buf);
+    ab_status st = cuda_alloc_op(be, &s->buf, bytes, cat);
+    if (st != AB_OK) return ab_fail_context(st, "%s: ", what);
+    return AB_OK;
+}
+
+void cuda_scratch_release(ab_backend *be, cuda_scratch *s) { cuda_free_op(be, &s->buf); }
+
+static ab_status cuda_memzero(ab_backend *be, void *ptr, size_t bytes) {
+    CUDA_TRY(cudaMemsetAsync(ptr, 0, bytes, cuda_stream(be)), "memzero");
+    return AB_OK;
+}
+
+static ab_status cuda_copy_to_device(ab_backend *be, void *dst, const void *src, size_t bytes) {
+    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream(be)), "copy to device");
+    CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)), "copy to device");
+    return AB_OK;
+}
+
+static ab_status cuda_copy_to_host(ab_backend *be, void *dst, const void *src, size_t bytes) {
+    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream(be)), "copy to host");
+    CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)), "copy to host");
+    return AB_OK;
+}
+
+static ab_status cuda_copy(ab_backend *be, void *dst, const void *src, size_t bytes) {
+    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream(be)), "device copy");
+    return AB_OK;
+}
+
+/* fp32 -> bf16 bits, round to nearest even; NaN stays NaN */
+static uint16_t host_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static float host_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static ab_status cuda_upload_f32(ab_backend *be, void *dst, const float *src, size_t n) {
+    uint16_t *tmp = (uint16_t *)malloc(n * 2 + 2);
+    if (!tmp) return ab_fail(AB_ERR_OOM, "cuda upload: cannot allocate %zu host bytes", n * 2);
+    for (size_t i = 0; i < n; i++) tmp[i] = host_f32_to_bf16(src[i]);
+    ab_status st = cuda_copy_to_device(be, dst, tmp, n * 2);
+    free(tmp);
+    return st;
+}
+
+static ab_status cuda_download_f32(ab_backend *be, float *dst, const void *src, size_t n) {
+    uint16_t *tmp = (uint16_t *)malloc(n * 2 + 2);
+    if (!tmp) return ab_fail(AB_ERR_OOM, "cuda download: cannot allocate %zu host bytes", n * 2);
+    ab_status st = cuda_copy_to_host(be, tmp, src, n * 2);
+    if (st == AB_OK)
+        for (size_t i = 0; i < n; i++) dst[i] = host_bf16_to_f32(tmp[i]);
+    free(tmp);
+    return st;
+}
+
+static ab_status cuda_synchronize(ab_backend *be) {
+    CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)), "synchronize");
+    return AB_OK;
+}
+
+/* ------------------------------------------------------------------ 8-wide bf16 access */
+
+/* Loads x[i .. i+8) as floats (0 past n); 16-byte load when aligned and in bounds. */
+__device__ __forceinline__ void load8(float out[8], const bf16 *x, size_t i, size_t n) {
+    if (i + 8 <= n && (((uintptr_t)(x + i)) & 15) == 0) {
+        uint4 u = *reinterpret_cast<const uint4 *>(x + i);
+        const bf16 *h = reinterpret_cast<const bf16 *>(&u);
+#pragma unroll
+        for (int k = 0; k < 8; k++) out[k] = bf2f(h[k]);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) out[k] = i + k < n ? bf2f(x[i + k]) : 0.0f;
+    }
+}
+
+__device__ __forceinline__ void store8(bf16 *x, size_t i, size_t n, const float v[8]) {
+    if (i + 8 <= n && (((uintptr_t)(x + i)) & 15) == 0) {
+        uint4 u;
+        bf16 *h = reinterpret_cast<bf16 *>(&u);
+#pragma unroll
+        for (int k = 0; k < 8; k++) h[k] = f2bf(v[k]);
+        *reinterpret_cast<uint4 *>(x + i) = u;
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (i + k < n) x[i + k] = f2bf(v[k]);
+    }
+}
+
+/* ------------------------------------------------------------------ encoder */
+
+/* out (B,T,C) = wte[tokens] (V,C) + wpe[t] (maxT,C); one thread per 8 channels */
+__global__ void encoder_forward_kernel(bf16 *out, const int32_t *tokens, const bf16 *wte, const bf16 *wpe, int BT,
+                                       int T, int C) {
+    size_t idx = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 8;
+    if (idx >= (size_t)BT * C) return;
+    int bt = (int)(idx / C), c = (int)(idx % C);
+    float a[8], b[8];
+    load8(a, wte + (size_t)tokens[bt] * C, c, C);
+    load8(b, wpe + (size_t)(bt % T) * C, c, C);
+#pragma unroll
+    for (int k = 0; k < 8; k++) a[k] += b[k];
+    store8(out + (size_t)bt * C, c, C, a);
+}
+
+static ab_status cuda_encoder_forward(ab_backend *be, void *out, const int32_t *tokens, const void *wte,
+                                      const void *wpe, int B, int T, int C) {
+    if (C % 8) return ab_fail(AB_ERR_UNSUPPORTED, "cuda encoder: C = %d must be a multiple of 8", C);
+    size_t n8 = (size_t)B * T * C / 8;
+    encoder_forward_kernel<<<cuda_blocks(n8, 256), 256, 0, cuda_stream(be)>>>((bf16 *)out, tokens, (const bf16 *)wte,
+                                                                                (const bf16 *)wpe, B * T, T, C);
+    return cuda_check_launch("encoder_forward");
+}
+
+/* dwte[token] += sum of dout rows of that token: one block per distinct token, rows summed in fp32 in a
+ * fixed order (deterministic). buckets (int32): [0] = nb, start[BT+1] at 1, token[BT] at BT+2, rows[BT]
+ * at 2*BT+2; bucket b covers rows[start[b] .. start[b+1]). */
+__global__ void encoder_backward_wte_kernel(bf16 *dwte, const bf16 *dout, const int32_t *buckets, int BT, int C) {
+    const int32_t *start = buckets + 1, *token = buckets + BT + 2, *rows = buckets + 2 * BT + 2;
+    int b = blockIdx.x;
+    if (b >= buckets[0]) return;
+    bf16 *dst = dwte + (size_t)token[b] * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float s = 0.0f;
+        for (int r = start[b]; r < start[b + 1]; r++) s += bf2f(dout[(size_t)rows[r] * C + c]);
+        dst[c] = f2bf(bf2f(dst[c]) + s);
+    }
+}
+
+/* dwpe[t] (T,C) += sum over b of dout[b, t] */
+__global__ void encoder_backward_wpe_kernel(bf16 *dwpe, const bf16 *dout, int B, int T, int C) {
+    size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (idx >= (size_t)T * C) return;
+    float s = 0.0f;
+    for (int b = 0; b < B; b++) s += bf2f(dout[(size_t)b * T * C + idx]);
+    dwpe[idx] = f2bf(bf2f(dwpe[idx]) + s);
+}
+
+static int cmp_int64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static ab_status cuda_encoder_backward(ab_backend *be, void *dwte, void *dwpe, const void *dout, const int32_t *tokens,
+                                       int B, int T, int C) {
+    cuda_impl *ci = cuda_of(be);
+    int BT = B * T;
+    size_t need = (size_t)3 * BT + 2;
+    if (ci->host_cap < need) {
+        CUDA_TRY(cudaEventSynchronize(ci->bucket_copied), "encoder_backward");
+        if (ci->host_buckets) cudaFreeHost(ci->host_buckets);
+        free(ci->host_keys);
+        ci->host_buckets = NULL;
+        ci->host_cap = 0;
+        ci->host_keys = (int64_t *)malloc((size_t)BT * sizeof(int64_t));
+        if (!ci->host_keys) return ab_fail(AB_ERR_OOM, "cuda encoder_backward: host buffer of %d tokens", BT);
+        CUDA_TRY(cudaMallocHost((void **)&ci->host_buckets, need * sizeof(int32_t)), "encoder_backward pinned buffer");
+        ci->host_cap = need;
+    }
+    AB_TRY(cuda_scratch_reserve(be, &ci->encoder, need * sizeof(int32_t), MEM_WORKSPACE, "encoder_backward buckets"));
+    /* The tokens were uploaded before the forward pass: read them on the side stream so that this copy does
+     * not wait for the backward work queued on the main stream, and bucket them while the GPU runs it. */
+    int32_t *hb = ci->host_buckets;
+    CUDA_TRY(cudaEventSynchronize(ci->bucket_copied), "encoder_backward"); /* last call's upload of hb is done */
+    CUDA_TRY(cudaMemcpyAsync(hb + 2 * BT + 2, tokens, (size_t)BT * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                             ci->side_stream), "encoder_backward token copy");
+    CUDA_TRY(cudaStreamSynchronize(ci->side_stream), "encoder_backward token copy");
+    int64_t *keys = ci->host_keys;
+    for (int i = 0; i < BT; i++) keys[i] = (int64_t)hb[2 * BT + 2 + i] * BT + i;
+    qsort(keys, (size_t)BT, sizeof *keys, cmp_int64);
+    int32_t *start = hb + 1, *token = hb + BT + 2, *rows = hb + 2 * BT + 2;
+    int nb = 0;
+    for (int i = 0; i < BT; i++) {
+        int32_t t = (int32_t)(keys[i] / BT);
+        rows[i] = (int32_t)(keys[i] % BT);
+        if (i == 0 || t != token[nb - 1]) {
+            token[nb] = t;
+            start[nb++] = i;
+        }
+    }
+    start[nb] = BT;
+    hb[0] = nb;
+    CUDA_TRY(cudaMemcpyAsync(ci->encoder.buf.ptr, hb, need * sizeof(int32_t), cudaMemcpyHostToDevice, ci->stream),
+             "encoder_backward bucket upload");
+    CUDA_TRY(cudaEventRecord(ci->bucket_copied, ci->stream), "encoder_backward");
+    if (nb > 0)
+        encoder_backward_wte_kernel<<<nb, 256, 0, ci->stream>>>((bf16 *)dwte, (const bf16 *)dout,
+                                                                (const int32_t *)ci->encoder.buf.ptr, BT, C);
+    AB_TRY(cuda_check_launch("encoder_backward_wte"));
+    encoder_backward_wpe_kernel<<<cuda_blocks((size_t)T * C, 256), 256, 0, ci->stream>>>((bf16 *)dwpe,
+                                                                                           (const bf16 *)dout, B, T, C);
+    return cuda_check_launch("encoder_backward_wpe");
+}
+
+/* ------------------------------------------------------------------ layernorm */
+
+/* out (N,C) = (inp - mean) * rstd * w + b; one warp per row, statistics in fp32 (two passes over the
+ * row, the second from L1). */
+__global__ void layernorm_forward_kernel(bf16 *out, float *mean, float *rstd, const bf16 *inp, const bf16 *w,
+                                         const bf16 *b, int N, int C) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const bf16 *x = inp + (size_t)row * C;
+    float s = 0.0f;
+    for (int c = lane * 8; c < C; c += 256) {
+        float v[8];
+        load8(v, x, c, C);
+#pragma unroll
+        for (int k = 0; k < 8; k++) s += v[k];
+    }
+    float m = warp_sum(s) / C, ss = 0.0f;
+    for (int c = lane * 8; c < C; c += 256) {
+        float v[8];
+        load8(v, x, c, C);
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (c + k < C) ss += (v[k] - m) * (v[k] - m);
+    }
+    float r = rsqrtf(warp_sum(ss) / C + LN_EPS);
+    bf16 *o = out + (size_t)row * C;
+    for (int c = lane * 8; c < C; c += 256) {
+        float v[8], wv[8], bv[8];
+        load8(v, x, c, C);
+        load8(wv, w, c, C);
+        load8(bv, b, c, C);
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[k] = (v[k] - m) * r * wv[k] + bv[k];
+        store8(o, c, C, v);
+    }
+    if (lane == 0) {
+        mean[row] = m;
+        rstd[row] = r;
+    }
+}
+
+static ab_status cuda_layernorm_forward(ab_backend *be, void *out, float *mean, float *rstd, const void *inp,
+                                        const void *weight, const void *bias, int N, int C) {
+    layernorm_forward_kernel<<<cuda_blocks((size_t)N, 8), 256, 0, cuda_stream(be)>>>(
+        (bf16 *)out, mean, rstd, (const bf16 *)inp, (const bf16 *)weight, (const bf16 *)bias, N, C);
+    return cuda_check_launch("layernorm_forward");
+}
+
+/* dinp (N,C) += LN backward. One warp per row, grid-stride; lane l owns columns l*8 + 256*k (k < CHUNKS,
+ * C <= 256*CHUNKS), so the weight / bias gradients accumulate in registers across the warp's rows, are
+ * summed over the block's warps in shared memory once, and added to acc (2C fp32: dweight, dbias). */
+template <int CHUNKS>
+__global__ void layernorm_backward_kernel(bf16 *dinp, float *acc, const bf16 *dout, const bf16 *inp, const bf16 *w,
+                                          const float *mean, const float *rstd, int N, int C) {
+    extern __shared__ float sh[]; /* dw[C], db[C] */
+    float gw[CHUNKS][8], gb[CHUNKS][8];
+#pragma unroll
+    for (int k = 0; k < CHUNKS; k++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) gw[k][e] = gb[k][e] = 0.0f;
+    int warps = blockDim.x / 32, lane = threadIdx.x % 32;
+    for (int row = blockIdx.x * warps + threadIdx.x / 32; row < N; row += gridDim.x * warps) {
+        const bf16 *dy = dout + (size_t)row * C, *x = inp + (size_t)row * C;
+        float m = mean[row], r = rstd[row], sd = 0.0f, sdx = 0.0f;
+#pragma unroll
+        for (int k = 0; k < CHUNKS; k++) {
+            int c = lane * 8 + 256 * k;
+            if (c >= C) break;
+            float dv[8], xv[8], wv[8];
+            load8(dv, dy, c, C);
+            load8(xv, x, c, C);
+            load8(wv, w, c, C);
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                float xhat = (xv[e] - m) * r, dxhat = dv[e] * wv[e];
+                sd += dxhat;
+                sdx += dxhat * xhat;
+                gw[k][e] += dv[e] * xhat; /* load8 gives 0 past C: no contribution */
+                gb[k][e] += dv[e];
+            }
+        }
+        sd = warp_sum(sd) / C;
+        sdx = warp_sum(sdx) / C;
+        bf16 *dx = dinp + (size_t)row * C;
+#pragma unroll
+        for (int k = 0; k < CHUNKS; k++) {
+            int c = lane * 8 + 256 * k;
+            if (c >= C) break;
+            float dv[8], xv[8], wv[8], g[8];
+            load8(dv, dy, c, C);
+            load8(xv, x, c, C);
+            load8(wv, w, c, C);
+            load8(g, dx, c, C);
+#pragma unroll
+            for (int e = 0; e < 8; e++) g[e] += r * (dv[e] * wv[e] - sd - (xv[e] - m) * r * sdx);
+            store8(dx, c, C, g);
+        }
+    }
+    for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) sh[c] = 0.0f;
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < CHUNKS; k++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            int c = lane * 8 + 256 * k + e;
+            if (c < C) {
+                atomicAdd(&sh[c], gw[k][e]);
+                atomicAdd(&sh[C + c], gb[k][e]);
+            }
+        }
+    __syncthreads();
+    for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) atomicAdd(&acc[c], sh[c]);
+}
+
+/* dweight += acc[0:C], dbias += acc[C:2C] */
+__global__ void layernorm_param_grad_kernel(bf16 *dw, bf16 *db, const float *acc, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    dw[c] = f2bf(bf2f(dw[c]) + acc[c]);
+    db[c] = f2bf(bf2f(db[c]) + acc[C + c]);
+}
+
+static ab_status cuda_layernorm_backward(ab_backend *be, void *dinp, void *dweight, void *dbias, const void *dout,
+                                         const void *inp, const void *weight, const float *mean, const float *rstd,
+                                         int N, int C) {
+    cuda_impl *ci = cuda_of(be);
+    if (C > 2048) return ab_fail(AB_ERR_UNSUPPORTED, "cuda layernorm_backward: C = %d (at most 2048 is built)", C);
+    size_t acc_bytes = (size_t)2 * C * sizeof(float);
+    AB_TRY(cuda_scratch_reserve(be, &ci->reduce, acc_bytes, MEM_WORKSPACE, "layernorm_backward"));
+    CUDA_TRY(cudaMemsetAsync(ci->reduce.buf.ptr, 0, acc_bytes, ci->stream), "layernorm_backward");
+    int blocks = ci->sm_count * 2;
+    if (blocks > (N + 7) / 8) blocks = (N + 7) / 8;
+    if (blocks < 1) blocks = 1;
+    float *acc = (float *)ci->reduce.buf.ptr;
+    const bf16 *dy = (const bf16 *)dout, *x = (const bf16 *)inp, *w = (const bf16 *)weight;
+    if (C <= 768)
+        layernorm_backward_kernel<3><<<blocks, 256, acc_bytes, ci->stream>>>((bf16 *)dinp, acc, dy, x, w, mean, rstd, N, C);
+    else if (C <= 1024)
+        layernorm_backward_kernel<4><<<blocks, 256, acc_bytes, ci->stream>>>((bf16 *)dinp, acc, dy, x, w, mean, rstd, N, C);
+    else
+        layernorm_backward_kernel<8><<<blocks, 256, acc_bytes, ci->stream>>>((bf16 *)dinp, acc, dy, x, w, mean, rstd, N, C);
+    AB_TRY(cuda_check_launch("layernorm_backward"));
+    layernorm_param_grad_kernel<<<cuda_blocks((size_t)C, 256), 256, 0, ci->stream>>>(
+        (bf16 *)dweight, (bf16 *)dbias, (const float *)ci->reduce.buf.ptr, C);
+    return cuda_check_launch("layernorm_param_grad");
+}
+
+/* ------------------------------------------------------------------ gelu, residual, accumulate */
+
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
+
+__global__ void gelu_forward_kernel(bf16 *out, const bf16 *inp, size_t n) {
+    size_t i = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 8;
+    if (i >= n) return;
+    float x[8];
+    load8(x, inp, i, n);
+#pragma unroll
+    for (int k = 0; k < 8; k++) x[k] = 0.5f * x[k] * (1.0f + tanhf(GELU_SCALE * (x[k] + 0.044715f * x[k] * x[k] * x[k])));
+    store8(out, i, n, x);
+}
+
+__global__ void gelu_backward_kernel(bf16 *dinp, const bf16 *inp, const bf16 *dout, size_t n) {
+    size_t i = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 8;
+    if (i >= n) return;
+    float x[8], d[8], g[8];
+    load8(x, inp, i, n);
+    load8(d, dout, i, n);
+    load8(g, dinp, i, n);
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        float t = tanhf(GELU_SCALE * (x[k] + 0.044715f * x[k] * x[k] * x[k]));
+        float grad = 0.5f * (1.0f + t) + 0.5f * x[k] * (1.0f - t * t) * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x[k] * x[k]);
+        g[k] += grad * d[k];
+    }
+    store8(dinp, i, n, g);
+}
+
+/* out = a + b; out may alias a */
+__global__ void add_kernel(bf16 *out, const bf16 *a, const bf16 *b, size_t n) {
+    size_t i = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 8;
+    if (i >= n) return;
+    float x[8], y[8];
+    load8(x, a, i, n);
+    load8(y, b, i, n);
+#pragma unroll
+    for (int k = 0; k < 8; k++) x[k] += y[k];
+    store8(out, i, n, x);
+}
+
+static ab_status cuda_gelu_forward(ab_backend *be, void *out, const void *inp, size_t n) {
+    gelu_forward_kernel<<<cuda_blocks((n + 7) / 8, 256), 256, 0, cuda_stream(be)>>>((bf16 *)out, (const bf16 *)inp, n);
+    return cuda_check_launch("gelu_forward");
+}
+
+static ab_status cuda_gelu_backward(ab_backend *be, void *dinp, const void *inp, const void *dout, size_t n) {
+    gelu_backward_kernel<<<cuda_blocks((n + 7) / 8, 256), 256, 0, cuda_stream(be)>>>((bf16 *)dinp, (const bf16 *)inp,
+                                                                                       (const bf16 *)dout, n);
+    return cuda_check_launch("gelu_backward");
+}
+
+static ab_status cuda_residual_forward(ab_backend *be, void *out, const void *a, const void *b, size_t n) {
+    add_kernel<<<cuda_blocks((n + 7) / 8, 256), 256, 0, cuda_stream(be)>>>((bf16 *)out, (const bf16 *)a,
+                                                                             (const bf16 *)b, n);
+    return cuda_check_launch("residual_forward");
+}
+
+static ab_status cuda_accumulate(ab_backend *be, void *dst, const void *src, size_t n) {
+    add_kernel<<<cuda_blocks((n + 7) / 8, 256), 256, 0, cuda_stream(be)>>>((bf16 *)dst, (const bf16 *)dst,
+                                                                             (const bf16 *)src, n);
+    return cuda_check_launch("accumulate");
+}
+
+/* ------------------------------------------------------------------ classifier */
+
+/* One block per row of a logits chunk (fp32, row stride ld): loss = logsumexp - logit[target] (0 when the
+ * target is < 0); with dl != NULL also dl (bf16, same stride) = (softmax - onehot) * dloss, 0 for
+ * ignored rows. */
+__global__ void cross_entropy_kernel(float *losses, bf16 *dl, const float *logits, const int32_t *targets, int V,
+                                     size_t ld, float dloss) {
+    __shared__ float red[32];
+    int row = blockIdx.x, target = targets[row];
+    const float *l = logits + (size_t)row * ld;
+    float m = -INFINITY, s = 0.0f;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) { /* online max + sum of exp */
+        float x = l[v];
+        if (x > m) {
+            s = s * __expf(m - x) + 1.0f;
+            m = x;
+        } else {
+            s += __expf(x - m);
+        }
+    }
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+    float wm = warp_max(m);
+    s = warp_sum(m == -INFINITY ? 0.0f : s * __expf(m - wm));
+    if (lane == 0) red[warp] = wm;
+    __syncthreads();
+    float bm = -INFINITY;
+    for (int i = 0; i < nw; i++) bm = fmaxf(bm, red[i]);
+    __syncthreads();
+    if (lane == 0) red[warp] = s * __expf(wm - bm);
+    __syncthreads();
+    float total = 0.0f;
+    for (int i = 0; i < nw; i++) total += red[i];
+    float lse = bm + logf(total);
+    if (threadIdx.x == 0) losses[row] = target >= 0 ? lse - l[target] : 0.0f;
+    if (!dl) return;
+    bf16 *d = dl + (size_t)row * ld;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) {
+        float g = target >= 0 ? (__expf(l[v] - lse) - (v == target ? 1.0f : 0.0f)) * dloss : 0.0f;
+        d[v] = f2bf(g);
+    }
+}
+
+static ab_status cuda_classifier(ab_backend *be, float *losses, void *dx, void *dwte, const void *x, const void *wte,
+                                 const int32_t *targets, int N, int C, int V, float dloss) {
+    cuda_impl *ci = cuda_of(be);
+    int R = N < CLASSIFIER_ROWS ? N : CLASSIFIER_ROWS;
+    size_t ld = ((size_t)V + 63) / 64 * 64;
+    size_t f32_bytes = (size_t)R * ld * sizeof(float), need = f32_bytes + (dx ? (size_t)R * ld * sizeof(bf16) : 0);
+    AB_TRY(cuda_scratch_reserve(be, &ci->classifier, need, MEM_WORKSPACE, "classifier logits chunk"));
+    float *logits = (float *)ci->classifier.buf.ptr;
+    bf16 *dl = dx ? (bf16 *)((char *)ci->classifier.buf.ptr + f32_bytes) : NULL;
+    const bf16 *xb = (const bf16 *)x, *wb = (const bf16 *)wte;
+    for (int r0 = 0; r0 < N; r0 += R) {
+        int rows = N - r0 < R ? N - r0 : R;
+        cuda_gemm_args g;
+        memset(&g, 0, sizeof g); /* logits (rows,V) f32 = x[r0:] (rows,C) @ wte^T (C,V) */
+        g.trans_b = 1; g.M = rows; g.N = V; g.K = C; g.alpha = 1.0f; g.beta = 0.0f;
+        g.A = xb + (size_t)r0 * C; g.lda = C;
+        g.B = wb; g.ldb = C;
+        g.C = logits; g.ldc = (int)ld; g.c_f32 = 1;
+        AB_TRY(cuda_gemm(be, &g));
+        cross_entropy_kernel<<<rows, 512, 0, ci->stream>>>(losses + r0, dl, logits, targets + r0, V, ld, dloss);
+        AB_TRY(cuda_check_launch("cross_entropy"));
+        if (!dx) continue;
+        memset(&g, 0, sizeof g); /* dx[r0:] (rows,C) += dl (rows,V) @ wte (V,C) */
+        g.M = rows; g.N = C; g.K = V; g.alpha = 1.0f; g.beta = 1.0f;
+        g.A = dl; g.lda = (int)ld;
+        g.B = wb; g.ldb = C;
+        g.C = (bf16 *)dx + (size_t)r0 * C; g.ldc = C;
+        AB_TRY(cuda_gemm(be, &g));
+        memset(&g, 0, sizeof g); /* dwte (V,C) += dl^T (V,rows) @ x[r0:] (rows,C) */
+        g.trans_a = 1; g.M = V; g.N = C; g.K = rows; g.alpha = 1.0f; g.beta = 1.0f;
+        g.A = dl; g.lda = (int)ld;
+        g.B = xb + (size_t)r0 * C; g.ldb = C;
+        g.C = dwte; g.ldc = C;
+        AB_TRY(cuda_gemm(be, &g));
+    }
+    return AB_OK;
+}
+
+static ab_status cuda_logits(ab_backend *be, float *logits, const void *x, const void *wte, int N, int C, int V) {
+    cuda_gemm_args g; /* logits (N,V) f32 = x (N,C) @ wte^T */
+    memset(&g, 0, sizeof g);
+    g.trans_b = 1; g.M = N; g.N = V; g.K = C; g.alpha = 1.0f; g.beta = 0.0f;
+    g.A = (const bf16 *)x; g.lda = C;
+    g.B = (const bf16 *)wte; g.ldb = C;
+    g.C = logits; g.ldc = V; g.c_f32 = 1;
+    return cuda_gemm(be, &g);
+}
+
+/* ------------------------------------------------------------------ optimizer */
+
+/* AdamW (PyTorch semantics) on fp32 master weights; the bf16 compute copy is rewritten from them. */
+__global__ void adamw_kernel(bf16 *params, float *master, const bf16 *grads, float *m, float *v, size_t n, float lr,
+                             float beta1, float beta2, float eps, float wd, float grad_scale, float bc1, float bc2) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float g = bf2f(grads[i]) * grad_scale, p = master[i];
+    float mi = beta1 * m[i] + (1.0f - beta1) * g, vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    p -= lr * ((mi / bc1) / (sqrtf(vi / bc2) + eps) + wd * p);
+    master[i] = p;
+    params[i] = f2bf(p);
+}
+
+static ab_status cuda_adamw(ab_backend *be, void *params, float *master, const void *grads, float *m, float *v,
+                            size_t n, const ab_adamw_args *a) {
+    if (!master) return ab_fail(AB_ERR_INTERNAL, "cuda adamw: fp32 master weights are required (params are bf16)");
+    float bc1 = 1.0f - powf(a->beta1, (float)a->step), bc2 = 1.0f - powf(a->beta2, (float)a->step);
+    adamw_kernel<<<cuda_blocks(n, 256), 256, 0, cuda_stream(be)>>>((bf16 *)params, master, (const bf16 *)grads, m, v, n,
+                                                                     a->lr, a->beta1, a->beta2, a->eps, a->weight_decay,
+                                                                     a->grad_scale, bc1, bc2);
+    return cuda_check_launch("adamw");
+}
+
+/* partial[block] = sum of x^2 over a grid-stride slice (fp32 per thread, double across the block) */
+__global__ void sum_squares_kernel(double *partial, const bf16 *x, size_t n) {
+    __shared__ double red[32];
+    float s = 0.0f;
+    for (size_t i = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 8; i < n; i += (size_t)gridDim.x * blockDim.x * 8) {
+        float v[8];
+        load8(v, x, i, n);
+#pragma unroll
+        for (int k = 0; k < 8; k++) s += v[k] * v[k];
+    }
+    s = warp_sum(s);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double t = 0.0;
+        for (int i = 0; i < (int)blockDim.x / 32; i++) t += red[i];
+        partial[blockIdx.x] = t;
+    }
+}
+
+static ab_status cuda_sum_squares(ab_backend *be, double *out, const void *x, size_t n) {
+    cuda_impl *ci = cuda_of(be);
+    int blocks = ci->sm_count * 4 < 4096 ? ci->sm_count * 4 : 4096;
+    size_t want = cuda_blocks((n + 7) / 8, 256);
+    if ((size_t)blocks > want) blocks = want ? (int)want : 1;
+    AB_TRY(cuda_scratch_reserve(be, &ci->partials, (size_t)4096 * sizeof(double), MEM_WORKSPACE, "sum_squares"));
+    sum_squares_kernel<<<blocks, 256, 0, ci->stream>>>((double *)ci->partials.buf.ptr, (const bf16 *)x, n);
+    AB_TRY(cuda_check_launch("sum_squares"));
+    double host[4096];
+    AB_TRY(cuda_copy_to_host(be, host, ci->partials.buf.ptr, (size_t)blocks * sizeof(double)));
+    double s = 0.0;
+    for (int i = 0; i < blocks; i++) s += host[i];
+    *out = s;
+    return AB_OK;
+}
+
+/* ------------------------------------------------------------------ lifetime */
+
+static void cuda_shutdown(ab_backend *be) {
+    cuda_impl *ci = cuda_of(be);
+    if (!ci) return;
+    if (ci->stream) cudaStreamSynchronize(ci->stream);
+    cuda_scratch_release(be, &ci->reduce);
+    cuda_scratch_release(be, &ci->partials);
+    cuda_scratch_release(be, &ci->classifier);
+    cuda_scratch_release(be, &ci->encoder);
+    cuda_scratch_release(be, &ci->ones);
+    cuda_free_op(be, &ci->lt_workspace_buf);
+    if (ci->host_buckets) cudaFreeHost(ci->host_buckets);
+    free(ci->host_keys);
+    if (ci->bucket_copied) cudaEventDestroy(ci->bucket_copied);
+    if (ci->lt) cublasLtDestroy(ci->lt);
+    if (ci->side_stream) cudaStreamDestroy(ci->side_stream);
+    if (ci->stream) cudaStreamDestroy(ci->stream);
+    free(ci);
+    be->impl = NULL;
+}
+
+static ab_status cuda_init(ab_backend *be) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        cudaGetLastError();
+        return ab_fail(AB_ERR_DEVICE, "cuda: no usable GPU (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    }
+    if (be->device_index < 0 || be->device_index >= count)
+        return ab_fail(AB_ERR_USAGE, "--gpu %d: this machine has %d GPU%s (0..%d)", be->device_index, count,
+                       count == 1 ? "" : "s", count - 1);
+    CUDA_TRY(cudaSetDevice(be->device_index), "cudaSetDevice");
+    cuda_impl *ci = (cuda_impl *)calloc(1, sizeof *ci);
+    if (!ci) return ab_fail(AB_ERR_OOM, "cuda: cannot allocate backend state");
+    be->impl = ci;
+    ab_status st = AB_OK;
+    cudaDeviceProp prop;
+    cublasStatus_t ls;
+    if ((e = cudaGetDeviceProperties(&prop, be->device_index)) != cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&ci->stream, cudaStreamNonBlocking)) != cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&ci->side_stream, cudaStreamNonBlocking)) != cudaSuccess ||
+        (e = cudaEventCreateWithFlags(&ci->bucket_copied, cudaEventDisableTiming)) != cudaSuccess) {
+        st = cuda_status(e, "backend init");
+        goto fail;
+    }
+    ci->sm_count = prop.multiProcessorCount;
+    if ((ls = cublasLtCreate(&ci->lt)) != CUBLAS_STATUS_SUCCESS) {
+        st = ab_fail(AB_ERR_DEVICE, "cuda: cublasLtCreate failed (status %d)", (int)ls);
+        goto fail;
+    }
+    if ((st = cuda_alloc_op(be, &ci->lt_workspace_buf, LT_WORKSPACE_BYTES, MEM_WORKSPACE)) != AB_OK) goto fail;
+    ci->lt_workspace = ci->lt_workspace_buf.ptr;
+    ci->lt_workspace_bytes = LT_WORKSPACE_BYTES;
+    return AB_OK;
+fail:
+    cuda_shutdown(be);
+    return st;
+}
+
+extern "C" const ab_backend_ops ab_cuda_backend = {
+    /* .name = */ "cuda",
+    /* .id = */ BACKEND_CUDA,
+    /* .act_bytes = */ 2,
+    /* .init = */ cuda_init,
+    /* .shutdown = */ cuda_shutdown,
+    /* .alloc = */ cuda_alloc_op,
+    /* .free = */ cuda_free_op,
+    /* .memzero = */ cuda_memzero,
+    /* .copy_to_device = */ cuda_copy_to_device,
+    /* .copy_to_host = */ cuda_copy_to_host,
+    /* .copy = */ cuda_copy,
+    /* .upload_f32 = */ cuda_upload_f32,
+    /* .download_f32 = */ cuda_download_f32,
+    /* .synchronize = */ cuda_synchronize,
+    /* .encoder_forward = */ cuda_encoder_forward,
+    /* .encoder_backward = */ cuda_encoder_backward,
+    /* .layernorm_forward = */ cuda_layernorm_forward,
+    /* .layernorm_backward = */ cuda_layernorm_backward,
+    /* .matmul_forward = */ cuda_matmul_forward,
+    /* .matmul_backward = */ cuda_matmul_backward,
+    /* .gelu_forward = */ cuda_gelu_forward,
+    /* .gelu_backward = */ cuda_gelu_backward,
+    /* .residual_forward = */ cuda_residual_forward,
+    /* .accumulate = */ cuda_accumulate,
+    /* .classifier = */ cuda_classifier,
+    /* .logits = */ cuda_logits,
+    /* .adamw = */ cuda_adamw,
+    /* .sum_squares = */ cuda_sum_squares,
+};

@@ -1,0 +1,112 @@
+/*
+ * cuda_common.cuh — what every .cu file of the CUDA backend shares (C++ only, never included from C):
+ * the backend-private state behind be->impl, error checking that turns CUDA / cuBLASLt failures into
+ * ab_status with the library's message, bf16 helpers, accounted scratch buffers, and the cuBLASLt GEMM
+ * entry point used by the op table and the attention variants.
+ *
+ * Dtypes: activations, parameters and gradients are bf16 ("act"); statistics, master weights, optimizer
+ * state and every accumulation are fp32.
+ */
+#ifndef AB_CUDA_COMMON_CUH
+#define AB_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+extern "C" {
+#include "attn/variant.h"
+#include "backend/backend.h"
+}
+
+typedef __nv_bfloat16 bf16;
+
+/* A device buffer owned by the backend itself (cuBLASLt workspace, classifier chunk, ...), grown on
+ * demand and accounted like every other allocation. */
+typedef struct {
+    ab_buffer buf;
+} cuda_scratch;
+
+/* be->impl */
+typedef struct {
+    cudaStream_t stream;         /* every kernel and copy of this backend */
+    cudaStream_t side_stream;    /* token read-back of encoder_backward, independent of queued work */
+    cudaEvent_t bucket_copied;   /* the pinned token buckets were uploaded (they may be rewritten) */
+    cublasLtHandle_t lt;
+    void *lt_workspace;          /* cuBLASLt workspace (accounted as MEM_WORKSPACE) */
+    size_t lt_workspace_bytes;
+    ab_buffer lt_workspace_buf;
+    int sm_count;
+    cuda_scratch reduce;         /* layernorm weight / bias gradient sums (2C fp32) */
+    cuda_scratch partials;       /* sum_squares per-block partials (double) */
+    cuda_scratch classifier;     /* logits chunk f32 + dlogits chunk bf16 */
+    cuda_scratch encoder;        /* token buckets for encoder_backward */
+    cuda_scratch ones;           /* bf16 ones for bias gradients as GEMMs */
+    int64_t *host_keys;          /* encoder_backward sort keys token*BT + row (BT) */
+    int32_t *host_buckets;       /* pinned: encoder_backward buckets (3*BT + 2 int32) */
+    size_t host_cap;             /* capacity of host_buckets, in int32 */
+} cuda_impl;
+
+static inline cuda_impl *cuda_of(ab_backend *be) { return (cuda_impl *)be->impl; }
+static inline cudaStream_t cuda_stream(ab_backend *be) { return cuda_of(be)->stream; }
+
+/* CUDA error -> AB_ERR_DEVICE (AB_ERR_OOM for allocation failures) naming the operation. */
+ab_status cuda_status(cudaError_t e, const char *what);
+/* The last launch error of `what` (kernels are asynchronous: this catches bad configurations only). */
+ab_status cuda_check_launch(const char *what);
+
+#define CUDA_TRY(call, what)                                                                       \
+    do {                                                                                           \
+        cudaError_t cuda_try_e_ = (call);                                                          \
+        if (cuda_try_e_ != cudaSuccess) return cuda_status(cuda_try_e_, (what));                   \
+    } while (0)
+
+/* Make sure `s` holds at least `bytes` (grows by reallocating; contents are lost on growth). */
+ab_status cuda_scratch_reserve(ab_backend *be, cuda_scratch *s, size_t bytes, mem_category cat, const char *what);
+void cuda_scratch_release(ab_backend *be, cuda_scratch *s);
+
+/* Blocks of `threads` covering n items. */
+static inline unsigned cuda_blocks(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
+
+/* ---- GEMM (cuBLASLt), row-major, bf16 operands, fp32 accumulation ----
+ * C (M,N) = alpha * op(A) @ op(B) + beta * C, op(X) = X^T when trans_x; A is (M,K) after op, B (K,N).
+ * `batch` strided products (stride_* in elements, 0 for shared operands). C is bf16 unless c_f32.
+ * epilogue: bias (N) added to every row when bias != NULL (bf16). */
+typedef struct {
+    int trans_a, trans_b;
+    int M, N, K;
+    float alpha, beta;
+    const bf16 *A; int lda; long long stride_a;
+    const bf16 *B; int ldb; long long stride_b;
+    void *C; int ldc; long long stride_c;
+    int c_f32;
+    int batch;
+    const bf16 *bias;
+} cuda_gemm_args;
+
+ab_status cuda_gemm(ab_backend *be, const cuda_gemm_args *g);
+
+/* dbias (OC) += column sums of dout (N, OC), fp32 accumulation (a GEMM with a ones vector). */
+ab_status cuda_bias_grad(ab_backend *be, bf16 *dbias, const bf16 *dout, int N, int OC);
+
+/* The backend's matmul ops, callable from the attention variants. */
+ab_status cuda_matmul_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
+                              int N, int C, int OC);
+ab_status cuda_matmul_backward(ab_backend *be, void *dinp, void *dweight, void *dbias, const void *dout,
+                               const void *inp, const void *weight, int N, int C, int OC);
+
+/* ---- device helpers ---- */
+__device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16_rn(x); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+#endif

@@ -1,0 +1,459 @@
+/*
+ * flash_attn.cuh — the FlashAttention-2 kernel family (Dao, 2023) on the tensor cores (mma.sync
+ * m16n8k16, bf16 operands, fp32 accumulation), head size 64, tiles of 64 queries x 64 keys, 4 warps.
+ *
+ * Parameterised for the variants built on it:
+ *  - the mask is a template policy (which key blocks a query block visits, which blocks need per-element
+ *    masking, and the predicate): flash_mask_causal, flash_mask_band (sliding window of W keys including
+ *    the current one);
+ *  - the head mapping is a parameter: query head h reads KV head h / h_per_kv (GQA; 1 = MHA); the backward
+ *    sums dK, dV over the heads of a group in registers;
+ *  - every tensor is addressed by (batch, token, head) strides, so Q/K/V can be read in place from the
+ *    c_attn output (B,T,3C) and O written straight into (B,T,C).
+ *
+ * Forward: per (query block, head, batch) block, online softmax in registers; saves O and
+ * L = m + log(l) (natural log, fp32, (B,H,T)); fully masked rows get O = 0 and L = +inf.
+ * Backward: per (key block, KV head, batch) block, loops over the query blocks that see it: recompute
+ * P = exp(tau S - L), dV += P^T dO, dP = dO V^T, dS = P (dP - Delta), dK += dS^T Q, and dQ += dS K through
+ * fp32 atomics into dq_accum (B,H,T,64), scaled and converted afterwards. Delta = rowsum(dO * O).
+ *
+ * Shared-memory tiles are 64 x 64 bf16 with 16-byte chunks XOR-swizzled by row (chunk ^ (row & 7)), so
+ * ldmatrix reads are free of bank conflicts.
+ */
+#ifndef AB_FLASH_ATTN_CUH
+#define AB_FLASH_ATTN_CUH
+
+#include "backend/cuda/cuda_common.cuh"
+
+#define FLASH_HD 64     /* head size */
+#define FLASH_BLOCK 64  /* queries per block (forward), keys per block (backward), and the other tile side */
+#define FLASH_THREADS 128
+
+typedef struct {
+    const bf16 *q, *k, *v;            /* element (b,t,h,d) at ptr + b*sb + t*st + h*sh + d */
+    long long q_sb, q_st, q_sh;
+    long long kv_sb, kv_st, kv_sh;    /* shared by k and v (and dk, dv) */
+    bf16 *o, *o2;                     /* forward output, same strides (o_*); o2 optional second copy */
+    long long o_sb, o_st, o_sh;
+    float *lse;                       /* (B,H,T) */
+    const bf16 *dout;                 /* backward: strides o_* */
+    bf16 *dk, *dv;                    /* strides kv_* */
+    float *dq_accum;                  /* (B,H,T,64), zeroed */
+    const float *delta;               /* (B,H,T) */
+    int B, H, T, h_per_kv;
+    int window;                       /* band mask: keys i-window+1 .. i */
+    float scale_log2;                 /* tau * log2(e) */
+    float tau;
+} flash_params;
+
+/* ---- masks: key range of a query block, query range of a key block, tests for a tile of queries
+ * [q0,q1) x keys [k0,k1) (full: no element masked; none: every element masked), the predicate ---- */
+struct flash_mask_causal {
+    static __device__ __forceinline__ int kv_begin(const flash_params &p, int q0) { return 0; }
+    static __device__ __forceinline__ int kv_end(const flash_params &p, int q1) { return q1 < p.T ? q1 : p.T; }
+    static __device__ __forceinline__ int q_begin(const flash_params &p, int k0) { return k0; }
+    static __device__ __forceinline__ int q_end(const flash_params &p, int k1) { return p.T; }
+    static __device__ __forceinline__ bool full(const flash_params &p, int q0, int q1, int k0, int k1) {
+        return k1 - 1 <= q0;
+    }
+    static __device__ __forceinline__ bool allowed(const flash_params &p, int i, int j) { return j <= i; }
+    static __device__ __forceinline__ bool none(const flash_params &p, int q0, int q1, int k0, int k1) {
+        return k0 > q1 - 1;
+    }
+};
+
+struct flash_mask_band {
+    static __device__ __forceinline__ int kv_begin(const flash_params &p, int q0) {
+        return q0 - p.window + 1 > 0 ? q0 - p.window + 1 : 0;
+    }
+    static __device__ __forceinline__ int kv_end(const flash_params &p, int q1) { return q1 < p.T ? q1 : p.T; }
+    static __device__ __forceinline__ int q_begin(const flash_params &p, int k0) { return k0; }
+    static __device__ __forceinline__ int q_end(const flash_params &p, int k1) {
+        return k1 + p.window - 1 < p.T ? k1 + p.window - 1 : p.T;
+    }
+    static __device__ __forceinline__ bool full(const flash_params &p, int q0, int q1, int k0, int k1) {
+        return k1 - 1 <= q0 && k0 > q1 - 1 - p.window;
+    }
+    static __device__ __forceinline__ bool allowed(const flash_params &p, int i, int j) {
+        return j <= i && j > i - p.window;
+    }
+    static __device__ __forceinline__ bool none(const flash_params &p, int q0, int q1, int k0, int k1) {
+        return k0 > q1 - 1 || k1 - 1 <= q0 - p.window;
+    }
+};
+
+/* ---- PTX wrappers ---- */
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+/* c (16x8 fp32) += a (16x16 bf16, row) * b (16x8 bf16, col) */
+__device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* element offset of (row, 16-byte chunk) in a swizzled 64 x 64 tile */
+__device__ __forceinline__ int sw(int row, int chunk) { return row * FLASH_HD + ((chunk ^ (row & 7)) << 3); }
+
+/* rows [0, ROWS) of a tile from global (row stride in elements) by THREADS threads; rows >= rows_valid are
+ * zero-filled */
+template <int ROWS = FLASH_BLOCK, int THREADS = FLASH_THREADS>
+__device__ __forceinline__ void load_tile_async(bf16 *s, const bf16 *g, long long row_stride, int rows_valid, int tid) {
+#pragma unroll
+    for (int k = 0; k < ROWS * 8 / THREADS; k++) {
+        int id = tid + THREADS * k, r = id >> 3, ch = id & 7;
+        bool ok = r < rows_valid;
+        cp_async16(smem_addr(s + sw(r, ch)), ok ? g + r * row_stride + ch * 8 : g, ok);
+    }
+}
+
+/* A fragments (16 rows from row0, k = 64) of a [row][k] tile: af[ks] for k-step ks */
+__device__ __forceinline__ void load_a_frags(uint32_t af[4][4], const bf16 *s, int row0, int lane) {
+#pragma unroll
+    for (int ks = 0; ks < 4; ks++) ldsm_x4(af[ks], smem_addr(s + sw(row0 + (lane & 15), 2 * ks + (lane >> 4))));
+}
+
+/* B fragments of n-tile nt (8 rows of an [n][k] tile), k = 64: bf[2ks], bf[2ks+1] */
+__device__ __forceinline__ void load_b_frags_nk(uint32_t bf[8], const bf16 *s, int nt, int lane) {
+    ldsm_x4(bf, smem_addr(s + sw(nt * 8 + (lane & 7), lane >> 3)));
+    ldsm_x4(bf + 4, smem_addr(s + sw(nt * 8 + (lane & 7), 4 + (lane >> 3))));
+}
+
+/* B fragments from a [k][n] tile for k-step ks and n-tiles 2pp, 2pp+1: {b0,b1} of 2pp, {b0,b1} of 2pp+1 */
+__device__ __forceinline__ void load_b_frags_kn(uint32_t bf[4], const bf16 *s, int ks, int pp, int lane) {
+    ldsm_x4_t(bf, smem_addr(s + sw(16 * ks + ((lane >> 3) & 1) * 8 + (lane & 7), 2 * pp + (lane >> 4))));
+}
+
+/* ------------------------------------------------------------------ forward */
+
+#ifndef FLASH_FWD_MIN_BLOCKS
+#define FLASH_FWD_MIN_BLOCKS 4 /* blocks per SM the forward is compiled for: 128 registers, no spills */
+#endif
+
+template <class Mask>
+__global__ void __launch_bounds__(FLASH_THREADS, FLASH_FWD_MIN_BLOCKS) flash_forward_kernel(const flash_params p) {
+    __shared__ __align__(128) bf16 sQ[FLASH_BLOCK * FLASH_HD];
+    __shared__ __align__(128) bf16 sK[2][FLASH_BLOCK * FLASH_HD];
+    __shared__ __align__(128) bf16 sV[2][FLASH_BLOCK * FLASH_HD];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int qblk = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, hk = h / p.h_per_kv;
+    const int T = p.T, q0 = qblk * FLASH_BLOCK, q1 = q0 + FLASH_BLOCK;
+    const bf16 *qg = p.q + b * p.q_sb + h * p.q_sh + q0 * p.q_st;
+    const bf16 *kg = p.k + b * p.kv_sb + hk * p.kv_sh, *vg = p.v + b * p.kv_sb + hk * p.kv_sh;
+    const int kb_begin = Mask::kv_begin(p, q0) / FLASH_BLOCK;
+    const int kb_end = (Mask::kv_end(p, q1) + FLASH_BLOCK - 1) / FLASH_BLOCK;
+
+    load_tile_async(sQ, qg, p.q_st, T - q0, tid);
+    if (kb_begin < kb_end) {
+        int k0 = kb_begin * FLASH_BLOCK;
+        load_tile_async(sK[0], kg + k0 * p.kv_st, p.kv_st, T - k0, tid);
+        load_tile_async(sV[0], vg + k0 * p.kv_st, p.kv_st, T - k0, tid);
+    }
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+    uint32_t qf[4][4];
+    load_a_frags(qf, sQ, warp * 16, lane);
+
+    float o[8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
+    const float sl2 = p.scale_log2;
+
+    for (int kb = kb_begin; kb < kb_end; kb++) {
+        const int cur = (kb - kb_begin) & 1, k0 = kb * FLASH_BLOCK;
+        if (kb > kb_begin) {
+            cp_async_wait_all();
+            __syncthreads();
+        }
+        if (kb + 1 < kb_end) { /* prefetch the next K, V tiles into the other buffer */
+            int kn = k0 + FLASH_BLOCK;
+            load_tile_async(sK[cur ^ 1], kg + kn * p.kv_st, p.kv_st, T - kn, tid);
+            load_tile_async(sV[cur ^ 1], vg + kn * p.kv_st, p.kv_st, T - kn, tid);
+            cp_async_commit();
+        }
+        /* S (16 x 64 per warp) = Q K^T */
+        float s[8][4];
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+            uint32_t kf[8];
+            load_b_frags_nk(kf, sK[cur], nt, lane);
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) mma_bf16(s[nt], qf[ks], kf[2 * ks], kf[2 * ks + 1]);
+        }
+        if (!Mask::full(p, q0, q1, k0, k0 + FLASH_BLOCK)) {
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int i = q0 + warp * 16 + (lane >> 2) + (e >> 1) * 8, j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+                    if (!Mask::allowed(p, i, j)) s[nt][e] = -INFINITY;
+                }
+        }
+        /* online softmax, rows r = lane/4 and lane/4 + 8 of the warp's 16 */
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = m[r];
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) mx = fmaxf(mx, fmaxf(s[nt][2 * r], s[nt][2 * r + 1]) * sl2);
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float base = mx == -INFINITY ? 0.0f : mx, corr = exp2f(m[r] - base);
+            m[r] = mx;
+            l[r] *= corr;
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                o[nt][2 * r] *= corr;
+                o[nt][2 * r + 1] *= corr;
+                float p0 = exp2f(fmaf(s[nt][2 * r], sl2, -base)), p1 = exp2f(fmaf(s[nt][2 * r + 1], sl2, -base));
+                s[nt][2 * r] = p0;
+                s[nt][2 * r + 1] = p1;
+                l[r] += p0 + p1;
+            }
+        }
+        /* O += P V: P from the S accumulators, V through ldmatrix.trans */
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            uint32_t a[4] = {pack_bf16(s[2 * ks][0], s[2 * ks][1]), pack_bf16(s[2 * ks][2], s[2 * ks][3]),
+                             pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]), pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+#pragma unroll
+            for (int pp = 0; pp < 4; pp++) {
+                uint32_t vf[4];
+                load_b_frags_kn(vf, sV[cur], ks, pp, lane);
+                mma_bf16(o[2 * pp], a, vf[0], vf[1]);
+                mma_bf16(o[2 * pp + 1], a, vf[2], vf[3]);
+            }
+        }
+    }
+
+    /* normalise, stage O in shared memory (each warp its own 16 rows of sQ), store 16-byte chunks */
+    __syncthreads(); /* orders the Q-fragment ldmatrix reads before the staging writes (racecheck) */
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    }
+    const float inv0 = l[0] > 0.0f ? 1.0f / l[0] : 0.0f, inv1 = l[1] > 0.0f ? 1.0f / l[1] : 0.0f;
+    const int rl = warp * 16 + (lane >> 2);
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        *reinterpret_cast<uint32_t *>(sQ + sw(rl, nt) + (lane & 3) * 2) = pack_bf16(o[nt][0] * inv0, o[nt][1] * inv0);
+        *reinterpret_cast<uint32_t *>(sQ + sw(rl + 8, nt) + (lane & 3) * 2) = pack_bf16(o[nt][2] * inv1, o[nt][3] * inv1);
+    }
+    if ((lane & 3) == 0) {
+        float *lse = p.lse + ((size_t)b * p.H + h) * T;
+        if (q0 + rl < T) lse[q0 + rl] = l[0] > 0.0f ? m[0] * 0.69314718f + logf(l[0]) : INFINITY;
+        if (q0 + rl + 8 < T) lse[q0 + rl + 8] = l[1] > 0.0f ? m[1] * 0.69314718f + logf(l[1]) : INFINITY;
+    }
+    __syncwarp();
+    bf16 *og = p.o + b * p.o_sb + h * p.o_sh + q0 * p.o_st;
+    bf16 *og2 = p.o2 ? p.o2 + b * p.o_sb + h * p.o_sh + q0 * p.o_st : NULL;
+#pragma unroll
+    for (int k = 0; k < 4; k++) { /* the warp's 16 rows x 8 chunks, 32 lanes */
+        int r = warp * 16 + k * 4 + (lane >> 3), ch = lane & 7;
+        if (q0 + r < T) {
+            uint4 v = *reinterpret_cast<const uint4 *>(sQ + sw(r, ch));
+            *reinterpret_cast<uint4 *>(og + r * p.o_st + ch * 8) = v;
+            if (og2) *reinterpret_cast<uint4 *>(og2 + r * p.o_st + ch * 8) = v;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ backward */
+
+/* Key block of the backward: 16 keys per warp. WARPS = 4 (64 keys, 2 blocks per SM) or 8 (128 keys, 1
+ * block per SM: Q/dO tiles and dQ atomics shared by twice the keys). */
+#ifndef FLASH_BWD_WARPS
+#define FLASH_BWD_WARPS 4
+#endif
+#define FLASH_BWD_KEYS (16 * FLASH_BWD_WARPS)
+#define FLASH_BWD_SMEM ((3 * FLASH_BWD_KEYS * FLASH_HD + 4 * FLASH_BLOCK * FLASH_HD) * 2 + 4 * FLASH_BLOCK * 4)
+
+template <class Mask, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward_kernel(const flash_params p) {
+    constexpr int KB = 16 * WARPS, THREADS = 32 * WARPS, DQ_NT = 32 / WARPS; /* dQ n-tiles (of 8 d) per warp */
+    extern __shared__ __align__(128) unsigned char smem[];
+    bf16 *sK = reinterpret_cast<bf16 *>(smem), *sV = sK + KB * FLASH_HD;
+    bf16 *sQ = sV + KB * FLASH_HD;                   /* [2][64 queries][64] */
+    bf16 *sdO = sQ + 2 * FLASH_BLOCK * FLASH_HD;     /* [2][64 queries][64] */
+    bf16 *sdS = sdO + 2 * FLASH_BLOCK * FLASH_HD;    /* dS^T [KB keys][64 queries] */
+    float *sL = reinterpret_cast<float *>(sdS + KB * FLASH_HD); /* [2][64], L * log2(e) */
+    float *sD = sL + 2 * FLASH_BLOCK;                            /* [2][64], Delta */
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int kblk = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
+    const int T = p.T, H = p.H, k0 = kblk * KB, k1 = k0 + KB, kw0 = k0 + warp * 16;
+    const bf16 *kg = p.k + b * p.kv_sb + hk * p.kv_sh + k0 * p.kv_st, *vg = p.v + b * p.kv_sb + hk * p.kv_sh + k0 * p.kv_st;
+    const int qb_begin = Mask::q_begin(p, k0) / FLASH_BLOCK;
+    const int qb_end = (Mask::q_end(p, k1 < T ? k1 : T) + FLASH_BLOCK - 1) / FLASH_BLOCK;
+    const int nq = qb_end > qb_begin ? qb_end - qb_begin : 0, total = nq * p.h_per_kv;
+    const float sl2 = p.scale_log2;
+
+    /* loads of iteration it (head h = hk*h_per_kv + it/nq, query block qb_begin + it%nq) into buffer buf */
+    auto issue_loads = [&](int it, int buf) {
+        int h = hk * p.h_per_kv + it / nq, q0 = (qb_begin + it % nq) * FLASH_BLOCK;
+        load_tile_async<FLASH_BLOCK, THREADS>(sQ + buf * FLASH_BLOCK * FLASH_HD,
+                                              p.q + b * p.q_sb + h * p.q_sh + q0 * p.q_st, p.q_st, T - q0, tid);
+        load_tile_async<FLASH_BLOCK, THREADS>(sdO + buf * FLASH_BLOCK * FLASH_HD,
+                                              p.dout + b * p.o_sb + h * p.o_sh + q0 * p.o_st, p.o_st, T - q0, tid);
+        if (tid < FLASH_BLOCK) {
+            size_t row = ((size_t)b * H + h) * T + q0 + tid;
+            bool ok = q0 + tid < T;
+            sL[buf * FLASH_BLOCK + tid] = ok ? p.lse[row] * 1.44269504f : INFINITY;
+            sD[buf * FLASH_BLOCK + tid] = ok ? p.delta[row] : 0.0f;
+        }
+    };
+
+    load_tile_async<KB, THREADS>(sK, kg, p.kv_st, T - k0, tid);
+    load_tile_async<KB, THREADS>(sV, vg, p.kv_st, T - k0, tid);
+    if (total > 0) issue_loads(0, 0);
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+    uint32_t kf[4][4], vf[4][4];
+    load_a_frags(kf, sK, warp * 16, lane);
+    load_a_frags(vf, sV, warp * 16, lane);
+
+    float dk[8][4], dv[8][4];
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dk[nt][e] = dv[nt][e] = 0.0f;
+
+    for (int it = 0; it < total; it++) {
+        const int cur = it & 1, h = hk * p.h_per_kv + it / nq, q0 = (qb_begin + it % nq) * FLASH_BLOCK;
+        const bf16 *cQ = sQ + cur * FLASH_BLOCK * FLASH_HD, *cdO = sdO + cur * FLASH_BLOCK * FLASH_HD;
+        const float *cL = sL + cur * FLASH_BLOCK, *cD = sD + cur * FLASH_BLOCK;
+        if (it > 0) {
+            cp_async_wait_all();
+            __syncthreads();
+        }
+        if (it + 1 < total) {
+            issue_loads(it + 1, cur ^ 1);
+            cp_async_commit();
+        }
+        /* this warp's 16 keys x 64 queries: S^T = K Q^T, dP^T = V dO^T; P^T, dS^T = P^T (dP^T - Delta) */
+        float s[8][4], dp[8][4];
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) s[nt][e] = dp[nt][e] = 0.0f;
+        if (!Mask::none(p, q0, q0 + FLASH_BLOCK, kw0, kw0 + 16)) { /* warp-uniform: skip fully masked tiles */
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                uint32_t bf[8];
+                load_b_frags_nk(bf, cQ, nt, lane);
+#pragma unroll
+                for (int ks = 0; ks < 4; ks++) mma_bf16(s[nt], kf[ks], bf[2 * ks], bf[2 * ks + 1]);
+                load_b_frags_nk(bf, cdO, nt, lane);
+#pragma unroll
+                for (int ks = 0; ks < 4; ks++) mma_bf16(dp[nt], vf[ks], bf[2 * ks], bf[2 * ks + 1]);
+            }
+            const bool full = Mask::full(p, q0, q0 + FLASH_BLOCK, kw0, kw0 + 16) && q0 + FLASH_BLOCK <= T;
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int jl = warp * 16 + (lane >> 2) + (e >> 1) * 8, il = nt * 8 + (lane & 3) * 2 + (e & 1);
+                    float pv = exp2f(fmaf(s[nt][e], sl2, -cL[il]));
+                    if (!full && (!Mask::allowed(p, q0 + il, k0 + jl) || q0 + il >= T)) pv = 0.0f;
+                    s[nt][e] = pv;
+                    dp[nt][e] = pv * (dp[nt][e] - cD[il]);
+                }
+            /* dV += P^T dO, dK += dS^T Q (k = queries) */
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) {
+                uint32_t ap[4] = {pack_bf16(s[2 * ks][0], s[2 * ks][1]), pack_bf16(s[2 * ks][2], s[2 * ks][3]),
+                                  pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]),
+                                  pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+                uint32_t ad[4] = {pack_bf16(dp[2 * ks][0], dp[2 * ks][1]), pack_bf16(dp[2 * ks][2], dp[2 * ks][3]),
+                                  pack_bf16(dp[2 * ks + 1][0], dp[2 * ks + 1][1]),
+                                  pack_bf16(dp[2 * ks + 1][2], dp[2 * ks + 1][3])};
+#pragma unroll
+                for (int pp = 0; pp < 4; pp++) {
+                    uint32_t bf[4];
+                    load_b_frags_kn(bf, cdO, ks, pp, lane);
+                    mma_bf16(dv[2 * pp], ap, bf[0], bf[1]);
+                    mma_bf16(dv[2 * pp + 1], ap, bf[2], bf[3]);
+                    load_b_frags_kn(bf, cQ, ks, pp, lane);
+                    mma_bf16(dk[2 * pp], ad, bf[0], bf[1]);
+                    mma_bf16(dk[2 * pp + 1], ad, bf[2], bf[3]);
+                }
+            }
+        }
+        /* dS^T to shared memory (zeros for a skipped tile), then dQ = dS K over all KB keys:
+         * warp w takes queries 16*(w%4) .. +15 and d n-tiles [(w/4)*DQ_NT, +DQ_NT) */
+        const int jl = warp * 16 + (lane >> 2);
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+            *reinterpret_cast<uint32_t *>(sdS + sw(jl, nt) + (lane & 3) * 2) = pack_bf16(dp[nt][0], dp[nt][1]);
+            *reinterpret_cast<uint32_t *>(sdS + sw(jl + 8, nt) + (lane & 3) * 2) = pack_bf16(dp[nt][2], dp[nt][3]);
+        }
+        __syncthreads();
+        const int qg = warp & 3, nt0 = (warp >> 2) * DQ_NT;
+        float dq[DQ_NT][4];
+#pragma unroll
+        for (int nt = 0; nt < DQ_NT; nt++) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < WARPS; ks++) {
+            uint32_t a[4];
+            const int mi = lane >> 3;
+            ldsm_x4_t(a, smem_addr(sdS + sw(16 * ks + (mi >> 1) * 8 + (lane & 7), 2 * qg + (mi & 1))));
+#pragma unroll
+            for (int pp = 0; pp < DQ_NT / 2; pp++) {
+                uint32_t bf[4];
+                load_b_frags_kn(bf, sK, ks, nt0 / 2 + pp, lane);
+                mma_bf16(dq[2 * pp], a, bf[0], bf[1]);
+                mma_bf16(dq[2 * pp + 1], a, bf[2], bf[3]);
+            }
+        }
+        float *dqa = p.dq_accum + (((size_t)b * H + h) * T + q0) * FLASH_HD;
+        const int ql = qg * 16 + (lane >> 2);
+#pragma unroll
+        for (int nt = 0; nt < DQ_NT; nt++) { /* vector reductions (sm_90): two adjacent columns per instruction */
+            int d = (nt0 + nt) * 8 + (lane & 3) * 2;
+            if (q0 + ql < T) atomicAdd(reinterpret_cast<float2 *>(dqa + ql * FLASH_HD + d), make_float2(dq[nt][0], dq[nt][1]));
+            if (q0 + ql + 8 < T)
+                atomicAdd(reinterpret_cast<float2 *>(dqa + (ql + 8) * FLASH_HD + d), make_float2(dq[nt][2], dq[nt][3]));
+        }
+    }
+
+    /* dK = tau dS^T Q, dV: this warp's 16 keys (write, not accumulate: dk, dv are scratch) */
+    bf16 *dkg = p.dk + b * p.kv_sb + hk * p.kv_sh + kw0 * p.kv_st, *dvg = p.dv + b * p.kv_sb + hk * p.kv_sh + kw0 * p.kv_st;
+    const int rl = lane >> 2;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        int d = nt * 8 + (lane & 3) * 2;
+        if (kw0 + rl < T) {
+            *reinterpret_cast<uint32_t *>(dkg + rl * p.kv_st + d) = pack_bf16(dk[nt][0] * p.tau, dk[nt][1] * p.tau);
+            *reinterpret_cast<uint32_t *>(dvg + rl * p.kv_st + d) = pack_bf16(dv[nt][0], dv[nt][1]);
+        }
+        if (kw0 + rl + 8 < T) {
+            *reinterpret_cast<uint32_t *>(dkg + (rl + 8) * p.kv_st + d) = pack_bf16(dk[nt][2] * p.tau, dk[nt][3] * p.tau);
+            *reinterpret_cast<uint32_t *>(dvg + (rl + 8) * p.kv_st + d) = pack_bf16(dv[nt][2], dv[nt][3]);
+        }
+    }
+}
+
+#endif

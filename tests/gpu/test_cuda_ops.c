@@ -1,0 +1,331 @@
+/*
+ * test_cuda_ops.c — every op of the CUDA backend against the CPU backend (fp32) on random inputs.
+ *
+ * Inputs are rounded to bf16 first so both backends compute on identical values; what remains is bf16
+ * rounding of CUDA outputs (relative 2^-8 = 0.0039 per rounding) and fp32 summation order. Each tolerance
+ * says why it is what it is. Outputs sit between guard bytes; backward ops start from non-zero gradients to
+ * check that they accumulate. Shapes are odd on purpose (tails of the 8-wide vector paths, partial rows).
+ */
+#include <math.h>
+
+#include "test_cuda_util.h"
+
+static ab_backend cpu, cuda;
+static ab_rng rng;
+
+/* ------------------------------------------------------------------ memory and copies */
+
+static void test_memory(void) {
+    size_t n = 1001;
+    float *x = tc_randn(&rng, n, 1.0, 0.0);
+    gbuf g = g_new(n, 2);
+    g_set(&g, x);
+    /* exact: values are bf16 already, upload/download must not change them */
+    g_check("upload_download_f32[n=1001]", &g, x, 0.0, 0.0);
+    gbuf h = g_new(n, 2);
+    tc_check_status(cuda.ops->copy(&cuda, h.ptr, g.ptr, n * 2), "copy");
+    g_check("copy[n=1001]", &h, x, 0.0, 0.0);
+    tc_check_status(cuda.ops->memzero(&cuda, h.ptr, n * 2), "memzero");
+    float *z = calloc(n, sizeof *z);
+    g_check("memzero[n=1001]", &h, z, 0.0, 0.0);
+    size_t before = cuda.mem.current_total;
+    ab_buffer b;
+    ab_status s = cuda.ops->alloc(&cuda, &b, 12345, MEM_ACTIVATIONS);
+    TEST_TRUE("alloc_accounting", s == AB_OK && cuda.mem.current_total == before + 12345 &&
+                                      cuda.mem.current[MEM_ACTIVATIONS] >= 12345,
+              "current_total %zu -> %zu", before, cuda.mem.current_total);
+    cuda.ops->free(&cuda, &b);
+    TEST_TRUE("free_accounting", cuda.mem.current_total == before && b.ptr == NULL, "current_total %zu", cuda.mem.current_total);
+    /* out of memory: a clear AB_ERR_OOM naming the bytes and the category, nothing accounted (skipped
+     * under compute-sanitizer with AB_TEST_NO_OOM=1, which reports the failing cudaMalloc as an API error) */
+    if (getenv("AB_TEST_NO_OOM")) goto skip_oom;
+    s = cuda.ops->alloc(&cuda, &b, (size_t)1 << 50, MEM_ATTENTION);
+    TEST_TRUE("alloc_oom_message", s == AB_ERR_OOM && strstr(ab_error(), "attention") && strstr(ab_error(), "1125899906842624") &&
+                                       cuda.mem.current_total == before,
+              "status %d message '%s'", (int)s, ab_error());
+skip_oom:
+    g_free(&g);
+    g_free(&h);
+    free(x);
+    free(z);
+}
+
+/* ------------------------------------------------------------------ encoder */
+
+static void test_encoder(int B, int T, int C, int V) {
+    char name[128];
+    size_t BT = (size_t)B * T;
+    float *wte = tc_randn(&rng, (size_t)V * C, 1.0, 0.0), *wpe = tc_randn(&rng, (size_t)T * C, 1.0, 0.0);
+    int32_t *tok = malloc(BT * sizeof *tok);
+    for (size_t i = 0; i < BT; i++) tok[i] = (int32_t)ab_rng_below(&rng, (uint32_t)V); /* V small: repeats */
+    float *out = calloc(BT * C, sizeof(float));
+    cpu.ops->encoder_forward(&cpu, out, tok, wte, wpe, B, T, C);
+    gbuf gwte = g_new((size_t)V * C, 2), gwpe = g_new((size_t)T * C, 2), gtok = g_new(BT, 4), gout = g_new(BT * C, 2);
+    g_set(&gwte, wte);
+    g_set(&gwpe, wpe);
+    g_set_i32(&gtok, tok);
+    tc_check_status(cuda.ops->encoder_forward(&cuda, gout.ptr, gtok.ptr, gwte.ptr, gwpe.ptr, B, T, C), "encoder_forward");
+    snprintf(name, sizeof name, "encoder_forward[B=%d,T=%d,C=%d]", B, T, C);
+    g_check(name, &gout, out, 0.0, 1.0 / 256); /* one bf16 rounding of a sum of two bf16 values */
+
+    float *dout = tc_randn(&rng, BT * C, 1.0, 0.0);
+    float *dwte = tc_randn(&rng, (size_t)V * C, 1.0, 0.0), *dwpe = tc_randn(&rng, (size_t)T * C, 1.0, 0.0);
+    gbuf gdout = g_new(BT * C, 2);
+    g_set(&gdout, dout);
+    g_set(&gwte, dwte);
+    g_set(&gwpe, dwpe);
+    cpu.ops->encoder_backward(&cpu, dwte, dwpe, dout, tok, B, T, C);
+    tc_check_status(cuda.ops->encoder_backward(&cuda, gwte.ptr, gwpe.ptr, gdout.ptr, gtok.ptr, B, T, C), "encoder_backward");
+    /* fp32 sums of up to B*T/V + 1 terms, one bf16 rounding of a value of size ~sqrt(count) */
+    snprintf(name, sizeof name, "encoder_backward.dwte[B=%d,T=%d,C=%d,V=%d]", B, T, C, V);
+    g_check(name, &gwte, dwte, 0.02, 1.0 / 128);
+    snprintf(name, sizeof name, "encoder_backward.dwpe[B=%d,T=%d,C=%d]", B, T, C);
+    g_check(name, &gwpe, dwpe, 0.02, 1.0 / 128);
+    g_free(&gwte); g_free(&gwpe); g_free(&gtok); g_free(&gout); g_free(&gdout);
+    free(wte); free(wpe); free(tok); free(out); free(dout); free(dwte); free(dwpe);
+}
+
+/* ------------------------------------------------------------------ layernorm */
+
+static void test_layernorm(int N, int C) {
+    char name[128];
+    float *x = tc_randn(&rng, (size_t)N * C, 2.0, 0.5), *w = tc_randn(&rng, C, 0.3, 1.0), *b = tc_randn(&rng, C, 0.3, 0.0);
+    float *out = calloc((size_t)N * C, 4), *mean = calloc(N, 4), *rstd = calloc(N, 4);
+    cpu.ops->layernorm_forward(&cpu, out, mean, rstd, x, w, b, N, C);
+    gbuf gx = g_new((size_t)N * C, 2), gw = g_new(C, 2), gb = g_new(C, 2), go = g_new((size_t)N * C, 2);
+    gbuf gm = g_new(N, 4), gr = g_new(N, 4);
+    g_set(&gx, x); g_set(&gw, w); g_set(&gb, b);
+    tc_check_status(cuda.ops->layernorm_forward(&cuda, go.ptr, gm.ptr, gr.ptr, gx.ptr, gw.ptr, gb.ptr, N, C), "layernorm_forward");
+    snprintf(name, sizeof name, "layernorm_forward.out[N=%d,C=%d]", N, C);
+    g_check(name, &go, out, 1e-2, 1.0 / 128); /* output rounded to bf16 (2^-8) on values ~ 3; fp32 statistics */
+    snprintf(name, sizeof name, "layernorm_forward.mean[N=%d,C=%d]", N, C);
+    g_check(name, &gm, mean, 1e-5, 1e-4); /* fp32 sums in another order, inputs identical */
+    snprintf(name, sizeof name, "layernorm_forward.rstd[N=%d,C=%d]", N, C);
+    g_check(name, &gr, rstd, 1e-5, 1e-4);
+
+    float *dout = tc_randn(&rng, (size_t)N * C, 1.0, 0.0), *dinp = tc_randn(&rng, (size_t)N * C, 1.0, 0.0);
+    float *dw = tc_randn(&rng, C, 1.0, 0.0), *db = tc_randn(&rng, C, 1.0, 0.0);
+    gbuf gd = g_new((size_t)N * C, 2), gdi = g_new((size_t)N * C, 2), gdw = g_new(C, 2), gdb = g_new(C, 2);
+    g_set(&gd, dout); g_set(&gdi, dinp); g_set(&gdw, dw); g_set(&gdb, db);
+    cpu.ops->layernorm_backward(&cpu, dinp, dw, db, dout, x, w, mean, rstd, N, C);
+    tc_check_status(cuda.ops->layernorm_backward(&cuda, gdi.ptr, gdw.ptr, gdb.ptr, gd.ptr, gx.ptr, gw.ptr, gm.ptr, gr.ptr, N, C),
+                    "layernorm_backward");
+    /* dinp: fp32 row reductions, bf16 output of O(1) values accumulated onto O(1) values */
+    snprintf(name, sizeof name, "layernorm_backward.dinp[N=%d,C=%d]", N, C);
+    g_check(name, &gdi, dinp, 2e-2, 1.0 / 128);
+    /* dweight / dbias: fp32 sums over N rows (size ~ sqrt(N)), one bf16 rounding */
+    snprintf(name, sizeof name, "layernorm_backward.dweight[N=%d,C=%d]", N, C);
+    g_check(name, &gdw, dw, 2e-2, 1.0 / 128);
+    snprintf(name, sizeof name, "layernorm_backward.dbias[N=%d,C=%d]", N, C);
+    g_check(name, &gdb, db, 2e-2, 1.0 / 128);
+    g_free(&gx); g_free(&gw); g_free(&gb); g_free(&go); g_free(&gm); g_free(&gr);
+    g_free(&gd); g_free(&gdi); g_free(&gdw); g_free(&gdb);
+    free(x); free(w); free(b); free(out); free(mean); free(rstd); free(dout); free(dinp); free(dw); free(db);
+}
+
+/* ------------------------------------------------------------------ matmul */
+
+static void test_matmul(int N, int C, int OC, int with_bias) {
+    char name[160];
+    double ws = 1.0 / sqrt((double)C);
+    float *x = tc_randn(&rng, (size_t)N * C, 1.0, 0.0), *w = tc_randn(&rng, (size_t)C * OC, ws, 0.0);
+    float *b = with_bias ? tc_randn(&rng, OC, 0.5, 0.0) : NULL;
+    float *out = calloc((size_t)N * OC, 4);
+    cpu.ops->matmul_forward(&cpu, out, x, w, b, N, C, OC);
+    gbuf gx = g_new((size_t)N * C, 2), gw = g_new((size_t)C * OC, 2), gb = g_new(OC, 2), go = g_new((size_t)N * OC, 2);
+    g_set(&gx, x); g_set(&gw, w);
+    if (b) g_set(&gb, b);
+    tc_check_status(cuda.ops->matmul_forward(&cuda, go.ptr, gx.ptr, gw.ptr, b ? gb.ptr : NULL, N, C, OC), "matmul_forward");
+    /* outputs O(1): fp32 accumulation on both sides, one bf16 rounding of the result */
+    snprintf(name, sizeof name, "matmul_forward[N=%d,C=%d,OC=%d,bias=%d]", N, C, OC, with_bias);
+    g_check(name, &go, out, 1e-2, 1.0 / 128);
+
+    float *dout = tc_randn(&rng, (size_t)N * OC, 1.0, 0.0), *dinp = tc_randn(&rng, (size_t)N * C, 1.0, 0.0);
+    float *dw = tc_randn(&rng, (size_t)C * OC, 1.0, 0.0), *db = tc_randn(&rng, OC, 1.0, 0.0);
+    gbuf gd = g_new((size_t)N * OC, 2), gdi = g_new((size_t)N * C, 2), gdw = g_new((size_t)C * OC, 2), gdb = g_new(OC, 2);
+    g_set(&gd, dout); g_set(&gdi, dinp); g_set(&gdw, dw); g_set(&gdb, db);
+    cpu.ops->matmul_backward(&cpu, dinp, dw, with_bias ? db : NULL, dout, x, w, N, C, OC);
+    tc_check_status(cuda.ops->matmul_backward(&cuda, gdi.ptr, gdw.ptr, with_bias ? gdb.ptr : NULL, gd.ptr, gx.ptr, gw.ptr, N,
+                                              C, OC),
+                    "matmul_backward");
+    /* dinp O(1); dweight, dbias sums over N rows (size ~ sqrt(N)): fp32 accumulation, one bf16 rounding */
+    snprintf(name, sizeof name, "matmul_backward.dinp[N=%d,C=%d,OC=%d]", N, C, OC);
+    g_check(name, &gdi, dinp, 2e-2, 1.0 / 128);
+    snprintf(name, sizeof name, "matmul_backward.dweight[N=%d,C=%d,OC=%d]", N, C, OC);
+    g_check(name, &gdw, dw, 2e-2 * sqrt(N / 32.0 + 1), 1.0 / 128);
+    snprintf(name, sizeof name, "matmul_backward.dbias[N=%d,C=%d,OC=%d,bias=%d]", N, C, OC, with_bias);
+    g_check(name, &gdb, db, 2e-2 * sqrt(N / 32.0 + 1), 1.0 / 128);
+    g_free(&gx); g_free(&gw); g_free(&gb); g_free(&go); g_free(&gd); g_free(&gdi); g_free(&gdw); g_free(&gdb);
+    free(x); free(w); free(b); free(out); free(dout); free(dinp); free(dw); free(db);
+}
+
+/* ------------------------------------------------------------------ element-wise */
+
+static void test_elementwise(size_t n) {
+    char name[128];
+    float *x = tc_randn(&rng, n, 2.0, 0.0), *y = tc_randn(&rng, n, 1.0, 0.0), *d = tc_randn(&rng, n, 1.0, 0.0);
+    float *out = calloc(n, 4), *acc = tc_randn(&rng, n, 1.0, 0.0);
+    gbuf gx = g_new(n, 2), gy = g_new(n, 2), gd = g_new(n, 2), go = g_new(n, 2), ga = g_new(n, 2);
+    g_set(&gx, x); g_set(&gy, y); g_set(&gd, d); g_set(&ga, acc);
+
+    cpu.ops->gelu_forward(&cpu, out, x, n);
+    tc_check_status(cuda.ops->gelu_forward(&cuda, go.ptr, gx.ptr, n), "gelu_forward");
+    snprintf(name, sizeof name, "gelu_forward[n=%zu]", n);
+    g_check(name, &go, out, 1e-3, 1.0 / 128); /* one bf16 rounding; tanhf differs by ulps */
+
+    cpu.ops->gelu_backward(&cpu, acc, x, d, n);
+    tc_check_status(cuda.ops->gelu_backward(&cuda, ga.ptr, gx.ptr, gd.ptr, n), "gelu_backward");
+    snprintf(name, sizeof name, "gelu_backward[n=%zu]", n);
+    g_check(name, &ga, acc, 1e-2, 1.0 / 128); /* accumulate onto O(1) values, one bf16 rounding */
+
+    cpu.ops->residual_forward(&cpu, out, x, y, n);
+    tc_check_status(cuda.ops->residual_forward(&cuda, go.ptr, gx.ptr, gy.ptr, n), "residual_forward");
+    snprintf(name, sizeof name, "residual_forward[n=%zu]", n);
+    g_check(name, &go, out, 0.0, 1.0 / 256); /* exact sum of two bf16, rounded once */
+
+    tc_check_status(cuda.ops->residual_forward(&cuda, gx.ptr, gx.ptr, gy.ptr, n), "residual_forward in place");
+    snprintf(name, sizeof name, "residual_forward.in_place[n=%zu]", n);
+    g_check(name, &gx, out, 0.0, 1.0 / 256);
+
+    g_set(&gx, x);
+    cpu.ops->accumulate(&cpu, y, x, n);
+    tc_check_status(cuda.ops->accumulate(&cuda, gy.ptr, gx.ptr, n), "accumulate");
+    snprintf(name, sizeof name, "accumulate[n=%zu]", n);
+    g_check(name, &gy, y, 0.0, 1.0 / 256);
+    g_free(&gx); g_free(&gy); g_free(&gd); g_free(&go); g_free(&ga);
+    free(x); free(y); free(d); free(out); free(acc);
+}
+
+/* ------------------------------------------------------------------ classifier */
+
+/* forward only (evaluation): losses, no gradients */
+static void test_classifier(int N, int C, int V) {
+    char name[160];
+    float *x = tc_randn(&rng, (size_t)N * C, 1.0, 0.0), *wte = tc_randn(&rng, (size_t)V * C, 2.0 / sqrt((double)C), 0.0);
+    int32_t *tg = malloc((size_t)N * sizeof *tg);
+    for (int i = 0; i < N; i++) tg[i] = ab_rng_below(&rng, 5) == 0 ? -1 : (int32_t)ab_rng_below(&rng, (uint32_t)V);
+    float *losses = calloc(N, 4);
+    cpu.ops->classifier(&cpu, losses, NULL, NULL, x, wte, tg, N, C, V, 1.0f);
+    gbuf gx = g_new((size_t)N * C, 2), gw = g_new((size_t)V * C, 2), gt = g_new(N, 4), gl = g_new(N, 4);
+    g_set(&gx, x); g_set(&gw, wte); g_set_i32(&gt, tg);
+    tc_check_status(cuda.ops->classifier(&cuda, gl.ptr, NULL, NULL, gx.ptr, gw.ptr, gt.ptr, N, C, V, 1.0f), "classifier");
+    /* fp32 logits from identical bf16 inputs (fp32 accumulation), fp32 logsumexp: float-level differences */
+    snprintf(name, sizeof name, "classifier.losses[N=%d,C=%d,V=%d]", N, C, V);
+    g_check(name, &gl, losses, 2e-4, 1e-4);
+    g_free(&gx); g_free(&gw); g_free(&gt); g_free(&gl);
+    free(x); free(wte); free(tg); free(losses);
+}
+
+/* backward: both sides start from the same bf16 gradient values, which must be accumulated onto */
+static void test_classifier_backward(int N, int C, int V) {
+    char name[160];
+    float *x = tc_randn(&rng, (size_t)N * C, 1.0, 0.0), *wte = tc_randn(&rng, (size_t)V * C, 2.0 / sqrt((double)C), 0.0);
+    int32_t *tg = malloc((size_t)N * sizeof *tg);
+    int counted = 0;
+    for (int i = 0; i < N; i++) {
+        tg[i] = ab_rng_below(&rng, 5) == 0 ? -1 : (int32_t)ab_rng_below(&rng, (uint32_t)V);
+        counted += tg[i] >= 0;
+    }
+    float dloss = 1.0f / (counted ? counted : 1);
+    /* start values of size comparable to the gradients (dloss * O(1)) */
+    float *dx = tc_randn(&rng, (size_t)N * C, dloss, 0.0), *dwte = tc_randn(&rng, (size_t)V * C, dloss, 0.0);
+    float *losses = calloc(N, 4);
+    gbuf gx = g_new((size_t)N * C, 2), gw = g_new((size_t)V * C, 2), gt = g_new(N, 4), gl = g_new(N, 4);
+    gbuf gdx = g_new((size_t)N * C, 2), gdw = g_new((size_t)V * C, 2);
+    g_set(&gx, x); g_set(&gw, wte); g_set_i32(&gt, tg); g_set(&gdx, dx); g_set(&gdw, dwte);
+    cpu.ops->classifier(&cpu, losses, dx, dwte, x, wte, tg, N, C, V, dloss);
+    tc_check_status(cuda.ops->classifier(&cuda, gl.ptr, gdx.ptr, gdw.ptr, gx.ptr, gw.ptr, gt.ptr, N, C, V, dloss),
+                    "classifier backward");
+    snprintf(name, sizeof name, "classifier_backward.losses[N=%d,C=%d,V=%d]", N, C, V);
+    g_check(name, &gl, losses, 2e-4, 1e-4);
+    /* dlogits are rounded to bf16 (2^-8 relative) before the two GEMMs; outputs rounded to bf16 */
+    snprintf(name, sizeof name, "classifier_backward.dx[N=%d,C=%d,V=%d]", N, C, V);
+    g_check(name, &gdx, dx, 0.02 * dloss, 1.0 / 64);
+    snprintf(name, sizeof name, "classifier_backward.dwte[N=%d,C=%d,V=%d]", N, C, V);
+    g_check(name, &gdw, dwte, 0.02 * dloss * sqrt(N / 64.0 + 1), 1.0 / 64);
+
+    float *logits = calloc((size_t)N * V, 4);
+    cpu.ops->logits(&cpu, logits, x, wte, N, C, V);
+    gbuf glo = g_new((size_t)N * V, 4);
+    tc_check_status(cuda.ops->logits(&cuda, glo.ptr, gx.ptr, gw.ptr, N, C, V), "logits");
+    snprintf(name, sizeof name, "logits[N=%d,C=%d,V=%d]", N, C, V);
+    g_check(name, &glo, logits, 1e-4, 1e-4); /* fp32 output of identical bf16 inputs, fp32 accumulation */
+    g_free(&gx); g_free(&gw); g_free(&gt); g_free(&gl); g_free(&gdx); g_free(&gdw); g_free(&glo);
+    free(x); free(wte); free(tg); free(losses); free(dx); free(dwte); free(logits);
+}
+
+/* ------------------------------------------------------------------ optimizer */
+
+static void test_adamw(size_t n) {
+    char name[128];
+    float *master = tc_randn(&rng, n, 1.0, 0.0), *m = calloc(n, 4), *v = calloc(n, 4);
+    gbuf gp = g_new(n, 2), gmaster = g_new(n, 4), gg = g_new(n, 2), gm = g_new(n, 4), gv = g_new(n, 4);
+    g_set(&gp, master);
+    g_set(&gmaster, master);
+    float *p = tc_copy(master, n);
+    ab_adamw_args a = {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .grad_scale = 0.5f};
+    for (int step = 1; step <= 3; step++) {
+        float *g = tc_randn(&rng, n, 1.0, 0.0);
+        g_set(&gg, g);
+        a.step = step;
+        cpu.ops->adamw(&cpu, p, NULL, g, m, v, n, &a);
+        tc_check_status(cuda.ops->adamw(&cuda, gp.ptr, gmaster.ptr, gg.ptr, gm.ptr, gv.ptr, n, &a), "adamw");
+        free(g);
+    }
+    /* fp32 state on both sides: identical formulas, float rounding only */
+    snprintf(name, sizeof name, "adamw.master[n=%zu]", n);
+    g_check(name, &gmaster, p, 1e-6, 1e-5);
+    snprintf(name, sizeof name, "adamw.m[n=%zu]", n);
+    g_check(name, &gm, m, 1e-6, 1e-5);
+    snprintf(name, sizeof name, "adamw.v[n=%zu]", n);
+    g_check(name, &gv, v, 1e-6, 1e-5);
+    snprintf(name, sizeof name, "adamw.params_bf16[n=%zu]", n);
+    g_check(name, &gp, p, 1e-6, 1.0 / 256); /* the bf16 copy is the master rounded once */
+    TEST_TRUE("adamw.requires_master", cuda.ops->adamw(&cuda, gp.ptr, NULL, gg.ptr, gm.ptr, gv.ptr, n, &a) != AB_OK,
+              "accepted a NULL master");
+    g_free(&gp); g_free(&gmaster); g_free(&gg); g_free(&gm); g_free(&gv);
+    free(master); free(m); free(v); free(p);
+}
+
+static void test_sum_squares(size_t n) {
+    char name[128];
+    float *x = tc_randn(&rng, n, 1.0, 0.0);
+    gbuf g = g_new(n, 2);
+    g_set(&g, x);
+    double ref = 0.0, got = -1.0;
+    cpu.ops->sum_squares(&cpu, &ref, x, n);
+    tc_check_status(cuda.ops->sum_squares(&cuda, &got, g.ptr, n), "sum_squares");
+    snprintf(name, sizeof name, "sum_squares[n=%zu]", n);
+    /* fp32 partial sums of ~1000 terms per thread, double across threads */
+    TEST_CLOSE_F64(name, &got, &ref, 1, 0.0, 1e-5);
+    g_free(&g);
+    free(x);
+}
+
+int main(void) {
+    ab_rng_seed(&rng, 20261128);
+    if (!tc_open(&cpu, &cuda)) return TEST_SUMMARY();
+    test_memory();
+    test_encoder(3, 17, 64, 50);
+    test_encoder(4, 64, 768, 1000);
+    test_layernorm(37, 768);
+    test_layernorm(5, 72);
+    test_layernorm(1000, 1024);
+    test_matmul(37, 64, 200, 1);
+    test_matmul(128, 768, 2304, 1);
+    test_matmul(61, 96, 40, 0);
+    test_matmul(512, 768, 3072, 1);
+    test_elementwise(1003);
+    test_elementwise(1 << 16);
+    test_classifier(37, 64, 1000);
+    test_classifier_backward(37, 64, 1000);
+    test_classifier_backward(1100, 64, 301); /* more rows than one chunk (1024) */
+    test_classifier_backward(64, 768, 50257);
+    test_adamw(1001);
+    test_adamw(1 << 18);
+    test_sum_squares(100003);
+    test_sum_squares(7);
+    ab_backend_close(&cuda);
+    ab_backend_close(&cpu);
+    return TEST_SUMMARY();
+}

@@ -1,0 +1,143 @@
+/*
+ * test_report_render.c — report generation on the recorded run (tests/data/recorded_run): the files
+ * exist, the Markdown and HTML carry every metric table and the summaries, the HTML is self-contained,
+ * PNG and SVG exist when gnuplot is present, the report degrades to tables without gnuplot, --compare,
+ * and `attnbench report` exit codes.
+ */
+#include "core/fsutil.h"
+#include "fakes/fakes.h"
+#include "report/report.h"
+#include "test_util.h"
+
+static char tests_dir[4096], tmp[4096];
+
+/* A fresh copy of the recorded run (the report writes into its directory). */
+static void copy_run(const char *name, char *out, size_t n) {
+    snprintf(out, n, "%s/%s", tmp, name);
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cp -r '%s/data/recorded_run' '%s'", tests_dir, out);
+    if (system(cmd) != 0) printf("# copy failed: %s\n", cmd);
+}
+
+static char *slurp(const char *dir, const char *file) {
+    char p[4400], *text = NULL;
+    size_t n;
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    if (ab_read_file(p, &text, &n) != AB_OK) return NULL;
+    return text;
+}
+
+static int has_gnuplot(void) { return test_run_cmd("gnuplot --version 2>&1", NULL, 0) == 0; }
+
+static void test_with_charts(void) {
+    char dir[4200];
+    copy_run("with_charts", dir, sizeof dir);
+    ab_report_opts o = {0};
+    ab_report_outcome out;
+    ab_status st = ab_report_write(dir, &o, &out);
+    TEST_TRUE("report_writes", st == AB_OK, "%s", ab_error());
+    char *md = slurp(dir, "report.md"), *html = slurp(dir, "report.html");
+    TEST_TRUE("report_files_exist", md && html, "md %p html %p", (void *)md, (void *)html);
+    if (!md || !html) return;
+    const char *sections[] = {"## Environment", "## Configuration", "## Training time", "## Memory", "## FLOPs",
+                              "## Energy and power", "## Loss", "## Inference", "## Model size"};
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "md_section[%s]", sections[i] + 3);
+        TEST_TRUE(name, strstr(md, sections[i]) != NULL, "missing");
+    }
+    TEST_TRUE("md_tables", strstr(md, "| variant | train time (s)") && strstr(md, "| variant | peak allocated (MiB)") &&
+                               strstr(md, "| variant | GPU (J)") && strstr(md, "| variant | prefill b1 (ms)"),
+              "a metric table is missing");
+    const char *titles[] = {"Baseline Self-Attention (GPT-2)", "FlashAttention v2", "Multi-Head Latent Attention", "LSH Attention"};
+    for (size_t i = 0; i < 4; i++) TEST_TRUE("md_display_names", strstr(md, titles[i]) != NULL, "%s missing", titles[i]);
+    TEST_TRUE("md_summary", strstr(md, "Median step time: lowest") && strstr(md, "the highest is"), "summary sentence missing");
+    TEST_TRUE("md_na_not_zero", strstr(md, "| n/a |") != NULL, "CPU energy (null in the run) should print n/a");
+    TEST_TRUE("html_tables", strstr(html, "<table>") && strstr(html, "<h2>Memory</h2>"), "html structure");
+    TEST_TRUE("html_self_contained", !strstr(html, "src=\"plots/") && !strstr(html, "<link"), "external reference in html");
+    if (has_gnuplot()) {
+        TEST_TRUE("charts_rendered", out.charts && out.n_figures == 10, "charts %d figures %d: %s", out.charts, out.n_figures,
+                  out.charts_reason);
+        const char *figs[] = {"epoch_time", "tokens_per_s", "energy", "memory", "loss_epochs", "loss_steps",
+                              "flops", "prefill", "decode", "power"};
+        for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
+            char rel[128], name[128];
+            snprintf(rel, sizeof rel, "plots/%s.png", figs[i]);
+            char *png = slurp(dir, rel);
+            snprintf(rel, sizeof rel, "plots/%s.svg", figs[i]);
+            char *svg = slurp(dir, rel);
+            snprintf(name, sizeof name, "figure[%s]", figs[i]);
+            TEST_TRUE(name, png && !memcmp(png, "\x89PNG", 4) && svg && strstr(svg, "<svg"), "png %p svg %p", (void *)png, (void *)svg);
+            free(png);
+            free(svg);
+        }
+        TEST_TRUE("html_inlines_png", strstr(html, "data:image/png;base64,iVBOR") != NULL, "no inlined PNG");
+        TEST_TRUE("md_links_figures", strstr(md, "![") && strstr(md, "(plots/memory.png)"), "no figure links");
+    } else {
+        printf("SKIP charts: gnuplot not installed\n");
+    }
+    free(md);
+    free(html);
+}
+
+static void test_without_gnuplot(void) {
+    char dir[4200];
+    copy_run("no_charts", dir, sizeof dir);
+    ab_report_opts o = {.gnuplot = "/nonexistent/gnuplot"};
+    ab_report_outcome out;
+    ab_status st = ab_report_write(dir, &o, &out);
+    char *md = slurp(dir, "report.md");
+    TEST_TRUE("no_gnuplot_still_reports", st == AB_OK && !out.charts && md, "st %d charts %d", st, out.charts);
+    if (!md) return;
+    TEST_TRUE("no_gnuplot_note", strstr(md, "No charts") && strstr(md, "Install gnuplot"),
+              "note on how to get charts missing");
+    TEST_TRUE("no_gnuplot_tables_only", strstr(md, "| variant | peak allocated (MiB)") && !strstr(md, "!["), "tables/figures");
+    free(md);
+}
+
+static void test_compare(void) {
+    char a[4200], b[4200];
+    copy_run("cmp_a", a, sizeof a);
+    copy_run("cmp_b", b, sizeof b);
+    const char *cmp[] = {b};
+    ab_report_opts o = {.compare_dirs = cmp, .n_compare = 1, .gnuplot = ""};
+    ab_report_outcome out;
+    ab_status st = ab_report_write(a, &o, &out);
+    char *md = slurp(a, "report.md");
+    TEST_TRUE("compare_labels", st == AB_OK && md && strstr(md, "FlashAttention v2 [cmp_a]") && strstr(md, "FlashAttention v2 [cmp_b]"),
+              "st %d: %s", st, ab_error());
+    free(md);
+}
+
+static void test_cli(void) {
+    char dir[4200], cmd[9000], out[4096];
+    copy_run("cli", dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "'%s' report '%s' --no-charts 2>&1", test_bin(), dir);
+    int rc = test_run_cmd(cmd, out, sizeof out);
+    TEST_TRUE("cli_report_ok", rc == 0 && strstr(out, "report.md"), "rc %d: %s", rc, out);
+    snprintf(cmd, sizeof cmd, "'%s' report --no-charts '%s' --compare '%s' 2>&1", test_bin(), dir, dir);
+    rc = test_run_cmd(cmd, out, sizeof out);
+    char *md = slurp(dir, "report.md");
+    TEST_TRUE("cli_report_compare_after_dir", rc == 0 && md && strstr(md, "[cli]"), "rc %d: %s", rc, out);
+    free(md);
+    snprintf(cmd, sizeof cmd, "'%s' report '%s' extra 2>&1", test_bin(), dir);
+    rc = test_run_cmd(cmd, out, sizeof out);
+    TEST_TRUE("cli_report_extra_arg", rc == 2 && strstr(out, "extra"), "rc %d: %s", rc, out);
+    snprintf(cmd, sizeof cmd, "'%s' report 2>&1", test_bin());
+    rc = test_run_cmd(cmd, out, sizeof out);
+    TEST_TRUE("cli_report_usage", rc == 2, "rc %d: %s", rc, out);
+    snprintf(cmd, sizeof cmd, "'%s' report '%s/nonexistent' 2>&1", test_bin(), tmp);
+    rc = test_run_cmd(cmd, out, sizeof out);
+    TEST_TRUE("cli_report_missing_dir", rc == 1 && strstr(out, "run.json"), "rc %d: %s", rc, out);
+}
+
+int main(void) {
+    fake_src_dir(__FILE__, tests_dir, sizeof tests_dir);
+    if (!fake_tmpdir(tmp, sizeof tmp, "report")) return 1;
+    test_with_charts();
+    test_without_gnuplot();
+    test_compare();
+    test_cli();
+    fake_rmtree(tmp);
+    return TEST_SUMMARY();
+}
