@@ -75,6 +75,13 @@ static void test_nvml_fake(void) {
               w.reliable_reason);
     TEST_TRUE("energy_no_idle_null", isnan(w.gpu_above_idle_j) && w.gpu_reason[0], "above idle %g", w.gpu_above_idle_j);
 
+    ab_energy_reading back = a;
+    back.gpu_mj = a.gpu_mj - 1;
+    back.t_s = a.t_s + 5;
+    ab_energy_window_of(&m, &a, &back, NULL, 10, 400, &w);
+    TEST_TRUE("energy_counter_backwards_null", isnan(w.gpu_j) && strstr(w.gpu_reason, "backwards"), "gpu_j %g '%s'", w.gpu_j,
+              w.gpu_reason);
+
     /* sums of windows: energies add, a null part makes the sum null */
     ab_energy_window w1, w2;
     b.t_s = 110.0;

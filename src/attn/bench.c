@@ -71,7 +71,7 @@ static ab_status bench_one(ab_backend *be, const ab_attn_bench_opts *o, const ab
     v->flops(&cfg, B, T, &row->flops);
     ab_rng r;
     ab_rng_derive(&r, o->seed, (uint64_t)v->id * 1000003u + (uint64_t)T);
-    bench_weights bw;
+    bench_weights bw = {0};
     ab_buffer x = {0}, y = {0}, dx = {0}, saved = {0}, ws = {0};
     const size_t n = (size_t)B * T * o->C, nb = n * be->ops->act_bytes;
     double *times = calloc(2 * (size_t)o->repeats, sizeof *times);

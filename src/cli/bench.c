@@ -3,7 +3,9 @@
  *
  * --attn-only: one attention layer per variant, forward and backward time and memory (saved tensors +
  * workspace, from the allocator's accounting) against the sequence length (src/attn/bench.c), printed as
- * a table and optionally written as JSON. The training-benchmark mode (whole model) is not in this build.
+ * a table and optionally written as JSON.
+ * default (training mode): whole-model steady-state training steps per variant on random tokens at a preset's
+ * shape (model/bench_train.c): step time, tokens/s, peak allocated memory, energy per step, MFU.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -13,7 +15,9 @@
 #include "attn/bench.h"
 #include "backend/backend.h"
 #include "cli/cli.h"
+#include "cli/config_opts.h"
 #include "core/fsutil.h"
+#include "model/bench_train.h"
 #include "report/env.h"
 
 #if HAVE_OPENMP
@@ -154,10 +158,65 @@ static int bench_attn_only(int argc, char **argv) {
     return s == AB_OK ? 0 : ab_cli_fail("bench", s);
 }
 
+/* The training-step mode (default). */
+static int bench_train_mode(int argc, char **argv) {
+    ab_preset p;
+    const char *preset_name, *device = "auto", *variants = "all", *json = NULL, *peak_arg = NULL;
+    int gpu = 0, steps = 20;
+    ab_status s = ab_config_preset_from_argv(argc, argv, "gpt2", &p, &preset_name);
+    if (s != AB_OK) return ab_cli_fail("bench", s);
+    ab_opt opts[AB_CONFIG_OPT_COUNT + 8];
+    ab_config_opts_fill(opts, &p, &preset_name);
+    const ab_opt own[] = {
+        {"device", OPT_STRING, &device, "cpu|cuda", "backend (default: cuda when present, else cpu)"},
+        {"gpu", OPT_INT, &gpu, "N", "GPU index"},
+        {"variants", OPT_STRING, &variants, "LIST", "all or a comma list of variants (default all)"},
+        {"steps", OPT_INT, &steps, "N", "timed steps after the --warmup-steps (default 20)"},
+        {"peak-tflops", OPT_STRING, &peak_arg, "X", "device peak for MFU instead of the table"},
+        {"json", OPT_STRING, &json, "FILE", "also write the results as JSON"},
+        {"attn-only", OPT_FLAG, NULL, NULL, "the attention-only benchmark instead (attnbench bench --attn-only --help)"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    memcpy(opts + AB_CONFIG_OPT_COUNT, own, sizeof own);
+    ab_cmd_spec spec = {"bench", "", "Benchmark whole-model training steps per variant on random tokens (default preset gpt2).",
+                        "Steady state: the --warmup-steps (default 5) are not timed; each timed step ends with a device\n"
+                        "synchronisation. Energy per step comes from the NVML counter over the timed steps.",
+                        opts};
+    int first, help;
+    s = ab_opts_parse(&spec, argc, argv, &first, &help);
+    if (s != AB_OK) return ab_cli_fail("bench", s);
+    if (help) return 0;
+    if (first < argc) return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "unexpected argument '%s'", argv[first]));
+    if (steps < 1) return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "--steps must be at least 1"));
+    ab_variant_id ids[VARIANT_COUNT * 4];
+    int n = 0;
+    if ((s = ab_variant_parse_list(variants, ids, &n)) != AB_OK || (s = ab_config_validate_train(&p.train)) != AB_OK)
+        return ab_cli_fail("bench", s);
+    ab_backend be;
+    if ((s = ab_cli_open_backend(device, gpu, &be)) != AB_OK) return ab_cli_fail("bench", s);
+    ab_energy_meter em;
+    ab_energy_opts eo = {.gpu_index = be.ops->id == BACKEND_CUDA ? gpu : -1};
+    ab_energy_open(&em, &eo);
+    ab_peak peak;
+    if (peak_arg) ab_peak_set(&peak, strtod(peak_arg, NULL), "given with --peak-tflops");
+    else ab_peak_lookup(em.nvml ? em.gpu.name : NULL, &peak);
+    ab_bench_train_args a = {.model = p.model, .train = p.train, .warmup_steps = p.train.warmup_steps, .timed_steps = steps,
+                             .be = &be, .energy = &em, .peak = &peak};
+    ab_bench_train_result *r = calloc((size_t)n, sizeof *r);
+    s = r ? AB_OK : ab_fail(AB_ERR_OOM, "out of memory");
+    for (int i = 0; i < n && s == AB_OK; i++) ab_bench_train(&a, ids[i], &r[i]);
+    if (s == AB_OK) {
+        ab_bench_train_print(stdout, &a, r, n);
+        if (json) s = ab_bench_train_write_json(json, &a, r, n);
+    }
+    free(r);
+    ab_energy_close(&em);
+    ab_backend_close(&be);
+    return s == AB_OK ? 0 : ab_cli_fail("bench", s);
+}
+
 int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--attn-only") == 0 || strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return bench_attn_only(argc, argv);
-    return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "only the attention benchmark is available in this build: "
-                                                      "attnbench bench --attn-only [--seq 128,256,...] [--variants LIST]"));
+        if (strcmp(argv[i], "--attn-only") == 0) return bench_attn_only(argc, argv);
+    return bench_train_mode(argc, argv);
 }

@@ -40,8 +40,11 @@ ab_status ab_fail_context(ab_status s, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(error_message, sizeof error_message, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof error_message)
-        strncat(error_message, old, sizeof error_message - (size_t)n - 1);
+    if (n >= 0 && (size_t)n < sizeof error_message) {
+        size_t room = sizeof error_message - (size_t)n - 1, len = strnlen(old, room);
+        memcpy(error_message + n, old, len);
+        error_message[(size_t)n + len] = '\0';
+    }
     return s;
 }
 

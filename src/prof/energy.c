@@ -114,7 +114,9 @@ void ab_energy_window_of(const ab_energy_meter *m, const ab_energy_reading *a, c
     w->tokens = tokens;
     w->grid_gco2_per_kwh = grid_gco2_per_kwh > 0 ? grid_gco2_per_kwh : AB_DEFAULT_GRID_GCO2_PER_KWH;
     snprintf(w->power_reason, sizeof w->power_reason, "no power samples in the window");
-    if (a->gpu_ok && b->gpu_ok) {
+    if (a->gpu_ok && b->gpu_ok && b->gpu_mj < a->gpu_mj) {
+        snprintf(w->gpu_reason, sizeof w->gpu_reason, "NVML energy counter went backwards (driver reloaded?)");
+    } else if (a->gpu_ok && b->gpu_ok) {
         w->gpu_j = (double)(b->gpu_mj - a->gpu_mj) * 1e-3;
         if (idle && !isnan(idle->gpu_w)) {
             w->gpu_above_idle_j = w->gpu_j - idle->gpu_w * w->seconds;

@@ -67,7 +67,20 @@ static void doc_p(doc *d, const char *fmt, ...) {
     fputs("</p>\n", d->html);
 }
 
+/* A cell that reads as a number (or n/a, or empty): such columns are right-aligned. */
+static int numeric_cell(const char *s) {
+    if (!*s || !strcmp(s, "n/a")) return 1;
+    char *end;
+    strtod(s, &end);
+    return end != s && *end == '\0';
+}
+
 static void doc_table(doc *d, int ncols, const char *const *head, int nrows, char cells[][AB_CELL_COLS][AB_CELL_LEN]) {
+    int numeric[AB_CELL_COLS];
+    for (int c = 0; c < ncols; c++) {
+        numeric[c] = c > 0;
+        for (int r = 0; r < nrows && numeric[c]; r++) numeric[c] = numeric_cell(cells[r][c]);
+    }
     fputs("|", d->md);
     for (int c = 0; c < ncols; c++) {
         fputc(' ', d->md);
@@ -75,7 +88,7 @@ static void doc_table(doc *d, int ncols, const char *const *head, int nrows, cha
         fputs(" |", d->md);
     }
     fputs("\n|", d->md);
-    for (int c = 0; c < ncols; c++) fputs(c ? "---:|" : "---|", d->md);
+    for (int c = 0; c < ncols; c++) fputs(numeric[c] ? "---:|" : "---|", d->md);
     fputc('\n', d->md);
     fputs("<table>\n<thead><tr>", d->html);
     for (int c = 0; c < ncols; c++) {
@@ -91,7 +104,7 @@ static void doc_table(doc *d, int ncols, const char *const *head, int nrows, cha
             fputc(' ', d->md);
             md_cell(d->md, cells[r][c]);
             fputs(" |", d->md);
-            fputs(c ? "<td class=\"n\">" : "<td>", d->html);
+            fputs(numeric[c] ? "<td class=\"n\">" : "<td>", d->html);
             html_escaped(d->html, cells[r][c]);
             fputs("</td>", d->html);
         }

@@ -15,7 +15,7 @@
 
 #define LN_EPS 1e-5f
 #define LT_WORKSPACE_BYTES (32u << 20)   /* cuBLASLt workspace: 32 MiB, what Hopper kernels ask for */
-#define CLASSIFIER_ROWS 1024             /* rows of logits per chunk: 1024 x 50304 x (4 + 2) B = 309 MB */
+#define CLASSIFIER_ROWS 1024             /* rows of logits per chunk: 1024 x 50304 x (4 + 2) B = 309 MB (+ 77 MB padded wte) */
 
 /* ------------------------------------------------------------------ errors */
 
@@ -492,9 +492,9 @@ static ab_status cuda_accumulate(ab_backend *be, void *dst, const void *src, siz
 
 /* ------------------------------------------------------------------ classifier */
 
-/* One block per row of a logits chunk (fp32, row stride ld): loss = logsumexp - logit[target] (0 when the
- * target is < 0); with dl != NULL also dl (bf16, same stride) = (softmax - onehot) * dloss, 0 for
- * ignored rows. */
+/* One block per row of a logits chunk (fp32, row stride ld >= V): loss = logsumexp - logit[target] (0 when
+ * the target is < 0); with dl != NULL also dl (bf16, same stride) = (softmax - onehot) * dloss, 0 for
+ * ignored rows and for the padding columns V..ld. */
 __global__ void cross_entropy_kernel(float *losses, bf16 *dl, const float *logits, const int32_t *targets, int V,
                                      size_t ld, float dloss) {
     __shared__ float red[32];
@@ -526,8 +526,8 @@ __global__ void cross_entropy_kernel(float *losses, bf16 *dl, const float *logit
     if (threadIdx.x == 0) losses[row] = target >= 0 ? lse - l[target] : 0.0f;
     if (!dl) return;
     bf16 *d = dl + (size_t)row * ld;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) {
-        float g = target >= 0 ? (__expf(l[v] - lse) - (v == target ? 1.0f : 0.0f)) * dloss : 0.0f;
+    for (int v = threadIdx.x; v < (int)ld; v += blockDim.x) { /* padding columns V..ld get 0 */
+        float g = target >= 0 && v < V ? (__expf(l[v] - lse) - (v == target ? 1.0f : 0.0f)) * dloss : 0.0f;
         d[v] = f2bf(g);
     }
 }
@@ -536,28 +536,36 @@ static ab_status cuda_classifier(ab_backend *be, float *losses, void *dx, void *
                                  const int32_t *targets, int N, int C, int V, float dloss) {
     cuda_impl *ci = cuda_of(be);
     int R = N < CLASSIFIER_ROWS ? N : CLASSIFIER_ROWS;
+    /* The vocabulary padded to a multiple of 64 (50257 -> 50304): with an odd V, cuBLASLt can only pick
+     * align-1 kernels for the two products whose contiguous dimension is V, which made them ~7x slower.
+     * wte is copied once per call into a zero-padded (ld, C) buffer; padded logits are ignored and padded
+     * dlogits are 0, so the products over ld equal those over V. */
     size_t ld = ((size_t)V + 63) / 64 * 64;
-    size_t f32_bytes = (size_t)R * ld * sizeof(float), need = f32_bytes + (dx ? (size_t)R * ld * sizeof(bf16) : 0);
+    size_t f32_bytes = (size_t)R * ld * sizeof(float), dl_bytes = dx ? (size_t)R * ld * sizeof(bf16) : 0;
+    size_t need = f32_bytes + dl_bytes + ld * (size_t)C * sizeof(bf16);
     AB_TRY(cuda_scratch_reserve(be, &ci->classifier, need, MEM_WORKSPACE, "classifier logits chunk"));
     float *logits = (float *)ci->classifier.buf.ptr;
     bf16 *dl = dx ? (bf16 *)((char *)ci->classifier.buf.ptr + f32_bytes) : NULL;
-    const bf16 *xb = (const bf16 *)x, *wb = (const bf16 *)wte;
+    bf16 *wpad = (bf16 *)((char *)ci->classifier.buf.ptr + f32_bytes + dl_bytes); /* (ld, C) */
+    CUDA_TRY(cudaMemcpyAsync(wpad, wte, (size_t)V * C * sizeof(bf16), cudaMemcpyDeviceToDevice, ci->stream), "classifier");
+    CUDA_TRY(cudaMemsetAsync(wpad + (size_t)V * C, 0, (ld - (size_t)V) * C * sizeof(bf16), ci->stream), "classifier");
+    const bf16 *xb = (const bf16 *)x;
     for (int r0 = 0; r0 < N; r0 += R) {
         int rows = N - r0 < R ? N - r0 : R;
         cuda_gemm_args g;
-        memset(&g, 0, sizeof g); /* logits (rows,V) f32 = x[r0:] (rows,C) @ wte^T (C,V) */
-        g.trans_b = 1; g.M = rows; g.N = V; g.K = C; g.alpha = 1.0f; g.beta = 0.0f;
+        memset(&g, 0, sizeof g); /* logits (rows,ld) f32 = x[r0:] (rows,C) @ wpad^T (C,ld) */
+        g.trans_b = 1; g.M = rows; g.N = (int)ld; g.K = C; g.alpha = 1.0f; g.beta = 0.0f;
         g.A = xb + (size_t)r0 * C; g.lda = C;
-        g.B = wb; g.ldb = C;
+        g.B = wpad; g.ldb = C;
         g.C = logits; g.ldc = (int)ld; g.c_f32 = 1;
         AB_TRY(cuda_gemm(be, &g));
         cross_entropy_kernel<<<rows, 512, 0, ci->stream>>>(losses + r0, dl, logits, targets + r0, V, ld, dloss);
         AB_TRY(cuda_check_launch("cross_entropy"));
         if (!dx) continue;
-        memset(&g, 0, sizeof g); /* dx[r0:] (rows,C) += dl (rows,V) @ wte (V,C) */
-        g.M = rows; g.N = C; g.K = V; g.alpha = 1.0f; g.beta = 1.0f;
+        memset(&g, 0, sizeof g); /* dx[r0:] (rows,C) += dl (rows,ld) @ wpad (ld,C) */
+        g.M = rows; g.N = C; g.K = (int)ld; g.alpha = 1.0f; g.beta = 1.0f;
         g.A = dl; g.lda = (int)ld;
-        g.B = wb; g.ldb = C;
+        g.B = wpad; g.ldb = C;
         g.C = (bf16 *)dx + (size_t)r0 * C; g.ldc = C;
         AB_TRY(cuda_gemm(be, &g));
         memset(&g, 0, sizeof g); /* dwte (V,C) += dl^T (V,rows) @ x[r0:] (rows,C) */
