@@ -104,7 +104,8 @@ endif
 all: $(BIN)
 
 $(BIN): $(BUILD)/src/main.o $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(BUILD)/src/main.o $(OBJ) $(CU_OBJ) $(LDLIBS)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) -o $@ $(BUILD)/src/main.o $(OBJ) $(CU_OBJ) $(LDLIBS)
 
 # Objects are linked directly (not through an archive) so that weak references in the variant and
 # backend tables (CUDA ops that may not be built) resolve when the object exists.
@@ -126,7 +127,8 @@ $(BUILD)/%.o: %.cu
 
 $(BUILD)/tests/%: tests/%.c tests/test_util.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(OBJ) $(CU_OBJ) $(LDLIBS)
+	@echo "  CCLD  $@"
+	@$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(OBJ) $(CU_OBJ) $(LDLIBS)
 
 help:
 	@echo "attnbench $(VERSION) — targets:"
@@ -173,7 +175,8 @@ attnbench-asan: $(BUILD)/src/main.o $(LIB) $(TEST_BIN)
 
 $(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test_util.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(OBJ) $(CU_OBJ) $(LDLIBS)
+	@echo "  CCLD  $@"
+	@$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(OBJ) $(CU_OBJ) $(LDLIBS)
 
 test-gpu: $(BIN) $(GPU_TEST_BIN)
 	@AB_BIN=$(abspath $(BIN)) bash tools/run-tests.sh $(BUILD)/tests/gpu

@@ -72,7 +72,7 @@ static double epoch_loss(const char *run, const char *variant, int epoch) {
  * epoch-2 loss as an uninterrupted run: training is deterministic and the state holds everything. */
 static void test_resume_after_kill(void) {
     const char *args = "run --device cpu --preset tiny --variants baseline --epochs 2 --steps-per-epoch 6 --batch 2 --seq 32 "
-                       "--data train.bin --gen-tokens 0 --idle-s 0";
+                       "--data train.bin --gen-tokens 0 --idle-s 0 --state-interval-s 0";
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s --quiet --out full", args);
     expect("uninterrupted 2-epoch run", cmd, 0, NULL);

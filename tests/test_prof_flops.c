@@ -119,7 +119,7 @@ static void test_derived_config(void) {
     const ab_variant *v = ab_variant_by_name("gqa");
     ab_model_config m = {.n_layer = 2, .n_head = 6, .n_embd = 48, .vocab_size = 97, .max_seq = 64};
     ab_attn_config acfg;
-    ab_flops_attn_config(&m, 32, &acfg);
+    ab_model_attn_config(&m, 32, &acfg);
     ab_flops_step a, b;
     ab_status s1 = ab_flops_per_step(&m, v, &acfg, 2, 32, 1, &a), s2 = ab_flops_per_step(&m, v, NULL, 2, 32, 1, &b);
     TEST_TRUE("derived_attn_config", v && s1 == AB_OK && s2 == AB_OK && acfg.D == 8 && acfg.hp.gqa_kv_heads > 0 &&

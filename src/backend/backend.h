@@ -101,6 +101,22 @@ typedef struct ab_backend_ops {
                        size_t n, const ab_adamw_args *args);
     /* *out_host = sum of squares of x (n, act), accumulated in double */
     ab_status (*sum_squares)(ab_backend *be, double *out_host, const void *x, size_t n);
+
+    /* ---- optional fused ops: NULL = the model composes the plain ops above ---- */
+    /* matmul_forward + residual_forward in one: out (N,OC) = residual (N,OC) + inp (N,C) @ weight (C,OC) + bias
+     * (OC, may be NULL); out aliases neither inp nor residual */
+    ab_status (*matmul_residual_forward)(ab_backend *be, void *out, const void *inp, const void *weight,
+                                         const void *bias, const void *residual, int N, int C, int OC);
+    /* matmul_forward + gelu_forward in one: pre (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC, may be NULL),
+     * out (N,OC) = gelu(pre) */
+    ab_status (*matmul_gelu_forward)(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,
+                                     const void *bias, int N, int C, int OC);
+    /* Backward of out = gelu(pre) @ weight + bias, with act = gelu(pre) (N,C) and pre as matmul_gelu_forward
+     * left them: dpre (N,C) = gelu'(pre) * (dout (N,OC) @ W^T) is WRITTEN, not accumulated (the exception to
+     * the rule above: d(act) never exists, so there is nothing to add to); dweight (C,OC) += act^T @ dout and
+     * dbias (OC, may be NULL) += colsum(dout) accumulate as usual. */
+    ab_status (*gelu_matmul_backward)(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
+                                      const void *act, const void *pre, const void *weight, int N, int C, int OC);
 } ab_backend_ops;
 
 /* A live backend instance. */

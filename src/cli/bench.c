@@ -198,12 +198,11 @@ static int bench_train_mode(int argc, char **argv) {
     ab_energy_opts eo = {.gpu_index = be.ops->id == BACKEND_CUDA ? gpu : -1};
     ab_energy_open(&em, &eo);
     ab_peak peak;
-    if (peak_arg) ab_peak_set(&peak, strtod(peak_arg, NULL), "given with --peak-tflops");
-    else ab_peak_lookup(em.nvml ? em.gpu.name : NULL, &peak);
+    s = ab_config_resolve_peak(peak_arg, em.nvml ? em.gpu.name : NULL, &peak);
     ab_bench_train_args a = {.model = p.model, .train = p.train, .warmup_steps = p.train.warmup_steps, .timed_steps = steps,
                              .be = &be, .energy = &em, .peak = &peak};
-    ab_bench_train_result *r = calloc((size_t)n, sizeof *r);
-    s = r ? AB_OK : ab_fail(AB_ERR_OOM, "out of memory");
+    ab_bench_train_result *r = s == AB_OK ? calloc((size_t)n, sizeof *r) : NULL;
+    if (s == AB_OK && !r) s = ab_fail(AB_ERR_OOM, "out of memory");
     for (int i = 0; i < n && s == AB_OK; i++) ab_bench_train(&a, ids[i], &r[i]);
     if (s == AB_OK) {
         ab_bench_train_print(stdout, &a, r, n);

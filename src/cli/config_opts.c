@@ -3,6 +3,9 @@
  */
 #include "cli/config_opts.h"
 
+#include <stdlib.h>
+
+
 #include <stdio.h>
 #include <string.h>
 
@@ -79,5 +82,17 @@ ab_status ab_config_validate_train(const ab_train_config *t) {
     if (!(t->min_lr_frac >= 0.0f && t->min_lr_frac <= 1.0f)) return ab_fail(AB_ERR_USAGE, "--min-lr-frac must be in [0, 1]");
     if (t->lr_warmup < 0 || t->warmup_steps < 0 || t->eval_batches < 0)
         return ab_fail(AB_ERR_USAGE, "--lr-warmup, --warmup-steps and --eval-batches must be >= 0");
+    return AB_OK;
+}
+
+ab_status ab_config_resolve_peak(const char *peak_arg, const char *device_name, ab_peak *peak) {
+    if (!peak_arg) {
+        ab_peak_lookup(device_name, peak);
+        return AB_OK;
+    }
+    char *end;
+    double v = strtod(peak_arg, &end);
+    if (*end || !(v > 0)) return ab_fail(AB_ERR_USAGE, "--peak-tflops: expected a positive number, got '%s'", peak_arg);
+    ab_peak_set(peak, v, "given with --peak-tflops");
     return AB_OK;
 }

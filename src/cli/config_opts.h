@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "core/config.h"
+#include "prof/flops.h"
 
 /* Number of entries ab_config_opts_fill writes. */
 #define AB_CONFIG_OPT_COUNT 30
@@ -18,5 +19,9 @@ ab_status ab_config_preset_from_argv(int argc, char **argv, const char *fallback
 void ab_config_opts_fill(ab_opt *out, ab_preset *p, const char **preset_name);
 /* Checks the resolved training fields (positive sizes, probabilities in range) with messages naming the flag. */
 ab_status ab_config_validate_train(const ab_train_config *t);
+
+/* The device peak for MFU: --peak-tflops X when given (a positive number), else the table entry for the
+ * device name (NULL: no GPU -> null with a reason). */
+ab_status ab_config_resolve_peak(const char *peak_arg, const char *device_name, ab_peak *peak);
 
 #endif

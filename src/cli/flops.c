@@ -93,7 +93,7 @@ int cmd_flops(int argc, char **argv) {
     for (int i = 0; i < n_ids; i++) {
         const ab_variant *v = ab_variants[ids[i]];
         ab_attn_config acfg;
-        ab_flops_attn_config(m, t->seq, &acfg);
+        ab_model_attn_config(m, t->seq, &acfg);
         ab_flops_step f;
         st = v->validate ? v->validate(&acfg, t->seq) : AB_OK;
         if (st == AB_OK) st = ab_flops_per_step(m, v, &acfg, t->batch, t->seq, t->grad_accum, &f);

@@ -23,8 +23,8 @@
 
 typedef struct {
     const char *device, *variants, *data, *out, *resume, *init, *peak;
-    int gpu, quiet, json_log, gen_tokens, state_every;
-    float power_hz, idle_s, grid;
+    int gpu, quiet, json_log, gen_tokens;
+    float power_hz, idle_s, grid, state_interval_s;
 } run_opts;
 
 static void default_out_dir(char *out, size_t n, const char *device, const char *preset) {
@@ -34,24 +34,12 @@ static void default_out_dir(char *out, size_t n, const char *device, const char 
     snprintf(out, n, "results/%s_%s_%s", stamp, device, preset);
 }
 
-static ab_status resolve_peak(const char *peak_arg, const ab_energy_meter *em, ab_peak *peak) {
-    if (!peak_arg) {
-        ab_peak_lookup(em->nvml ? em->gpu.name : NULL, peak);
-        return AB_OK;
-    }
-    char *end;
-    double v = strtod(peak_arg, &end);
-    if (*end || !(v > 0)) return ab_fail(AB_ERR_USAGE, "--peak-tflops: expected a positive number, got '%s'", peak_arg);
-    ab_peak_set(peak, v, "given with --peak-tflops");
-    return AB_OK;
-}
-
 int cmd_run(int argc, char **argv) {
     ab_preset p;
     const char *preset_name;
     ab_status s = ab_config_preset_from_argv(argc, argv, "tiny", &p, &preset_name);
     if (s != AB_OK) return ab_cli_fail("run", s);
-    run_opts o = {.device = "auto", .variants = "all", .gen_tokens = 128, .state_every = 1, .power_hz = 20.0f, .idle_s = 5.0f, .grid = 400.0f};
+    run_opts o = {.device = "auto", .variants = "all", .gen_tokens = 128, .state_interval_s = 60.0f, .power_hz = 20.0f, .idle_s = 5.0f, .grid = 400.0f};
     ab_opt opts[AB_CONFIG_OPT_COUNT + 20];
     ab_config_opts_fill(opts, &p, &preset_name);
     const ab_opt own[] = {
@@ -63,7 +51,8 @@ int cmd_run(int argc, char **argv) {
         {"resume", OPT_STRING, &o.resume, "DIR", "continue an interrupted run in DIR (same configuration)"},
         {"init", OPT_STRING, &o.init, "FILE", "start from these safetensors weights (e.g. published GPT-2)"},
         {"gen-tokens", OPT_INT, &o.gen_tokens, "N", "inference benchmark: decoded tokens (default 128; 0 skips it)"},
-        {"save-state-every", OPT_INT, &o.state_every, "N", "training state for --resume every N epochs (default 1; 0: never)"},
+        {"state-interval-s", OPT_FLOAT, &o.state_interval_s, "S",
+         "training state for --resume after an epoch once S seconds passed since the last (default 60; 0: every epoch; -1: never)"},
         {"power-hz", OPT_FLOAT, &o.power_hz, "HZ", "power sampling rate (default 20)"},
         {"idle-s", OPT_FLOAT, &o.idle_s, "S", "idle power baseline before the first variant (default 5; 0 skips)"},
         {"grid-gco2-per-kwh", OPT_FLOAT, &o.grid, "X", "grid carbon intensity for CO2e (default 400)"},
@@ -89,8 +78,8 @@ int cmd_run(int argc, char **argv) {
     int n_ids = 0;
     if ((s = ab_variant_parse_list(o.variants, ids, &n_ids)) != AB_OK || (s = ab_config_validate_train(&p.train)) != AB_OK)
         return ab_cli_fail("run", s);
-    if (o.gen_tokens < 0 || o.state_every < 0 || !(o.power_hz > 0) || o.idle_s < 0) {
-        fprintf(stderr, "attnbench run: --gen-tokens, --save-state-every and --idle-s must be >= 0 and --power-hz > 0\n");
+    if (o.gen_tokens < 0 || !(o.power_hz > 0) || o.idle_s < 0) {
+        fprintf(stderr, "attnbench run: --gen-tokens and --idle-s must be >= 0 and --power-hz > 0\n");
         return 2;
     }
     if (p.train.seq > p.model.max_seq) {
@@ -140,7 +129,7 @@ int cmd_run(int argc, char **argv) {
     ab_results_opts ro = {.grid_gco2_per_kwh = o.grid, .warmup_steps = p.train.warmup_steps, .idle = idle, .sampler = sampler,
                           .resume = o.resume != NULL};
     s = ab_env_collect(&em, argc, argv, &env);
-    if (s == AB_OK) s = resolve_peak(o.peak, &em, &ro.peak);
+    if (s == AB_OK) s = ab_config_resolve_peak(o.peak, em.nvml ? em.gpu.name : NULL, &ro.peak);
     if (s == AB_OK) s = ab_results_open(&results, out_dir, env, config, &ro);
     json_decref(env);
     json_decref(config);
@@ -150,7 +139,7 @@ int cmd_run(int argc, char **argv) {
         if (o.resume && ab_results_load(out_dir, &done) != AB_OK) ab_clear_error();
         ab_train_ctx ctx = {.model = p.model, .train = p.train, .data_path = data, .init_path = o.init, .out_dir = out_dir,
                             .be = &be, .results = results, .energy = &em, .sampler = sampler, .idle = &idle,
-                            .grid_gco2_per_kwh = o.grid, .gen_tokens = o.gen_tokens, .save_state_every = o.state_every,
+                            .grid_gco2_per_kwh = o.grid, .gen_tokens = o.gen_tokens, .state_interval_s = o.state_interval_s,
                             .resume = o.resume != NULL, .quiet = o.quiet, .json_log = o.json_log,
                             .tty = isatty(2)};
         if (!o.quiet) fprintf(stderr, "attnbench run: %s on %s, %d variant(s), results in %s\n", preset_name, be.ops->name, n_ids, out_dir);

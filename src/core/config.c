@@ -38,3 +38,14 @@ const ab_preset *ab_preset_by_name(const char *name) {
         if (strcmp(ab_presets[i].name, name) == 0) return &ab_presets[i];
     return NULL;
 }
+
+void ab_model_attn_config(const ab_model_config *cfg, int T, ab_attn_config *out) {
+    memset(out, 0, sizeof *out);
+    out->C = cfg->n_embd;
+    out->H = cfg->n_head;
+    out->D = cfg->n_head > 0 ? cfg->n_embd / cfg->n_head : 0;
+    out->max_T = cfg->max_seq;
+    out->train_T = T;
+    out->hp = cfg->attn;
+    ab_attn_resolve_hparams(out);
+}

@@ -46,4 +46,7 @@ extern const int ab_preset_count;
 
 const ab_preset *ab_preset_by_name(const char *name);   /* NULL if unknown */
 
+/* The attention shape of a model trained at sequence length T, hyper-parameters resolved (VARIANTS.md). */
+void ab_model_attn_config(const ab_model_config *cfg, int T, ab_attn_config *out);
+
 #endif

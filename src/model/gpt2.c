@@ -9,7 +9,9 @@
  *     residual3 = residual2 + fch_gelu @ W_fcproj + b_fcproj
  * then lnf = LN(residual3[L-1]) and the tied classifier (logits = lnf @ wte^T) with cross-entropy.
  * Backward walks the same graph in reverse; every backend op accumulates into gradients, so one
- * d_residual buffer carries the residual-stream gradient through the layers.
+ * d_residual buffer carries the residual-stream gradient through the layers. Where the backend has the
+ * optional fused ops, each projection adds its residual itself, c_fc + gelu is one call forward and
+ * gelu' + c_proj's backward one call backward.
  */
 #include "model/gpt2.h"
 
@@ -85,17 +87,6 @@ static void set_info(ab_param_info *p, const char *name, int rows, int cols, ab_
     p->decay = p->trainable && rows > 1;
     p->layer = layer;
     p->attn_index = attn_index;
-}
-
-void ab_gpt2_attn_config(const ab_model_config *cfg, int train_T, ab_attn_config *out) {
-    memset(out, 0, sizeof *out);
-    out->C = cfg->n_embd;
-    out->H = cfg->n_head;
-    out->D = cfg->n_head > 0 ? cfg->n_embd / cfg->n_head : 0;
-    out->max_T = cfg->max_seq;
-    out->train_T = train_T;
-    out->hp = cfg->attn;
-    ab_attn_resolve_hparams(out);
 }
 
 static ab_status build_param_table(ab_gpt2 *m) {
@@ -177,7 +168,7 @@ ab_status ab_gpt2_create(ab_gpt2 *m, const ab_model_config *cfg, ab_variant_id v
     if (variant < 0 || variant >= VARIANT_COUNT) return ab_fail(AB_ERR_USAGE, "unknown variant id %d", (int)variant);
     m->variant = ab_variants[variant];
     AB_TRY(validate_config(cfg, train_T));
-    ab_gpt2_attn_config(cfg, train_T, &m->attn_cfg);
+    ab_model_attn_config(cfg, train_T, &m->attn_cfg);
     AB_TRY(m->variant->validate(&m->attn_cfg, train_T));
     ab_status st;
     m->attn = ab_variant_ops(m->variant, be->ops->id, &st);
@@ -308,7 +299,7 @@ ab_status ab_gpt2_alloc(ab_gpt2 *m, int B, int T, int training) {
         AB_TRY(alloc_act(m, &a->d_ln, BT * C, ab, MEM_ACTIVATIONS));
         AB_TRY(alloc_act(m, &a->d_atty, BT * C, ab, MEM_ACTIVATIONS));
         AB_TRY(alloc_act(m, &a->d_fch, BT * 4 * C, ab, MEM_ACTIVATIONS));
-        AB_TRY(alloc_act(m, &a->d_fch_gelu, BT * 4 * C, ab, MEM_ACTIVATIONS));
+        if (!be->ops->gelu_matmul_backward) AB_TRY(alloc_act(m, &a->d_fch_gelu, BT * 4 * C, ab, MEM_ACTIVATIONS));
         if (!m->grads_buf.ptr) AB_TRY(ab_alloc(be, &m->grads_buf, m->n_elements * ab, MEM_GRADS));
         if (!m->m_buf.ptr) {
             AB_TRY(ab_alloc(be, &m->m_buf, m->n_trainable * sizeof(float), MEM_OPTIMIZER));
@@ -373,6 +364,15 @@ static block_io block_slot(const ab_gpt2 *m, int l, int B, int T, int keep_all_l
     return io;
 }
 
+/* out (N,OC) = residual + inp (N,C) @ W + b: one fused op where the backend has it */
+static ab_status project_add(ab_gpt2 *m, void *out, const void *inp, const void *w, const void *b, const void *residual,
+                             int N, int C, int OC) {
+    const ab_backend_ops *ops = m->be->ops;
+    if (ops->matmul_residual_forward) return ops->matmul_residual_forward(m->be, out, inp, w, b, residual, N, C, OC);
+    AB_TRY(ops->matmul_forward(m->be, out, inp, w, b, N, C, OC));
+    return ops->residual_forward(m->be, out, out, residual, (size_t)N * OC);
+}
+
 /* One GPT-2 block on `residual` (B,T,C); the output is io->res3. pos is the decode position. */
 static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void *residual, int B, int T, block_mode mode,
                                void *cache, int pos) {
@@ -390,18 +390,22 @@ static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void
                   : mode == BLOCK_PREFILL ? m->attn->prefill(&ctx, &w, cache, io->atty, io->ln1, B, T)
                                           : m->attn->decode(&ctx, &w, cache, io->atty, io->ln1, B, pos);
     AB_TRY(check(s, m, mode == BLOCK_FORWARD ? "attention forward" : mode == BLOCK_PREFILL ? "attention prefill" : "attention decode", l));
-    AB_TRY(check(ops->matmul_forward(be, io->res2, io->atty, LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), (int)BT, C, C),
+    AB_TRY(check(project_add(m, io->res2, io->atty, LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), residual, (int)BT, C, C),
                  m, "attn.c_proj", l));
-    AB_TRY(ops->residual_forward(be, io->res2, io->res2, residual, BTC));
     AB_TRY(ops->layernorm_forward(be, io->ln2, io->ln2_stats, io->ln2_stats + BT, io->res2, LP(P_AFTER(m, A_LN2_W)),
                                   LP(P_AFTER(m, A_LN2_B)), (int)BT, C));
-    AB_TRY(check(ops->matmul_forward(be, io->fch, io->ln2, LP(P_AFTER(m, A_FC_W)), LP(P_AFTER(m, A_FC_B)), (int)BT, C, 4 * C),
-                 m, "mlp.c_fc", l));
-    AB_TRY(ops->gelu_forward(be, io->fchg, io->fch, BTC * 4));
-    AB_TRY(check(ops->matmul_forward(be, io->res3, io->fchg, LP(P_AFTER(m, A_FCPROJ_W)), LP(P_AFTER(m, A_FCPROJ_B)), (int)BT,
-                                     4 * C, C), m, "mlp.c_proj", l));
+    if (ops->matmul_gelu_forward) { /* fused where the backend has it */
+        AB_TRY(check(ops->matmul_gelu_forward(be, io->fchg, io->fch, io->ln2, LP(P_AFTER(m, A_FC_W)), LP(P_AFTER(m, A_FC_B)),
+                                              (int)BT, C, 4 * C), m, "mlp.c_fc + gelu", l));
+    } else {
+        AB_TRY(check(ops->matmul_forward(be, io->fch, io->ln2, LP(P_AFTER(m, A_FC_W)), LP(P_AFTER(m, A_FC_B)), (int)BT, C,
+                                         4 * C), m, "mlp.c_fc", l));
+        AB_TRY(ops->gelu_forward(be, io->fchg, io->fch, BTC * 4));
+    }
+    AB_TRY(check(project_add(m, io->res3, io->fchg, LP(P_AFTER(m, A_FCPROJ_W)), LP(P_AFTER(m, A_FCPROJ_B)), io->res2, (int)BT,
+                             4 * C, C), m, "mlp.c_proj", l));
 #undef LP
-    return ops->residual_forward(be, io->res3, io->res3, io->res2, BTC);
+    return AB_OK;
 }
 
 /* Embeddings, every block and ln_f on device tokens already in m->act.tokens; positions start at pos0. */
@@ -492,11 +496,16 @@ ab_status ab_gpt2_backward(ab_gpt2 *m) {
 #define LP(idx) param(m, P_LAYER(m, l, (idx)))
 #define LG(idx) grad(m, P_LAYER(m, l, (idx)))
         /* MLP: d_residual (= d residual3) flows into the MLP branch and on to residual2 unchanged */
-        AB_TRY(ops->memzero(be, a->d_fch_gelu.ptr, BTC * 4 * ab));
-        AB_TRY(ops->matmul_backward(be, a->d_fch_gelu.ptr, LG(P_AFTER(m, A_FCPROJ_W)), LG(P_AFTER(m, A_FCPROJ_B)),
-                                    a->d_residual.ptr, fchg, LP(P_AFTER(m, A_FCPROJ_W)), (int)BT, 4 * C, C));
-        AB_TRY(ops->memzero(be, a->d_fch.ptr, BTC * 4 * ab));
-        AB_TRY(ops->gelu_backward(be, a->d_fch.ptr, fch, a->d_fch_gelu.ptr, BTC * 4));
+        if (ops->gelu_matmul_backward) { /* writes d_fch: no zeroing, no d_fch_gelu */
+            AB_TRY(ops->gelu_matmul_backward(be, a->d_fch.ptr, LG(P_AFTER(m, A_FCPROJ_W)), LG(P_AFTER(m, A_FCPROJ_B)),
+                                             a->d_residual.ptr, fchg, fch, LP(P_AFTER(m, A_FCPROJ_W)), (int)BT, 4 * C, C));
+        } else {
+            AB_TRY(ops->memzero(be, a->d_fch_gelu.ptr, BTC * 4 * ab));
+            AB_TRY(ops->matmul_backward(be, a->d_fch_gelu.ptr, LG(P_AFTER(m, A_FCPROJ_W)), LG(P_AFTER(m, A_FCPROJ_B)),
+                                        a->d_residual.ptr, fchg, LP(P_AFTER(m, A_FCPROJ_W)), (int)BT, 4 * C, C));
+            AB_TRY(ops->memzero(be, a->d_fch.ptr, BTC * 4 * ab));
+            AB_TRY(ops->gelu_backward(be, a->d_fch.ptr, fch, a->d_fch_gelu.ptr, BTC * 4));
+        }
         AB_TRY(ops->memzero(be, a->d_ln.ptr, BTC * ab));
         AB_TRY(ops->matmul_backward(be, a->d_ln.ptr, LG(P_AFTER(m, A_FC_W)), LG(P_AFTER(m, A_FC_B)), a->d_fch.ptr, ln2,
                                     LP(P_AFTER(m, A_FC_W)), (int)BT, C, 4 * C));

@@ -50,7 +50,8 @@ typedef struct {
     ab_buffer *attn_saved;        /* L buffers of the variant's saved_bytes */
     ab_buffer attn_workspace;
     /* gradients of activations, reused across layers */
-    ab_buffer d_residual, d_ln, d_atty, d_fch, d_fch_gelu; /* (B,T,C) x3, (B,T,4C) x2 */
+    ab_buffer d_residual, d_ln, d_atty, d_fch, d_fch_gelu; /* (B,T,C) x3, (B,T,4C) x2; d_fch_gelu only without a
+                                                            * fused gelu_matmul_backward */
     int B, T, training;
 } ab_activations;
 
@@ -136,8 +137,5 @@ ab_status ab_gpt2_set_params(ab_gpt2 *m, const float *host);
 /* Gradients of all parameters as host fp32. */
 ab_status ab_gpt2_get_grads(ab_gpt2 *m, float *host);
 const ab_param_info *ab_gpt2_find_param(const ab_gpt2 *m, const char *name);
-
-/* Resolve the config's attention hyper-parameters for train_T into an ab_attn_config. */
-void ab_gpt2_attn_config(const ab_model_config *cfg, int train_T, ab_attn_config *out);
 
 #endif

@@ -29,10 +29,14 @@ float ab_lr_at(const ab_train_config *tc, long step, long total) {
     return (float)(min_lr + 0.5 * (1.0 + cos(M_PI * progress)) * (tc->lr - min_lr));
 }
 
-/* A float flag as the decimal a person typed (0.001, not 0.0010000000474974513): round-trips through run.json. */
+/* A float flag as the shortest decimal that reads back as the same float (0.001, not 0.0010000000474974513),
+ * so run.json shows what a person typed and round-trips exactly. */
 static double decimal(float x) {
     char buf[32];
-    snprintf(buf, sizeof buf, "%.9g", (double)x);
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)x);
+        if ((float)strtod(buf, NULL) == x) break;
+    }
     return strtod(buf, NULL);
 }
 
@@ -198,6 +202,7 @@ static ab_status train_epochs(ab_train_ctx *c, run_state *r, const ab_variant *v
     long total = per_epoch * tc->epochs, step = per_epoch * (start_epoch - 1);
     double run_t0 = ab_now_s();
     long first_step = step;
+    double last_state = run_t0;
     for (int epoch = start_epoch; epoch <= tc->epochs; epoch++) {
         ab_loader_seek(r->train, epoch - 1, 0);
         if (c->sampler) ab_sampler_set_label(c->sampler, var->name, "train");
@@ -237,10 +242,11 @@ static ab_status train_epochs(ab_train_ctx *c, run_state *r, const ab_variant *v
                  0.0, 1);
         if (!c->quiet && !c->json_log && !isnan(er.val_loss)) fprintf(stderr, "%-15s epoch %d  val loss %.4f\n", var->name, epoch, er.val_loss);
         AB_TRY(ab_results_epoch(c->results, &er));
-        if (c->save_state_every > 0 && epoch % c->save_state_every == 0 && epoch < tc->epochs) {
+        if (c->state_interval_s >= 0 && ab_now_s() - last_state >= c->state_interval_s && epoch < tc->epochs) {
             char path[4096];
             state_path(c, var, path, sizeof path);
             AB_TRY(ab_checkpoint_save_state(&r->model, path, epoch));
+            last_state = ab_now_s();
         }
     }
     return AB_OK;
@@ -274,7 +280,7 @@ ab_status ab_train_variant(ab_train_ctx *c, ab_variant_id v) {
 
     ab_variant_begin begin = {.name = var->name, .title = var->title, .backend = c->be->ops->name};
     ab_attn_config acfg;
-    ab_gpt2_attn_config(&c->model, tc->seq, &acfg);
+    ab_model_attn_config(&c->model, tc->seq, &acfg);
     begin.hparams = hparams_json(&acfg);
     begin.resume_from_epoch = start_epoch;
     if (r.model.params) {

@@ -29,7 +29,9 @@ typedef struct {
     const ab_idle_power *idle;  /* may be NULL */
     double grid_gco2_per_kwh;
     int gen_tokens;             /* inference benchmark: tokens decoded per repeat; 0 = skip the benchmark */
-    int save_state_every;       /* write checkpoints/<variant>.state.safetensors every N epochs (0: never) */
+    double state_interval_s;    /* write checkpoints/<variant>.state.safetensors after an epoch once this many
+                                   seconds passed since the variant started or the last state (0: every epoch,
+                                   < 0: never) */
     int resume;                 /* continue from that state file when it exists (run --resume) */
     int quiet, json_log, tty;   /* progress output */
 } ab_train_ctx;

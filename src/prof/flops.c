@@ -29,17 +29,6 @@ static double rest_other_ops_fwd(int L, int C, int V, double N) {
            2.0 * L * nc * RESIDUAL_FLOPS_PER_ELEM + N * (double)V * XENT_FLOPS_PER_LOGIT;
 }
 
-void ab_flops_attn_config(const ab_model_config *model, int T, ab_attn_config *out) {
-    memset(out, 0, sizeof *out);
-    out->C = model->n_embd;
-    out->H = model->n_head;
-    out->D = model->n_head > 0 ? model->n_embd / model->n_head : 0;
-    out->max_T = model->max_seq;
-    out->train_T = T;
-    out->hp = model->attn;
-    ab_attn_resolve_hparams(out);
-}
-
 ab_status ab_flops_per_step(const ab_model_config *model, const ab_variant *v, const ab_attn_config *acfg, int B,
                             int T, int grad_accum, ab_flops_step *out) {
     memset(out, 0, sizeof *out);
@@ -51,7 +40,7 @@ ab_status ab_flops_per_step(const ab_model_config *model, const ab_variant *v, c
     if (!v || !v->flops) return ab_fail(AB_ERR_USAGE, "flops: variant %s has no FLOPs formula", v ? v->name : "(null)");
     ab_attn_config derived;
     if (!acfg) {
-        ab_flops_attn_config(model, T, &derived);
+        ab_model_attn_config(model, T, &derived);
         acfg = &derived;
     }
     ab_attn_flops a;

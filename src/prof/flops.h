@@ -43,9 +43,6 @@ typedef struct {
 ab_status ab_flops_per_step(const ab_model_config *model, const ab_variant *v, const ab_attn_config *acfg,
                             int B, int T, int grad_accum, ab_flops_step *out);
 
-/* The attention config of model for sequence length T, hyper-parameters resolved (ab_attn_resolve_hparams). */
-void ab_flops_attn_config(const ab_model_config *model, int T, ab_attn_config *out);
-
 /* The non-attention part alone for one micro-batch (forward), exposed for the tests. */
 double ab_flops_rest_fwd(int n_layer, int C, int V, double N_tokens);
 

@@ -105,7 +105,7 @@ typedef struct {
     double decode_ms_p90[AB_INFER_BATCHES];
     double decode_ms_p99[AB_INFER_BATCHES];
     double cache_bytes_per_token_analytical; /* all layers, at the run's activation dtype, context T */
-    double cache_bytes_measured;             /* bytes allocated for the cache at batch 1, context T; NAN */
+    double cache_bytes_measured;             /* bytes allocated for the cache at batch 1, context max_seq; NAN */
 } ab_inference_result;
 
 /* Marks every figure not measured, with one reason. */

@@ -159,6 +159,86 @@ static void test_matmul(int N, int C, int OC, int with_bias) {
     free(x); free(w); free(b); free(out); free(dout); free(dinp); free(dw); free(db);
 }
 
+/* ------------------------------------------------------------------ fused projection + residual */
+
+static void test_matmul_residual(int N, int C, int OC, int with_bias) {
+    char name[160];
+    TEST_TRUE("matmul_residual_present", cuda.ops->matmul_residual_forward != NULL, "cuda lacks it");
+    if (!cuda.ops->matmul_residual_forward) return;
+    float *x = tc_randn(&rng, (size_t)N * C, 1.0, 0.0), *w = tc_randn(&rng, (size_t)C * OC, 1.0 / sqrt((double)C), 0.0);
+    float *b = with_bias ? tc_randn(&rng, OC, 0.5, 0.0) : NULL, *res = tc_randn(&rng, (size_t)N * OC, 1.0, 0.0);
+    float *out = calloc((size_t)N * OC, 4), *junk = tc_randn(&rng, (size_t)N * OC, 1.0, 0.0);
+    cpu.ops->matmul_forward(&cpu, out, x, w, b, N, C, OC);
+    cpu.ops->residual_forward(&cpu, out, out, res, (size_t)N * OC);
+    gbuf gx = g_new((size_t)N * C, 2), gw = g_new((size_t)C * OC, 2), gb = g_new(OC, 2), gr = g_new((size_t)N * OC, 2);
+    gbuf go = g_new((size_t)N * OC, 2);
+    g_set(&gx, x); g_set(&gw, w); g_set(&gr, res); g_set(&go, junk); /* out is written: the junk must not show */
+    if (b) g_set(&gb, b);
+    tc_check_status(cuda.ops->matmul_residual_forward(&cuda, go.ptr, gx.ptr, gw.ptr, b ? gb.ptr : NULL, gr.ptr, N, C, OC),
+                    "matmul_residual_forward");
+    /* O(1) values: fp32 product + bias + residual, one bf16 rounding (the plain path rounds twice) */
+    snprintf(name, sizeof name, "matmul_residual_forward[N=%d,C=%d,OC=%d,bias=%d]", N, C, OC, with_bias);
+    g_check(name, &go, out, 1e-2, 1.0 / 128);
+    g_check("matmul_residual_forward.residual_unchanged", &gr, res, 0.0, 0.0);
+    g_free(&gx); g_free(&gw); g_free(&gb); g_free(&gr); g_free(&go);
+    free(x); free(w); free(b); free(res); free(out); free(junk);
+}
+
+/* ------------------------------------------------------------------ fused MLP ops (GELU in the GEMM epilogues) */
+
+/* c_fc + gelu forward (N,C) -> (N,H) and gelu' + c_proj backward (N,H) -> (N,C) against the CPU backend's
+ * plain ops composed as the model composes them; H and C multiples of 8 (cuBLASLt's aux leading dimension). */
+static void test_mlp_fused(int N, int C, int H) {
+    char name[160];
+    TEST_TRUE("fused_ops_present", cuda.ops->matmul_gelu_forward && cuda.ops->gelu_matmul_backward, "cuda lacks them");
+    if (!cuda.ops->matmul_gelu_forward || !cuda.ops->gelu_matmul_backward) return;
+    float *x = tc_randn(&rng, (size_t)N * C, 1.0, 0.0), *w = tc_randn(&rng, (size_t)C * H, 1.0 / sqrt((double)C), 0.0);
+    float *b = tc_randn(&rng, H, 0.5, 0.0);
+    float *pre = calloc((size_t)N * H, 4), *act = calloc((size_t)N * H, 4);
+    cpu.ops->matmul_forward(&cpu, pre, x, w, b, N, C, H);
+    cpu.ops->gelu_forward(&cpu, act, pre, (size_t)N * H);
+    gbuf gx = g_new((size_t)N * C, 2), gw = g_new((size_t)C * H, 2), gb = g_new(H, 2);
+    gbuf gpre = g_new((size_t)N * H, 2), gact = g_new((size_t)N * H, 2);
+    g_set(&gx, x); g_set(&gw, w); g_set(&gb, b);
+    tc_check_status(cuda.ops->matmul_gelu_forward(&cuda, gact.ptr, gpre.ptr, gx.ptr, gw.ptr, gb.ptr, N, C, H),
+                    "matmul_gelu_forward");
+    /* pre as matmul_forward (fp32 accumulation, one bf16 rounding); gelu of the fp32 pre-activation, one
+     * bf16 rounding (the plain path rounds pre first: within the same 2^-8) */
+    snprintf(name, sizeof name, "matmul_gelu_forward.pre[N=%d,C=%d,H=%d]", N, C, H);
+    g_check(name, &gpre, pre, 1e-2, 1.0 / 128);
+    snprintf(name, sizeof name, "matmul_gelu_forward.out[N=%d,C=%d,H=%d]", N, C, H);
+    g_check(name, &gact, act, 1e-2, 1.0 / 128);
+
+    /* backward of out = act @ w2 (H,C) + b2 from identical bf16 pre / act on both sides */
+    for (size_t i = 0; i < (size_t)N * H; i++) act[i] = tc_round_bf16(act[i]), pre[i] = tc_round_bf16(pre[i]);
+    cpu.ops->gelu_forward(&cpu, act, pre, (size_t)N * H);
+    for (size_t i = 0; i < (size_t)N * H; i++) act[i] = tc_round_bf16(act[i]);
+    float *w2 = tc_randn(&rng, (size_t)H * C, 1.0 / sqrt((double)H), 0.0), *dout = tc_randn(&rng, (size_t)N * C, 1.0, 0.0);
+    float *dw = tc_randn(&rng, (size_t)H * C, 1.0, 0.0), *db = tc_randn(&rng, C, 1.0, 0.0);
+    float *dact = calloc((size_t)N * H, 4), *dpre = calloc((size_t)N * H, 4), *junk = tc_randn(&rng, (size_t)N * H, 1.0, 0.0);
+    gbuf gw2 = g_new((size_t)H * C, 2), gd = g_new((size_t)N * C, 2), gdw = g_new((size_t)H * C, 2), gdb = g_new(C, 2);
+    gbuf gdpre = g_new((size_t)N * H, 2);
+    g_set(&gpre, pre); g_set(&gact, act); g_set(&gw2, w2); g_set(&gd, dout); g_set(&gdw, dw); g_set(&gdb, db);
+    g_set(&gdpre, junk); /* dpre is written, not accumulated: whatever was there must not show */
+    cpu.ops->matmul_backward(&cpu, dact, dw, db, dout, act, w2, N, H, C);
+    cpu.ops->gelu_backward(&cpu, dpre, pre, dact, (size_t)N * H);
+    tc_check_status(cuda.ops->gelu_matmul_backward(&cuda, gdpre.ptr, gdw.ptr, gdb.ptr, gd.ptr, gact.ptr, gpre.ptr, gw2.ptr,
+                                                   N, H, C),
+                    "gelu_matmul_backward");
+    /* dpre O(1): fp32 dout @ W^T times gelu'(pre) in fp32, one bf16 rounding */
+    snprintf(name, sizeof name, "gelu_matmul_backward.dpre[N=%d,H=%d,C=%d]", N, H, C);
+    g_check(name, &gdpre, dpre, 1e-2, 1.0 / 128);
+    /* dweight, dbias: as matmul_backward (sums over N rows, one bf16 rounding onto random start values) */
+    snprintf(name, sizeof name, "gelu_matmul_backward.dweight[N=%d,H=%d,C=%d]", N, H, C);
+    g_check(name, &gdw, dw, 2e-2 * sqrt(N / 32.0 + 1), 1.0 / 128);
+    snprintf(name, sizeof name, "gelu_matmul_backward.dbias[N=%d,H=%d,C=%d]", N, H, C);
+    g_check(name, &gdb, db, 2e-2 * sqrt(N / 32.0 + 1), 1.0 / 128);
+    g_free(&gx); g_free(&gw); g_free(&gb); g_free(&gpre); g_free(&gact);
+    g_free(&gw2); g_free(&gd); g_free(&gdw); g_free(&gdb); g_free(&gdpre);
+    free(x); free(w); free(b); free(pre); free(act); free(w2); free(dout); free(dw); free(db); free(dact); free(dpre);
+    free(junk);
+}
+
 /* ------------------------------------------------------------------ element-wise */
 
 static void test_elementwise(size_t n) {
@@ -198,6 +278,29 @@ static void test_elementwise(size_t n) {
 
 /* ------------------------------------------------------------------ classifier */
 
+/* Losses against the CPU's. The target's logit is exact (fp32), the logsumexp runs on logits rounded to
+ * bf16 (2^-9 relative each): its error is a softmax-weighted mean of those roundings, so row i may differ
+ * by 2^-9 max_v |logit[i,v]| on top of float-level differences (2e-4 + 1e-4 relative). NaN fails. */
+static void check_losses(const char *name, const gbuf *gl, const float *ref, const float *x, const float *wte, int N,
+                         int C, int V) {
+    float *logits = calloc((size_t)N * V, 4);
+    cpu.ops->logits(&cpu, logits, x, wte, N, C, V);
+    int guard_ok, bad = -1;
+    float *got = g_get(gl, &guard_ok);
+    for (int i = 0; i < N && bad < 0; i++) {
+        float mx = 0.0f;
+        for (int v = 0; v < V; v++) mx = fmaxf(mx, fabsf(logits[(size_t)i * V + v]));
+        double tol = 2e-4 + 1e-4 * fabs(ref[i]) + ldexp(mx, -9);
+        if (!(fabs((double)got[i] - ref[i]) <= tol)) bad = i;
+    }
+    if (!guard_ok)
+        test_report(0, name, "guard bytes around the output were overwritten");
+    else
+        test_report(bad < 0, name, "row %d: %.6g, reference %.6g", bad, bad < 0 ? 0.0 : got[bad], bad < 0 ? 0.0 : ref[bad]);
+    free(got);
+    free(logits);
+}
+
 /* forward only (evaluation): losses, no gradients */
 static void test_classifier(int N, int C, int V) {
     char name[160];
@@ -209,9 +312,8 @@ static void test_classifier(int N, int C, int V) {
     gbuf gx = g_new((size_t)N * C, 2), gw = g_new((size_t)V * C, 2), gt = g_new(N, 4), gl = g_new(N, 4);
     g_set(&gx, x); g_set(&gw, wte); g_set_i32(&gt, tg);
     tc_check_status(cuda.ops->classifier(&cuda, gl.ptr, NULL, NULL, gx.ptr, gw.ptr, gt.ptr, N, C, V, 1.0f), "classifier");
-    /* fp32 logits from identical bf16 inputs (fp32 accumulation), fp32 logsumexp: float-level differences */
     snprintf(name, sizeof name, "classifier.losses[N=%d,C=%d,V=%d]", N, C, V);
-    g_check(name, &gl, losses, 2e-4, 1e-4);
+    check_losses(name, &gl, losses, x, wte, N, C, V);
     g_free(&gx); g_free(&gw); g_free(&gt); g_free(&gl);
     free(x); free(wte); free(tg); free(losses);
 }
@@ -237,8 +339,9 @@ static void test_classifier_backward(int N, int C, int V) {
     tc_check_status(cuda.ops->classifier(&cuda, gl.ptr, gdx.ptr, gdw.ptr, gx.ptr, gw.ptr, gt.ptr, N, C, V, dloss),
                     "classifier backward");
     snprintf(name, sizeof name, "classifier_backward.losses[N=%d,C=%d,V=%d]", N, C, V);
-    g_check(name, &gl, losses, 2e-4, 1e-4);
-    /* dlogits are rounded to bf16 (2^-8 relative) before the two GEMMs; outputs rounded to bf16 */
+    check_losses(name, &gl, losses, x, wte, N, C, V);
+    /* dlogits (softmax of bf16 logits, 2^-9 |logit| relative) are rounded to bf16 (2^-8 relative) before the
+     * two GEMMs; outputs rounded to bf16 */
     snprintf(name, sizeof name, "classifier_backward.dx[N=%d,C=%d,V=%d]", N, C, V);
     g_check(name, &gdx, dx, 0.02 * dloss, 1.0 / 64);
     snprintf(name, sizeof name, "classifier_backward.dwte[N=%d,C=%d,V=%d]", N, C, V);
@@ -315,11 +418,16 @@ int main(void) {
     test_matmul(128, 768, 2304, 1);
     test_matmul(61, 96, 40, 0);
     test_matmul(512, 768, 3072, 1);
+    test_matmul_residual(37, 64, 200, 1);
+    test_matmul_residual(512, 3072, 768, 1);
+    test_matmul_residual(61, 96, 40, 0);
+    test_mlp_fused(37, 64, 200);
+    test_mlp_fused(512, 768, 3072);
     test_elementwise(1003);
     test_elementwise(1 << 16);
     test_classifier(37, 64, 1000);
     test_classifier_backward(37, 64, 1000);
-    test_classifier_backward(1100, 64, 301); /* more rows than one chunk (1024) */
+    test_classifier_backward(4100, 64, 301); /* more rows than one chunk (4096) */
     test_classifier_backward(64, 768, 50257);
     test_adamw(1001);
     test_adamw(1 << 18);

@@ -334,4 +334,7 @@ const ab_backend_ops ab_cpu_backend = {
     .logits = cpu_logits,
     .adamw = cpu_adamw,
     .sum_squares = cpu_sum_squares,
+    .matmul_residual_forward = NULL, /* the model composes the plain ops */
+    .matmul_gelu_forward = NULL,
+    .gelu_matmul_backward = NULL,
 };

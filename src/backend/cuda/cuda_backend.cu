@@ -15,7 +15,7 @@
 
 #define LN_EPS 1e-5f
 #define LT_WORKSPACE_BYTES (32u << 20)   /* cuBLASLt workspace: 32 MiB, what Hopper kernels ask for */
-#define CLASSIFIER_ROWS 1024             /* rows of logits per chunk: 1024 x 50304 x (4 + 2) B = 309 MB (+ 77 MB padded wte) */
+#define CLASSIFIER_ROWS 4096             /* rows of bf16 logits per chunk: 4096 x 50304 x 2 B = 412 MB (+ 77 MB padded wte) */
 
 /* ------------------------------------------------------------------ errors */
 
@@ -326,102 +326,140 @@ static ab_status cuda_layernorm_forward(ab_backend *be, void *out, float *mean, 
     return cuda_check_launch("layernorm_forward");
 }
 
-/* dinp (N,C) += LN backward. One warp per row, grid-stride; lane l owns columns l*8 + 256*k (k < CHUNKS,
- * C <= 256*CHUNKS), so the weight / bias gradients accumulate in registers across the warp's rows, are
- * summed over the block's warps in shared memory once, and added to acc (2C fp32: dweight, dbias). */
+/* dinp (N,C) += LN backward, stage 1 of 2. One warp per row, grid-stride; lane l owns columns l*8 + 256*k
+ * (k < CHUNKS, C <= 256*CHUNKS, C % 8 == 0), so its slice of the weight stays in registers and the
+ * weight / bias gradients accumulate in registers across the warp's rows. A row's dout, inp and dinp are
+ * loaded once (16-byte loads, all in flight together) and kept packed until dinp is written back. The
+ * block's warps are summed in shared memory (sh: warps x C fp32) in a fixed order, and the block writes
+ * its partial sums to part[blockIdx.x] (2C fp32: dweight, dbias): no atomics, deterministic. */
+#define LNB_WARPS 8
+#define LNB_BLOCKS_PER_SM(chunks) ((chunks) <= 3 ? 2 : 1) /* what the registers allow (C <= 768: 2) */
 template <int CHUNKS>
-__global__ void layernorm_backward_kernel(bf16 *dinp, float *acc, const bf16 *dout, const bf16 *inp, const bf16 *w,
-                                          const float *mean, const float *rstd, int N, int C) {
-    extern __shared__ float sh[]; /* dw[C], db[C] */
+__global__ void __launch_bounds__(LNB_WARPS * 32, LNB_BLOCKS_PER_SM(CHUNKS))
+    layernorm_backward_kernel(bf16 *dinp, float *part, const bf16 *dout, const bf16 *inp, const bf16 *w,
+                              const float *mean, const float *rstd, int N, int C) {
+    extern __shared__ float sh[];
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    uint4 uw[CHUNKS]; /* the lane's weight slice, bf16 */
     float gw[CHUNKS][8], gb[CHUNKS][8];
 #pragma unroll
-    for (int k = 0; k < CHUNKS; k++)
+    for (int k = 0; k < CHUNKS; k++) {
+        if ((lane + 32 * k) * 8 < C) uw[k] = reinterpret_cast<const uint4 *>(w)[lane + 32 * k];
 #pragma unroll
         for (int e = 0; e < 8; e++) gw[k][e] = gb[k][e] = 0.0f;
-    int warps = blockDim.x / 32, lane = threadIdx.x % 32;
-    for (int row = blockIdx.x * warps + threadIdx.x / 32; row < N; row += gridDim.x * warps) {
-        const bf16 *dy = dout + (size_t)row * C, *x = inp + (size_t)row * C;
+    }
+    for (int row = blockIdx.x * LNB_WARPS + warp; row < N; row += gridDim.x * LNB_WARPS) {
+        const uint4 *dy = reinterpret_cast<const uint4 *>(dout + (size_t)row * C);
+        const uint4 *x = reinterpret_cast<const uint4 *>(inp + (size_t)row * C);
+        uint4 *dx = reinterpret_cast<uint4 *>(dinp + (size_t)row * C);
+        uint4 udy[CHUNKS], ux[CHUNKS], udx[CHUNKS];
+#pragma unroll
+        for (int k = 0; k < CHUNKS; k++) {
+            int v = lane + 32 * k; /* 8-element vector index in the row */
+            if (v * 8 < C) {
+                udy[k] = dy[v];
+                ux[k] = x[v];
+                udx[k] = dx[v];
+            }
+        }
         float m = mean[row], r = rstd[row], sd = 0.0f, sdx = 0.0f;
 #pragma unroll
         for (int k = 0; k < CHUNKS; k++) {
-            int c = lane * 8 + 256 * k;
-            if (c >= C) break;
-            float dv[8], xv[8], wv[8];
-            load8(dv, dy, c, C);
-            load8(xv, x, c, C);
-            load8(wv, w, c, C);
+            if ((lane + 32 * k) * 8 >= C) break;
+            const bf16 *hdy = reinterpret_cast<const bf16 *>(&udy[k]), *hx = reinterpret_cast<const bf16 *>(&ux[k]);
+            const bf16 *hw = reinterpret_cast<const bf16 *>(&uw[k]);
 #pragma unroll
             for (int e = 0; e < 8; e++) {
-                float xhat = (xv[e] - m) * r, dxhat = dv[e] * wv[e];
+                float d = bf2f(hdy[e]), xhat = (bf2f(hx[e]) - m) * r, dxhat = d * bf2f(hw[e]);
                 sd += dxhat;
                 sdx += dxhat * xhat;
-                gw[k][e] += dv[e] * xhat; /* load8 gives 0 past C: no contribution */
-                gb[k][e] += dv[e];
+                gw[k][e] += d * xhat;
+                gb[k][e] += d;
             }
         }
         sd = warp_sum(sd) / C;
         sdx = warp_sum(sdx) / C;
-        bf16 *dx = dinp + (size_t)row * C;
 #pragma unroll
         for (int k = 0; k < CHUNKS; k++) {
-            int c = lane * 8 + 256 * k;
-            if (c >= C) break;
-            float dv[8], xv[8], wv[8], g[8];
-            load8(dv, dy, c, C);
-            load8(xv, x, c, C);
-            load8(wv, w, c, C);
-            load8(g, dx, c, C);
+            int v = lane + 32 * k;
+            if (v * 8 >= C) break;
+            const bf16 *hdy = reinterpret_cast<const bf16 *>(&udy[k]), *hx = reinterpret_cast<const bf16 *>(&ux[k]);
+            const bf16 *hw = reinterpret_cast<const bf16 *>(&uw[k]);
+            bf16 *hdx = reinterpret_cast<bf16 *>(&udx[k]);
 #pragma unroll
-            for (int e = 0; e < 8; e++) g[e] += r * (dv[e] * wv[e] - sd - (xv[e] - m) * r * sdx);
-            store8(dx, c, C, g);
+            for (int e = 0; e < 8; e++)
+                hdx[e] = f2bf(bf2f(hdx[e]) + r * (bf2f(hdy[e]) * bf2f(hw[e]) - sd - (bf2f(hx[e]) - m) * r * sdx));
+            dx[v] = udx[k];
         }
     }
-    for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) sh[c] = 0.0f;
-    __syncthreads();
+    /* block sums: dweight through sh, then dbias through sh */
+    for (int pass = 0; pass < 2; pass++) {
 #pragma unroll
-    for (int k = 0; k < CHUNKS; k++)
+        for (int k = 0; k < CHUNKS; k++)
 #pragma unroll
-        for (int e = 0; e < 8; e++) {
-            int c = lane * 8 + 256 * k + e;
-            if (c < C) {
-                atomicAdd(&sh[c], gw[k][e]);
-                atomicAdd(&sh[C + c], gb[k][e]);
+            for (int e = 0; e < 8; e++) {
+                int c = lane * 8 + 256 * k + e;
+                if (c < C) sh[warp * C + c] = pass ? gb[k][e] : gw[k][e];
             }
+        __syncthreads();
+        for (int c = threadIdx.x; c < C; c += blockDim.x) {
+            float t = 0.0f;
+            for (int i = 0; i < LNB_WARPS; i++) t += sh[i * C + c];
+            part[(size_t)blockIdx.x * 2 * C + pass * C + c] = t;
         }
-    __syncthreads();
-    for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) atomicAdd(&acc[c], sh[c]);
+        __syncthreads();
+    }
 }
 
-/* dweight += acc[0:C], dbias += acc[C:2C] */
-__global__ void layernorm_param_grad_kernel(bf16 *dw, bf16 *db, const float *acc, int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    dw[c] = f2bf(bf2f(dw[c]) + acc[c]);
-    db[c] = f2bf(bf2f(db[c]) + acc[C + c]);
+/* Stage 2: dweight[c] += sum over blocks of part[b][c], dbias[c] += sum of part[b][C + c]. A block
+ * covers 32 of the 2C columns with 16 groups of rows; each thread sums its group's rows in block order
+ * and the groups are added in order (deterministic). */
+#define LNB_GROUPS 16
+__global__ void layernorm_param_grad_kernel(bf16 *dw, bf16 *db, const float *part, int nblocks, int C) {
+    __shared__ float red[LNB_GROUPS][33];
+    int lane = threadIdx.x % 32, grp = threadIdx.x / 32, col = blockIdx.x * 32 + lane;
+    float t = 0.0f;
+    if (col < 2 * C) {
+#pragma unroll 4
+        for (int b = grp; b < nblocks; b += LNB_GROUPS) t += part[(size_t)b * 2 * C + col];
+    }
+    red[grp][lane] = t;
+    __syncthreads();
+    if (grp != 0 || col >= 2 * C) return;
+    for (int i = 1; i < LNB_GROUPS; i++) t += red[i][lane];
+    bf16 *dst = col < C ? dw + col : db + (col - C);
+    *dst = f2bf(bf2f(*dst) + t);
 }
 
 static ab_status cuda_layernorm_backward(ab_backend *be, void *dinp, void *dweight, void *dbias, const void *dout,
                                          const void *inp, const void *weight, const float *mean, const float *rstd,
                                          int N, int C) {
     cuda_impl *ci = cuda_of(be);
-    if (C > 2048) return ab_fail(AB_ERR_UNSUPPORTED, "cuda layernorm_backward: C = %d (at most 2048 is built)", C);
-    size_t acc_bytes = (size_t)2 * C * sizeof(float);
-    AB_TRY(cuda_scratch_reserve(be, &ci->reduce, acc_bytes, MEM_WORKSPACE, "layernorm_backward"));
-    CUDA_TRY(cudaMemsetAsync(ci->reduce.buf.ptr, 0, acc_bytes, ci->stream), "layernorm_backward");
-    int blocks = ci->sm_count * 2;
-    if (blocks > (N + 7) / 8) blocks = (N + 7) / 8;
+    if (C > 2048 || C % 8)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda layernorm_backward: C = %d (a multiple of 8, at most 2048, is built)", C);
+    if (((uintptr_t)dinp | (uintptr_t)dout | (uintptr_t)inp | (uintptr_t)weight) & 15)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda layernorm_backward: tensors must be 16-byte aligned");
+    int blocks = ci->sm_count * (C <= 768 ? LNB_BLOCKS_PER_SM(3) : LNB_BLOCKS_PER_SM(4));
+    if (blocks > (N + LNB_WARPS - 1) / LNB_WARPS) blocks = (N + LNB_WARPS - 1) / LNB_WARPS;
     if (blocks < 1) blocks = 1;
-    float *acc = (float *)ci->reduce.buf.ptr;
+    AB_TRY(cuda_scratch_reserve(be, &ci->reduce, (size_t)blocks * 2 * C * sizeof(float), MEM_WORKSPACE,
+                                "layernorm_backward"));
+    float *part = (float *)ci->reduce.buf.ptr;
+    size_t sh_bytes = (size_t)LNB_WARPS * C * sizeof(float);
+    bf16 *dx = (bf16 *)dinp;
     const bf16 *dy = (const bf16 *)dout, *x = (const bf16 *)inp, *w = (const bf16 *)weight;
-    if (C <= 768)
-        layernorm_backward_kernel<3><<<blocks, 256, acc_bytes, ci->stream>>>((bf16 *)dinp, acc, dy, x, w, mean, rstd, N, C);
-    else if (C <= 1024)
-        layernorm_backward_kernel<4><<<blocks, 256, acc_bytes, ci->stream>>>((bf16 *)dinp, acc, dy, x, w, mean, rstd, N, C);
-    else
-        layernorm_backward_kernel<8><<<blocks, 256, acc_bytes, ci->stream>>>((bf16 *)dinp, acc, dy, x, w, mean, rstd, N, C);
+    if (C <= 768) {
+        layernorm_backward_kernel<3><<<blocks, LNB_WARPS * 32, sh_bytes, ci->stream>>>(dx, part, dy, x, w, mean, rstd, N, C);
+    } else if (C <= 1024) {
+        layernorm_backward_kernel<4><<<blocks, LNB_WARPS * 32, sh_bytes, ci->stream>>>(dx, part, dy, x, w, mean, rstd, N, C);
+    } else { /* up to 64 KB of shared memory: above the default 48 KB */
+        CUDA_TRY(cudaFuncSetAttribute(layernorm_backward_kernel<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sh_bytes),
+                 "layernorm_backward shared memory");
+        layernorm_backward_kernel<8><<<blocks, LNB_WARPS * 32, sh_bytes, ci->stream>>>(dx, part, dy, x, w, mean, rstd, N, C);
+    }
     AB_TRY(cuda_check_launch("layernorm_backward"));
-    layernorm_param_grad_kernel<<<cuda_blocks((size_t)C, 256), 256, 0, ci->stream>>>(
-        (bf16 *)dweight, (bf16 *)dbias, (const float *)ci->reduce.buf.ptr, C);
+    layernorm_param_grad_kernel<<<cuda_blocks((size_t)2 * C, 32), LNB_GROUPS * 32, 0, ci->stream>>>(
+        (bf16 *)dweight, (bf16 *)dbias, part, blocks, C);
     return cuda_check_launch("layernorm_param_grad");
 }
 
@@ -492,85 +530,117 @@ static ab_status cuda_accumulate(ab_backend *be, void *dst, const void *src, siz
 
 /* ------------------------------------------------------------------ classifier */
 
-/* One block per row of a logits chunk (fp32, row stride ld >= V): loss = logsumexp - logit[target] (0 when
- * the target is < 0); with dl != NULL also dl (bf16, same stride) = (softmax - onehot) * dloss, 0 for
- * ignored rows and for the padding columns V..ld. */
-__global__ void cross_entropy_kernel(float *losses, bf16 *dl, const float *logits, const int32_t *targets, int V,
-                                     size_t ld, float dloss) {
-    __shared__ float red[32];
+/* One block per row of a bf16 logits chunk (row stride ld >= V, ld % 8 == 0, rows 16-byte aligned):
+ * loss = logsumexp - logit[target] (0 when the target is < 0). The target's logit is recomputed in fp32
+ * from x and wte (a C-long dot product, the GEMM's own fp32 accumulation before rounding), so only the
+ * logsumexp sees the bf16 rounding of the logits (|error| <= 2^-9 max|logit|, and the softmax averages the
+ * roundings). With backward, the row is overwritten in place by dlogits = (softmax - onehot) * dloss, 0 for
+ * ignored rows and for the padding columns V..ld. Two passes over the row: the second reads it from L2. */
+#define CE_THREADS 512
+__global__ void __launch_bounds__(CE_THREADS) cross_entropy_kernel(float *losses, bf16 *lg, const bf16 *x,
+                                                                   const bf16 *wte, const int32_t *targets, int V,
+                                                                   size_t ld, int C, float dloss, int backward) {
+    __shared__ float red[CE_THREADS / 32], tlogit;
     int row = blockIdx.x, target = targets[row];
-    const float *l = logits + (size_t)row * ld;
-    float m = -INFINITY, s = 0.0f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) { /* online max + sum of exp */
-        float x = l[v];
-        if (x > m) {
-            s = s * __expf(m - x) + 1.0f;
-            m = x;
-        } else {
-            s += __expf(x - m);
-        }
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    uint4 *l = reinterpret_cast<uint4 *>(lg + (size_t)row * ld);
+    int n8 = (int)(ld / 8);
+    if (warp == 0) { /* exact fp32 logit of the target */
+        float d = 0.0f;
+        if (target >= 0)
+            for (int c = lane * 8; c < C; c += 256) {
+                float a[8], b[8];
+                load8(a, x + (size_t)row * C, c, C);
+                load8(b, wte + (size_t)target * C, c, C);
+#pragma unroll
+                for (int k = 0; k < 8; k++) d += a[k] * b[k];
+            }
+        d = warp_sum(d);
+        if (lane == 0) tlogit = d;
     }
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
+    float m = -INFINITY, s = 0.0f; /* running max and sum of exp(x - m) */
+    for (int i = threadIdx.x; i < n8; i += CE_THREADS) {
+        uint4 u = l[i];
+        const bf16 *h = reinterpret_cast<const bf16 *>(&u);
+        float v[8], vm = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            v[k] = i * 8 + k < V ? bf2f(h[k]) : -INFINITY;
+            vm = fmaxf(vm, v[k]);
+        }
+        float nm = fmaxf(m, vm), t = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; k++) t += __expf(v[k] - nm);
+        s = (m == -INFINITY ? 0.0f : s * __expf(m - nm)) + t;
+        m = nm;
+    }
     float wm = warp_max(m);
     s = warp_sum(m == -INFINITY ? 0.0f : s * __expf(m - wm));
     if (lane == 0) red[warp] = wm;
     __syncthreads();
     float bm = -INFINITY;
-    for (int i = 0; i < nw; i++) bm = fmaxf(bm, red[i]);
+    for (int i = 0; i < CE_THREADS / 32; i++) bm = fmaxf(bm, red[i]);
     __syncthreads();
     if (lane == 0) red[warp] = s * __expf(wm - bm);
     __syncthreads();
     float total = 0.0f;
-    for (int i = 0; i < nw; i++) total += red[i];
+    for (int i = 0; i < CE_THREADS / 32; i++) total += red[i];
     float lse = bm + logf(total);
-    if (threadIdx.x == 0) losses[row] = target >= 0 ? lse - l[target] : 0.0f;
-    if (!dl) return;
-    bf16 *d = dl + (size_t)row * ld;
-    for (int v = threadIdx.x; v < (int)ld; v += blockDim.x) { /* padding columns V..ld get 0 */
-        float g = target >= 0 && v < V ? (__expf(l[v] - lse) - (v == target ? 1.0f : 0.0f)) * dloss : 0.0f;
-        d[v] = f2bf(g);
+    if (threadIdx.x == 0) losses[row] = target >= 0 ? lse - tlogit : 0.0f;
+    if (!backward) return;
+    for (int i = threadIdx.x; i < n8; i += CE_THREADS) {
+        uint4 u = l[i];
+        bf16 *h = reinterpret_cast<bf16 *>(&u);
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            int v = i * 8 + k;
+            float g = target >= 0 && v < V ? (__expf(bf2f(h[k]) - lse) - (v == target ? 1.0f : 0.0f)) * dloss : 0.0f;
+            h[k] = f2bf(g);
+        }
+        l[i] = u;
     }
 }
 
 static ab_status cuda_classifier(ab_backend *be, float *losses, void *dx, void *dwte, const void *x, const void *wte,
                                  const int32_t *targets, int N, int C, int V, float dloss) {
     cuda_impl *ci = cuda_of(be);
+    if (C % 8) return ab_fail(AB_ERR_UNSUPPORTED, "cuda classifier: C = %d must be a multiple of 8", C);
     int R = N < CLASSIFIER_ROWS ? N : CLASSIFIER_ROWS;
     /* The vocabulary padded to a multiple of 64 (50257 -> 50304): with an odd V, cuBLASLt can only pick
-     * align-1 kernels for the two products whose contiguous dimension is V, which made them ~7x slower.
+     * align-1 kernels for the products whose contiguous dimension is V, which made them ~7x slower.
      * wte is copied once per call into a zero-padded (ld, C) buffer; padded logits are ignored and padded
      * dlogits are 0, so the products over ld equal those over V. */
     size_t ld = ((size_t)V + 63) / 64 * 64;
-    size_t f32_bytes = (size_t)R * ld * sizeof(float), dl_bytes = dx ? (size_t)R * ld * sizeof(bf16) : 0;
-    size_t need = f32_bytes + dl_bytes + ld * (size_t)C * sizeof(bf16);
+    size_t lg_bytes = (size_t)R * ld * sizeof(bf16);
+    size_t need = lg_bytes + ld * (size_t)C * sizeof(bf16);
     AB_TRY(cuda_scratch_reserve(be, &ci->classifier, need, MEM_WORKSPACE, "classifier logits chunk"));
-    float *logits = (float *)ci->classifier.buf.ptr;
-    bf16 *dl = dx ? (bf16 *)((char *)ci->classifier.buf.ptr + f32_bytes) : NULL;
-    bf16 *wpad = (bf16 *)((char *)ci->classifier.buf.ptr + f32_bytes + dl_bytes); /* (ld, C) */
+    bf16 *lg = (bf16 *)ci->classifier.buf.ptr;                       /* (R, ld): logits, then dlogits */
+    bf16 *wpad = (bf16 *)((char *)ci->classifier.buf.ptr + lg_bytes); /* (ld, C) */
     CUDA_TRY(cudaMemcpyAsync(wpad, wte, (size_t)V * C * sizeof(bf16), cudaMemcpyDeviceToDevice, ci->stream), "classifier");
     CUDA_TRY(cudaMemsetAsync(wpad + (size_t)V * C, 0, (ld - (size_t)V) * C * sizeof(bf16), ci->stream), "classifier");
     const bf16 *xb = (const bf16 *)x;
     for (int r0 = 0; r0 < N; r0 += R) {
         int rows = N - r0 < R ? N - r0 : R;
         cuda_gemm_args g;
-        memset(&g, 0, sizeof g); /* logits (rows,ld) f32 = x[r0:] (rows,C) @ wpad^T (C,ld) */
+        memset(&g, 0, sizeof g); /* lg (rows,ld) bf16 = x[r0:] (rows,C) @ wpad^T (C,ld) */
         g.trans_b = 1; g.M = rows; g.N = (int)ld; g.K = C; g.alpha = 1.0f; g.beta = 0.0f;
         g.A = xb + (size_t)r0 * C; g.lda = C;
         g.B = wpad; g.ldb = C;
-        g.C = logits; g.ldc = (int)ld; g.c_f32 = 1;
+        g.C = lg; g.ldc = (int)ld;
         AB_TRY(cuda_gemm(be, &g));
-        cross_entropy_kernel<<<rows, 512, 0, ci->stream>>>(losses + r0, dl, logits, targets + r0, V, ld, dloss);
+        cross_entropy_kernel<<<rows, CE_THREADS, 0, ci->stream>>>(losses + r0, lg, xb + (size_t)r0 * C, wpad,
+                                                                   targets + r0, V, ld, C, dloss, dx != NULL);
         AB_TRY(cuda_check_launch("cross_entropy"));
         if (!dx) continue;
-        memset(&g, 0, sizeof g); /* dx[r0:] (rows,C) += dl (rows,ld) @ wpad (ld,C) */
+        memset(&g, 0, sizeof g); /* dx[r0:] (rows,C) += lg (rows,ld) @ wpad (ld,C) */
         g.M = rows; g.N = C; g.K = (int)ld; g.alpha = 1.0f; g.beta = 1.0f;
-        g.A = dl; g.lda = (int)ld;
+        g.A = lg; g.lda = (int)ld;
         g.B = wpad; g.ldb = C;
         g.C = (bf16 *)dx + (size_t)r0 * C; g.ldc = C;
         AB_TRY(cuda_gemm(be, &g));
-        memset(&g, 0, sizeof g); /* dwte (V,C) += dl^T (V,rows) @ x[r0:] (rows,C) */
+        memset(&g, 0, sizeof g); /* dwte (V,C) += lg^T (V,rows) @ x[r0:] (rows,C) */
         g.trans_a = 1; g.M = V; g.N = C; g.K = rows; g.alpha = 1.0f; g.beta = 1.0f;
-        g.A = dl; g.lda = (int)ld;
+        g.A = lg; g.lda = (int)ld;
         g.B = xb + (size_t)r0 * C; g.ldb = C;
         g.C = dwte; g.ldc = C;
         AB_TRY(cuda_gemm(be, &g));
@@ -739,4 +809,7 @@ extern "C" const ab_backend_ops ab_cuda_backend = {
     /* .logits = */ cuda_logits,
     /* .adamw = */ cuda_adamw,
     /* .sum_squares = */ cuda_sum_squares,
+    /* .matmul_residual_forward = */ cuda_matmul_residual_forward,
+    /* .matmul_gelu_forward = */ cuda_matmul_gelu_forward,
+    /* .gelu_matmul_backward = */ cuda_gelu_matmul_backward,
 };

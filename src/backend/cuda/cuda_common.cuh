@@ -69,10 +69,17 @@ void cuda_scratch_release(ab_backend *be, cuda_scratch *s);
 /* Blocks of `threads` covering n items. */
 static inline unsigned cuda_blocks(size_t n, unsigned threads) { return (unsigned)((n + threads - 1) / threads); }
 
+/* GELU folded into a GEMM's epilogue (tanh form, GPT-2's); aux is bf16 (M,N) with row stride ld_aux. */
+typedef enum {
+    GEMM_GELU_NONE = 0,
+    GEMM_GELU_FORWARD,  /* aux = A@B (+ bias), C = gelu(aux) (beta must be 0) */
+    GEMM_GELU_BACKWARD, /* C = gelu'(aux) * (A@B) (beta must be 0, no bias) */
+} gemm_gelu;
+
 /* ---- GEMM (cuBLASLt), row-major, bf16 operands, fp32 accumulation ----
  * C (M,N) = alpha * op(A) @ op(B) + beta * C, op(X) = X^T when trans_x; A is (M,K) after op, B (K,N).
  * `batch` strided products (stride_* in elements, 0 for shared operands). C is bf16 unless c_f32.
- * epilogue: bias (N) added to every row when bias != NULL (bf16). */
+ * epilogue: bias (N) added to every row when bias != NULL (bf16); GELU as `gelu` says. */
 typedef struct {
     int trans_a, trans_b;
     int M, N, K;
@@ -80,9 +87,12 @@ typedef struct {
     const bf16 *A; int lda; long long stride_a;
     const bf16 *B; int ldb; long long stride_b;
     void *C; int ldc; long long stride_c;
+    const void *C_in;     /* beta's C when it is not the output (same layout as C); NULL: C itself */
     int c_f32;
     int batch;
     const bf16 *bias;
+    gemm_gelu gelu;       /* batch 1 only */
+    void *aux; int ld_aux;
 } cuda_gemm_args;
 
 ab_status cuda_gemm(ab_backend *be, const cuda_gemm_args *g);
@@ -95,6 +105,12 @@ ab_status cuda_matmul_forward(ab_backend *be, void *out, const void *inp, const 
                               int N, int C, int OC);
 ab_status cuda_matmul_backward(ab_backend *be, void *dinp, void *dweight, void *dbias, const void *dout,
                                const void *inp, const void *weight, int N, int C, int OC);
+ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
+                                       const void *residual, int N, int C, int OC);
+ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,
+                                   const void *bias, int N, int C, int OC);
+ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
+                                    const void *act, const void *pre, const void *weight, int N, int C, int OC);
 
 /* ---- device helpers ---- */
 __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }

@@ -4,7 +4,9 @@
  * cuBLASLt's column-major view by swapping the operands (C^T = op(B)^T op(A)^T). Algorithm choices are
  * cached per shape, transposition, alignment and epilogue, so the heuristic runs once per distinct GEMM.
  *
- * Also here: the matmul ops of the op table (Conv1D weights (in, out)) and the bias gradient.
+ * Also here: the matmul ops of the op table (Conv1D weights (in, out)), the bias gradient, the projection
+ * that adds the residual as the GEMM's C input, and the MLP's c_fc -> GELU -> c_proj pair with the GELU
+ * folded into the GEMM epilogues.
  */
 #include <string.h>
 
@@ -26,9 +28,9 @@ static ab_status lt_status(cublasStatus_t s, const char *what) {
 
 /* One cached algorithm: the key is every argument that changes the heuristic's answer. */
 typedef struct {
-    int trans_a, trans_b, M, N, K, lda, ldb, ldc, batch, c_f32, has_bias, beta_zero;
+    int trans_a, trans_b, M, N, K, lda, ldb, ldc, batch, c_f32, has_bias, beta_zero, gelu, ld_aux;
     long long stride_a, stride_b, stride_c;
-    unsigned align_a, align_b, align_c;
+    unsigned align_a, align_b, align_c, align_aux;
     cublasLtMatmulAlgo_t algo;
     int used;
 } gemm_algo_entry;
@@ -61,22 +63,42 @@ ab_status cuda_gemm(ab_backend *be, const cuda_gemm_args *g) {
     key.trans_a = g->trans_a; key.trans_b = g->trans_b; key.M = g->M; key.N = g->N; key.K = g->K;
     key.lda = g->lda; key.ldb = g->ldb; key.ldc = g->ldc; key.batch = batch; key.c_f32 = g->c_f32;
     key.has_bias = g->bias != NULL; key.beta_zero = g->beta == 0.0f;
+    key.gelu = g->gelu; key.ld_aux = g->gelu ? g->ld_aux : 0;
+    key.align_aux = g->gelu ? byte_alignment(g->aux, 0) : 0;
     key.stride_a = batch > 1 ? g->stride_a : 0; key.stride_b = batch > 1 ? g->stride_b : 0;
     key.stride_c = batch > 1 ? g->stride_c : 0;
     key.align_a = byte_alignment(g->A, key.stride_a);
     key.align_b = byte_alignment(g->B, key.stride_b);
     key.align_c = byte_alignment(g->C, key.stride_c * (g->c_f32 ? 2 : 1));
+    if (g->C_in) { /* C and D share one alignment preference: the smaller */
+        unsigned a_in = byte_alignment(g->C_in, key.stride_c * (g->c_f32 ? 2 : 1));
+        if (a_in < key.align_c) key.align_c = a_in;
+    }
 
     LT_TRY(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul descriptor");
     LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta), "transa");
     LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb), "transb");
-    if (g->bias) {
-        cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
-        cudaDataType_t bt = CUDA_R_16BF;
+    if ((g->gelu && (batch > 1 || g->beta != 0.0f || g->c_f32)) || (g->gelu == GEMM_GELU_BACKWARD && g->bias)) {
+        st = ab_fail(AB_ERR_INTERNAL, "cuda gemm: GELU epilogue needs batch 1, beta 0, bf16 C and (backward) no bias");
+        goto done;
+    }
+    if (g->bias || g->gelu) {
+        cublasLtEpilogue_t ep = g->gelu == GEMM_GELU_FORWARD  ? (g->bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
+                                : g->gelu == GEMM_GELU_BACKWARD ? CUBLASLT_EPILOGUE_DGELU
+                                                                : CUBLASLT_EPILOGUE_BIAS;
         LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep), "epilogue");
+    }
+    if (g->bias) {
+        cudaDataType_t bt = CUDA_R_16BF;
         LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g->bias, sizeof g->bias),
                "bias pointer");
         LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt), "bias type");
+    }
+    if (g->gelu) { /* aux has C's shape: (N, M) column-major with leading dimension ld_aux */
+        int64_t ld_aux = g->ld_aux;
+        LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &g->aux, sizeof g->aux),
+               "GELU aux pointer");
+        LT_TRY(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &ld_aux, sizeof ld_aux), "GELU aux ld");
     }
     LT_TRY(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, a_rows, a_cols, g->ldb), "layout A");
     LT_TRY(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, b_rows, b_cols, g->lda), "layout B");
@@ -98,6 +120,7 @@ ab_status cuda_gemm(ab_backend *be, const cuda_gemm_args *g) {
             if (e->used && e->trans_a == key.trans_a && e->trans_b == key.trans_b && e->M == key.M && e->N == key.N &&
                 e->K == key.K && e->lda == key.lda && e->ldb == key.ldb && e->ldc == key.ldc && e->batch == key.batch &&
                 e->c_f32 == key.c_f32 && e->has_bias == key.has_bias && e->beta_zero == key.beta_zero &&
+                e->gelu == key.gelu && e->ld_aux == key.ld_aux && e->align_aux == key.align_aux &&
                 e->stride_a == key.stride_a && e->stride_b == key.stride_b && e->stride_c == key.stride_c &&
                 e->align_a == key.align_a && e->align_b == key.align_b && e->align_c == key.align_c)
                 algo = &e->algo;
@@ -127,7 +150,7 @@ ab_status cuda_gemm(ab_backend *be, const cuda_gemm_args *g) {
             e->used = 1;
             algo = &e->algo;
         }
-        LT_TRY(cublasLtMatmul(ci->lt, op, &g->alpha, g->B, la, g->A, lb, &g->beta, g->C, lc, g->C, lc, algo,
+        LT_TRY(cublasLtMatmul(ci->lt, op, &g->alpha, g->B, la, g->A, lb, &g->beta, g->C_in ? g->C_in : g->C, lc, g->C, lc, algo,
                               ci->lt_workspace, ci->lt_workspace_bytes, ci->stream),
                "matmul");
     }
@@ -197,4 +220,45 @@ ab_status cuda_matmul_backward(ab_backend *be, void *dinp, void *dweight, void *
     }
     if (dbias) AB_TRY(cuda_bias_grad(be, (bf16 *)dbias, (const bf16 *)dout, N, OC));
     return AB_OK;
+}
+
+ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
+                                       const void *residual, int N, int C, int OC) {
+    /* out (N,OC) = residual (N,OC) + inp (N,C) @ weight (C,OC) + bias (OC): residual read as C with beta 1 */
+    cuda_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.M = N; g.N = OC; g.K = C; g.alpha = 1.0f; g.beta = 1.0f;
+    g.A = (const bf16 *)inp; g.lda = C;
+    g.B = (const bf16 *)weight; g.ldb = OC;
+    g.C = out; g.ldc = OC; g.C_in = residual;
+    g.bias = (const bf16 *)bias;
+    return cuda_gemm(be, &g);
+}
+
+ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,
+                                   const void *bias, int N, int C, int OC) {
+    /* pre (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC); out = gelu(pre): one GEMM, both written by the epilogue */
+    cuda_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.M = N; g.N = OC; g.K = C; g.alpha = 1.0f; g.beta = 0.0f;
+    g.A = (const bf16 *)inp; g.lda = C;
+    g.B = (const bf16 *)weight; g.ldb = OC;
+    g.C = out; g.ldc = OC;
+    g.bias = (const bf16 *)bias;
+    g.gelu = GEMM_GELU_FORWARD; g.aux = pre; g.ld_aux = OC;
+    return cuda_gemm(be, &g);
+}
+
+ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
+                                    const void *act, const void *pre, const void *weight, int N, int C, int OC) {
+    cuda_gemm_args g; /* dpre (N,C) = gelu'(pre) * (dout (N,OC) @ W^T (OC,C)): written, the GELU in the epilogue */
+    memset(&g, 0, sizeof g);
+    g.trans_b = 1; g.M = N; g.N = C; g.K = OC; g.alpha = 1.0f; g.beta = 0.0f;
+    g.A = (const bf16 *)dout; g.lda = OC;
+    g.B = (const bf16 *)weight; g.ldb = OC;
+    g.C = dpre; g.ldc = C;
+    g.gelu = GEMM_GELU_BACKWARD; g.aux = (void *)pre; g.ld_aux = C;
+    AB_TRY(cuda_gemm(be, &g));
+    /* dW (C,OC) += act^T @ dout, dbias (OC) += colsum(dout): as matmul_backward */
+    return cuda_matmul_backward(be, NULL, dweight, dbias, dout, act, weight, N, C, OC);
 }
