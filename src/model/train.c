@@ -335,7 +335,10 @@ ab_status ab_train_variant(ab_train_ctx *c, ab_variant_id v) {
     }
     end.ok = s == AB_OK;
     char reason[2048];
-    snprintf(reason, sizeof reason, "%s", ab_error());
+    if (s == AB_ERR_OOM)
+        snprintf(reason, sizeof reason, "%s (variant %s at batch %d x %d tokens: try a smaller --batch with --grad-accum to keep the "
+                 "tokens per step)", ab_error(), var->name, tc->batch, tc->seq);
+    else snprintf(reason, sizeof reason, "%s", ab_error());
     end.failure_reason = end.ok ? NULL : reason;
     rs = ab_results_end_variant(c->results, &end);
     run_state_free(&r);

@@ -26,10 +26,10 @@ static double rel_l2(const float *got, const float *ref, size_t n, double *ref_n
     return sqrt(num / (den > 0 ? den : 1e-30));
 }
 
-static void test_model(ab_variant_id vid) {
+static void test_model(ab_variant_id vid, ab_attn_hparams hp) {
     const char *vn = ab_variants[vid]->name;
     char name[160];
-    ab_model_config cfg = {.n_layer = 2, .n_head = 2, .n_embd = 128, .vocab_size = 515, .max_seq = 64};
+    ab_model_config cfg = {.n_layer = 2, .n_head = 2, .n_embd = 128, .vocab_size = 515, .max_seq = 64, .attn = hp};
     const int B = 2, T = 50, n = B * T;
     ab_gpt2 mc, mg;
     if (ab_gpt2_create(&mc, &cfg, vid, T, &cpu) != AB_OK) {
@@ -131,9 +131,11 @@ done:
 
 int main(void) {
     if (!tc_open(&cpu, &cuda)) return TEST_SUMMARY();
-    test_model(VARIANT_BASELINE);
-    test_model(VARIANT_SDPA);
-    test_model(VARIANT_FLASH);
+    test_model(VARIANT_BASELINE, (ab_attn_hparams){0});
+    test_model(VARIANT_SDPA, (ab_attn_hparams){0});
+    test_model(VARIANT_FLASH, (ab_attn_hparams){0});
+    test_model(VARIANT_GQA, (ab_attn_hparams){0});                /* H = 2: G = 1 */
+    test_model(VARIANT_SLIDING_WINDOW, (ab_attn_hparams){.window = 16}); /* band inside T = 50, cache of 16 */
     ab_backend_close(&cuda);
     ab_backend_close(&cpu);
     return TEST_SUMMARY();

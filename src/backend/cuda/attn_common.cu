@@ -43,39 +43,65 @@ ab_status attn_permute(ab_backend *be, bf16 *dst, const bf16 *src, int B, int T,
     return cuda_check_launch("permute_heads");
 }
 
+attn_kv_layout attn_kv_layout_mha(const ab_attn_config *cfg) {
+    attn_kv_layout L = {cfg->H, cfg->H, cfg->D, cfg->max_T, cfg->max_T};
+    return L;
+}
+
+size_t attn_kv_layout_bytes(const attn_kv_layout *L, int B) { return (size_t)L->cap * B * 2 * L->G * L->D * sizeof(bf16); }
+
 size_t attn_kv_cache_bytes(const ab_attn_config *cfg, int B, int max_T) {
     return (size_t)max_T * B * 2 * cfg->C * sizeof(bf16);
 }
 
-/* cache[t][b][0:C] = k, cache[t][b][C:2C] = v, from qkv (B,T,3C); 8 elements per thread */
-__global__ void kv_cache_fill_kernel(bf16 *cache, const bf16 *qkv, int B, int T, int C, int t0) {
-    size_t idx = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 8; /* over (B,T,2C) */
-    if (idx >= (size_t)B * T * 2 * C) return;
-    int c = (int)(idx % (2 * C));
-    size_t bt = idx / (2 * C);
-    int t = (int)(bt % T), b = (int)(bt / T);
-    *reinterpret_cast<uint4 *>(cache + (((size_t)(t0 + t) * B + b) * 2 * C + c)) =
-        *reinterpret_cast<const uint4 *>(qkv + bt * 3 * C + C + c);
+/* Rows t in [first, T) of qkv (B,T,ld), which hold positions t0 + t: columns [koff, koff + KV) (k | v) into
+ * cache slot (t0 + t) % cap, cache (cap, B, KV); 8 elements per thread. */
+__global__ void kv_cache_fill_kernel(bf16 *cache, const bf16 *qkv, int B, int T, int first, int ld, int koff, int KV,
+                                     int t0, int cap) {
+    const int n = T - first;
+    size_t idx = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 8; /* over (B, n, KV) */
+    if (idx >= (size_t)B * n * KV) return;
+    int c = (int)(idx % KV);
+    size_t r = idx / KV;
+    int t = first + (int)(r % n), b = (int)(r / n);
+    *reinterpret_cast<uint4 *>(cache + ((size_t)((t0 + t) % cap) * B + b) * KV + c) =
+        *reinterpret_cast<const uint4 *>(qkv + ((size_t)b * T + t) * ld + koff + c);
 }
 
-ab_status attn_kv_cache_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B, int T, int C) {
-    size_t n8 = (size_t)B * T * 2 * C / 8;
-    kv_cache_fill_kernel<<<cuda_blocks(n8, 256), 256, 0, cuda_stream(be)>>>(cache, qkv, B, T, C, 0);
+static ab_status kv_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B, int T, int first, int ld, int koff, int KV,
+                         int t0, int cap) {
+    size_t n8 = (size_t)B * (T - first) * KV / 8;
+    if (n8 == 0) return AB_OK;
+    kv_cache_fill_kernel<<<cuda_blocks(n8, 256), 256, 0, cuda_stream(be)>>>(cache, qkv, B, T, first, ld, koff, KV, t0,
+                                                                             cap);
     return cuda_check_launch("kv_cache_fill");
 }
 
-/* One block per (b, h): scores of q (pos) against cached keys 0..pos in shared memory (fp32), softmax,
- * then o = sum_j p_j v_j; 128 threads, D <= 128. */
-__global__ void kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, int B, int H, int D, int pos,
-                                 float tau) {
-    extern __shared__ float sh[]; /* q[D], p[pos+1], red[32], part[2][D] */
-    int b = blockIdx.x / H, h = blockIdx.x % H, C = H * D, n = pos + 1;
+ab_status attn_kv_cache_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B, int T, int C) {
+    return kv_fill(be, cache, qkv, B, T, 0, 3 * C, C, 2 * C, 0, T);
+}
+
+ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf16 *cache, const bf16 *qkv, int B,
+                                    int T) {
+    const int C = L->H * L->D, KV = 2 * L->G * L->D;
+    return kv_fill(be, cache, qkv, B, T, T > L->cap ? T - L->cap : 0, C + KV, C, KV, 0, L->cap);
+}
+
+/* One block per (b, h): scores of q (pos; row b of qkv1 (B, H*D + 2*G*D)) against the cached keys lo..pos of KV
+ * head g = h / (H/G) (position j in slot j % cap of cache (cap, B, [K | V], G*D)) in shared memory (fp32),
+ * softmax, then o = sum_j p_j v_j; 128 threads, D <= 128. */
+__global__ void kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, int B, int H, int G, int D, int lo,
+                                 int pos, int cap, float tau) {
+    extern __shared__ float sh[]; /* q[D], p[pos-lo+1], red[32], part[2][D] */
+    int b = blockIdx.x / H, h = blockIdx.x % H, C = H * D, GD = G * D, n = pos - lo + 1;
+    const bf16 *kb = cache + (size_t)b * 2 * GD + (h / (H / G)) * D; /* key of slot s: kb + s * B * 2 * GD */
+    const size_t slot_stride = (size_t)B * 2 * GD;
     float *q = sh, *p = sh + D, *red = p + n, *part = red + 32;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) q[d] = bf2f(qkv1[(size_t)b * 3 * C + h * D + d]) * tau;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) q[d] = bf2f(qkv1[(size_t)b * (C + 2 * GD) + h * D + d]) * tau;
     __syncthreads();
     float m = -INFINITY;
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        const bf16 *k = cache + ((size_t)j * B + b) * 2 * C + h * D;
+        const bf16 *k = kb + ((lo + j) % cap) * slot_stride;
         float s = 0.0f;
         for (int d = 0; d < D; d++) s += q[d] * bf2f(k[d]);
         p[j] = s;
@@ -103,7 +129,7 @@ __global__ void kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, i
     int half = threadIdx.x / 64, d = threadIdx.x % 64;
     for (int dd = d; dd < D; dd += 64) {
         float o = 0.0f;
-        for (int j = half; j < n; j += 2) o += p[j] * bf2f(cache[((size_t)j * B + b) * 2 * C + C + h * D + dd]);
+        for (int j = half; j < n; j += 2) o += p[j] * bf2f(kb[((lo + j) % cap) * slot_stride + GD + dd]);
         part[half * D + dd] = o;
     }
     __syncthreads();
@@ -113,22 +139,27 @@ __global__ void kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, i
 
 size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B) { return align256((size_t)B * 3 * cfg->C * 2); }
 
-ab_status attn_kv_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x, int B,
-                         int pos) {
+ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
+                                void *y, const void *x, int B, int pos) {
     const ab_attn_config *cfg = ctx->cfg;
-    int C = cfg->C, H = cfg->H, D = cfg->D;
+    const int H = L->H, G = L->G, D = L->D, C = H * D, KV = 2 * G * D;
     if (pos < 0 || pos >= cfg->max_T)
         return ab_fail(AB_ERR_USAGE, "cuda decode: position %d outside 0..%d", pos, cfg->max_T - 1);
     if (D > 128 || D % 8) return ab_fail(AB_ERR_UNSUPPORTED, "cuda decode: head size %d (needs <= 128, multiple of 8)", D);
-    bf16 *qkv1 = (bf16 *)ctx->workspace;
-    AB_TRY(attn_qkv_forward(ctx, w, qkv1, x, B));
-    kv_cache_fill_kernel<<<cuda_blocks((size_t)B * 2 * C / 8, 256), 256, 0, cuda_stream(ctx->be)>>>(
-        (bf16 *)cache, qkv1, B, 1, C, pos);
-    AB_TRY(cuda_check_launch("kv_cache_append"));
-    size_t shmem = (size_t)(D + pos + 1 + 32 + 2 * D) * sizeof(float);
+    bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B, C + 2*G*D) */
+    AB_TRY(cuda_matmul_forward(ctx->be, qkv1, x, w->t[0], w->t[1], B, C, C + KV));
+    AB_TRY(kv_fill(ctx->be, (bf16 *)cache, qkv1, B, 1, 0, C + KV, C, KV, pos, L->cap));
+    const int seen = L->window < L->cap ? L->window : L->cap, lo = pos - seen + 1 > 0 ? pos - seen + 1 : 0;
+    size_t shmem = (size_t)(D + pos - lo + 1 + 32 + 2 * D) * sizeof(float);
     if (shmem > 48 * 1024)
         return ab_fail(AB_ERR_UNSUPPORTED, "cuda decode: position %d needs %zu bytes of shared memory", pos, shmem);
-    kv_decode_kernel<<<B * H, 128, shmem, cuda_stream(ctx->be)>>>((bf16 *)y, qkv1, (const bf16 *)cache, B, H, D, pos,
-                                                                   1.0f / sqrtf((float)D));
+    kv_decode_kernel<<<B * H, 128, shmem, cuda_stream(ctx->be)>>>((bf16 *)y, qkv1, (const bf16 *)cache, B, H, G, D, lo,
+                                                                   pos, L->cap, 1.0f / sqrtf((float)D));
     return cuda_check_launch("kv_decode");
+}
+
+ab_status attn_kv_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x, int B,
+                         int pos) {
+    attn_kv_layout L = attn_kv_layout_mha(ctx->cfg);
+    return attn_kv_decode_layout(ctx, &L, w, cache, y, x, B, pos);
 }

@@ -1,7 +1,8 @@
 /*
  * attn_flash.cu — the flash variant on CUDA: c_attn projection (cuBLASLt), FlashAttention-2 forward and
  * backward (flash_attn.cuh) reading Q, K, V in place from the projection output, and the small kernels
- * around the backward (Delta = rowsum(dO * O), dQ from its fp32 accumulator).
+ * around the backward (Delta = rowsum(dO * O), dQ from its fp32 accumulator). The core entry points take G
+ * key/value heads and a window (ab_cuda_flash_*_gqa): gqa and sliding_window (attn_gqa_window.cu) run on them.
  *
  * saved per layer:  qkv (B,T,3C) bf16 | O (B,T,C) bf16 | L (B,H,T) fp32
  * workspace:        dqkv (B,T,3C) bf16 | dq_accum (B,H,T,64) fp32 | Delta (B,H,T) fp32
@@ -44,16 +45,17 @@ static flash_saved flash_views(const ab_attn_config *cfg, void *saved, int B, in
     return s;
 }
 
-/* Q, K, V read in place from qkv (B,T,3C); O, dO (B,T,C) */
-static flash_params flash_make_params(const ab_attn_config *cfg, const bf16 *qkv, int B, int T) {
+/* Q, K, V read in place from qkv (B,T,C+2*G*D) = [q (H heads) | k (G heads) | v (G heads)] (G = H: the
+ * (B,T,3C) c_attn output); O, dO (B,T,C) */
+static flash_params flash_make_params(const ab_attn_config *cfg, const bf16 *qkv, int B, int T, int G) {
     flash_params p;
     memset(&p, 0, sizeof p);
-    int C = cfg->C;
+    int C = cfg->C, ld = C + 2 * G * cfg->D;
     p.q = qkv;
     p.k = qkv + C;
-    p.v = qkv + 2 * C;
-    p.q_sb = p.kv_sb = (long long)T * 3 * C;
-    p.q_st = p.kv_st = 3 * C;
+    p.v = qkv + C + G * cfg->D;
+    p.q_sb = p.kv_sb = (long long)T * ld;
+    p.q_st = p.kv_st = ld;
     p.q_sh = p.kv_sh = cfg->D;
     p.o_sb = (long long)T * C;
     p.o_st = C;
@@ -61,7 +63,7 @@ static flash_params flash_make_params(const ab_attn_config *cfg, const bf16 *qkv
     p.B = B;
     p.H = cfg->H;
     p.T = T;
-    p.h_per_kv = 1;
+    p.h_per_kv = cfg->H / G;
     p.window = T;
     p.tau = 1.0f / sqrtf((float)cfg->D);
     p.scale_log2 = p.tau * 1.4426950408889634f;
@@ -107,17 +109,17 @@ __global__ void flash_bwd_prepare_kernel(float *delta, float *dq_accum, const bf
     if (ok && chunk == 0) delta[((size_t)b * H + h) * T + t] = s;
 }
 
-/* dq (in dqkv (B,T,3C), q part) = tau * dq_accum (B,H,T,64) */
-__global__ void flash_dq_convert_kernel(bf16 *dqkv, const float *acc, int B, int T, int H, float tau) {
+/* dq (in dqkv (B,T,ld), q part) = tau * dq_accum (B,H,T,64) */
+__global__ void flash_dq_convert_kernel(bf16 *dqkv, const float *acc, int B, int T, int H, int ld, float tau) {
     size_t idx = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 4; /* over (B,H,T,64) */
     if (idx >= (size_t)B * H * T * FLASH_HD) return;
     int d = (int)(idx % FLASH_HD);
     size_t r = idx / FLASH_HD;
     int t = (int)(r % T);
     size_t bh = r / T;
-    int h = (int)(bh % H), b = (int)(bh / H), C = H * FLASH_HD;
+    int h = (int)(bh % H), b = (int)(bh / H);
     float4 v = *reinterpret_cast<const float4 *>(acc + idx);
-    __nv_bfloat162 *dst = reinterpret_cast<__nv_bfloat162 *>(dqkv + ((size_t)b * T + t) * 3 * C + h * FLASH_HD + d);
+    __nv_bfloat162 *dst = reinterpret_cast<__nv_bfloat162 *>(dqkv + ((size_t)b * T + t) * ld + h * FLASH_HD + d);
     dst[0] = __floats2bfloat162_rn(v.x * tau, v.y * tau);
     dst[1] = __floats2bfloat162_rn(v.z * tau, v.w * tau);
 }
@@ -139,12 +141,12 @@ static ab_status launch_backward(ab_backend *be, const flash_params &p) {
     return cuda_check_launch("flash_backward");
 }
 
-extern "C" ab_status ab_cuda_flash_forward(ab_backend *be, const void *qkv, void *o, void *o2, float *lse, int B, int T,
-                                           int H, int window) {
+extern "C" ab_status ab_cuda_flash_forward_gqa(ab_backend *be, const void *qkv, void *o, void *o2, float *lse, int B,
+                                               int T, int H, int G, int window) {
     ab_attn_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.H = H; cfg.D = FLASH_HD; cfg.C = H * FLASH_HD;
-    flash_params p = flash_make_params(&cfg, (const bf16 *)qkv, B, T);
+    flash_params p = flash_make_params(&cfg, (const bf16 *)qkv, B, T, G);
     p.o = (bf16 *)o;
     p.o2 = (bf16 *)o2;
     p.lse = lse;
@@ -155,9 +157,9 @@ extern "C" ab_status ab_cuda_flash_forward(ab_backend *be, const void *qkv, void
     return launch_forward<flash_mask_causal>(be, p);
 }
 
-extern "C" ab_status ab_cuda_flash_backward(ab_backend *be, const void *qkv, const void *o, const float *lse,
-                                            const void *dout, void *dqkv, float *dq_accum, float *delta, int B, int T,
-                                            int H, int window) {
+extern "C" ab_status ab_cuda_flash_backward_gqa(ab_backend *be, const void *qkv, const void *o, const float *lse,
+                                                const void *dout, void *dqkv, float *dq_accum, float *delta, int B,
+                                                int T, int H, int G, int window) {
     ab_attn_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.H = H; cfg.D = FLASH_HD; cfg.C = H * FLASH_HD;
@@ -166,11 +168,11 @@ extern "C" ab_status ab_cuda_flash_backward(ab_backend *be, const void *qkv, con
     flash_bwd_prepare_kernel<<<cuda_blocks(rows * 8, 256), 256, 0, st>>>(delta, dq_accum, (const bf16 *)dout,
                                                                          (const bf16 *)o, B, T, H);
     AB_TRY(cuda_check_launch("flash_bwd_prepare"));
-    flash_params p = flash_make_params(&cfg, (const bf16 *)qkv, B, T);
+    flash_params p = flash_make_params(&cfg, (const bf16 *)qkv, B, T, G);
     p.lse = (float *)lse;
     p.dout = (const bf16 *)dout;
     p.dk = (bf16 *)dqkv + cfg.C;
-    p.dv = (bf16 *)dqkv + 2 * cfg.C;
+    p.dv = (bf16 *)dqkv + cfg.C + G * FLASH_HD;
     p.dq_accum = dq_accum;
     p.delta = delta;
     if (window > 0 && window < T) {
@@ -179,8 +181,20 @@ extern "C" ab_status ab_cuda_flash_backward(ab_backend *be, const void *qkv, con
     } else {
         AB_TRY(launch_backward<flash_mask_causal>(be, p));
     }
-    flash_dq_convert_kernel<<<cuda_blocks(rows * FLASH_HD / 4, 256), 256, 0, st>>>((bf16 *)dqkv, dq_accum, B, T, H, p.tau);
+    flash_dq_convert_kernel<<<cuda_blocks(rows * FLASH_HD / 4, 256), 256, 0, st>>>((bf16 *)dqkv, dq_accum, B, T, H,
+                                                                                   (int)p.q_st, p.tau);
     return cuda_check_launch("flash_dq_convert");
+}
+
+extern "C" ab_status ab_cuda_flash_forward(ab_backend *be, const void *qkv, void *o, void *o2, float *lse, int B, int T,
+                                           int H, int window) {
+    return ab_cuda_flash_forward_gqa(be, qkv, o, o2, lse, B, T, H, H, window);
+}
+
+extern "C" ab_status ab_cuda_flash_backward(ab_backend *be, const void *qkv, const void *o, const float *lse,
+                                            const void *dout, void *dqkv, float *dq_accum, float *delta, int B, int T,
+                                            int H, int window) {
+    return ab_cuda_flash_backward_gqa(be, qkv, o, lse, dout, dqkv, dq_accum, delta, B, T, H, H, window);
 }
 
 static ab_status flash_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *saved, void *y, const void *x,

@@ -1,7 +1,8 @@
 /*
  * cuda_attn.cuh — pieces shared by the CUDA attention variants (C++ only): the c_attn projection and its
  * backward, head permutes between the token-major (B,T,[parts],H,D) and head-major ([parts],B,H,T,D)
- * layouts, and the KV cache (prefill copy, one-token decode) that baseline, sdpa and flash share.
+ * layouts, and the KV cache (prefill copy, one-token decode) that baseline, sdpa and flash share, in a general
+ * form (G key/value heads, rolling buffer, window) that gqa and sliding_window use.
  */
 #ifndef AB_CUDA_ATTN_CUH
 #define AB_CUDA_ATTN_CUH
@@ -26,6 +27,21 @@ ab_status attn_kv_cache_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B
  * positions 0..pos in fp32, y (B,C). */
 ab_status attn_kv_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x, int B,
                          int pos);
+
+/* The general KV cache behind the above: (cap, B, [K | V], G*D) bf16 of the projection qkv (.., H*D + 2*G*D) =
+ * [q (H heads) | k (G heads) | v (G heads)]; position t in slot t % cap (cap = max_T, or min(W, max_T) for a
+ * rolling buffer); a query at position i sees keys [i - window + 1, i]; query head h reads KV head h / (H/G). */
+typedef struct {
+    int H, G, D, cap, window;
+} attn_kv_layout;
+attn_kv_layout attn_kv_layout_mha(const ab_attn_config *cfg); /* baseline, sdpa, flash: G = H, cap = window = max_T */
+size_t attn_kv_layout_bytes(const attn_kv_layout *L, int B);
+/* positions max(0, T - cap) .. T-1 of qkv (B, T, H*D + 2*G*D) into their slots */
+ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf16 *cache, const bf16 *qkv, int B,
+                                    int T);
+/* attn_kv_decode on that cache: qkv1 (B, H*D + 2*G*D) in workspace, the keys pos - min(window, cap) + 1 .. pos */
+ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
+                                void *y, const void *x, int B, int pos);
 size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B);
 
 static inline size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }

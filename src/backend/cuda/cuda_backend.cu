@@ -15,7 +15,7 @@
 
 #define LN_EPS 1e-5f
 #define LT_WORKSPACE_BYTES (32u << 20)   /* cuBLASLt workspace: 32 MiB, what Hopper kernels ask for */
-#define CLASSIFIER_ROWS 4096             /* rows of bf16 logits per chunk: 4096 x 50304 x 2 B = 412 MB (+ 77 MB padded wte) */
+#define CLASSIFIER_ROWS 4096             /* rows of bf16 logits per chunk: 4096 x 50304 x 2 B = 412 MB (+ 2 x 77 MB padded wte, dwte) */
 
 /* ------------------------------------------------------------------ errors */
 
@@ -533,7 +533,7 @@ static ab_status cuda_accumulate(ab_backend *be, void *dst, const void *src, siz
 /* One block per row of a bf16 logits chunk (row stride ld >= V, ld % 8 == 0, rows 16-byte aligned):
  * loss = logsumexp - logit[target] (0 when the target is < 0). The target's logit is recomputed in fp32
  * from x and wte (a C-long dot product, the GEMM's own fp32 accumulation before rounding), so only the
- * logsumexp sees the bf16 rounding of the logits (|error| <= 2^-9 max|logit|, and the softmax averages the
+ * logsumexp sees the bf16 rounding of the logits (|error| <= 2^-8 max|logit|, and the softmax averages the
  * roundings). With backward, the row is overwritten in place by dlogits = (softmax - onehot) * dloss, 0 for
  * ignored rows and for the padding columns V..ld. Two passes over the row: the second reads it from L2. */
 #define CE_THREADS 512
@@ -609,15 +609,23 @@ static ab_status cuda_classifier(ab_backend *be, float *losses, void *dx, void *
     /* The vocabulary padded to a multiple of 64 (50257 -> 50304): with an odd V, cuBLASLt can only pick
      * align-1 kernels for the products whose contiguous dimension is V, which made them ~7x slower.
      * wte is copied once per call into a zero-padded (ld, C) buffer; padded logits are ignored and padded
-     * dlogits are 0, so the products over ld equal those over V. */
-    size_t ld = ((size_t)V + 63) / 64 * 64;
+     * dlogits are 0, so the products over ld equal those over V. Likewise dwte accumulates in a padded
+     * (ld, C) copy (with M = V, cuBLASLt chose a slow sm80 kernel for dlogits^T @ x: 0.85 ms for 4096 rows)
+     * that is copied back at the end. */
+    size_t ld = ((size_t)V + 63) / 64 * 64, pad_bytes = ld * (size_t)C * sizeof(bf16);
     size_t lg_bytes = (size_t)R * ld * sizeof(bf16);
-    size_t need = lg_bytes + ld * (size_t)C * sizeof(bf16);
+    size_t need = lg_bytes + pad_bytes * (dx ? 2 : 1);
     AB_TRY(cuda_scratch_reserve(be, &ci->classifier, need, MEM_WORKSPACE, "classifier logits chunk"));
     bf16 *lg = (bf16 *)ci->classifier.buf.ptr;                       /* (R, ld): logits, then dlogits */
     bf16 *wpad = (bf16 *)((char *)ci->classifier.buf.ptr + lg_bytes); /* (ld, C) */
-    CUDA_TRY(cudaMemcpyAsync(wpad, wte, (size_t)V * C * sizeof(bf16), cudaMemcpyDeviceToDevice, ci->stream), "classifier");
-    CUDA_TRY(cudaMemsetAsync(wpad + (size_t)V * C, 0, (ld - (size_t)V) * C * sizeof(bf16), ci->stream), "classifier");
+    bf16 *dwpad = dx ? wpad + ld * C : NULL;                          /* (ld, C) */
+    const size_t v_bytes = (size_t)V * C * sizeof(bf16);
+    CUDA_TRY(cudaMemcpyAsync(wpad, wte, v_bytes, cudaMemcpyDeviceToDevice, ci->stream), "classifier");
+    CUDA_TRY(cudaMemsetAsync((char *)wpad + v_bytes, 0, pad_bytes - v_bytes, ci->stream), "classifier");
+    if (dx) {
+        CUDA_TRY(cudaMemcpyAsync(dwpad, dwte, v_bytes, cudaMemcpyDeviceToDevice, ci->stream), "classifier");
+        CUDA_TRY(cudaMemsetAsync((char *)dwpad + v_bytes, 0, pad_bytes - v_bytes, ci->stream), "classifier");
+    }
     const bf16 *xb = (const bf16 *)x;
     for (int r0 = 0; r0 < N; r0 += R) {
         int rows = N - r0 < R ? N - r0 : R;
@@ -638,13 +646,14 @@ static ab_status cuda_classifier(ab_backend *be, float *losses, void *dx, void *
         g.B = wpad; g.ldb = C;
         g.C = (bf16 *)dx + (size_t)r0 * C; g.ldc = C;
         AB_TRY(cuda_gemm(be, &g));
-        memset(&g, 0, sizeof g); /* dwte (V,C) += lg^T (V,rows) @ x[r0:] (rows,C) */
-        g.trans_a = 1; g.M = V; g.N = C; g.K = rows; g.alpha = 1.0f; g.beta = 1.0f;
+        memset(&g, 0, sizeof g); /* dwpad (ld,C) += lg^T (ld,rows) @ x[r0:] (rows,C) */
+        g.trans_a = 1; g.M = (int)ld; g.N = C; g.K = rows; g.alpha = 1.0f; g.beta = 1.0f;
         g.A = lg; g.lda = (int)ld;
         g.B = xb + (size_t)r0 * C; g.ldb = C;
-        g.C = dwte; g.ldc = C;
+        g.C = dwpad; g.ldc = C;
         AB_TRY(cuda_gemm(be, &g));
     }
+    if (dx) CUDA_TRY(cudaMemcpyAsync(dwte, dwpad, v_bytes, cudaMemcpyDeviceToDevice, ci->stream), "classifier");
     return AB_OK;
 }
 

@@ -1,0 +1,454 @@
+/*
+ * test_cuda_attn_gqa_window.c — the CUDA gqa and sliding_window variants (src/backend/cuda/attn_gqa_window.cu),
+ * taken from the variant table, against their CPU references (src/attn/gqa.c, sliding_window.c) with the same
+ * bf16-rounded weights, inputs and output gradients:
+ *  - forward y; backward dx, dW, db accumulated onto non-zero start values (the ops accumulate);
+ *  - causality: new tokens after t0 leave rows <= t0 bit-identical and change the rows after t0;
+ *  - prefill of the first T/2 tokens then decode of every later position one token at a time, and decode of
+ *    every position from an empty cache, against the forward rows (the window's rolling cache wraps several
+ *    times); the cache starts filled with NaN, so reading a slot that was never written fails the case;
+ *  - the equalities of VARIANTS.md: gqa with G = H and sliding_window with W >= T against the CUDA flash
+ *    variant (y bit-identical: the same kernel runs; gradients within the order noise of flash's fp32 dQ
+ *    atomics) and against the CPU baseline;
+ *  - dK, dV of a group summed deterministically (two backward runs give bit-identical k, v gradients);
+ *  - cache sizes (gqa 2*G*D per token; the window min(W, max_T) slots: at most 2*H*D*W per sequence), head
+ *    sizes other than 64 refused with AB_ERR_UNSUPPORTED by every op;
+ * The O(T*W) cost of the band (tiles outside it skipped) is a benchmark, not a test:
+ * `attnbench bench --attn-only --device cuda --variants flash,sliding_window` (docs/PERF.md).
+ * Shapes cover T not a multiple of the 64-tile, B > 1, G in {1, 2, H/3 (H = 12 -> 4), H}, W in {1, 37, 64,
+ * 100, 128, T, > T}. A failing case names the variant, shape, tensor and worst element.
+ *
+ * Tolerance against the fp32 CPU reference: relative L2 error <= 2e-2 per tensor and every element within 5%
+ * of the tensor's largest magnitude, because Q, K, V, P and dS enter the tensor-core products as bf16 (2^-8
+ * relative rounding each, through a softmax and two products) and the outputs are stored in bf16. NaN or inf
+ * anywhere fails.
+ */
+#include <math.h>
+
+#include "backend/cuda/cuda_attn.h"
+#include "test_attn_util.h"
+#include "test_cuda_util.h"
+
+static ab_backend cpu, cuda;
+
+#define REL_TOL 2e-2
+#define ELEM_FRAC 0.05
+
+static void round_all(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = tc_round_bf16(x[i]);
+}
+
+/* Relative L2 and element-wise check of a device buffer against ref. Rows of `row_len` values; T > 0: the
+ * rows are (b, t) of a (B,T,row_len) activation, else rows of a weight matrix. */
+static void check_tensor(const char *name, const gbuf *g, const float *ref, double rel_tol, double elem_frac,
+                         int row_len, int T) {
+    int guard_ok;
+    float *got = g_get(g, &guard_ok);
+    double num = 0.0, den = 0.0, amax = 0.0;
+    for (size_t i = 0; i < g->n; i++) {
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+        if (fabs(ref[i]) > amax) amax = fabs(ref[i]);
+    }
+    test_cmp c = test_compare_f32(got, ref, g->n, elem_frac * amax, 0.0);
+    double rel = sqrt(num / (den > 0 ? den : 1));
+    size_t row = c.worst_index / row_len;
+    int col = (int)(c.worst_index % row_len);
+    char where[96];
+    if (T > 0)
+        snprintf(where, sizeof where, "(b=%zu, t=%zu, col %d)", row / T, row % T, col);
+    else
+        snprintf(where, sizeof where, "(row %zu, col %d)", row, col);
+    if (!guard_ok)
+        test_report(0, name, "guard bytes around the output were overwritten");
+    else if (!c.ok)
+        test_report(0, name, "%s %s; relative L2 error %.3g", c.why, where, rel);
+    else
+        test_report(rel <= rel_tol, name, "relative L2 error %.3g > %.3g (worst element %s: got %g ref %g)", rel,
+                    rel_tol, where, c.worst_got, c.worst_ref);
+    free(got);
+}
+
+/* The CPU case with every input rounded to bf16; gradients zeroed. */
+static void setup_ref(att_case *c, ab_variant_id id, int B, int T, int H, ab_attn_hparams hp, int max_T,
+                      uint64_t seed) {
+    if (!att_setup(c, &cpu, id, B, T, H, 64, hp, max_T, seed)) {
+        fprintf(stderr, "variant %d has no CPU ops\n", (int)id);
+        exit(1);
+    }
+    for (int i = 0; i < c->n_t; i++) round_all((float *)c->w.t[i], att_tn(&c->tens[i]));
+    round_all(c->x, att_n(c));
+    round_all(c->dy, att_n(c));
+}
+
+static const ab_attn_ops *cuda_ops(ab_variant_id id, const char *case_name) {
+    ab_status st;
+    const ab_attn_ops *ops = ab_variant_ops(ab_variants[id], BACKEND_CUDA, &st);
+    if (!ops) test_report(0, case_name, "%s", ab_error());
+    return ops;
+}
+
+/* One layer on the device: the case's weights, input, output gradient, outputs, saved and workspace. */
+typedef struct {
+    gbuf w, b, x, y, dy, dx, dw, db;
+    ab_buffer saved, ws;
+    ab_attn_ctx ctx;
+    ab_attn_weights wt, dwt;
+} dev_layer;
+
+static void dev_alloc(ab_buffer *buf, size_t bytes, mem_category cat) {
+    if (ab_alloc(&cuda, buf, bytes ? bytes : 1, cat) != AB_OK) {
+        fprintf(stderr, "alloc: %s\n", ab_error());
+        exit(1);
+    }
+}
+
+/* dx0, dw0, db0: start values of the accumulated gradients */
+static void dev_layer_new(dev_layer *d, const att_case *c, const ab_attn_ops *ops, const float *dx0, const float *dw0,
+                          const float *db0) {
+    size_t n = att_n(c), nw = att_tn(&c->tens[0]), nb = att_tn(&c->tens[1]);
+    d->w = g_new(nw, 2);
+    d->b = g_new(nb, 2);
+    d->x = g_new(n, 2);
+    d->y = g_new(n, 2);
+    d->dy = g_new(n, 2);
+    d->dx = g_new(n, 2);
+    d->dw = g_new(nw, 2);
+    d->db = g_new(nb, 2);
+    g_set(&d->w, c->w.t[0]);
+    g_set(&d->b, c->w.t[1]);
+    g_set(&d->x, c->x);
+    g_set(&d->dy, c->dy);
+    g_set(&d->dx, dx0);
+    g_set(&d->dw, dw0);
+    g_set(&d->db, db0);
+    dev_alloc(&d->saved, ops->saved_bytes(&c->cfg, c->B, c->T), MEM_ATTENTION);
+    dev_alloc(&d->ws, ops->workspace_bytes(&c->cfg, c->B, c->T), MEM_WORKSPACE);
+    d->ctx = (ab_attn_ctx){.be = &cuda, .cfg = &c->cfg, .workspace = d->ws.ptr, .layer = 0};
+    d->wt = (ab_attn_weights){.t = {d->w.ptr, d->b.ptr}};
+    d->dwt = (ab_attn_weights){.t = {d->dw.ptr, d->db.ptr}};
+}
+
+static void dev_layer_free(dev_layer *d) {
+    g_free(&d->w); g_free(&d->b); g_free(&d->x); g_free(&d->y); g_free(&d->dy); g_free(&d->dx); g_free(&d->dw);
+    g_free(&d->db);
+    ab_free(&cuda, &d->saved);
+    ab_free(&cuda, &d->ws);
+}
+
+static void case_name(char *out, size_t size, const att_case *c, const char *what) {
+    if (c->v->id == VARIANT_GQA)
+        snprintf(out, size, "attn[gqa,cuda,B=%d,T=%d,H=%d,G=%d].%s", c->B, c->T, c->cfg.H, c->cfg.hp.gqa_kv_heads, what);
+    else
+        snprintf(out, size, "attn[sliding_window,cuda,B=%d,T=%d,H=%d,W=%d].%s", c->B, c->T, c->cfg.H, c->cfg.hp.window,
+                 what);
+}
+
+/* Decode positions first..T-1 one token at a time (after a prefill of `first` tokens when first > 0) into a
+ * cache that starts as NaN; checks the prefill rows and every decoded row against the reference y. */
+static void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d, int first) {
+    const int B = c->B, T = c->T, C = c->cfg.C;
+    char name[200], what[64];
+    size_t cache_bytes = ops->cache_bytes(&c->cfg, B, c->cfg.max_T);
+    ab_buffer cache;
+    dev_alloc(&cache, cache_bytes, MEM_ATTENTION);
+    unsigned char *nan_fill = malloc(cache_bytes + 1);
+    memset(nan_fill, 0xFF, cache_bytes); /* bf16 0xFFFF is a NaN */
+    tc_check_status(cuda.ops->copy_to_device(&cuda, cache.ptr, nan_fill, cache_bytes), "cache fill");
+    free(nan_fill);
+    if (first > 0) {
+        gbuf xp = g_new((size_t)B * first * C, 2), yp = g_new((size_t)B * first * C, 2);
+        float *hx = malloc((size_t)B * first * C * sizeof(float)), *ref = malloc((size_t)B * first * C * sizeof(float));
+        for (int b = 0; b < B; b++) {
+            memcpy(hx + (size_t)b * first * C, c->x + (size_t)b * T * C, (size_t)first * C * sizeof(float));
+            memcpy(ref + (size_t)b * first * C, c->y + (size_t)b * T * C, (size_t)first * C * sizeof(float));
+        }
+        g_set(&xp, hx);
+        case_name(name, sizeof name, c, "");
+        tc_check_status(ops->prefill(&d->ctx, &d->wt, cache.ptr, yp.ptr, xp.ptr, B, first), name);
+        snprintf(what, sizeof what, "prefill(T=%d).y", first);
+        case_name(name, sizeof name, c, what);
+        check_tensor(name, &yp, ref, REL_TOL, ELEM_FRAC, C, first);
+        g_free(&xp); g_free(&yp);
+        free(hx); free(ref);
+    }
+    /* decoded rows gathered as (B, T - first, C) and compared at once; t in the message counts from `first` */
+    const int steps = T - first;
+    float *got = malloc((size_t)B * steps * C * sizeof(float)), *ref = malloc((size_t)B * steps * C * sizeof(float));
+    float *hx1 = malloc((size_t)B * C * sizeof(float));
+    gbuf x1 = g_new((size_t)B * C, 2), y1 = g_new((size_t)B * C, 2);
+    int status_ok = 1;
+    for (int pos = first; pos < T && status_ok; pos++) {
+        for (int b = 0; b < B; b++) {
+            memcpy(hx1 + (size_t)b * C, c->x + ((size_t)b * T + pos) * C, (size_t)C * sizeof(float));
+            memcpy(ref + ((size_t)b * steps + pos - first) * C, c->y + ((size_t)b * T + pos) * C,
+                   (size_t)C * sizeof(float));
+        }
+        g_set(&x1, hx1);
+        if (ops->decode(&d->ctx, &d->wt, cache.ptr, y1.ptr, x1.ptr, B, pos) != AB_OK) {
+            snprintf(what, sizeof what, "decode(pos=%d)", pos);
+            case_name(name, sizeof name, c, what);
+            test_report(0, name, "%s", ab_error());
+            status_ok = 0;
+            break;
+        }
+        int guard_ok;
+        float *row = g_get(&y1, &guard_ok);
+        if (!guard_ok) {
+            snprintf(what, sizeof what, "decode(pos=%d).y", pos);
+            case_name(name, sizeof name, c, what);
+            test_report(0, name, "guard bytes around the output were overwritten");
+        }
+        for (int b = 0; b < B; b++)
+            memcpy(got + ((size_t)b * steps + pos - first) * C, row + (size_t)b * C, (size_t)C * sizeof(float));
+        free(row);
+    }
+    if (status_ok) {
+        gbuf all = g_new((size_t)B * steps * C, 2);
+        g_set(&all, got); /* bf16 values: exact round trip */
+        snprintf(what, sizeof what, "decode(pos=%d..%d, %s)", first, T - 1, first ? "after prefill" : "empty cache");
+        case_name(name, sizeof name, c, what);
+        check_tensor(name, &all, ref, REL_TOL, ELEM_FRAC, C, steps);
+        g_free(&all);
+    }
+    g_free(&x1); g_free(&y1);
+    free(got); free(ref); free(hx1);
+    ab_free(&cuda, &cache);
+}
+
+/* The variant against its CPU reference: forward, backward, causality, prefill + decode. */
+static void test_case(ab_variant_id id, int B, int T, int H, int G, int W) {
+    char name[200];
+    ab_attn_hparams hp = {.gqa_kv_heads = G, .window = W};
+    att_case c;
+    setup_ref(&c, id, B, T, H, hp, T + 3, 3000 + 7 * T + H + G + W);
+    case_name(name, sizeof name, &c, "ops");
+    const ab_attn_ops *ops = cuda_ops(id, name);
+    if (!ops) {
+        att_free(&c);
+        return;
+    }
+    const int C = c.cfg.C;
+    const size_t n = att_n(&c), nw = att_tn(&c.tens[0]), nb = att_tn(&c.tens[1]);
+    ab_rng r;
+    ab_rng_seed(&r, 77 + T);
+    float *dx0 = tc_randn(&r, n, 0.5, 0.0), *dw0 = tc_randn(&r, nw, 0.5, 0.0), *db0 = tc_randn(&r, nb, 0.5, 0.0);
+    att_forward_backward(&c);
+    for (size_t i = 0; i < n; i++) c.dx[i] += dx0[i];
+    for (size_t i = 0; i < nw; i++) ((float *)c.dw.t[0])[i] += dw0[i];
+    for (size_t i = 0; i < nb; i++) ((float *)c.dw.t[1])[i] += db0[i];
+
+    dev_layer d;
+    dev_layer_new(&d, &c, ops, dx0, dw0, db0);
+    case_name(name, sizeof name, &c, "forward");
+    tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
+    case_name(name, sizeof name, &c, "forward.y");
+    check_tensor(name, &d.y, c.y, REL_TOL, ELEM_FRAC, C, T);
+    case_name(name, sizeof name, &c, "backward");
+    tc_check_status(ops->backward(&d.ctx, &d.wt, &d.dwt, d.saved.ptr, d.dx.ptr, d.dy.ptr, d.x.ptr, B, T), name);
+    case_name(name, sizeof name, &c, "backward.dx");
+    check_tensor(name, &d.dx, c.dx, REL_TOL, ELEM_FRAC, C, T);
+    case_name(name, sizeof name, &c, "backward.dW(attn.c_attn.weight)");
+    check_tensor(name, &d.dw, c.dw.t[0], REL_TOL, ELEM_FRAC, c.tens[0].cols, 0);
+    case_name(name, sizeof name, &c, "backward.db(attn.c_attn.bias)");
+    check_tensor(name, &d.db, c.dw.t[1], REL_TOL, ELEM_FRAC, c.tens[1].cols, 0);
+
+    /* causality */
+    const int t0 = T / 3;
+    float *y1 = g_get(&d.y, NULL), *x2 = tc_copy(c.x, n);
+    ab_rng_seed(&r, 99 + T);
+    for (int b = 0; b < B; b++)
+        for (int t = t0 + 1; t < T; t++)
+            for (int k = 0; k < C; k++) x2[((size_t)b * T + t) * C + k] = tc_round_bf16((float)ab_rng_normal(&r));
+    g_set(&d.x, x2);
+    case_name(name, sizeof name, &c, "forward(causality)");
+    tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
+    float *y2 = g_get(&d.y, NULL);
+    int first_diff_t = -1, changed = T - 1 <= t0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < C; k++) {
+                size_t i = ((size_t)b * T + t) * C + k;
+                if (t <= t0 && y1[i] != y2[i] && first_diff_t < 0) first_diff_t = t;
+                if (t > t0 && y1[i] != y2[i]) changed = 1;
+            }
+    case_name(name, sizeof name, &c, "causal");
+    TEST_TRUE(name, first_diff_t < 0 && changed, "tokens > %d changed: row %d <= %d changed: %s; rows > %d changed: %s",
+              t0, first_diff_t, t0, first_diff_t >= 0 ? "yes" : "no", t0, changed ? "yes" : "no");
+    g_set(&d.x, c.x);
+
+    check_decode(&c, ops, &d, T / 2);
+    check_decode(&c, ops, &d, 0);
+
+    dev_layer_free(&d);
+    free(dx0); free(dw0); free(db0); free(y1); free(y2); free(x2);
+    att_free(&c);
+}
+
+/* gqa with G = H, sliding_window with W >= T: the CUDA flash variant (y bit-identical, gradients within dQ's
+ * atomic-order noise) and the CPU baseline (the usual tolerance), same weights. */
+static void test_equal_flash(ab_variant_id id, int B, int T, int H, int W) {
+    char name[200];
+    ab_attn_hparams hp = {.gqa_kv_heads = H, .window = W};
+    att_case c, base;
+    setup_ref(&c, id, B, T, H, hp, T, 8000 + T + W);
+    setup_ref(&base, VARIANT_BASELINE, B, T, H, (ab_attn_hparams){0}, T, 1);
+    att_copy_weights(&base, &c);
+    att_forward_backward(&base);
+    case_name(name, sizeof name, &c, "ops");
+    const ab_attn_ops *ops = cuda_ops(id, name), *flash = cuda_ops(VARIANT_FLASH, "attn[flash,cuda].ops");
+    if (!ops || !flash) {
+        att_free(&c);
+        att_free(&base);
+        return;
+    }
+    const int C = c.cfg.C;
+    const size_t n = att_n(&c), nw = att_tn(&c.tens[0]), nb = att_tn(&c.tens[1]);
+    float *zx = calloc(n, 4), *zw = calloc(nw, 4), *zb = calloc(nb, 4);
+    dev_layer d, f;
+    dev_layer_new(&d, &c, ops, zx, zw, zb);
+    dev_layer_new(&f, &c, flash, zx, zw, zb);
+    case_name(name, sizeof name, &c, "equal_flash.run");
+    tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
+    tc_check_status(ops->backward(&d.ctx, &d.wt, &d.dwt, d.saved.ptr, d.dx.ptr, d.dy.ptr, d.x.ptr, B, T), name);
+    tc_check_status(flash->forward(&f.ctx, &f.wt, f.saved.ptr, f.y.ptr, f.x.ptr, B, T), name);
+    tc_check_status(flash->backward(&f.ctx, &f.wt, &f.dwt, f.saved.ptr, f.dx.ptr, f.dy.ptr, f.x.ptr, B, T), name);
+    float *yf = g_get(&f.y, NULL), *dxf = g_get(&f.dx, NULL), *dwf = g_get(&f.dw, NULL), *dbf = g_get(&f.db, NULL);
+    case_name(name, sizeof name, &c, "equal_flash.y(bit-identical)");
+    check_tensor(name, &d.y, yf, 0.0, 0.0, C, T);
+    case_name(name, sizeof name, &c, "equal_flash.dx");
+    check_tensor(name, &d.dx, dxf, 2e-3, 0.01, C, T);
+    case_name(name, sizeof name, &c, "equal_flash.dW");
+    check_tensor(name, &d.dw, dwf, 2e-3, 0.01, c.tens[0].cols, 0);
+    case_name(name, sizeof name, &c, "equal_flash.db");
+    check_tensor(name, &d.db, dbf, 2e-3, 0.01, c.tens[1].cols, 0);
+    case_name(name, sizeof name, &c, "equal_baseline_cpu.y");
+    check_tensor(name, &d.y, base.y, REL_TOL, ELEM_FRAC, C, T);
+    case_name(name, sizeof name, &c, "equal_baseline_cpu.dx");
+    check_tensor(name, &d.dx, base.dx, REL_TOL, ELEM_FRAC, C, T);
+    case_name(name, sizeof name, &c, "equal_baseline_cpu.dW");
+    check_tensor(name, &d.dw, base.dw.t[0], REL_TOL, ELEM_FRAC, c.tens[0].cols, 0);
+    free(yf); free(dxf); free(dwf); free(dbf); free(zx); free(zw); free(zb);
+    dev_layer_free(&d);
+    dev_layer_free(&f);
+    att_free(&c);
+    att_free(&base);
+}
+
+/* The group sums of dK, dV happen in the backward kernel's registers: two runs give identical k, v gradients
+ * (dQ goes through fp32 atomics and is not compared). */
+static void test_dkdv_deterministic(int B, int T, int H, int G) {
+    char name[200];
+    const int C = H * 64, ld = C + 2 * G * 64;
+    const size_t rows = (size_t)B * T;
+    ab_rng r;
+    ab_rng_seed(&r, 4242);
+    float *hq = tc_randn(&r, rows * ld, 1.0, 0.0), *hdo = tc_randn(&r, rows * C, 1.0, 0.0);
+    gbuf qkv = g_new(rows * ld, 2), o = g_new(rows * C, 2), dout = g_new(rows * C, 2), lse = g_new((size_t)B * H * T, 4);
+    gbuf dqkv = g_new(rows * ld, 2), acc = g_new((size_t)B * H * T * 64, 4), delta = g_new((size_t)B * H * T, 4);
+    g_set(&qkv, hq);
+    g_set(&dout, hdo);
+    snprintf(name, sizeof name, "flash_gqa[B=%d,T=%d,H=%d,G=%d].dkdv_deterministic", B, T, H, G);
+    tc_check_status(ab_cuda_flash_forward_gqa(&cuda, qkv.ptr, o.ptr, NULL, lse.ptr, B, T, H, G, 0), name);
+    tc_check_status(ab_cuda_flash_backward_gqa(&cuda, qkv.ptr, o.ptr, lse.ptr, dout.ptr, dqkv.ptr, acc.ptr, delta.ptr,
+                                               B, T, H, G, 0), name);
+    float *g1 = g_get(&dqkv, NULL);
+    tc_check_status(ab_cuda_flash_backward_gqa(&cuda, qkv.ptr, o.ptr, lse.ptr, dout.ptr, dqkv.ptr, acc.ptr, delta.ptr,
+                                               B, T, H, G, 0), name);
+    float *g2 = g_get(&dqkv, NULL);
+    size_t bad = 0, first_bad = 0, nonzero = 0;
+    for (size_t row = 0; row < rows; row++)
+        for (int k = C; k < ld; k++) {
+            size_t i = row * ld + k;
+            if (g1[i] != 0.0f) nonzero++;
+            if (memcmp(&g1[i], &g2[i], sizeof(float)) != 0 && bad++ == 0) first_bad = i;
+        }
+    TEST_TRUE(name, bad == 0 && nonzero > 0, "%zu k/v gradient elements differ between two runs (first: row %zu col %zu), "
+              "%zu nonzero", bad, first_bad / ld, first_bad % ld, nonzero);
+    free(hq); free(hdo); free(g1); free(g2);
+    g_free(&qkv); g_free(&o); g_free(&dout); g_free(&lse); g_free(&dqkv); g_free(&acc); g_free(&delta);
+}
+
+static void test_cache_sizes(void) {
+    ab_attn_config cfg = {.C = 768, .H = 12, .D = 64, .max_T = 1024, .train_T = 1024,
+                          .hp = {.gqa_kv_heads = 4, .window = 128}};
+    ab_attn_resolve_hparams(&cfg);
+    const ab_attn_ops *gqa = cuda_ops(VARIANT_GQA, "attn[gqa,cuda].cache_bytes");
+    const ab_attn_ops *win = cuda_ops(VARIANT_SLIDING_WINDOW, "attn[sliding_window,cuda].cache_bytes");
+    if (!gqa || !win) return;
+    const int B = 3;
+    size_t g = gqa->cache_bytes(&cfg, B, cfg.max_T), want_g = (size_t)B * 1024 * 2 * 4 * 64 * 2;
+    TEST_TRUE("attn[gqa,cuda,H=12,G=4,max_T=1024].cache_bytes", g == want_g,
+              "%zu bytes, want %zu (2*G*D = 512 bf16 per token and sequence)", g, want_g);
+    size_t w = win->cache_bytes(&cfg, B, cfg.max_T), want_w = (size_t)B * 128 * 2 * 768 * 2;
+    TEST_TRUE("attn[sliding_window,cuda,H=12,W=128,max_T=1024].cache_bytes", w == want_w && w / B / 2 <= 2 * 768 * 128,
+              "%zu bytes, want %zu (W slots of 2*H*D bf16 per sequence)", w, want_w);
+    cfg.hp.window = 5000;
+    w = win->cache_bytes(&cfg, B, cfg.max_T);
+    want_w = (size_t)B * 1024 * 2 * 768 * 2;
+    TEST_TRUE("attn[sliding_window,cuda,H=12,W=5000,max_T=1024].cache_bytes", w == want_w,
+              "%zu bytes, want %zu (min(W, max_T) slots)", w, want_w);
+}
+
+/* Every op of both variants refuses head size 32 before touching any buffer. */
+static void test_head_size_refused(void) {
+    ab_attn_config cfg = {.C = 256, .H = 8, .D = 32, .max_T = 64, .train_T = 64,
+                          .hp = {.gqa_kv_heads = 4, .window = 16}};
+    ab_attn_resolve_hparams(&cfg);
+    ab_attn_ctx ctx = {.be = &cuda, .cfg = &cfg, .workspace = NULL, .layer = 0};
+    ab_attn_weights w = {.t = {NULL, NULL}};
+    const ab_variant_id ids[2] = {VARIANT_GQA, VARIANT_SLIDING_WINDOW};
+    for (int v = 0; v < 2; v++) {
+        char name[160];
+        snprintf(name, sizeof name, "attn[%s,cuda,D=32].unsupported", ab_variants[ids[v]]->name);
+        const ab_attn_ops *ops = cuda_ops(ids[v], name);
+        if (!ops) continue;
+        ab_status st[4] = {ops->forward(&ctx, &w, NULL, NULL, NULL, 1, 8),
+                           ops->backward(&ctx, &w, &w, NULL, NULL, NULL, NULL, 1, 8),
+                           ops->prefill(&ctx, &w, NULL, NULL, NULL, 1, 8), ops->decode(&ctx, &w, NULL, NULL, NULL, 1, 0)};
+        int ok = 1;
+        for (int i = 0; i < 4; i++) ok &= st[i] == AB_ERR_UNSUPPORTED;
+        const char *msg = ab_error();
+        TEST_TRUE(name, ok && strstr(msg, "head size 32"), "statuses %d %d %d %d (want AB_ERR_UNSUPPORTED = %d), last "
+                  "message '%s'", st[0], st[1], st[2], st[3], AB_ERR_UNSUPPORTED, msg);
+    }
+}
+
+/* AB_TEST_VARIANT=gqa|sliding_window runs that variant's cases only. */
+static int wanted(ab_variant_id id) {
+    const char *only = getenv("AB_TEST_VARIANT");
+    return !only || strcmp(only, ab_variants[id]->name) == 0;
+}
+
+int main(void) {
+    if (!tc_open(&cpu, &cuda)) return TEST_SUMMARY();
+    test_cache_sizes();
+    test_head_size_refused();
+    static const int gqa_cases[][4] = {/* B, T, H, G */
+                                       {2, 100, 2, 1}, {1, 128, 4, 2}, {2, 257, 12, 4}, {3, 64, 6, 2},
+                                       {1, 9, 2, 1},   {2, 130, 12, 1}, {1, 70, 3, 3}};
+    for (size_t i = 0; i < sizeof gqa_cases / sizeof gqa_cases[0] && wanted(VARIANT_GQA); i++)
+        test_case(VARIANT_GQA, gqa_cases[i][0], gqa_cases[i][1], gqa_cases[i][2], gqa_cases[i][3], 0);
+    static const int window_cases[][4] = {/* B, T, H, W */
+                                          {2, 200, 2, 1},  {2, 200, 2, 64}, {1, 257, 3, 100}, {2, 130, 2, 37},
+                                          {1, 300, 12, 128}, {3, 64, 1, 64}, {1, 100, 2, 100}, {1, 100, 2, 300},
+                                          {2, 9, 2, 4}};
+    for (size_t i = 0; i < sizeof window_cases / sizeof window_cases[0] && wanted(VARIANT_SLIDING_WINDOW); i++)
+        test_case(VARIANT_SLIDING_WINDOW, window_cases[i][0], window_cases[i][1], window_cases[i][2], 0,
+                  window_cases[i][3]);
+    if (wanted(VARIANT_GQA)) {
+        test_equal_flash(VARIANT_GQA, 2, 100, 2, 0);
+        test_equal_flash(VARIANT_GQA, 1, 257, 12, 0);
+        test_dkdv_deterministic(2, 200, 12, 4);
+        test_dkdv_deterministic(1, 130, 4, 1);
+    }
+    if (wanted(VARIANT_SLIDING_WINDOW)) {
+        test_equal_flash(VARIANT_SLIDING_WINDOW, 2, 100, 2, 100);
+        test_equal_flash(VARIANT_SLIDING_WINDOW, 1, 257, 3, 1000);
+        test_equal_flash(VARIANT_SLIDING_WINDOW, 3, 64, 1, 64);
+    }
+    ab_backend_close(&cuda);
+    ab_backend_close(&cpu);
+    return TEST_SUMMARY();
+}
