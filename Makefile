@@ -16,9 +16,16 @@ SHELL := /bin/bash
 
 # ---------------------------------------------------------------- feature probes
 HASH := \#
+comma := ,
 has_header = $(shell printf '$(HASH)include <$(1)>\nint main(void){return 0;}\n' | $(CC) -x c - -fsyntax-only $(2) >/dev/null 2>&1 && echo 1 || echo 0)
 HAVE_OPENMP   := $(shell printf 'int main(void){return 0;}\n' | $(CC) -x c - -fopenmp -o /dev/null >/dev/null 2>&1 && echo 1 || echo 0)
-HAVE_OPENBLAS := $(call has_header,cblas.h,-I/usr/include/x86_64-linux-gnu/openblas-pthread)
+# OpenBLAS: the OpenMP build when installed (its threads share OpenMP's pool instead of spinning against it),
+# else whichever libopenblas the system provides.
+MULTIARCH     := $(shell $(CC) -print-multiarch 2>/dev/null)
+OPENBLAS_FLAVOUR := $(if $(wildcard /usr/lib/$(MULTIARCH)/openblas-openmp/libopenblas.so),openblas-openmp,openblas-pthread)
+OPENBLAS_INC  := /usr/include/$(MULTIARCH)/$(OPENBLAS_FLAVOUR)
+OPENBLAS_LIB  := /usr/lib/$(MULTIARCH)/$(OPENBLAS_FLAVOUR)
+HAVE_OPENBLAS := $(call has_header,cblas.h,-I$(OPENBLAS_INC))
 HAVE_JANSSON  := $(call has_header,jansson.h)
 HAVE_PCRE2    := $(shell printf '$(HASH)define PCRE2_CODE_UNIT_WIDTH 8\n$(HASH)include <pcre2.h>\nint main(void){return 0;}\n' | $(CC) -x c - -fsyntax-only >/dev/null 2>&1 && echo 1 || echo 0)
 HAVE_ZLIB     := $(call has_header,zlib.h)
@@ -52,8 +59,8 @@ ifeq ($(HAVE_OPENMP),1)
   LDFLAGS += -fopenmp
 endif
 ifeq ($(HAVE_OPENBLAS),1)
-  CFLAGS += -I/usr/include/x86_64-linux-gnu/openblas-pthread
-  LDLIBS += -lopenblas
+  CFLAGS += -I$(OPENBLAS_INC)
+  LDLIBS += $(if $(wildcard $(OPENBLAS_LIB)),-L$(OPENBLAS_LIB) -Wl$(comma)-rpath$(comma)$(OPENBLAS_LIB)) -lopenblas
 endif
 ifeq ($(HAVE_JANSSON),1)
   STATIC_LIBS += -ljansson
@@ -148,7 +155,7 @@ print-config:
 	@echo "attnbench $(VERSION) ($(GIT_COMMIT))"
 	@echo "  cc        $(CC)"
 	@echo "  OpenMP    $(HAVE_OPENMP)"
-	@echo "  OpenBLAS  $(HAVE_OPENBLAS)"
+	@echo "  OpenBLAS  $(HAVE_OPENBLAS) ($(OPENBLAS_FLAVOUR))"
 	@echo "  jansson   $(HAVE_JANSSON) (static)"
 	@echo "  PCRE2     $(HAVE_PCRE2) (static)"
 	@echo "  zlib      $(HAVE_ZLIB)"

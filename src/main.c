@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_gemm.h"
 #include "cli/cli.h"
 
 typedef struct {
@@ -39,6 +40,7 @@ static void print_help(void) {
 }
 
 int main(int argc, char **argv) {
+    ab_cpu_gemm_select_kernels(argv);
     if (argc < 2) {
         print_help();
         return 2;

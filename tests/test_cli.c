@@ -165,6 +165,10 @@ int main(void) {
     expect("generate: bad prompt id", "generate --device cpu --checkpoint run1/checkpoints/baseline.safetensors --prompt-ids '1 99999'", 2,
            "--prompt-ids");
     expect("list shows every variant", "list", 0, "mla");
+    expect("bench with a measured peak reports an MFU",
+           "bench --device cpu --preset tiny --variants baseline --steps 1 --warmup-steps 0 --batch 1 --seq 16 --peak-tflops measured", 0,
+           "%");
+    expect("bench: a bad --peak-tflops is a usage error", "bench --device cpu --preset tiny --peak-tflops fast", 2, "--peak-tflops");
 
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -3,7 +3,7 @@
 # Works as root or through sudo; prints what it installs. Used by `make deps` (and so `make test`/`make study`).
 set -euo pipefail
 
-packages=(build-essential pkg-config libjansson-dev libpcre2-dev libopenblas-dev zlib1g-dev
+packages=(build-essential pkg-config libjansson-dev libpcre2-dev libopenblas-dev libopenblas-openmp-dev zlib1g-dev
           libcurl4-openssl-dev gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do

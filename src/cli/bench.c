@@ -172,7 +172,7 @@ static int bench_train_mode(int argc, char **argv) {
         {"gpu", OPT_INT, &gpu, "N", "GPU index"},
         {"variants", OPT_STRING, &variants, "LIST", "all or a comma list of variants (default all)"},
         {"steps", OPT_INT, &steps, "N", "timed steps after the --warmup-steps (default 20)"},
-        {"peak-tflops", OPT_STRING, &peak_arg, "X", "device peak for MFU instead of the table"},
+        {"peak-tflops", OPT_STRING, &peak_arg, "X", "device peak for MFU: TFLOP/s, or measured (a timed GEMM); default: the table"},
         {"json", OPT_STRING, &json, "FILE", "also write the results as JSON"},
         {"attn-only", OPT_FLAG, NULL, NULL, "the attention-only benchmark instead (attnbench bench --attn-only --help)"},
         {NULL, 0, NULL, NULL, NULL},
@@ -198,7 +198,7 @@ static int bench_train_mode(int argc, char **argv) {
     ab_energy_opts eo = {.gpu_index = be.ops->id == BACKEND_CUDA ? gpu : -1};
     ab_energy_open(&em, &eo);
     ab_peak peak;
-    s = ab_config_resolve_peak(peak_arg, em.nvml ? em.gpu.name : NULL, &peak);
+    s = ab_config_resolve_peak(peak_arg, &be, em.nvml ? em.gpu.name : NULL, &peak);
     ab_bench_train_args a = {.model = p.model, .train = p.train, .warmup_steps = p.train.warmup_steps, .timed_steps = steps,
                              .be = &be, .energy = &em, .peak = &peak};
     ab_bench_train_result *r = s == AB_OK ? calloc((size_t)n, sizeof *r) : NULL;

@@ -5,6 +5,8 @@
 
 #include <stdlib.h>
 
+#include "prof/peak.h"
+
 
 #include <stdio.h>
 #include <string.h>
@@ -85,11 +87,12 @@ ab_status ab_config_validate_train(const ab_train_config *t) {
     return AB_OK;
 }
 
-ab_status ab_config_resolve_peak(const char *peak_arg, const char *device_name, ab_peak *peak) {
+ab_status ab_config_resolve_peak(const char *peak_arg, ab_backend *be, const char *device_name, ab_peak *peak) {
     if (!peak_arg) {
         ab_peak_lookup(device_name, peak);
         return AB_OK;
     }
+    if (strcmp(peak_arg, "measured") == 0) return ab_peak_measure(be, peak);
     char *end;
     double v = strtod(peak_arg, &end);
     if (*end || !(v > 0)) return ab_fail(AB_ERR_USAGE, "--peak-tflops: expected a positive number, got '%s'", peak_arg);

@@ -20,8 +20,8 @@ void ab_config_opts_fill(ab_opt *out, ab_preset *p, const char **preset_name);
 /* Checks the resolved training fields (positive sizes, probabilities in range) with messages naming the flag. */
 ab_status ab_config_validate_train(const ab_train_config *t);
 
-/* The device peak for MFU: --peak-tflops X when given (a positive number), else the table entry for the
- * device name (NULL: no GPU -> null with a reason). */
-ab_status ab_config_resolve_peak(const char *peak_arg, const char *device_name, ab_peak *peak);
+/* The device peak for MFU: --peak-tflops X when given (a positive number), "measured" (a timed GEMM on be),
+ * else the table entry for the device name (NULL: no GPU -> null with a reason). */
+ab_status ab_config_resolve_peak(const char *peak_arg, ab_backend *be, const char *device_name, ab_peak *peak);
 
 #endif

@@ -91,8 +91,8 @@ int cmd_info(int argc, char **argv) {
         json_t *v;
         json_object_foreach(f, k, v) printf(" %s=%d", k, json_is_true(v));
         json_t *c = json_object_get(env, "cpu");
-        printf("\nCPU: %s, %lld cores\n", json_string_value(json_object_get(c, "model")),
-               (long long)json_integer_value(json_object_get(c, "cores")));
+        printf("\nCPU: %s, %lld cores; GEMM: %s\n", json_string_value(json_object_get(c, "model")),
+               (long long)json_integer_value(json_object_get(c, "cores")), json_string_value(json_object_get(c, "gemm")));
         if (m.nvml) print_gpus(m.nvml);
         else printf("GPUs: no GPU / %s\n", m.gpu_reason);
         if (m.cpu_ok) printf("RAPL: readable (%d package zone(s))\n", ab_rapl_zone_count(m.rapl));

@@ -56,7 +56,7 @@ int cmd_run(int argc, char **argv) {
         {"power-hz", OPT_FLOAT, &o.power_hz, "HZ", "power sampling rate (default 20)"},
         {"idle-s", OPT_FLOAT, &o.idle_s, "S", "idle power baseline before the first variant (default 5; 0 skips)"},
         {"grid-gco2-per-kwh", OPT_FLOAT, &o.grid, "X", "grid carbon intensity for CO2e (default 400)"},
-        {"peak-tflops", OPT_STRING, &o.peak, "X", "device peak for MFU instead of the table"},
+        {"peak-tflops", OPT_STRING, &o.peak, "X", "device peak for MFU: TFLOP/s, or measured (a timed GEMM); default: the table"},
         {"quiet", OPT_FLAG, &o.quiet, NULL, "no progress output"},
         {"json-log", OPT_FLAG, &o.json_log, NULL, "progress as JSON lines on stdout"},
         {NULL, 0, NULL, NULL, NULL},
@@ -129,7 +129,7 @@ int cmd_run(int argc, char **argv) {
     ab_results_opts ro = {.grid_gco2_per_kwh = o.grid, .warmup_steps = p.train.warmup_steps, .idle = idle, .sampler = sampler,
                           .resume = o.resume != NULL};
     s = ab_env_collect(&em, argc, argv, &env);
-    if (s == AB_OK) s = ab_config_resolve_peak(o.peak, em.nvml ? em.gpu.name : NULL, &ro.peak);
+    if (s == AB_OK) s = ab_config_resolve_peak(o.peak, &be, em.nvml ? em.gpu.name : NULL, &ro.peak);
     if (s == AB_OK) s = ab_results_open(&results, out_dir, env, config, &ro);
     json_decref(env);
     json_decref(config);

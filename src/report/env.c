@@ -3,6 +3,8 @@
  */
 #include "report/env.h"
 
+#include "backend/cpu/cpu_gemm.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,6 +119,9 @@ ab_status ab_env_collect(const ab_energy_meter *m, int argc, char **argv, json_t
     json_t *c = json_object();
     json_object_set_new(c, "model", json_string(cpu));
     json_object_set_new(c, "cores", json_integer(ab_cpu_cores()));
+    char blas[256];
+    ab_cpu_gemm_describe(blas, sizeof blas);
+    json_object_set_new(c, "gemm", json_string(blas));
     json_object_set_new(c, "rapl", json_boolean(m && m->cpu_ok));
     if (!(m && m->cpu_ok)) json_object_set_new(c, "rapl_reason", json_string(m ? m->cpu_reason : "not probed"));
     json_object_set_new(e, "cpu", c);
