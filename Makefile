@@ -191,7 +191,8 @@ test-gpu: $(BIN) $(GPU_TEST_BIN)
 STUDY_DIR ?= results/study-$(shell date -u +%Y%m%dT%H%M%SZ)
 study: deps
 	@$(MAKE) --no-print-directory $(BIN)
-	./$(BIN) run --preset tiny --variants all --out $(STUDY_DIR)
+	@# a variant that fails (e.g. not yet implemented on the GPU) is recorded in run.json and shown in the report
+	./$(BIN) run --preset tiny --variants all --out $(STUDY_DIR) || echo "study: some variants failed; the report says which and why"
 	./$(BIN) report $(STUDY_DIR)
 	@echo "study: $(STUDY_DIR)/report.html"
 
