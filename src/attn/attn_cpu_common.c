@@ -244,6 +244,17 @@ void attn_tiled_backward(const attn_head *h, const float *o, int ldo, const floa
 
 /* ---------------------------------------------------------------- multi-head attention on the core */
 
+/* Query head h of sequence b, with its key/value head g = h / (H/G), as one head of the tiled core. */
+static attn_head mha_head(const attn_mha_shape *s, int T, int b, int h, const float *q, int ldq, const float *k, int ldk,
+                          const float *v, int ldv) {
+    const int D = s->D, g = h / (s->H / s->G);
+    return (attn_head){.T = T, .D = D, .scale = 1.0f / sqrtf((float)D),
+                       .q = q + (size_t)b * T * ldq + h * D, .ldq = ldq,
+                       .k = k + (size_t)b * T * ldk + g * D, .ldk = ldk,
+                       .v = v + (size_t)b * T * ldv + g * D, .ldv = ldv,
+                       .mask = {.window = s->window}};
+}
+
 void attn_mha_core_forward(const attn_mha_shape *s, int B, int T, const float *q, int ldq, const float *k,
                            int ldk, const float *v, int ldv, float *o, float *lse, float *scratch) {
     const int H = s->H, G = s->G, D = s->D, C = s->C, per_group = H / G;
@@ -254,11 +265,7 @@ void attn_mha_core_forward(const attn_mha_shape *s, int B, int T, const float *q
         const int b = bg / G, g = bg % G;
         float *sc = scratch + per_thread * attn_thread_id();
         for (int h = g * per_group; h < (g + 1) * per_group; h++) {
-            attn_head hd = {.T = T, .D = D, .scale = 1.0f / sqrtf((float)D),
-                            .q = q + (size_t)b * T * ldq + h * D, .ldq = ldq,
-                            .k = k + (size_t)b * T * ldk + g * D, .ldk = ldk,
-                            .v = v + (size_t)b * T * ldv + g * D, .ldv = ldv,
-                            .mask = {.window = s->window}};
+            attn_head hd = mha_head(s, T, b, h, q, ldq, k, ldk, v, ldv);
             attn_tiled_forward(&hd, o + (size_t)b * T * C + h * D, C, lse + ((size_t)b * H + h) * T, sc);
         }
     }
@@ -277,11 +284,7 @@ void attn_mha_core_backward(const attn_mha_shape *s, int B, int T, const float *
         const int b = bg / G, g = bg % G;
         float *sc = scratch + per_thread * attn_thread_id();
         for (int h = g * per_group; h < (g + 1) * per_group; h++) {
-            attn_head hd = {.T = T, .D = D, .scale = 1.0f / sqrtf((float)D),
-                            .q = q + (size_t)b * T * ldq + h * D, .ldq = ldq,
-                            .k = k + (size_t)b * T * ldk + g * D, .ldk = ldk,
-                            .v = v + (size_t)b * T * ldv + g * D, .ldv = ldv,
-                            .mask = {.window = s->window}};
+            attn_head hd = mha_head(s, T, b, h, q, ldq, k, ldk, v, ldv);
             const size_t ob = (size_t)b * T * C + h * D;
             attn_tiled_backward(&hd, o + ob, C, lse + ((size_t)b * H + h) * T, dout + ob, C, NULL,
                                 dq + (size_t)b * T * ldq + h * D, ldq, dk + (size_t)b * T * ldk + g * D, ldk,

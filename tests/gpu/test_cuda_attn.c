@@ -17,30 +17,9 @@
 
 static ab_backend cpu, cuda;
 
-static void round_all(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = tc_round_bf16(x[i]);
-}
-
-/* relative L2 and element-wise check of a device buffer against ref */
+/* relative L2 and element-wise (5% of the largest |ref|) check of a device buffer against ref */
 static void check_rel(const char *name, const gbuf *g, const float *ref, double rel_tol) {
-    int guard_ok;
-    float *got = g_get(g, &guard_ok);
-    double num = 0.0, den = 0.0, amax = 0.0;
-    for (size_t i = 0; i < g->n; i++) {
-        double d = (double)got[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-        if (fabs(ref[i]) > amax) amax = fabs(ref[i]);
-    }
-    test_cmp c = test_compare_f32(got, ref, g->n, 0.05 * amax, 0.0);
-    double rel = sqrt(num / (den > 0 ? den : 1));
-    if (!guard_ok)
-        test_report(0, name, "guard bytes around the output were overwritten");
-    else if (!c.ok)
-        test_report(0, name, "%s", c.why);
-    else
-        test_report(rel <= rel_tol, name, "relative L2 error %.3g > %.3g", rel, rel_tol);
-    free(got);
+    tc_check_tensor(name, g, ref, rel_tol, 0.05, (int)g->n, 0);
 }
 
 typedef struct {
@@ -91,9 +70,9 @@ static void setup_ref(att_case *c, ab_variant_id id, int B, int T, int H, ab_att
         fprintf(stderr, "variant %d has no CPU ops\n", (int)id);
         exit(1);
     }
-    for (int i = 0; i < c->n_t; i++) round_all((float *)c->w.t[i], att_tn(&c->tens[i]));
-    round_all(c->x, att_n(c));
-    round_all(c->dy, att_n(c));
+    for (int i = 0; i < c->n_t; i++) tc_round_all((float *)c->w.t[i], att_tn(&c->tens[i]));
+    tc_round_all(c->x, att_n(c));
+    tc_round_all(c->dy, att_n(c));
 }
 
 static void test_variant(const char *vname, const ab_attn_ops *ops, int B, int T, int H) {

@@ -34,42 +34,6 @@ static ab_backend cpu, cuda;
 #define REL_TOL 2e-2
 #define ELEM_FRAC 0.05
 
-static void round_all(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = tc_round_bf16(x[i]);
-}
-
-/* Relative L2 and element-wise check of a device buffer against ref. Rows of `row_len` values; T > 0: the
- * rows are (b, t) of a (B,T,row_len) activation, else rows of a weight matrix. */
-static void check_tensor(const char *name, const gbuf *g, const float *ref, double rel_tol, double elem_frac,
-                         int row_len, int T) {
-    int guard_ok;
-    float *got = g_get(g, &guard_ok);
-    double num = 0.0, den = 0.0, amax = 0.0;
-    for (size_t i = 0; i < g->n; i++) {
-        double d = (double)got[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-        if (fabs(ref[i]) > amax) amax = fabs(ref[i]);
-    }
-    test_cmp c = test_compare_f32(got, ref, g->n, elem_frac * amax, 0.0);
-    double rel = sqrt(num / (den > 0 ? den : 1));
-    size_t row = c.worst_index / row_len;
-    int col = (int)(c.worst_index % row_len);
-    char where[96];
-    if (T > 0)
-        snprintf(where, sizeof where, "(b=%zu, t=%zu, col %d)", row / T, row % T, col);
-    else
-        snprintf(where, sizeof where, "(row %zu, col %d)", row, col);
-    if (!guard_ok)
-        test_report(0, name, "guard bytes around the output were overwritten");
-    else if (!c.ok)
-        test_report(0, name, "%s %s; relative L2 error %.3g", c.why, where, rel);
-    else
-        test_report(rel <= rel_tol, name, "relative L2 error %.3g > %.3g (worst element %s: got %g ref %g)", rel,
-                    rel_tol, where, c.worst_got, c.worst_ref);
-    free(got);
-}
-
 /* The CPU case with every input rounded to bf16; gradients zeroed. */
 static void setup_ref(att_case *c, ab_variant_id id, int B, int T, int H, ab_attn_hparams hp, int max_T,
                       uint64_t seed) {
@@ -77,9 +41,9 @@ static void setup_ref(att_case *c, ab_variant_id id, int B, int T, int H, ab_att
         fprintf(stderr, "variant %d has no CPU ops\n", (int)id);
         exit(1);
     }
-    for (int i = 0; i < c->n_t; i++) round_all((float *)c->w.t[i], att_tn(&c->tens[i]));
-    round_all(c->x, att_n(c));
-    round_all(c->dy, att_n(c));
+    for (int i = 0; i < c->n_t; i++) tc_round_all((float *)c->w.t[i], att_tn(&c->tens[i]));
+    tc_round_all(c->x, att_n(c));
+    tc_round_all(c->dy, att_n(c));
 }
 
 static const ab_attn_ops *cuda_ops(ab_variant_id id, const char *case_name) {
@@ -169,7 +133,7 @@ static void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d
         tc_check_status(ops->prefill(&d->ctx, &d->wt, cache.ptr, yp.ptr, xp.ptr, B, first), name);
         snprintf(what, sizeof what, "prefill(T=%d).y", first);
         case_name(name, sizeof name, c, what);
-        check_tensor(name, &yp, ref, REL_TOL, ELEM_FRAC, C, first);
+        tc_check_tensor(name, &yp, ref, REL_TOL, ELEM_FRAC, C, first);
         g_free(&xp); g_free(&yp);
         free(hx); free(ref);
     }
@@ -209,7 +173,7 @@ static void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d
         g_set(&all, got); /* bf16 values: exact round trip */
         snprintf(what, sizeof what, "decode(pos=%d..%d, %s)", first, T - 1, first ? "after prefill" : "empty cache");
         case_name(name, sizeof name, c, what);
-        check_tensor(name, &all, ref, REL_TOL, ELEM_FRAC, C, steps);
+        tc_check_tensor(name, &all, ref, REL_TOL, ELEM_FRAC, C, steps);
         g_free(&all);
     }
     g_free(&x1); g_free(&y1);
@@ -244,15 +208,15 @@ static void test_case(ab_variant_id id, int B, int T, int H, int G, int W) {
     case_name(name, sizeof name, &c, "forward");
     tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
     case_name(name, sizeof name, &c, "forward.y");
-    check_tensor(name, &d.y, c.y, REL_TOL, ELEM_FRAC, C, T);
+    tc_check_tensor(name, &d.y, c.y, REL_TOL, ELEM_FRAC, C, T);
     case_name(name, sizeof name, &c, "backward");
     tc_check_status(ops->backward(&d.ctx, &d.wt, &d.dwt, d.saved.ptr, d.dx.ptr, d.dy.ptr, d.x.ptr, B, T), name);
     case_name(name, sizeof name, &c, "backward.dx");
-    check_tensor(name, &d.dx, c.dx, REL_TOL, ELEM_FRAC, C, T);
+    tc_check_tensor(name, &d.dx, c.dx, REL_TOL, ELEM_FRAC, C, T);
     case_name(name, sizeof name, &c, "backward.dW(attn.c_attn.weight)");
-    check_tensor(name, &d.dw, c.dw.t[0], REL_TOL, ELEM_FRAC, c.tens[0].cols, 0);
+    tc_check_tensor(name, &d.dw, c.dw.t[0], REL_TOL, ELEM_FRAC, c.tens[0].cols, 0);
     case_name(name, sizeof name, &c, "backward.db(attn.c_attn.bias)");
-    check_tensor(name, &d.db, c.dw.t[1], REL_TOL, ELEM_FRAC, c.tens[1].cols, 0);
+    tc_check_tensor(name, &d.db, c.dw.t[1], REL_TOL, ELEM_FRAC, c.tens[1].cols, 0);
 
     /* causality */
     const int t0 = T / 3;
@@ -316,19 +280,19 @@ static void test_equal_flash(ab_variant_id id, int B, int T, int H, int W) {
     tc_check_status(flash->backward(&f.ctx, &f.wt, &f.dwt, f.saved.ptr, f.dx.ptr, f.dy.ptr, f.x.ptr, B, T), name);
     float *yf = g_get(&f.y, NULL), *dxf = g_get(&f.dx, NULL), *dwf = g_get(&f.dw, NULL), *dbf = g_get(&f.db, NULL);
     case_name(name, sizeof name, &c, "equal_flash.y(bit-identical)");
-    check_tensor(name, &d.y, yf, 0.0, 0.0, C, T);
+    tc_check_tensor(name, &d.y, yf, 0.0, 0.0, C, T);
     case_name(name, sizeof name, &c, "equal_flash.dx");
-    check_tensor(name, &d.dx, dxf, 2e-3, 0.01, C, T);
+    tc_check_tensor(name, &d.dx, dxf, 2e-3, 0.01, C, T);
     case_name(name, sizeof name, &c, "equal_flash.dW");
-    check_tensor(name, &d.dw, dwf, 2e-3, 0.01, c.tens[0].cols, 0);
+    tc_check_tensor(name, &d.dw, dwf, 2e-3, 0.01, c.tens[0].cols, 0);
     case_name(name, sizeof name, &c, "equal_flash.db");
-    check_tensor(name, &d.db, dbf, 2e-3, 0.01, c.tens[1].cols, 0);
+    tc_check_tensor(name, &d.db, dbf, 2e-3, 0.01, c.tens[1].cols, 0);
     case_name(name, sizeof name, &c, "equal_baseline_cpu.y");
-    check_tensor(name, &d.y, base.y, REL_TOL, ELEM_FRAC, C, T);
+    tc_check_tensor(name, &d.y, base.y, REL_TOL, ELEM_FRAC, C, T);
     case_name(name, sizeof name, &c, "equal_baseline_cpu.dx");
-    check_tensor(name, &d.dx, base.dx, REL_TOL, ELEM_FRAC, C, T);
+    tc_check_tensor(name, &d.dx, base.dx, REL_TOL, ELEM_FRAC, C, T);
     case_name(name, sizeof name, &c, "equal_baseline_cpu.dW");
-    check_tensor(name, &d.dw, base.dw.t[0], REL_TOL, ELEM_FRAC, c.tens[0].cols, 0);
+    tc_check_tensor(name, &d.dw, base.dw.t[0], REL_TOL, ELEM_FRAC, c.tens[0].cols, 0);
     free(yf); free(dxf); free(dwf); free(dbf); free(zx); free(zw); free(zb);
     dev_layer_free(&d);
     dev_layer_free(&f);

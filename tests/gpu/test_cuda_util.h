@@ -7,6 +7,7 @@
 #ifndef AB_TEST_CUDA_UTIL_H
 #define AB_TEST_CUDA_UTIL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,43 @@ static inline void g_check(const char *name, const gbuf *g, const float *ref, do
         test_report(0, name, "guard bytes around the output were overwritten");
     else
         test_report(c.ok, name, "%s", c.why);
+    free(got);
+}
+
+/* Rounds every element to the nearest bf16 (inputs the GPU and the CPU reference then share exactly). */
+static inline void tc_round_all(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = tc_round_bf16(x[i]);
+}
+
+/* Relative L2 and element-wise check of a device buffer against ref. Rows of `row_len` values; T > 0: the
+ * rows are (b, t) of a (B,T,row_len) activation, else rows of a weight matrix. */
+static inline void tc_check_tensor(const char *name, const gbuf *g, const float *ref, double rel_tol, double elem_frac,
+                         int row_len, int T) {
+    int guard_ok;
+    float *got = g_get(g, &guard_ok);
+    double num = 0.0, den = 0.0, amax = 0.0;
+    for (size_t i = 0; i < g->n; i++) {
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+        if (fabs(ref[i]) > amax) amax = fabs(ref[i]);
+    }
+    test_cmp c = test_compare_f32(got, ref, g->n, elem_frac * amax, 0.0);
+    double rel = sqrt(num / (den > 0 ? den : 1));
+    size_t row = c.worst_index / row_len;
+    int col = (int)(c.worst_index % row_len);
+    char where[96];
+    if (T > 0)
+        snprintf(where, sizeof where, "(b=%zu, t=%zu, col %d)", row / T, row % T, col);
+    else
+        snprintf(where, sizeof where, "(row %zu, col %d)", row, col);
+    if (!guard_ok)
+        test_report(0, name, "guard bytes around the output were overwritten");
+    else if (!c.ok)
+        test_report(0, name, "%s %s; relative L2 error %.3g", c.why, where, rel);
+    else
+        test_report(rel <= rel_tol, name, "relative L2 error %.3g > %.3g (worst element %s: got %g ref %g)", rel,
+                    rel_tol, where, c.worst_got, c.worst_ref);
     free(got);
 }
 
