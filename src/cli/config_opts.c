@@ -35,7 +35,7 @@ ab_status ab_config_preset_from_argv(int argc, char **argv, const char *fallback
 void ab_config_opts_fill(ab_opt *o, ab_preset *p, const char **preset_name) {
     ab_model_config *m = &p->model;
     ab_train_config *t = &p->train;
-    const ab_opt table[AB_CONFIG_OPT_COUNT] = {
+    const ab_opt table[] = {
         {"preset", OPT_STRING, preset_name, "NAME", "tiny | gpt2 | gpt2-medium | gpt2-large | gpt2-xl | seed (default tiny)"},
         {"layers", OPT_INT, &m->n_layer, "L", "transformer blocks"},
         {"heads", OPT_INT, &m->n_head, "H", "attention heads"},
@@ -67,6 +67,7 @@ void ab_config_opts_fill(ab_opt *o, ab_preset *p, const char **preset_name) {
         {"mla-kv-rank", OPT_INT, &m->attn.mla_kv_rank, "N", "mla: latent rank d_c (default 4 x head size)"},
         {"vocab", OPT_INT, &m->vocab_size, "V", "vocabulary size (default 50257, GPT-2)"},
     };
+    _Static_assert(sizeof table / sizeof table[0] == AB_CONFIG_OPT_COUNT, "AB_CONFIG_OPT_COUNT must match the table");
     memcpy(o, table, sizeof table);
 }
 
