@@ -1,0 +1,360 @@
+/*
+ * attn_mla.cu — mla, multi-head latent attention (VARIANTS.md 8), on CUDA. Same tensors and math as the CPU
+ * reference (src/attn/mla.c), Conv1D (in, out) layout, no biases, bf16:
+ *   attn.q_proj.weight  (C, C)      q = x W_q
+ *   attn.kv_down.weight (C, dc)     a = x W_dkv
+ *   attn.kv_norm.weight (1, dc)     c = RMSNorm(a) * g, eps 1e-6, fp32 statistics (the latent decode caches)
+ *   attn.k_up.weight    (dc, C)     k = c W_uk   (head h: columns h*D .. h*D+D-1)
+ *   attn.v_up.weight    (dc, C)     v = c W_uv
+ *
+ * Training (un-absorbed): q, k and v are written by their GEMMs straight into one packed (B,T,3C) buffer,
+ * the layout the flash kernels read with G = H (ab_cuda_flash_forward / backward, causal, tau = 1/sqrt(D)).
+ * Backward: flash gives dq, dk, dv in the same packed layout; dlat = dk W_uk^T + dv W_uv^T accumulates in
+ * fp32; the RMSNorm backward gives da and, per element, dlat * a * rstd, whose column sums (the gain
+ * gradient) are one GEMM with a ones vector (cuda_bias_grad, fp32 accumulation, deterministic); dx
+ * collects the W_dkv and W_q paths. The only kernels here are the RMSNorm pair and the decode kernel.
+ *
+ * Inference (absorbed): the cache holds only c_t, (max_T, B, dc) bf16, position-major like the other CUDA
+ * caches. Prefill runs the training forward and copies c into the cache; decode computes q and c of the new
+ * token, appends c, then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax,
+ * o_h = (sum_j p_j c_j) W_uv,h, in fp32.
+ * Head size 64 only (the flash kernels are built for it); any other fails with AB_ERR_UNSUPPORTED.
+ *
+ * saved per layer:  qkv (B,T,3C) bf16 | a (B,T,dc) bf16 | c (B,T,dc) bf16 | rstd (B,T) fp32 | O (B,T,C) bf16 |
+ *                   L (B,H,T) fp32
+ * workspace:        the largest of: backward dqkv (B,T,3C) bf16, then a region used first by flash's
+ *                   dq_accum (B,H,T,64) fp32 | Delta (B,H,T) fp32 and afterwards by dlat (B,T,dc) fp32 |
+ *                   da (B,T,dc) bf16 | dg terms (B,T,dc) bf16; prefill: the saved tensors; decode: q (B,C) bf16 |
+ *                   a (B,dc) bf16
+ */
+#include <math.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_attn.cuh"
+#include "backend/cuda/flash_attn.cuh"
+
+#define MLA_RMS_EPS 1e-6f
+#define MLA_ROWS_PER_BLOCK 8 /* RMSNorm kernels: one warp per row */
+#define MLA_DECODE_THREADS 128
+
+enum { W_Q = 0, W_DKV, W_NORM, W_UK, W_UV };
+
+static ab_status mla_check(const ab_attn_config *cfg) {
+    if (cfg->D != FLASH_HD)
+        return ab_fail(AB_ERR_UNSUPPORTED,
+                       "cuda mla: head size %d is not supported (n_embd %d / n_head %d); the flash kernels are built "
+                       "for head size %d only",
+                       cfg->D, cfg->C, cfg->H, FLASH_HD);
+    return AB_OK;
+}
+
+/* ---------------------------------------------------------------- layouts */
+
+typedef struct {
+    bf16 *qkv, *a, *c, *o;
+    float *rstd, *lse;
+} mla_saved;
+
+static size_t bf16_bytes(size_t n) { return align256(n * sizeof(bf16)); }
+static size_t f32_bytes(size_t n) { return align256(n * sizeof(float)); }
+
+/* base + off, NULL when only the sizes are wanted */
+static char *at(void *base, size_t off) { return base ? (char *)base + off : NULL; }
+
+static mla_saved mla_views(const ab_attn_config *cfg, void *saved, int B, int T, size_t *total) {
+    const size_t N = (size_t)B * T, C = cfg->C, dc = cfg->hp.mla_kv_rank;
+    mla_saved v;
+    size_t off = 0;
+    v.qkv = (bf16 *)at(saved, off);   off += bf16_bytes(N * 3 * C);
+    v.a = (bf16 *)at(saved, off);     off += bf16_bytes(N * dc);
+    v.c = (bf16 *)at(saved, off);     off += bf16_bytes(N * dc);
+    v.rstd = (float *)at(saved, off); off += f32_bytes(N);
+    v.o = (bf16 *)at(saved, off);     off += bf16_bytes(N * C);
+    v.lse = (float *)at(saved, off);  off += f32_bytes(N * cfg->H);
+    if (total) *total = off;
+    return v;
+}
+
+static size_t mla_saved_bytes(const ab_attn_config *cfg, int B, int T) {
+    size_t total;
+    mla_views(cfg, NULL, B, T, &total);
+    return total;
+}
+
+typedef struct {
+    bf16 *dqkv;
+    float *dq_accum, *delta; /* flash backward scratch ... */
+    float *dlat;             /* ... then the same memory for the latent gradients */
+    bf16 *da, *dg_terms;
+} mla_grads;
+
+static mla_grads mla_grad_views(const ab_attn_config *cfg, void *ws, int B, int T, size_t *total) {
+    const size_t N = (size_t)B * T, C = cfg->C, dc = cfg->hp.mla_kv_rank, head = bf16_bytes(N * 3 * C);
+    const size_t flash_part = f32_bytes(N * cfg->H * FLASH_HD) + f32_bytes(N * cfg->H);
+    const size_t latent_part = f32_bytes(N * dc) + 2 * bf16_bytes(N * dc);
+    mla_grads g;
+    g.dqkv = (bf16 *)at(ws, 0);
+    g.dq_accum = (float *)at(ws, head);
+    g.delta = (float *)at(ws, head + f32_bytes(N * cfg->H * FLASH_HD));
+    g.dlat = (float *)at(ws, head);
+    g.da = (bf16 *)at(ws, head + f32_bytes(N * dc));
+    g.dg_terms = (bf16 *)at(ws, head + f32_bytes(N * dc) + bf16_bytes(N * dc));
+    if (total) *total = head + (flash_part > latent_part ? flash_part : latent_part);
+    return g;
+}
+
+static size_t mla_ws_bytes(const ab_attn_config *cfg, int B, int T) {
+    size_t w;
+    mla_grad_views(cfg, NULL, B, T, &w);
+    const size_t p = mla_saved_bytes(cfg, B, T);
+    const size_t d = bf16_bytes((size_t)B * cfg->C) + bf16_bytes((size_t)B * cfg->hp.mla_kv_rank);
+    if (p > w) w = p;
+    return w > d ? w : d;
+}
+
+/* ---------------------------------------------------------------- products on packed columns */
+
+/* out (N,OC), row stride ld_out, = in (N,K) @ W (K,OC): q, k, v into their columns of the packed qkv */
+static ab_status packed_forward(ab_backend *be, bf16 *out, int ld_out, const void *in, const void *W, int N, int K,
+                                int OC) {
+    cuda_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.M = N; g.N = OC; g.K = K; g.alpha = 1.0f; g.beta = 0.0f;
+    g.A = (const bf16 *)in; g.lda = K;
+    g.B = (const bf16 *)W; g.ldb = OC;
+    g.C = out; g.ldc = ld_out;
+    return cuda_gemm(be, &g);
+}
+
+/* The backward of packed_forward, for d (N,OC) with row stride ld (a part of the packed dqkv):
+ * dinp (N,K) = beta * dinp + d @ W^T (fp32 when dinp_f32; skipped when NULL); dW (K,OC) += in^T @ d (when
+ * not NULL). */
+static ab_status packed_backward(ab_backend *be, void *dinp, int dinp_f32, float beta, void *dW, const bf16 *d, int ld,
+                                 const void *in, const void *W, int N, int K, int OC) {
+    cuda_gemm_args g;
+    if (dinp) {
+        memset(&g, 0, sizeof g);
+        g.trans_b = 1; g.M = N; g.N = K; g.K = OC; g.alpha = 1.0f; g.beta = beta;
+        g.A = d; g.lda = ld;
+        g.B = (const bf16 *)W; g.ldb = OC;
+        g.C = dinp; g.ldc = K; g.c_f32 = dinp_f32;
+        AB_TRY(cuda_gemm(be, &g));
+    }
+    if (dW) {
+        memset(&g, 0, sizeof g);
+        g.trans_a = 1; g.M = K; g.N = OC; g.K = N; g.alpha = 1.0f; g.beta = 1.0f;
+        g.A = (const bf16 *)in; g.lda = K;
+        g.B = d; g.ldb = ld;
+        g.C = dW; g.ldc = OC;
+        AB_TRY(cuda_gemm(be, &g));
+    }
+    return AB_OK;
+}
+
+/* ---------------------------------------------------------------- RMSNorm with gain */
+
+/* c (N,dc) = g * a * rstd, rstd (N) = 1/sqrt(mean(a^2) + eps) (fp32; not written when NULL). One warp per row. */
+__global__ void mla_rmsnorm_forward_kernel(bf16 *c, float *rstd, const bf16 *a, const bf16 *g, int N, int dc) {
+    const int row = blockIdx.x * MLA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return; /* whole warps */
+    const bf16 *ar = a + (size_t)row * dc;
+    float ss = 0.0f;
+    for (int i = lane; i < dc; i += 32) {
+        float v = bf2f(ar[i]);
+        ss += v * v;
+    }
+    ss = warp_sum(ss);
+    const float r = 1.0f / sqrtf(ss / dc + MLA_RMS_EPS);
+    if (rstd && lane == 0) rstd[row] = r;
+    for (int i = lane; i < dc; i += 32) c[(size_t)row * dc + i] = f2bf(bf2f(g[i]) * bf2f(ar[i]) * r);
+}
+
+/* da (N,dc) = r g dlat - r^3 a mean(g dlat a); dg_terms (N,dc) = dlat a r, whose column sums are the gain
+ * gradient (not written when NULL). One warp per row. */
+__global__ void mla_rmsnorm_backward_kernel(bf16 *da, bf16 *dg_terms, const float *dlat, const bf16 *a,
+                                            const float *rstd, const bf16 *g, int N, int dc) {
+    const int row = blockIdx.x * MLA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const size_t base = (size_t)row * dc;
+    const float r = rstd[row];
+    float dot = 0.0f;
+    for (int i = lane; i < dc; i += 32) dot += bf2f(g[i]) * dlat[base + i] * bf2f(a[base + i]);
+    dot = warp_sum(dot);
+    const float coef = r * r * r * dot / dc;
+    for (int i = lane; i < dc; i += 32) {
+        const float dl = dlat[base + i], av = bf2f(a[base + i]);
+        da[base + i] = f2bf(r * bf2f(g[i]) * dl - coef * av);
+        if (dg_terms) dg_terms[base + i] = f2bf(dl * av * r);
+    }
+}
+
+static ab_status rmsnorm_forward(ab_backend *be, bf16 *c, float *rstd, const bf16 *a, const void *g, int N, int dc) {
+    mla_rmsnorm_forward_kernel<<<cuda_blocks((size_t)N, MLA_ROWS_PER_BLOCK), MLA_ROWS_PER_BLOCK * 32, 0,
+                                 cuda_stream(be)>>>(c, rstd, a, (const bf16 *)g, N, dc);
+    return cuda_check_launch("mla_rmsnorm_forward");
+}
+
+/* ---------------------------------------------------------------- training */
+
+/* q, a, c, k, v of x into sv, then the flash forward: O and L (saved) and y */
+static ab_status mla_run_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, const mla_saved *sv, void *y,
+                                 const void *x, int B, int T) {
+    const ab_attn_config *cfg = ctx->cfg;
+    ab_backend *be = ctx->be;
+    const int C = cfg->C, dc = cfg->hp.mla_kv_rank, N = B * T;
+    AB_TRY(packed_forward(be, sv->qkv, 3 * C, x, w->t[W_Q], N, C, C));
+    AB_TRY(cuda_matmul_forward(be, sv->a, x, w->t[W_DKV], NULL, N, C, dc));
+    AB_TRY(rmsnorm_forward(be, sv->c, sv->rstd, sv->a, w->t[W_NORM], N, dc));
+    AB_TRY(packed_forward(be, sv->qkv + C, 3 * C, sv->c, w->t[W_UK], N, dc, C));
+    AB_TRY(packed_forward(be, sv->qkv + 2 * C, 3 * C, sv->c, w->t[W_UV], N, dc, C));
+    return ab_cuda_flash_forward(be, sv->qkv, sv->o, y, sv->lse, B, T, cfg->H, 0);
+}
+
+static ab_status mla_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *saved, void *y, const void *x,
+                             int B, int T) {
+    AB_TRY(mla_check(ctx->cfg));
+    mla_saved sv = mla_views(ctx->cfg, saved, B, T, NULL);
+    return mla_run_forward(ctx, w, &sv, y, x, B, T);
+}
+
+static ab_status mla_backward(const ab_attn_ctx *ctx, const ab_attn_weights *w, const ab_attn_weights *dw,
+                              const void *saved, void *dx, const void *dy, const void *x, int B, int T) {
+    const ab_attn_config *cfg = ctx->cfg;
+    AB_TRY(mla_check(cfg));
+    ab_backend *be = ctx->be;
+    const int C = cfg->C, dc = cfg->hp.mla_kv_rank, N = B * T;
+    mla_saved sv = mla_views(cfg, (void *)saved, B, T, NULL);
+    mla_grads g = mla_grad_views(cfg, ctx->workspace, B, T, NULL);
+    void *dWq = dw ? dw->t[W_Q] : NULL, *dWdkv = dw ? dw->t[W_DKV] : NULL, *dg = dw ? dw->t[W_NORM] : NULL;
+    void *dWuk = dw ? dw->t[W_UK] : NULL, *dWuv = dw ? dw->t[W_UV] : NULL;
+    AB_TRY(ab_cuda_flash_backward(be, sv.qkv, sv.o, sv.lse, dy, g.dqkv, g.dq_accum, g.delta, B, T, cfg->H, 0));
+    /* q path: dx += dq W_q^T, dW_q += x^T dq */
+    AB_TRY(packed_backward(be, dx, 0, 1.0f, dWq, g.dqkv, 3 * C, x, w->t[W_Q], N, C, C));
+    /* k and v paths (dq_accum is dead): dlat = dk W_uk^T + dv W_uv^T, dW_uk += c^T dk, dW_uv += c^T dv */
+    AB_TRY(packed_backward(be, g.dlat, 1, 0.0f, dWuk, g.dqkv + C, 3 * C, sv.c, w->t[W_UK], N, dc, C));
+    AB_TRY(packed_backward(be, g.dlat, 1, 1.0f, dWuv, g.dqkv + 2 * C, 3 * C, sv.c, w->t[W_UV], N, dc, C));
+    mla_rmsnorm_backward_kernel<<<cuda_blocks((size_t)N, MLA_ROWS_PER_BLOCK), MLA_ROWS_PER_BLOCK * 32, 0,
+                                  cuda_stream(be)>>>(g.da, dg ? g.dg_terms : NULL, g.dlat, sv.a, sv.rstd,
+                                                     (const bf16 *)w->t[W_NORM], N, dc);
+    AB_TRY(cuda_check_launch("mla_rmsnorm_backward"));
+    if (dg) AB_TRY(cuda_bias_grad(be, (bf16 *)dg, g.dg_terms, N, dc));
+    /* W_dkv path: dx += da W_dkv^T, dW_dkv += x^T da */
+    return cuda_matmul_backward(be, dx, dWdkv, NULL, g.da, x, w->t[W_DKV], N, C, dc);
+}
+
+/* ---------------------------------------------------------------- inference (absorbed) */
+
+static size_t mla_cache_bytes(const ab_attn_config *cfg, int B, int max_T) {
+    return (size_t)max_T * B * cfg->hp.mla_kv_rank * sizeof(bf16);
+}
+
+static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
+                             int B, int T) {
+    const ab_attn_config *cfg = ctx->cfg;
+    AB_TRY(mla_check(cfg));
+    if (T > cfg->max_T) return ab_fail(AB_ERR_USAGE, "cuda mla prefill: T = %d > max_T = %d", T, cfg->max_T);
+    if (T <= 0) return AB_OK;
+    const size_t dc = cfg->hp.mla_kv_rank;
+    mla_saved sv = mla_views(cfg, ctx->workspace, B, T, NULL);
+    AB_TRY(mla_run_forward(ctx, w, &sv, y, x, B, T));
+    /* c (B,T,dc) -> cache (max_T, B, dc): positions 0..T-1 of sequence b */
+    for (int b = 0; b < B; b++)
+        CUDA_TRY(cudaMemcpy2DAsync((bf16 *)cache + b * dc, B * dc * sizeof(bf16), sv.c + (size_t)b * T * dc,
+                                   dc * sizeof(bf16), dc * sizeof(bf16), (size_t)T, cudaMemcpyDeviceToDevice,
+                                   cuda_stream(ctx->be)),
+                 "mla prefill cache copy");
+    return AB_OK;
+}
+
+/* One block per (b, h), MLA_DECODE_THREADS threads, head size FLASH_HD. q1 (B,C), cache (max_T, B, dc) holding
+ * positions 0..pos, W_uk, W_uv (dc, C), y (B,C). fp32 in shared memory: q~ (scaled by tau), the scores, then
+ * cbar = sum_j p_j c_j / sum_j p_j, and o_h = cbar W_uv,h. */
+__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, const bf16 *q1, const bf16 *cache,
+                                                                         const bf16 *Wuk, const bf16 *Wuv, int B, int H,
+                                                                         int dc, int pos, float tau) {
+    extern __shared__ float sh[]; /* qt[dc], cbar[dc], p[pos+1], red[32], part[2][FLASH_HD] */
+    const int b = blockIdx.x / H, h = blockIdx.x % H, C = H * FLASH_HD, n = pos + 1;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = MLA_DECODE_THREADS / 32;
+    float *qt = sh, *cbar = qt + dc, *p = cbar + dc, *red = p + n, *part = red + 32;
+    const bf16 *qh = q1 + (size_t)b * C + h * FLASH_HD;
+    const bf16 *cb = cache + (size_t)b * dc; /* c_j of sequence b: cb + j * slot */
+    const size_t slot = (size_t)B * dc;
+    /* q~[r] = tau * sum_d W_uk[r, hD + d] q[d]: a warp per r, two d per lane */
+    const float q_lo = bf2f(qh[lane]), q_hi = bf2f(qh[lane + 32]);
+    for (int r = warp; r < dc; r += nw) {
+        const bf16 *wr = Wuk + (size_t)r * C + h * FLASH_HD;
+        float s = warp_sum(bf2f(wr[lane]) * q_lo + bf2f(wr[lane + 32]) * q_hi);
+        if (lane == 0) qt[r] = tau * s;
+    }
+    __syncthreads();
+    /* scores: a warp per position, lanes over the latent */
+    for (int j = warp; j < n; j += nw) {
+        const bf16 *cj = cb + j * slot;
+        float s = 0.0f;
+        for (int r = lane; r < dc; r += 32) s += qt[r] * bf2f(cj[r]);
+        s = warp_sum(s);
+        if (lane == 0) p[j] = s;
+    }
+    __syncthreads();
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += MLA_DECODE_THREADS) m = fmaxf(m, p[j]);
+    m = warp_max(m);
+    if (lane == 0) red[warp] = m;
+    __syncthreads();
+    m = -INFINITY;
+    for (int i = 0; i < nw; i++) m = fmaxf(m, red[i]);
+    __syncthreads();
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < n; j += MLA_DECODE_THREADS) {
+        const float e = __expf(p[j] - m);
+        p[j] = e;
+        s += e;
+    }
+    s = warp_sum(s);
+    if (lane == 0) red[warp] = s;
+    __syncthreads();
+    float total = 0.0f;
+    for (int i = 0; i < nw; i++) total += red[i];
+    /* cbar: a thread per latent index, coalesced over r */
+    for (int r = threadIdx.x; r < dc; r += MLA_DECODE_THREADS) {
+        float acc = 0.0f;
+        for (int j = 0; j < n; j++) acc += p[j] * bf2f(cb[j * slot + r]);
+        cbar[r] = acc / total;
+    }
+    __syncthreads();
+    /* o[d] = sum_r cbar[r] W_uv[r, hD + d]: two halves over r, a thread per d */
+    const int half = threadIdx.x / FLASH_HD, d = threadIdx.x % FLASH_HD;
+    float o = 0.0f;
+    for (int r = half; r < dc; r += 2) o += cbar[r] * bf2f(Wuv[(size_t)r * C + h * FLASH_HD + d]);
+    part[half * FLASH_HD + d] = o;
+    __syncthreads();
+    if (threadIdx.x < FLASH_HD) y[(size_t)b * C + h * FLASH_HD + threadIdx.x] = f2bf(part[threadIdx.x] + part[FLASH_HD + threadIdx.x]);
+}
+
+static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
+                            int B, int pos) {
+    const ab_attn_config *cfg = ctx->cfg;
+    AB_TRY(mla_check(cfg));
+    ab_backend *be = ctx->be;
+    const int C = cfg->C, dc = cfg->hp.mla_kv_rank;
+    if (pos < 0 || pos >= cfg->max_T)
+        return ab_fail(AB_ERR_USAGE, "cuda mla decode: position %d outside 0..%d", pos, cfg->max_T - 1);
+    const size_t shmem = (size_t)(2 * dc + pos + 1 + 32 + 2 * FLASH_HD) * sizeof(float);
+    if (shmem > 48 * 1024)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda mla decode: position %d with kv rank %d needs %zu bytes of shared memory",
+                       pos, dc, shmem);
+    bf16 *q1 = (bf16 *)ctx->workspace;                                    /* (B,C) */
+    bf16 *a1 = (bf16 *)((char *)ctx->workspace + bf16_bytes((size_t)B * C)); /* (B,dc) */
+    bf16 *c_pos = (bf16 *)cache + (size_t)pos * B * dc;                   /* (B,dc): slot pos */
+    AB_TRY(cuda_matmul_forward(be, q1, x, w->t[W_Q], NULL, B, C, C));
+    AB_TRY(cuda_matmul_forward(be, a1, x, w->t[W_DKV], NULL, B, C, dc));
+    AB_TRY(rmsnorm_forward(be, c_pos, NULL, a1, w->t[W_NORM], B, dc));
+    mla_decode_kernel<<<B * cfg->H, MLA_DECODE_THREADS, shmem, cuda_stream(be)>>>(
+        (bf16 *)y, q1, (const bf16 *)cache, (const bf16 *)w->t[W_UK], (const bf16 *)w->t[W_UV], B, cfg->H, dc, pos,
+        1.0f / sqrtf((float)cfg->D));
+    return cuda_check_launch("mla_decode");
+}
+
+extern "C" const ab_attn_ops ab_cuda_attn_mla = {
+    mla_saved_bytes, mla_ws_bytes, mla_forward, mla_backward, mla_cache_bytes, mla_prefill, mla_decode,
+};

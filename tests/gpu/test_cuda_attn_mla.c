@@ -1,0 +1,303 @@
+/*
+ * test_cuda_attn_mla.c — the CUDA mla variant (src/backend/cuda/attn_mla.cu), taken from the variant table,
+ * against its CPU reference (src/attn/mla.c) with the same bf16-rounded weights, inputs and output gradients:
+ *  - forward y; backward dx and the gradient of every tensor (q_proj, kv_down, kv_norm gain, k_up, v_up)
+ *    accumulated onto non-zero start values (the ops accumulate);
+ *  - causality: new tokens after t0 leave rows <= t0 bit-identical and change the rows after t0;
+ *  - absorbed inference: prefill of the first T/2 tokens then decode of every later position one token at a
+ *    time, and decode of every position from an empty cache, against the CPU forward rows and against the
+ *    CUDA (un-absorbed) forward rows (VARIANTS.md: mla decode (absorbed) == mla forward); the cache starts
+ *    filled with NaN, so reading a slot that was never written (a later position, another sequence) fails;
+ *  - cache size: d_c bf16 per token and sequence, nothing else; head sizes other than 64 refused with
+ *    AB_ERR_UNSUPPORTED by every op.
+ * Shapes cover T not a multiple of the 64-tile, B > 1, H in {2, 3, 12}, d_c in {40, 64, 256} (max_T = T + 3).
+ * A failing case names the shape (B, T, H, dc), the tensor and its worst element.
+ *
+ * Tolerance against the fp32 CPU reference: relative L2 error <= 2e-2 per tensor and every element within 5%
+ * of the tensor's largest magnitude, because q, a, c, k, v are stored in bf16 and enter the flash core's
+ * tensor-core products as bf16 (2^-8 relative each, through a softmax and two products), as do dq, dk, dv, da
+ * and the outputs; the same bound as the other flash-based variants. NaN or inf anywhere fails.
+ */
+#include <math.h>
+
+#include "backend/cuda/cuda_attn.h"
+#include "test_attn_util.h"
+#include "test_cuda_util.h"
+
+static ab_backend cpu, cuda;
+
+#define REL_TOL 2e-2
+#define ELEM_FRAC 0.05
+
+/* The CPU case with every input rounded to bf16; gradients zeroed. */
+static void setup_ref(att_case *c, int B, int T, int H, int dc, int max_T, uint64_t seed) {
+    ab_attn_hparams hp = {.mla_kv_rank = dc};
+    if (!att_setup(c, &cpu, VARIANT_MLA, B, T, H, 64, hp, max_T, seed)) {
+        fprintf(stderr, "mla has no CPU ops\n");
+        exit(1);
+    }
+    for (int i = 0; i < c->n_t; i++) tc_round_all((float *)c->w.t[i], att_tn(&c->tens[i]));
+    tc_round_all(c->x, att_n(c));
+    tc_round_all(c->dy, att_n(c));
+}
+
+static const ab_attn_ops *cuda_ops(const char *case_name) {
+    ab_status st;
+    const ab_attn_ops *ops = ab_variant_ops(ab_variants[VARIANT_MLA], BACKEND_CUDA, &st);
+    if (!ops) test_report(0, case_name, "%s", ab_error());
+    return ops;
+}
+
+/* One layer on the device: the case's tensors and their gradients, input, output gradient, outputs, saved and
+ * workspace. */
+typedef struct {
+    int n_t;
+    gbuf w[AB_ATTN_MAX_TENSORS], dw[AB_ATTN_MAX_TENSORS];
+    gbuf x, y, dy, dx;
+    ab_buffer saved, ws;
+    ab_attn_ctx ctx;
+    ab_attn_weights wt, dwt;
+} dev_layer;
+
+static void dev_alloc(ab_buffer *buf, size_t bytes, mem_category cat) {
+    if (ab_alloc(&cuda, buf, bytes ? bytes : 1, cat) != AB_OK) {
+        fprintf(stderr, "alloc: %s\n", ab_error());
+        exit(1);
+    }
+}
+
+/* dx0, dw0[i]: start values of the accumulated gradients */
+static void dev_layer_new(dev_layer *d, const att_case *c, const ab_attn_ops *ops, const float *dx0,
+                          float *const dw0[AB_ATTN_MAX_TENSORS]) {
+    size_t n = att_n(c);
+    memset(d, 0, sizeof *d);
+    d->n_t = c->n_t;
+    for (int i = 0; i < c->n_t; i++) {
+        size_t nt = att_tn(&c->tens[i]);
+        d->w[i] = g_new(nt, 2);
+        d->dw[i] = g_new(nt, 2);
+        g_set(&d->w[i], c->w.t[i]);
+        g_set(&d->dw[i], dw0[i]);
+        d->wt.t[i] = d->w[i].ptr;
+        d->dwt.t[i] = d->dw[i].ptr;
+    }
+    d->x = g_new(n, 2);
+    d->y = g_new(n, 2);
+    d->dy = g_new(n, 2);
+    d->dx = g_new(n, 2);
+    g_set(&d->x, c->x);
+    g_set(&d->dy, c->dy);
+    g_set(&d->dx, dx0);
+    dev_alloc(&d->saved, ops->saved_bytes(&c->cfg, c->B, c->T), MEM_ATTENTION);
+    dev_alloc(&d->ws, ops->workspace_bytes(&c->cfg, c->B, c->T), MEM_WORKSPACE);
+    d->ctx = (ab_attn_ctx){.be = &cuda, .cfg = &c->cfg, .workspace = d->ws.ptr, .layer = 0};
+}
+
+static void dev_layer_free(dev_layer *d) {
+    for (int i = 0; i < d->n_t; i++) {
+        g_free(&d->w[i]);
+        g_free(&d->dw[i]);
+    }
+    g_free(&d->x); g_free(&d->y); g_free(&d->dy); g_free(&d->dx);
+    ab_free(&cuda, &d->saved);
+    ab_free(&cuda, &d->ws);
+}
+
+static void case_name(char *out, size_t size, const att_case *c, const char *what) {
+    snprintf(out, size, "attn[mla,cuda,B=%d,T=%d,H=%d,dc=%d].%s", c->B, c->T, c->cfg.H, c->cfg.hp.mla_kv_rank, what);
+}
+
+/* Decode positions first..T-1 one token at a time (after a prefill of `first` tokens when first > 0) into a
+ * cache that starts as NaN; checks the prefill rows and every decoded row against the CPU forward y and the
+ * CUDA forward y (gpu_y, (B,T,C)). */
+static void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d, int first, const float *gpu_y) {
+    const int B = c->B, T = c->T, C = c->cfg.C;
+    char name[200], what[96];
+    size_t cache_bytes = ops->cache_bytes(&c->cfg, B, c->cfg.max_T);
+    ab_buffer cache;
+    dev_alloc(&cache, cache_bytes, MEM_ATTENTION);
+    unsigned char *nan_fill = malloc(cache_bytes + 1);
+    memset(nan_fill, 0xFF, cache_bytes); /* bf16 0xFFFF is a NaN */
+    tc_check_status(cuda.ops->copy_to_device(&cuda, cache.ptr, nan_fill, cache_bytes), "cache fill");
+    free(nan_fill);
+    if (first > 0) {
+        gbuf xp = g_new((size_t)B * first * C, 2), yp = g_new((size_t)B * first * C, 2);
+        float *hx = malloc((size_t)B * first * C * sizeof(float)), *ref = malloc((size_t)B * first * C * sizeof(float));
+        for (int b = 0; b < B; b++) {
+            memcpy(hx + (size_t)b * first * C, c->x + (size_t)b * T * C, (size_t)first * C * sizeof(float));
+            memcpy(ref + (size_t)b * first * C, c->y + (size_t)b * T * C, (size_t)first * C * sizeof(float));
+        }
+        g_set(&xp, hx);
+        snprintf(what, sizeof what, "prefill(T=%d)", first);
+        case_name(name, sizeof name, c, what);
+        tc_check_status(ops->prefill(&d->ctx, &d->wt, cache.ptr, yp.ptr, xp.ptr, B, first), name);
+        snprintf(what, sizeof what, "prefill(T=%d).y", first);
+        case_name(name, sizeof name, c, what);
+        tc_check_tensor(name, &yp, ref, REL_TOL, ELEM_FRAC, C, first);
+        g_free(&xp); g_free(&yp);
+        free(hx); free(ref);
+    }
+    /* decoded rows gathered as (B, T - first, C) and compared at once; t in the message counts from `first` */
+    const int steps = T - first;
+    float *got = malloc((size_t)B * steps * C * sizeof(float)), *ref = malloc((size_t)B * steps * C * sizeof(float));
+    float *ref_gpu = malloc((size_t)B * steps * C * sizeof(float)), *hx1 = malloc((size_t)B * C * sizeof(float));
+    gbuf x1 = g_new((size_t)B * C, 2), y1 = g_new((size_t)B * C, 2);
+    int status_ok = 1;
+    for (int pos = first; pos < T && status_ok; pos++) {
+        for (int b = 0; b < B; b++) {
+            const size_t src = ((size_t)b * T + pos) * C, dst = ((size_t)b * steps + pos - first) * C;
+            memcpy(hx1 + (size_t)b * C, c->x + src, (size_t)C * sizeof(float));
+            memcpy(ref + dst, c->y + src, (size_t)C * sizeof(float));
+            memcpy(ref_gpu + dst, gpu_y + src, (size_t)C * sizeof(float));
+        }
+        g_set(&x1, hx1);
+        if (ops->decode(&d->ctx, &d->wt, cache.ptr, y1.ptr, x1.ptr, B, pos) != AB_OK) {
+            snprintf(what, sizeof what, "decode(pos=%d)", pos);
+            case_name(name, sizeof name, c, what);
+            test_report(0, name, "%s", ab_error());
+            status_ok = 0;
+            break;
+        }
+        int guard_ok;
+        float *row = g_get(&y1, &guard_ok);
+        if (!guard_ok) {
+            snprintf(what, sizeof what, "decode(pos=%d).y", pos);
+            case_name(name, sizeof name, c, what);
+            test_report(0, name, "guard bytes around the output were overwritten");
+        }
+        for (int b = 0; b < B; b++)
+            memcpy(got + ((size_t)b * steps + pos - first) * C, row + (size_t)b * C, (size_t)C * sizeof(float));
+        free(row);
+    }
+    if (status_ok) {
+        gbuf all = g_new((size_t)B * steps * C, 2);
+        g_set(&all, got); /* bf16 values: exact round trip */
+        const char *how = first ? "after prefill" : "empty cache";
+        snprintf(what, sizeof what, "decode(pos=%d..%d, %s).y_vs_cpu_forward", first, T - 1, how);
+        case_name(name, sizeof name, c, what);
+        tc_check_tensor(name, &all, ref, REL_TOL, ELEM_FRAC, C, steps);
+        snprintf(what, sizeof what, "decode(pos=%d..%d, %s).y_vs_cuda_forward", first, T - 1, how);
+        case_name(name, sizeof name, c, what);
+        tc_check_tensor(name, &all, ref_gpu, REL_TOL, ELEM_FRAC, C, steps);
+        g_free(&all);
+    }
+    g_free(&x1); g_free(&y1);
+    free(got); free(ref); free(ref_gpu); free(hx1);
+    ab_free(&cuda, &cache);
+}
+
+/* The variant against its CPU reference: forward, backward, causality, prefill + decode. */
+static void test_case(int B, int T, int H, int dc) {
+    char name[200], what[96];
+    att_case c;
+    setup_ref(&c, B, T, H, dc, T + 3, 5000 + 7 * T + H + dc);
+    case_name(name, sizeof name, &c, "ops");
+    const ab_attn_ops *ops = cuda_ops(name);
+    if (!ops) {
+        att_free(&c);
+        return;
+    }
+    const int C = c.cfg.C;
+    const size_t n = att_n(&c);
+    ab_rng r;
+    ab_rng_seed(&r, 91 + T);
+    float *dx0 = tc_randn(&r, n, 0.5, 0.0), *dw0[AB_ATTN_MAX_TENSORS] = {0};
+    for (int i = 0; i < c.n_t; i++) dw0[i] = tc_randn(&r, att_tn(&c.tens[i]), 0.5, 0.0);
+    att_forward_backward(&c);
+    for (size_t i = 0; i < n; i++) c.dx[i] += dx0[i];
+    for (int t = 0; t < c.n_t; t++)
+        for (size_t i = 0; i < att_tn(&c.tens[t]); i++) ((float *)c.dw.t[t])[i] += dw0[t][i];
+
+    dev_layer d;
+    dev_layer_new(&d, &c, ops, dx0, dw0);
+    case_name(name, sizeof name, &c, "forward");
+    tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
+    case_name(name, sizeof name, &c, "forward.y");
+    tc_check_tensor(name, &d.y, c.y, REL_TOL, ELEM_FRAC, C, T);
+    case_name(name, sizeof name, &c, "backward");
+    tc_check_status(ops->backward(&d.ctx, &d.wt, &d.dwt, d.saved.ptr, d.dx.ptr, d.dy.ptr, d.x.ptr, B, T), name);
+    case_name(name, sizeof name, &c, "backward.dx");
+    tc_check_tensor(name, &d.dx, c.dx, REL_TOL, ELEM_FRAC, C, T);
+    for (int i = 0; i < c.n_t; i++) {
+        snprintf(what, sizeof what, "backward.dW(%s)", c.tens[i].name);
+        case_name(name, sizeof name, &c, what);
+        tc_check_tensor(name, &d.dw[i], c.dw.t[i], REL_TOL, ELEM_FRAC, c.tens[i].cols, 0);
+    }
+
+    /* causality */
+    const int t0 = T / 3;
+    float *y1 = g_get(&d.y, NULL), *x2 = tc_copy(c.x, n);
+    ab_rng_seed(&r, 99 + T);
+    for (int b = 0; b < B; b++)
+        for (int t = t0 + 1; t < T; t++)
+            for (int k = 0; k < C; k++) x2[((size_t)b * T + t) * C + k] = tc_round_bf16((float)ab_rng_normal(&r));
+    g_set(&d.x, x2);
+    case_name(name, sizeof name, &c, "forward(causality)");
+    tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
+    float *y2 = g_get(&d.y, NULL);
+    int first_diff_t = -1, changed = T - 1 <= t0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < C; k++) {
+                size_t i = ((size_t)b * T + t) * C + k;
+                if (t <= t0 && y1[i] != y2[i] && first_diff_t < 0) first_diff_t = t;
+                if (t > t0 && y1[i] != y2[i]) changed = 1;
+            }
+    case_name(name, sizeof name, &c, "causal");
+    TEST_TRUE(name, first_diff_t < 0 && changed, "tokens > %d changed: row %d <= %d changed: %s; rows > %d changed: %s",
+              t0, first_diff_t, t0, first_diff_t >= 0 ? "yes" : "no", t0, changed ? "yes" : "no");
+    g_set(&d.x, c.x);
+
+    check_decode(&c, ops, &d, T / 2, y1);
+    check_decode(&c, ops, &d, 0, y1);
+
+    dev_layer_free(&d);
+    for (int i = 0; i < c.n_t; i++) free(dw0[i]);
+    free(dx0); free(y1); free(y2); free(x2);
+    att_free(&c);
+}
+
+/* Only the latent: d_c bf16 per token and sequence for the whole context (1/6 of MHA's 2*C at the defaults). */
+static void test_cache_sizes(void) {
+    ab_attn_config cfg = {.C = 768, .H = 12, .D = 64, .max_T = 1024, .train_T = 1024};
+    ab_attn_resolve_hparams(&cfg);
+    const ab_attn_ops *ops = cuda_ops("attn[mla,cuda].cache_bytes");
+    if (!ops) return;
+    const int B = 3;
+    size_t got = ops->cache_bytes(&cfg, B, cfg.max_T), want = (size_t)B * 1024 * 256 * 2;
+    TEST_TRUE("attn[mla,cuda,H=12,dc=256,max_T=1024].cache_bytes", cfg.hp.mla_kv_rank == 256 && got == want,
+              "%zu bytes, want %zu (d_c = %d bf16 per token and sequence)", got, want, cfg.hp.mla_kv_rank);
+}
+
+/* Every op refuses head size 32 before touching any buffer. */
+static void test_head_size_refused(void) {
+    ab_attn_config cfg = {.C = 256, .H = 8, .D = 32, .max_T = 64, .train_T = 64};
+    ab_attn_resolve_hparams(&cfg);
+    ab_attn_ctx ctx = {.be = &cuda, .cfg = &cfg, .workspace = NULL, .layer = 0};
+    ab_attn_weights w = {.t = {NULL}};
+    const char *name = "attn[mla,cuda,D=32].unsupported";
+    const ab_attn_ops *ops = cuda_ops(name);
+    if (!ops) return;
+    ab_status st[4] = {ops->forward(&ctx, &w, NULL, NULL, NULL, 1, 8),
+                       ops->backward(&ctx, &w, &w, NULL, NULL, NULL, NULL, 1, 8),
+                       ops->prefill(&ctx, &w, NULL, NULL, NULL, 1, 8), ops->decode(&ctx, &w, NULL, NULL, NULL, 1, 0)};
+    int ok = 1;
+    for (int i = 0; i < 4; i++) ok &= st[i] == AB_ERR_UNSUPPORTED;
+    const char *msg = ab_error();
+    TEST_TRUE(name, ok && strstr(msg, "head size 32"), "statuses %d %d %d %d (want AB_ERR_UNSUPPORTED = %d), last "
+              "message '%s'", st[0], st[1], st[2], st[3], AB_ERR_UNSUPPORTED, msg);
+}
+
+int main(void) {
+    if (!tc_open(&cpu, &cuda)) return TEST_SUMMARY();
+    test_cache_sizes();
+    test_head_size_refused();
+    static const int cases[][4] = {/* B, T, H, dc */
+                                   {2, 100, 2, 64}, {1, 128, 2, 256}, {2, 257, 12, 256}, {3, 64, 3, 64},
+                                   {1, 9, 2, 256},  {2, 130, 12, 64}, {2, 77, 2, 40}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3]);
+    ab_backend_close(&cuda);
+    ab_backend_close(&cpu);
+    return TEST_SUMMARY();
+}
