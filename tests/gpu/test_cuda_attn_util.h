@@ -1,0 +1,141 @@
+/*
+ * test_cuda_attn_util.h — the device side of one attention layer for the GPU tests of variants whose tensors
+ * are GPT-2's c_attn pair (weight, bias): upload a CPU case (test_attn_util.h), and check prefill + decode
+ * against the case's forward output. The tolerance is the one of every CUDA attention test against the fp32
+ * CPU reference: relative L2 <= 2e-2 per tensor and every element within 5% of the tensor's largest magnitude,
+ * because Q, K, V, P and dS enter the tensor-core products as bf16 (2^-8 relative each) and outputs are bf16.
+ */
+#ifndef AB_TEST_CUDA_ATTN_UTIL_H
+#define AB_TEST_CUDA_ATTN_UTIL_H
+
+#include "test_attn_util.h"
+#include "test_cuda_util.h"
+
+#define ATTN_REL_TOL 2e-2
+#define ATTN_ELEM_FRAC 0.05
+
+/* "attn[<variant>,cuda,<shape>].<what>" for a case */
+typedef void (*case_namer)(char *out, size_t size, const att_case *c, const char *what);
+
+/* One layer on the device: the case's weights, input, output gradient, outputs, saved and workspace. */
+typedef struct {
+    gbuf w, b, x, y, dy, dx, dw, db;
+    ab_buffer saved, ws;
+    ab_attn_ctx ctx;
+    ab_attn_weights wt, dwt;
+} dev_layer;
+
+static void dev_alloc(ab_buffer *buf, size_t bytes, mem_category cat) {
+    if (ab_alloc(tc_cuda, buf, bytes ? bytes : 1, cat) != AB_OK) {
+        fprintf(stderr, "alloc: %s\n", ab_error());
+        exit(1);
+    }
+}
+
+/* dx0, dw0, db0: start values of the accumulated gradients */
+static void dev_layer_new(dev_layer *d, const att_case *c, const ab_attn_ops *ops, const float *dx0, const float *dw0,
+                          const float *db0) {
+    size_t n = att_n(c), nw = att_tn(&c->tens[0]), nb = att_tn(&c->tens[1]);
+    d->w = g_new(nw, 2);
+    d->b = g_new(nb, 2);
+    d->x = g_new(n, 2);
+    d->y = g_new(n, 2);
+    d->dy = g_new(n, 2);
+    d->dx = g_new(n, 2);
+    d->dw = g_new(nw, 2);
+    d->db = g_new(nb, 2);
+    g_set(&d->w, c->w.t[0]);
+    g_set(&d->b, c->w.t[1]);
+    g_set(&d->x, c->x);
+    g_set(&d->dy, c->dy);
+    g_set(&d->dx, dx0);
+    g_set(&d->dw, dw0);
+    g_set(&d->db, db0);
+    dev_alloc(&d->saved, ops->saved_bytes(&c->cfg, c->B, c->T), MEM_ATTENTION);
+    dev_alloc(&d->ws, ops->workspace_bytes(&c->cfg, c->B, c->T), MEM_WORKSPACE);
+    d->ctx = (ab_attn_ctx){.be = tc_cuda, .cfg = &c->cfg, .workspace = d->ws.ptr, .layer = 0};
+    d->wt = (ab_attn_weights){.t = {d->w.ptr, d->b.ptr}};
+    d->dwt = (ab_attn_weights){.t = {d->dw.ptr, d->db.ptr}};
+}
+
+static void dev_layer_free(dev_layer *d) {
+    g_free(&d->w); g_free(&d->b); g_free(&d->x); g_free(&d->y); g_free(&d->dy); g_free(&d->dx); g_free(&d->dw);
+    g_free(&d->db);
+    ab_free(tc_cuda, &d->saved);
+    ab_free(tc_cuda, &d->ws);
+}
+
+/* Decode positions first..T-1 one token at a time (after a prefill of `first` tokens when first > 0) into a
+ * cache that starts as NaN; checks the prefill rows and the decoded rows against the reference y. */
+static void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d, int first, case_namer case_name) {
+    const int B = c->B, T = c->T, C = c->cfg.C;
+    char name[200], what[64];
+    size_t cache_bytes = ops->cache_bytes(&c->cfg, B, c->cfg.max_T);
+    ab_buffer cache;
+    dev_alloc(&cache, cache_bytes, MEM_ATTENTION);
+    unsigned char *nan_fill = malloc(cache_bytes + 1);
+    memset(nan_fill, 0xFF, cache_bytes); /* all-ones bytes are a NaN in bf16 and in fp32 */
+    tc_check_status(tc_cuda->ops->copy_to_device(tc_cuda, cache.ptr, nan_fill, cache_bytes), "cache fill");
+    free(nan_fill);
+    if (first > 0) {
+        gbuf xp = g_new((size_t)B * first * C, 2), yp = g_new((size_t)B * first * C, 2);
+        float *hx = malloc((size_t)B * first * C * sizeof(float)), *ref = malloc((size_t)B * first * C * sizeof(float));
+        for (int b = 0; b < B; b++) {
+            memcpy(hx + (size_t)b * first * C, c->x + (size_t)b * T * C, (size_t)first * C * sizeof(float));
+            memcpy(ref + (size_t)b * first * C, c->y + (size_t)b * T * C, (size_t)first * C * sizeof(float));
+        }
+        g_set(&xp, hx);
+        snprintf(what, sizeof what, "prefill(T=%d)", first);
+        case_name(name, sizeof name, c, what);
+        tc_check_status(ops->prefill(&d->ctx, &d->wt, cache.ptr, yp.ptr, xp.ptr, B, first), name);
+        snprintf(what, sizeof what, "prefill(T=%d).y", first);
+        case_name(name, sizeof name, c, what);
+        tc_check_tensor(name, &yp, ref, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, first);
+        g_free(&xp); g_free(&yp);
+        free(hx); free(ref);
+    }
+    /* decoded rows gathered as (B, T - first, C) and compared at once; t in the message counts from `first` */
+    const int steps = T - first;
+    float *got = malloc((size_t)B * steps * C * sizeof(float)), *ref = malloc((size_t)B * steps * C * sizeof(float));
+    float *hx1 = malloc((size_t)B * C * sizeof(float));
+    gbuf x1 = g_new((size_t)B * C, 2), y1 = g_new((size_t)B * C, 2);
+    int status_ok = 1;
+    for (int pos = first; pos < T && status_ok; pos++) {
+        for (int b = 0; b < B; b++) {
+            memcpy(hx1 + (size_t)b * C, c->x + ((size_t)b * T + pos) * C, (size_t)C * sizeof(float));
+            memcpy(ref + ((size_t)b * steps + pos - first) * C, c->y + ((size_t)b * T + pos) * C,
+                   (size_t)C * sizeof(float));
+        }
+        g_set(&x1, hx1);
+        if (ops->decode(&d->ctx, &d->wt, cache.ptr, y1.ptr, x1.ptr, B, pos) != AB_OK) {
+            snprintf(what, sizeof what, "decode(pos=%d)", pos);
+            case_name(name, sizeof name, c, what);
+            test_report(0, name, "%s", ab_error());
+            status_ok = 0;
+            break;
+        }
+        int guard_ok;
+        float *row = g_get(&y1, &guard_ok);
+        if (!guard_ok) {
+            snprintf(what, sizeof what, "decode(pos=%d).y", pos);
+            case_name(name, sizeof name, c, what);
+            test_report(0, name, "guard bytes around the output were overwritten");
+        }
+        for (int b = 0; b < B; b++)
+            memcpy(got + ((size_t)b * steps + pos - first) * C, row + (size_t)b * C, (size_t)C * sizeof(float));
+        free(row);
+    }
+    if (status_ok) {
+        gbuf all = g_new((size_t)B * steps * C, 2);
+        g_set(&all, got); /* bf16 values: exact round trip */
+        snprintf(what, sizeof what, "decode(pos=%d..%d, %s)", first, T - 1, first ? "after prefill" : "empty cache");
+        case_name(name, sizeof name, c, what);
+        tc_check_tensor(name, &all, ref, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, steps);
+        g_free(&all);
+    }
+    g_free(&x1); g_free(&y1);
+    free(got); free(ref); free(hx1);
+    ab_free(tc_cuda, &cache);
+}
+
+#endif
