@@ -138,4 +138,65 @@ static void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d
     ab_free(tc_cuda, &cache);
 }
 
+/* Forward, backward (onto non-zero gradient start values), strict causality and prefill + decode of one case
+ * against its CPU reference (c holds the reference after att_forward_backward is run here). */
+static void check_layer(att_case *c, const ab_attn_ops *ops, case_namer case_name) {
+    char name[200];
+    const int B = c->B, T = c->T;
+    const int C = c->cfg.C;
+    const size_t n = att_n(c), nw = att_tn(&c->tens[0]), nb = att_tn(&c->tens[1]);
+    ab_rng r;
+    ab_rng_seed(&r, 77 + T);
+    float *dx0 = tc_randn(&r, n, 0.5, 0.0), *dw0 = tc_randn(&r, nw, 0.5, 0.0), *db0 = tc_randn(&r, nb, 0.5, 0.0);
+    att_forward_backward(c);
+    for (size_t i = 0; i < n; i++) c->dx[i] += dx0[i];
+    for (size_t i = 0; i < nw; i++) ((float *)c->dw.t[0])[i] += dw0[i];
+    for (size_t i = 0; i < nb; i++) ((float *)c->dw.t[1])[i] += db0[i];
+
+    dev_layer d;
+    dev_layer_new(&d, c, ops, dx0, dw0, db0);
+    case_name(name, sizeof name, c, "forward");
+    tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
+    case_name(name, sizeof name, c, "forward.y");
+    tc_check_tensor(name, &d.y, c->y, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, T);
+    case_name(name, sizeof name, c, "backward");
+    tc_check_status(ops->backward(&d.ctx, &d.wt, &d.dwt, d.saved.ptr, d.dx.ptr, d.dy.ptr, d.x.ptr, B, T), name);
+    case_name(name, sizeof name, c, "backward.dx");
+    tc_check_tensor(name, &d.dx, c->dx, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, T);
+    case_name(name, sizeof name, c, "backward.dW(attn.c_attn.weight)");
+    tc_check_tensor(name, &d.dw, c->dw.t[0], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[0].cols, 0);
+    case_name(name, sizeof name, c, "backward.db(attn.c_attn.bias)");
+    tc_check_tensor(name, &d.db, c->dw.t[1], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[1].cols, 0);
+
+    /* causality: tokens after t0 change; rows <= t0 must not */
+    const int t0 = T / 3;
+    float *y1 = g_get(&d.y, NULL), *x2 = tc_copy(c->x, n);
+    ab_rng_seed(&r, 99 + T);
+    for (int b = 0; b < B; b++)
+        for (int t = t0 + 1; t < T; t++)
+            for (int k = 0; k < C; k++) x2[((size_t)b * T + t) * C + k] = tc_round_bf16((float)ab_rng_normal(&r));
+    g_set(&d.x, x2);
+    case_name(name, sizeof name, c, "forward(causality)");
+    tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
+    float *y2 = g_get(&d.y, NULL);
+    int first_diff_t = -1, changed = T - 1 <= t0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < C; k++) {
+                size_t i = ((size_t)b * T + t) * C + k;
+                if (t <= t0 && y1[i] != y2[i] && first_diff_t < 0) first_diff_t = t;
+                if (t > t0 && y1[i] != y2[i]) changed = 1;
+            }
+    case_name(name, sizeof name, c, "causal");
+    TEST_TRUE(name, first_diff_t < 0 && changed, "tokens > %d changed: row %d <= %d changed: %s; rows > %d changed: %s",
+              t0, first_diff_t, t0, first_diff_t >= 0 ? "yes" : "no", t0, changed ? "yes" : "no");
+    g_set(&d.x, c->x);
+
+    if (T / 2 > 0) check_decode(c, ops, &d, T / 2, case_name);
+    check_decode(c, ops, &d, 0, case_name);
+
+    dev_layer_free(&d);
+    free(dx0); free(dw0); free(db0); free(y1); free(y2); free(x2);
+}
+
 #endif
