@@ -180,9 +180,16 @@ void ab_sampler_window(ab_sampler *s, double t0, double t1, ab_power_window *w) 
     double sum_p = 0, sum_c = 0, sum_clk = 0;
     size_t n_p = 0, n_c = 0, n_clk = 0;
     pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < s->n; i++) {
+    /* samples are appended in time order: binary-search the window's first one, stop after its last, so the
+     * per-step progress line costs O(log n + window) however long the run */
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->s[mid].t_s < t0) lo = mid + 1;
+        else hi = mid;
+    }
+    for (size_t i = lo; i < s->n && s->s[i].t_s <= t1; i++) {
         const ab_power_sample *p = &s->s[i];
-        if (p->t_s < t0 || p->t_s > t1) continue;
         w->n++;
         double pw = sample_power(p);
         if (!isnan(pw)) {

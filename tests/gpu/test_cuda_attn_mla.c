@@ -21,13 +21,10 @@
 #include <math.h>
 
 #include "backend/cuda/cuda_attn.h"
-#include "test_attn_util.h"
-#include "test_cuda_util.h"
+#include "test_cuda_attn_util.h"
 
 static ab_backend cpu, cuda;
 
-#define REL_TOL 2e-2
-#define ELEM_FRAC 0.05
 
 /* The CPU case with every input rounded to bf16; gradients zeroed. */
 static void setup_ref(att_case *c, int B, int T, int H, int dc, int max_T, uint64_t seed) {
@@ -48,142 +45,8 @@ static const ab_attn_ops *cuda_ops(const char *case_name) {
     return ops;
 }
 
-/* One layer on the device: the case's tensors and their gradients, input, output gradient, outputs, saved and
- * workspace. */
-typedef struct {
-    int n_t;
-    gbuf w[AB_ATTN_MAX_TENSORS], dw[AB_ATTN_MAX_TENSORS];
-    gbuf x, y, dy, dx;
-    ab_buffer saved, ws;
-    ab_attn_ctx ctx;
-    ab_attn_weights wt, dwt;
-} dev_layer;
-
-static void dev_alloc(ab_buffer *buf, size_t bytes, mem_category cat) {
-    if (ab_alloc(&cuda, buf, bytes ? bytes : 1, cat) != AB_OK) {
-        fprintf(stderr, "alloc: %s\n", ab_error());
-        exit(1);
-    }
-}
-
-/* dx0, dw0[i]: start values of the accumulated gradients */
-static void dev_layer_new(dev_layer *d, const att_case *c, const ab_attn_ops *ops, const float *dx0,
-                          float *const dw0[AB_ATTN_MAX_TENSORS]) {
-    size_t n = att_n(c);
-    memset(d, 0, sizeof *d);
-    d->n_t = c->n_t;
-    for (int i = 0; i < c->n_t; i++) {
-        size_t nt = att_tn(&c->tens[i]);
-        d->w[i] = g_new(nt, 2);
-        d->dw[i] = g_new(nt, 2);
-        g_set(&d->w[i], c->w.t[i]);
-        g_set(&d->dw[i], dw0[i]);
-        d->wt.t[i] = d->w[i].ptr;
-        d->dwt.t[i] = d->dw[i].ptr;
-    }
-    d->x = g_new(n, 2);
-    d->y = g_new(n, 2);
-    d->dy = g_new(n, 2);
-    d->dx = g_new(n, 2);
-    g_set(&d->x, c->x);
-    g_set(&d->dy, c->dy);
-    g_set(&d->dx, dx0);
-    dev_alloc(&d->saved, ops->saved_bytes(&c->cfg, c->B, c->T), MEM_ATTENTION);
-    dev_alloc(&d->ws, ops->workspace_bytes(&c->cfg, c->B, c->T), MEM_WORKSPACE);
-    d->ctx = (ab_attn_ctx){.be = &cuda, .cfg = &c->cfg, .workspace = d->ws.ptr, .layer = 0};
-}
-
-static void dev_layer_free(dev_layer *d) {
-    for (int i = 0; i < d->n_t; i++) {
-        g_free(&d->w[i]);
-        g_free(&d->dw[i]);
-    }
-    g_free(&d->x); g_free(&d->y); g_free(&d->dy); g_free(&d->dx);
-    ab_free(&cuda, &d->saved);
-    ab_free(&cuda, &d->ws);
-}
-
 static void case_name(char *out, size_t size, const att_case *c, const char *what) {
     snprintf(out, size, "attn[mla,cuda,B=%d,T=%d,H=%d,dc=%d].%s", c->B, c->T, c->cfg.H, c->cfg.hp.mla_kv_rank, what);
-}
-
-/* Decode positions first..T-1 one token at a time (after a prefill of `first` tokens when first > 0) into a
- * cache that starts as NaN; checks the prefill rows and every decoded row against the CPU forward y and the
- * CUDA forward y (gpu_y, (B,T,C)). */
-static void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d, int first, const float *gpu_y) {
-    const int B = c->B, T = c->T, C = c->cfg.C;
-    char name[200], what[96];
-    size_t cache_bytes = ops->cache_bytes(&c->cfg, B, c->cfg.max_T);
-    ab_buffer cache;
-    dev_alloc(&cache, cache_bytes, MEM_ATTENTION);
-    unsigned char *nan_fill = malloc(cache_bytes + 1);
-    memset(nan_fill, 0xFF, cache_bytes); /* bf16 0xFFFF is a NaN */
-    tc_check_status(cuda.ops->copy_to_device(&cuda, cache.ptr, nan_fill, cache_bytes), "cache fill");
-    free(nan_fill);
-    if (first > 0) {
-        gbuf xp = g_new((size_t)B * first * C, 2), yp = g_new((size_t)B * first * C, 2);
-        float *hx = malloc((size_t)B * first * C * sizeof(float)), *ref = malloc((size_t)B * first * C * sizeof(float));
-        for (int b = 0; b < B; b++) {
-            memcpy(hx + (size_t)b * first * C, c->x + (size_t)b * T * C, (size_t)first * C * sizeof(float));
-            memcpy(ref + (size_t)b * first * C, c->y + (size_t)b * T * C, (size_t)first * C * sizeof(float));
-        }
-        g_set(&xp, hx);
-        snprintf(what, sizeof what, "prefill(T=%d)", first);
-        case_name(name, sizeof name, c, what);
-        tc_check_status(ops->prefill(&d->ctx, &d->wt, cache.ptr, yp.ptr, xp.ptr, B, first), name);
-        snprintf(what, sizeof what, "prefill(T=%d).y", first);
-        case_name(name, sizeof name, c, what);
-        tc_check_tensor(name, &yp, ref, REL_TOL, ELEM_FRAC, C, first);
-        g_free(&xp); g_free(&yp);
-        free(hx); free(ref);
-    }
-    /* decoded rows gathered as (B, T - first, C) and compared at once; t in the message counts from `first` */
-    const int steps = T - first;
-    float *got = malloc((size_t)B * steps * C * sizeof(float)), *ref = malloc((size_t)B * steps * C * sizeof(float));
-    float *ref_gpu = malloc((size_t)B * steps * C * sizeof(float)), *hx1 = malloc((size_t)B * C * sizeof(float));
-    gbuf x1 = g_new((size_t)B * C, 2), y1 = g_new((size_t)B * C, 2);
-    int status_ok = 1;
-    for (int pos = first; pos < T && status_ok; pos++) {
-        for (int b = 0; b < B; b++) {
-            const size_t src = ((size_t)b * T + pos) * C, dst = ((size_t)b * steps + pos - first) * C;
-            memcpy(hx1 + (size_t)b * C, c->x + src, (size_t)C * sizeof(float));
-            memcpy(ref + dst, c->y + src, (size_t)C * sizeof(float));
-            memcpy(ref_gpu + dst, gpu_y + src, (size_t)C * sizeof(float));
-        }
-        g_set(&x1, hx1);
-        if (ops->decode(&d->ctx, &d->wt, cache.ptr, y1.ptr, x1.ptr, B, pos) != AB_OK) {
-            snprintf(what, sizeof what, "decode(pos=%d)", pos);
-            case_name(name, sizeof name, c, what);
-            test_report(0, name, "%s", ab_error());
-            status_ok = 0;
-            break;
-        }
-        int guard_ok;
-        float *row = g_get(&y1, &guard_ok);
-        if (!guard_ok) {
-            snprintf(what, sizeof what, "decode(pos=%d).y", pos);
-            case_name(name, sizeof name, c, what);
-            test_report(0, name, "guard bytes around the output were overwritten");
-        }
-        for (int b = 0; b < B; b++)
-            memcpy(got + ((size_t)b * steps + pos - first) * C, row + (size_t)b * C, (size_t)C * sizeof(float));
-        free(row);
-    }
-    if (status_ok) {
-        gbuf all = g_new((size_t)B * steps * C, 2);
-        g_set(&all, got); /* bf16 values: exact round trip */
-        const char *how = first ? "after prefill" : "empty cache";
-        snprintf(what, sizeof what, "decode(pos=%d..%d, %s).y_vs_cpu_forward", first, T - 1, how);
-        case_name(name, sizeof name, c, what);
-        tc_check_tensor(name, &all, ref, REL_TOL, ELEM_FRAC, C, steps);
-        snprintf(what, sizeof what, "decode(pos=%d..%d, %s).y_vs_cuda_forward", first, T - 1, how);
-        case_name(name, sizeof name, c, what);
-        tc_check_tensor(name, &all, ref_gpu, REL_TOL, ELEM_FRAC, C, steps);
-        g_free(&all);
-    }
-    g_free(&x1); g_free(&y1);
-    free(got); free(ref); free(ref_gpu); free(hx1);
-    ab_free(&cuda, &cache);
 }
 
 /* The variant against its CPU reference: forward, backward, causality, prefill + decode. */
@@ -213,15 +76,15 @@ static void test_case(int B, int T, int H, int dc) {
     case_name(name, sizeof name, &c, "forward");
     tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
     case_name(name, sizeof name, &c, "forward.y");
-    tc_check_tensor(name, &d.y, c.y, REL_TOL, ELEM_FRAC, C, T);
+    tc_check_tensor(name, &d.y, c.y, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, T);
     case_name(name, sizeof name, &c, "backward");
     tc_check_status(ops->backward(&d.ctx, &d.wt, &d.dwt, d.saved.ptr, d.dx.ptr, d.dy.ptr, d.x.ptr, B, T), name);
     case_name(name, sizeof name, &c, "backward.dx");
-    tc_check_tensor(name, &d.dx, c.dx, REL_TOL, ELEM_FRAC, C, T);
+    tc_check_tensor(name, &d.dx, c.dx, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, T);
     for (int i = 0; i < c.n_t; i++) {
         snprintf(what, sizeof what, "backward.dW(%s)", c.tens[i].name);
         case_name(name, sizeof name, &c, what);
-        tc_check_tensor(name, &d.dw[i], c.dw.t[i], REL_TOL, ELEM_FRAC, c.tens[i].cols, 0);
+        tc_check_tensor(name, &d.dw[i], c.dw.t[i], ATTN_REL_TOL, ATTN_ELEM_FRAC, c.tens[i].cols, 0);
     }
 
     /* causality */
@@ -248,8 +111,8 @@ static void test_case(int B, int T, int H, int dc) {
               t0, first_diff_t, t0, first_diff_t >= 0 ? "yes" : "no", t0, changed ? "yes" : "no");
     g_set(&d.x, c.x);
 
-    check_decode(&c, ops, &d, T / 2, y1);
-    check_decode(&c, ops, &d, 0, y1);
+    check_decode(&c, ops, &d, T / 2, y1, case_name);
+    check_decode(&c, ops, &d, 0, y1, case_name);
 
     dev_layer_free(&d);
     for (int i = 0; i < c.n_t; i++) free(dw0[i]);
@@ -271,21 +134,9 @@ static void test_cache_sizes(void) {
 
 /* Every op refuses head size 32 before touching any buffer. */
 static void test_head_size_refused(void) {
-    ab_attn_config cfg = {.C = 256, .H = 8, .D = 32, .max_T = 64, .train_T = 64};
-    ab_attn_resolve_hparams(&cfg);
-    ab_attn_ctx ctx = {.be = &cuda, .cfg = &cfg, .workspace = NULL, .layer = 0};
-    ab_attn_weights w = {.t = {NULL}};
     const char *name = "attn[mla,cuda,D=32].unsupported";
     const ab_attn_ops *ops = cuda_ops(name);
-    if (!ops) return;
-    ab_status st[4] = {ops->forward(&ctx, &w, NULL, NULL, NULL, 1, 8),
-                       ops->backward(&ctx, &w, &w, NULL, NULL, NULL, NULL, 1, 8),
-                       ops->prefill(&ctx, &w, NULL, NULL, NULL, 1, 8), ops->decode(&ctx, &w, NULL, NULL, NULL, 1, 0)};
-    int ok = 1;
-    for (int i = 0; i < 4; i++) ok &= st[i] == AB_ERR_UNSUPPORTED;
-    const char *msg = ab_error();
-    TEST_TRUE(name, ok && strstr(msg, "head size 32"), "statuses %d %d %d %d (want AB_ERR_UNSUPPORTED = %d), last "
-              "message '%s'", st[0], st[1], st[2], st[3], AB_ERR_UNSUPPORTED, msg);
+    if (ops) check_head_size_refused(name, ops);
 }
 
 int main(void) {

@@ -17,59 +17,68 @@
 /* "attn[<variant>,cuda,<shape>].<what>" for a case */
 typedef void (*case_namer)(char *out, size_t size, const att_case *c, const char *what);
 
-/* One layer on the device: the case's weights, input, output gradient, outputs, saved and workspace. */
+/* One layer on the device: the case's tensors and their gradients, input, output gradient, outputs, saved and
+ * workspace. */
 typedef struct {
-    gbuf w, b, x, y, dy, dx, dw, db;
+    int n_t;
+    gbuf w[AB_ATTN_MAX_TENSORS], dw[AB_ATTN_MAX_TENSORS];
+    gbuf x, y, dy, dx;
     ab_buffer saved, ws;
     ab_attn_ctx ctx;
     ab_attn_weights wt, dwt;
 } dev_layer;
 
-static void dev_alloc(ab_buffer *buf, size_t bytes, mem_category cat) {
+static inline void dev_alloc(ab_buffer *buf, size_t bytes, mem_category cat) {
     if (ab_alloc(tc_cuda, buf, bytes ? bytes : 1, cat) != AB_OK) {
         fprintf(stderr, "alloc: %s\n", ab_error());
         exit(1);
     }
 }
 
-/* dx0, dw0, db0: start values of the accumulated gradients */
-static void dev_layer_new(dev_layer *d, const att_case *c, const ab_attn_ops *ops, const float *dx0, const float *dw0,
-                          const float *db0) {
-    size_t n = att_n(c), nw = att_tn(&c->tens[0]), nb = att_tn(&c->tens[1]);
-    d->w = g_new(nw, 2);
-    d->b = g_new(nb, 2);
+/* dx0, dw0[i]: start values of the accumulated gradients */
+static inline void dev_layer_new(dev_layer *d, const att_case *c, const ab_attn_ops *ops, const float *dx0,
+                          float *const dw0[AB_ATTN_MAX_TENSORS]) {
+    size_t n = att_n(c);
+    memset(d, 0, sizeof *d);
+    d->n_t = c->n_t;
+    for (int i = 0; i < c->n_t; i++) {
+        size_t nt = att_tn(&c->tens[i]);
+        d->w[i] = g_new(nt, 2);
+        d->dw[i] = g_new(nt, 2);
+        g_set(&d->w[i], c->w.t[i]);
+        g_set(&d->dw[i], dw0[i]);
+        d->wt.t[i] = d->w[i].ptr;
+        d->dwt.t[i] = d->dw[i].ptr;
+    }
     d->x = g_new(n, 2);
     d->y = g_new(n, 2);
     d->dy = g_new(n, 2);
     d->dx = g_new(n, 2);
-    d->dw = g_new(nw, 2);
-    d->db = g_new(nb, 2);
-    g_set(&d->w, c->w.t[0]);
-    g_set(&d->b, c->w.t[1]);
     g_set(&d->x, c->x);
     g_set(&d->dy, c->dy);
     g_set(&d->dx, dx0);
-    g_set(&d->dw, dw0);
-    g_set(&d->db, db0);
     dev_alloc(&d->saved, ops->saved_bytes(&c->cfg, c->B, c->T), MEM_ATTENTION);
     dev_alloc(&d->ws, ops->workspace_bytes(&c->cfg, c->B, c->T), MEM_WORKSPACE);
     d->ctx = (ab_attn_ctx){.be = tc_cuda, .cfg = &c->cfg, .workspace = d->ws.ptr, .layer = 0};
-    d->wt = (ab_attn_weights){.t = {d->w.ptr, d->b.ptr}};
-    d->dwt = (ab_attn_weights){.t = {d->dw.ptr, d->db.ptr}};
 }
 
-static void dev_layer_free(dev_layer *d) {
-    g_free(&d->w); g_free(&d->b); g_free(&d->x); g_free(&d->y); g_free(&d->dy); g_free(&d->dx); g_free(&d->dw);
-    g_free(&d->db);
+static inline void dev_layer_free(dev_layer *d) {
+    for (int i = 0; i < d->n_t; i++) {
+        g_free(&d->w[i]);
+        g_free(&d->dw[i]);
+    }
+    g_free(&d->x); g_free(&d->y); g_free(&d->dy); g_free(&d->dx);
     ab_free(tc_cuda, &d->saved);
     ab_free(tc_cuda, &d->ws);
 }
 
 /* Decode positions first..T-1 one token at a time (after a prefill of `first` tokens when first > 0) into a
- * cache that starts as NaN; checks the prefill rows and the decoded rows against the reference y. */
-static void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d, int first, case_namer case_name) {
+ * cache that starts as NaN; checks the prefill rows and every decoded row against the CPU forward y and, when
+ * gpu_y (B,T,C) is not NULL, against the CUDA forward output too (decode == forward on the same backend). */
+static inline void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d, int first, const float *gpu_y,
+                         case_namer case_name) {
     const int B = c->B, T = c->T, C = c->cfg.C;
-    char name[200], what[64];
+    char name[200], what[96];
     size_t cache_bytes = ops->cache_bytes(&c->cfg, B, c->cfg.max_T);
     ab_buffer cache;
     dev_alloc(&cache, cache_bytes, MEM_ATTENTION);
@@ -97,14 +106,15 @@ static void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d
     /* decoded rows gathered as (B, T - first, C) and compared at once; t in the message counts from `first` */
     const int steps = T - first;
     float *got = malloc((size_t)B * steps * C * sizeof(float)), *ref = malloc((size_t)B * steps * C * sizeof(float));
-    float *hx1 = malloc((size_t)B * C * sizeof(float));
+    float *ref_gpu = malloc((size_t)B * steps * C * sizeof(float)), *hx1 = malloc((size_t)B * C * sizeof(float));
     gbuf x1 = g_new((size_t)B * C, 2), y1 = g_new((size_t)B * C, 2);
     int status_ok = 1;
     for (int pos = first; pos < T && status_ok; pos++) {
         for (int b = 0; b < B; b++) {
-            memcpy(hx1 + (size_t)b * C, c->x + ((size_t)b * T + pos) * C, (size_t)C * sizeof(float));
-            memcpy(ref + ((size_t)b * steps + pos - first) * C, c->y + ((size_t)b * T + pos) * C,
-                   (size_t)C * sizeof(float));
+            const size_t src = ((size_t)b * T + pos) * C, dst = ((size_t)b * steps + pos - first) * C;
+            memcpy(hx1 + (size_t)b * C, c->x + src, (size_t)C * sizeof(float));
+            memcpy(ref + dst, c->y + src, (size_t)C * sizeof(float));
+            if (gpu_y) memcpy(ref_gpu + dst, gpu_y + src, (size_t)C * sizeof(float));
         }
         g_set(&x1, hx1);
         if (ops->decode(&d->ctx, &d->wt, cache.ptr, y1.ptr, x1.ptr, B, pos) != AB_OK) {
@@ -128,19 +138,46 @@ static void check_decode(const att_case *c, const ab_attn_ops *ops, dev_layer *d
     if (status_ok) {
         gbuf all = g_new((size_t)B * steps * C, 2);
         g_set(&all, got); /* bf16 values: exact round trip */
-        snprintf(what, sizeof what, "decode(pos=%d..%d, %s)", first, T - 1, first ? "after prefill" : "empty cache");
+        const char *how = first ? "after prefill" : "empty cache";
+        snprintf(what, sizeof what, "decode(pos=%d..%d, %s).y_vs_cpu_forward", first, T - 1, how);
         case_name(name, sizeof name, c, what);
         tc_check_tensor(name, &all, ref, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, steps);
+        if (gpu_y) {
+            snprintf(what, sizeof what, "decode(pos=%d..%d, %s).y_vs_cuda_forward", first, T - 1, how);
+            case_name(name, sizeof name, c, what);
+            tc_check_tensor(name, &all, ref_gpu, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, steps);
+        }
         g_free(&all);
     }
     g_free(&x1); g_free(&y1);
-    free(got); free(ref); free(hx1);
+    free(got); free(ref); free(ref_gpu); free(hx1);
     ab_free(tc_cuda, &cache);
+}
+
+/* Every op of a CUDA variant refuses the configuration cfg (hyper-parameters resolved here) before touching any
+ * buffer, with a message containing `needle`. */
+static inline void check_refused(const char *name, const ab_attn_ops *ops, ab_attn_config cfg, const char *needle) {
+    ab_attn_resolve_hparams(&cfg);
+    ab_attn_ctx ctx = {.be = tc_cuda, .cfg = &cfg, .workspace = NULL, .layer = 0};
+    ab_attn_weights w = {.t = {NULL}};
+    ab_status st[4] = {ops->forward(&ctx, &w, NULL, NULL, NULL, 1, 8),
+                       ops->backward(&ctx, &w, &w, NULL, NULL, NULL, NULL, 1, 8),
+                       ops->prefill(&ctx, &w, NULL, NULL, NULL, 1, 8), ops->decode(&ctx, &w, NULL, NULL, NULL, 1, 0)};
+    int ok = 1;
+    for (int i = 0; i < 4; i++) ok &= st[i] == AB_ERR_UNSUPPORTED;
+    const char *msg = ab_error();
+    TEST_TRUE(name, ok && strstr(msg, needle), "statuses %d %d %d %d (want AB_ERR_UNSUPPORTED = %d), last message '%s'",
+              st[0], st[1], st[2], st[3], AB_ERR_UNSUPPORTED, msg);
+}
+
+/* The kernels are built for head size 64: a head size of 32 is refused. */
+static inline void check_head_size_refused(const char *name, const ab_attn_ops *ops) {
+    check_refused(name, ops, (ab_attn_config){.C = 256, .H = 8, .D = 32, .max_T = 64, .train_T = 64}, "head size 32");
 }
 
 /* Forward, backward (onto non-zero gradient start values), strict causality and prefill + decode of one case
  * against its CPU reference (c holds the reference after att_forward_backward is run here). */
-static void check_layer(att_case *c, const ab_attn_ops *ops, case_namer case_name) {
+static inline void check_layer(att_case *c, const ab_attn_ops *ops, case_namer case_name) {
     char name[200];
     const int B = c->B, T = c->T;
     const int C = c->cfg.C;
@@ -154,7 +191,8 @@ static void check_layer(att_case *c, const ab_attn_ops *ops, case_namer case_nam
     for (size_t i = 0; i < nb; i++) ((float *)c->dw.t[1])[i] += db0[i];
 
     dev_layer d;
-    dev_layer_new(&d, c, ops, dx0, dw0, db0);
+    float *const dw0s[AB_ATTN_MAX_TENSORS] = {dw0, db0};
+    dev_layer_new(&d, c, ops, dx0, dw0s);
     case_name(name, sizeof name, c, "forward");
     tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
     case_name(name, sizeof name, c, "forward.y");
@@ -164,9 +202,9 @@ static void check_layer(att_case *c, const ab_attn_ops *ops, case_namer case_nam
     case_name(name, sizeof name, c, "backward.dx");
     tc_check_tensor(name, &d.dx, c->dx, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, T);
     case_name(name, sizeof name, c, "backward.dW(attn.c_attn.weight)");
-    tc_check_tensor(name, &d.dw, c->dw.t[0], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[0].cols, 0);
+    tc_check_tensor(name, &d.dw[0], c->dw.t[0], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[0].cols, 0);
     case_name(name, sizeof name, c, "backward.db(attn.c_attn.bias)");
-    tc_check_tensor(name, &d.db, c->dw.t[1], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[1].cols, 0);
+    tc_check_tensor(name, &d.dw[1], c->dw.t[1], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[1].cols, 0);
 
     /* causality: tokens after t0 change; rows <= t0 must not */
     const int t0 = T / 3;
@@ -192,8 +230,8 @@ static void check_layer(att_case *c, const ab_attn_ops *ops, case_namer case_nam
               t0, first_diff_t, t0, first_diff_t >= 0 ? "yes" : "no", t0, changed ? "yes" : "no");
     g_set(&d.x, c->x);
 
-    if (T / 2 > 0) check_decode(c, ops, &d, T / 2, case_name);
-    check_decode(c, ops, &d, 0, case_name);
+    if (T / 2 > 0) check_decode(c, ops, &d, T / 2, NULL, case_name);
+    check_decode(c, ops, &d, 0, NULL, case_name);
 
     dev_layer_free(&d);
     free(dx0); free(dw0); free(db0); free(y1); free(y2); free(x2);

@@ -85,6 +85,22 @@ __device__ __forceinline__ void lin_zero(float acc[4][4]) {
         for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
 }
 
+/* P (64, LIN_DV) = phi(Q) phi(K)^T of a chunk under the inclusive causal mask (column c <= row r, else 0), from
+ * a = phi(Q) and bk = phi(K), both (64, LIN_DV) in shared memory. */
+__device__ __forceinline__ void lin_masked_scores(float *P, const float *a, const float *bk) {
+    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    float acc[4][4];
+    lin_zero(acc);
+    lin_mm<false, true>(acc, a, bk, LIN_D);
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int r = ty + 16 * i, c = tx + 16 * j;
+            P[r * LIN_DV + c] = c <= r ? acc[i][j] : 0.0f;
+        }
+}
+
 /* dst (64, 65) rows r < L = part (0 q, 1 k, 2 v) of head h at positions t0 + r of qkv (B,T,3C), phi applied
  * when `phi`; rows >= L zero (they then add nothing to any product). Column D is left alone. */
 __device__ void lin_load_part(float *dst, const bf16 *qkv, const lin_chunk &p, int T, int C, int part, bool phi) {
@@ -170,17 +186,9 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_forward_kernel(bf16 *y,
     lin_load_part(v, qkv, p, T, C, 2, false);
     lin_load_rows(S, states + ((size_t)bh * nc + blockIdx.x) * LIN_STATE_FLOATS, LIN_D);
     __syncthreads();
-    float acc[4][4];
-    lin_zero(acc);
-    lin_mm<false, true>(acc, a, bk, LIN_D); /* A = phi(Q) phi(K)^T, inclusive mask */
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const int r = ty + 16 * i, c = tx + 16 * j;
-            P[r * LIN_DV + c] = c <= r ? acc[i][j] : 0.0f;
-        }
+    lin_masked_scores(P, a, bk); /* A = phi(Q) phi(K)^T, inclusive mask */
     __syncthreads();
+    float acc[4][4];
     lin_zero(acc);
     lin_mm<false, false>(acc, a, S, LIN_D); /* phi(Q) S */
     lin_mm<false, false>(acc, P, v, p.L);   /* + A V */
@@ -289,15 +297,7 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_backward_kernel(bf16 *d
         }
     }
     __syncthreads(); /* P (dA) read by every thread */
-    lin_zero(acc);
-    lin_mm<false, true>(acc, a, bk, LIN_D); /* A = phi(Q) phi(K)^T, masked */
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const int r = ty + 16 * i, c = tx + 16 * j;
-            P[r * LIN_DV + c] = c <= r ? acc[i][j] : 0.0f;
-        }
+    lin_masked_scores(P, a, bk); /* A = phi(Q) phi(K)^T, masked */
     __syncthreads();
     /* dV = A^T dO'[:, :D] + phi(K) R[:, :D] -> dv */
     lin_zero(acc);

@@ -186,9 +186,9 @@ ab_status cuda_bias_grad(ab_backend *be, bf16 *dbias, const bf16 *dout, int N, i
     return cuda_gemm(be, &g);
 }
 
-ab_status cuda_matmul_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
-                              int N, int C, int OC) {
-    /* out (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC) */
+/* The arguments of a Conv1D layer's forward product: out (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC). */
+static cuda_gemm_args linear_forward_args(void *out, const void *inp, const void *weight, const void *bias, int N, int C,
+                                          int OC) {
     cuda_gemm_args g;
     memset(&g, 0, sizeof g);
     g.M = N; g.N = OC; g.K = C; g.alpha = 1.0f; g.beta = 0.0f;
@@ -196,6 +196,12 @@ ab_status cuda_matmul_forward(ab_backend *be, void *out, const void *inp, const 
     g.B = (const bf16 *)weight; g.ldb = OC;
     g.C = out; g.ldc = OC;
     g.bias = (const bf16 *)bias;
+    return g;
+}
+
+ab_status cuda_matmul_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
+                              int N, int C, int OC) {
+    cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     return cuda_gemm(be, &g);
 }
 
@@ -225,26 +231,16 @@ ab_status cuda_matmul_backward(ab_backend *be, void *dinp, void *dweight, void *
 ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
                                        const void *residual, int N, int C, int OC) {
     /* out (N,OC) = residual (N,OC) + inp (N,C) @ weight (C,OC) + bias (OC): residual read as C with beta 1 */
-    cuda_gemm_args g;
-    memset(&g, 0, sizeof g);
-    g.M = N; g.N = OC; g.K = C; g.alpha = 1.0f; g.beta = 1.0f;
-    g.A = (const bf16 *)inp; g.lda = C;
-    g.B = (const bf16 *)weight; g.ldb = OC;
-    g.C = out; g.ldc = OC; g.C_in = residual;
-    g.bias = (const bf16 *)bias;
+    cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
+    g.beta = 1.0f;
+    g.C_in = residual;
     return cuda_gemm(be, &g);
 }
 
 ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,
                                    const void *bias, int N, int C, int OC) {
     /* pre (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC); out = gelu(pre): one GEMM, both written by the epilogue */
-    cuda_gemm_args g;
-    memset(&g, 0, sizeof g);
-    g.M = N; g.N = OC; g.K = C; g.alpha = 1.0f; g.beta = 0.0f;
-    g.A = (const bf16 *)inp; g.lda = C;
-    g.B = (const bf16 *)weight; g.ldb = OC;
-    g.C = out; g.ldc = OC;
-    g.bias = (const bf16 *)bias;
+    cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     g.gelu = GEMM_GELU_FORWARD; g.aux = pre; g.ld_aux = OC;
     return cuda_gemm(be, &g);
 }
