@@ -1,6 +1,6 @@
 /*
- * test_cli.c — the attnbench binary end to end: exit codes and messages for bad input, and a tiny training
- * run followed by eval, eval --logits-out and generate on its checkpoint.
+ * test_cli.c — the attnbench binary end to end: exit codes and messages for bad input, a tiny training
+ * run followed by eval, eval --logits-out and generate on its checkpoint, and `bench --infer`.
  *
  * Runs the binary named by $AB_BIN (tools/run-tests.sh sets it) in a temporary directory.
  */
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "attn/variant.h"
 #include "core/fsutil.h"
 #include "core/rng.h"
 #include "data/shard.h"
@@ -95,6 +96,30 @@ static void test_resume_after_kill(void) {
     TEST_TRUE("the state file is removed once the variant finishes", !ab_file_exists(state), "%s still there", state);
 }
 
+/* `bench --infer` on the tiny preset: a table row per variant, eight finite numbers each (prefill, decode p50 / p90
+ * at batch 1 and 2, analytical and allocated cache bytes per token, the two equal and positive). */
+static void test_bench_infer(void) {
+    expect("bench --infer on cpu, every variant",
+           "bench --infer --device cpu --preset tiny --variants all --seq 16 --batch 2 --gen-tokens 4 --lsh-chunk 8", 0,
+           "dec_p50_1");
+    for (int v = 0; v < VARIANT_COUNT; v++) {
+        const char *name = ab_variants[v]->name, *line = out;
+        char want[80], label[128];
+        snprintf(want, sizeof want, "\n%s ", name);
+        double x[8];
+        int got = (line = strstr(out, want)) ? sscanf(line + strlen(want), "%lf %lf %lf %lf %lf %lf %lf %lf", &x[0], &x[1],
+                                                        &x[2], &x[3], &x[4], &x[5], &x[6], &x[7])
+                                             : 0;
+        int finite = got == 8;
+        for (int i = 0; i < got; i++) finite &= isfinite(x[i]) && x[i] > 0;
+        snprintf(label, sizeof label, "bench --infer row for %s: 8 finite positive numbers, cache analytical == allocated", name);
+        TEST_TRUE(label, finite && x[6] == x[7], "parsed %d numbers from: %.200s", got, line ? line + 1 : "(no row)");
+    }
+    expect("bench --infer: --gen-tokens 0 is a usage error", "bench --infer --device cpu --preset tiny --gen-tokens 0", 2,
+           "--gen-tokens");
+    expect("bench --infer --help", "bench --infer --help", 0, "--gen-tokens");
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/ab_test_cli_XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -169,6 +194,7 @@ int main(void) {
            "bench --device cpu --preset tiny --variants baseline --steps 1 --warmup-steps 0 --batch 1 --seq 16 --peak-tflops measured", 0,
            "%");
     expect("bench: a bad --peak-tflops is a usage error", "bench --device cpu --preset tiny --peak-tflops fast", 2, "--peak-tflops");
+    test_bench_infer();
 
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -182,11 +182,16 @@ static void test_gelu(void) {
 static void test_encoder(void) {
     enum { B = 2, T = 3, C = 4, V = 5 };
     int32_t tokens[B * T] = {1, 4, 1, 0, 1, 3}; /* repeated ids: their gradients must add up */
-    float *wte = randn(V * C, 1.0f), *wpe = randn(T * C, 1.0f), out[B * T * C], ref[B * T * C];
-    be.ops->encoder_forward(&be, out, tokens, wte, wpe, B, T, C);
+    float *wte = randn(V * C, 1.0f), *wpe = randn((T + 2) * C, 1.0f), out[B * T * C], ref[B * T * C];
+    be.ops->encoder_forward(&be, out, tokens, wte, wpe, NULL, B, T, C);
     for (int bt = 0; bt < B * T; bt++)
         for (int c = 0; c < C; c++) ref[bt * C + c] = wte[tokens[bt] * C + c] + wpe[(bt % T) * C + c];
     TEST_CLOSE_F32("encoder_forward[cpu,B=2,T=3]", out, ref, B * T * C, 0, 0);
+    const int32_t pos0 = 2; /* positions 2..T+1, read from backend memory */
+    be.ops->encoder_forward(&be, out, tokens, wte, wpe, &pos0, B, T, C);
+    for (int bt = 0; bt < B * T; bt++)
+        for (int c = 0; c < C; c++) ref[bt * C + c] = wte[tokens[bt] * C + c] + wpe[(pos0 + bt % T) * C + c];
+    TEST_CLOSE_F32("encoder_forward[cpu,B=2,T=3,pos0=2]", out, ref, B * T * C, 0, 0);
     float *g = randn(B * T * C, 1.0f), *dwte = filled(V * C, PREFILL), *dwpe = filled(T * C, PREFILL);
     be.ops->encoder_backward(&be, dwte, dwpe, g, tokens, B, T, C);
     float ewte[V * C], ewpe[T * C];

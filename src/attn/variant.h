@@ -89,6 +89,12 @@ typedef struct {
     const ab_attn_config *cfg;
     void *workspace;        /* scratch of workspace_bytes(), shared by all layers, not preserved */
     int layer;
+    /* decode only: backend memory holding the decode position (int32), equal to decode's `pos` when the step
+     * runs. A decode op that may be recorded into a replayed step (backend.h, graph_begin) reads the position
+     * from here inside its kernels, never from `pos`, which it uses only for validation: a replay runs the
+     * recorded launches with the arguments of the first step. NULL (tests calling decode directly): the op
+     * stages `pos` itself (cuda: cuda_decode_pos). The cpu ops read `pos`. */
+    const int32_t *pos_dev;
 } ab_attn_ctx;
 
 /* The tensors of one layer, in the order the variant's tensor list gives (act dtype). */
@@ -114,7 +120,8 @@ typedef struct {
     /* Forward of x (B,T,C) into y without saving for backward, leaving the cache ready for pos = T. */
     ab_status (*prefill)(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y,
                          const void *x, int B, int T);
-    /* One new token per sequence at position pos: x (B,1,C) -> y (B,1,C), cache updated. */
+    /* One new token per sequence at position pos: x (B,1,C) -> y (B,1,C), cache updated. The position is also
+     * in ctx->pos_dev (see ab_attn_ctx); nothing the op launches may depend on pos otherwise. */
     ab_status (*decode)(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y,
                         const void *x, int B, int pos);
 } ab_attn_ops;

@@ -6,6 +6,7 @@
  */
 #include "backend/backend.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 extern const ab_backend_ops ab_cpu_backend;
@@ -52,4 +53,9 @@ ab_status ab_backend_open(ab_backend_id id, int device_index, ab_backend *be) {
 void ab_backend_close(ab_backend *be) {
     if (be->ops && be->ops->shutdown) be->ops->shutdown(be);
     be->ops = NULL;
+}
+
+int ab_backend_graphs_env(void) {
+    const char *v = getenv("AB_CUDA_GRAPHS");
+    return !(v && strcmp(v, "0") == 0);
 }

@@ -59,9 +59,10 @@ typedef struct ab_backend_ops {
     ab_status (*synchronize)(ab_backend *be);
 
     /* ---- GPT-2 ops ---- */
-    /* out (B,T,C) = wte[tokens] + wpe[t] */
+    /* out (B,T,C) = wte[tokens] + wpe[p0 + t], with p0 = *pos0 (int32 in backend memory, read when the op runs,
+     * so a replayed recording uses the value current then) or p0 = 0 when pos0 is NULL */
     ab_status (*encoder_forward)(ab_backend *be, void *out, const int32_t *tokens, const void *wte,
-                                 const void *wpe, int B, int T, int C);
+                                 const void *wpe, const int32_t *pos0, int B, int T, int C);
     ab_status (*encoder_backward)(ab_backend *be, void *dwte, void *dwpe, const void *dout,
                                   const int32_t *tokens, int B, int T, int C);
     /* out (N,C), mean/rstd f32 (N); eps 1e-5 */
@@ -117,6 +118,31 @@ typedef struct ab_backend_ops {
      * dbias (OC, may be NULL) += colsum(dout) accumulate as usual. */
     ab_status (*gelu_matmul_backward)(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
                                       const void *act, const void *pre, const void *weight, int N, int C, int OC);
+
+    /* ---- optional recorded steps (CUDA graphs): NULL on cpu, where the model runs every step directly ----
+     * The ops queued between graph_begin and graph_end are recorded, not run; graph_launch replays them with
+     * the arguments they had when recorded, at a fraction of the launch cost. So whatever changes from one
+     * replay to the next must be in memory the recorded ops read when they run: backend memory (the decode
+     * position: ab_attn_ctx.pos_dev, encoder_forward's pos0) or pinned host memory read by a recorded
+     * copy_to_device_async. be->graphs says whether the model should record its decode steps: set at init,
+     * off on cuda when the environment variable AB_CUDA_GRAPHS is 0 (ab_backend_graphs_env). A backend has
+     * these seven ops together or none of them. */
+    /* *ptr_host = page-locked host memory of `bytes` (not accounted in be->mem); host_free is NULL-safe */
+    ab_status (*host_alloc)(ab_backend *be, void **ptr_host, size_t bytes);
+    void (*host_free)(ab_backend *be, void *ptr_host);
+    /* dst (backend memory) = src_host (bytes of host_alloc memory), queued on the backend's stream without
+     * waiting: src_host is read when the copy runs (recorded: at every replay), so the caller leaves it alone
+     * until then (synchronize) */
+    ab_status (*copy_to_device_async)(ab_backend *be, void *dst, const void *src_host, size_t bytes);
+    /* Record the ops this thread queues from now on instead of running them, until graph_end. An op that
+     * waits for the device (a copy to the host, synchronize, growing a scratch buffer) fails while recording. */
+    ab_status (*graph_begin)(ab_backend *be);
+    /* Ends the recording begun by graph_begin: *graph = the replayable step; graph NULL discards it (after an
+     * op failed while recording). */
+    ab_status (*graph_end)(ab_backend *be, void **graph);
+    /* Queues one replay of `graph` (asynchronous, like the ops it holds). */
+    ab_status (*graph_launch)(ab_backend *be, void *graph);
+    void (*graph_free)(ab_backend *be, void *graph); /* NULL-safe */
 } ab_backend_ops;
 
 /* A live backend instance. */
@@ -125,6 +151,9 @@ struct ab_backend {
     mem_accounting mem;
     int device_index;      /* --gpu N on cuda */
     void *impl;            /* backend-private state (cuBLASLt handle, streams, ...) */
+    int graphs;            /* 1: the model records its decode steps and replays them (the graph_* ops); set by
+                            * init, 0 without graph ops or with AB_CUDA_GRAPHS=0; a test may clear it between
+                            * steps to compare with direct execution */
 };
 
 /* The op tables compiled into this binary: ab_backend_table[id] is NULL when not built. */
@@ -136,6 +165,9 @@ ab_status ab_backend_parse(const char *name, ab_backend_id *out);
 /* Create / destroy a backend instance. AB_ERR_UNSUPPORTED if not built in, AB_ERR_DEVICE if no device. */
 ab_status ab_backend_open(ab_backend_id id, int device_index, ab_backend *be);
 void ab_backend_close(ab_backend *be);
+/* The AB_CUDA_GRAPHS switch: 0 when the environment variable is "0" (recorded decode steps off, for comparison
+ * and debugging), else 1. Read by the cuda backend's init and by `attnbench info`. */
+int ab_backend_graphs_env(void);
 
 /* Convenience: allocate through be->ops->alloc with accounting. */
 static inline ab_status ab_alloc(ab_backend *be, ab_buffer *buf, size_t bytes, mem_category cat) {

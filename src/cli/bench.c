@@ -6,6 +6,8 @@
  * a table and optionally written as JSON.
  * default (training mode): whole-model steady-state training steps per variant on random tokens at a preset's
  * shape (model/bench_train.c): step time, tokens/s, peak allocated memory, energy per step, MFU.
+ * --infer: the inference benchmark of `run` (model/infer.c) per variant on a randomly initialised model, no
+ * training: prefill time and per-token decode latency at batch 1 and B, and the cache size per token.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "cli/config_opts.h"
 #include "core/fsutil.h"
 #include "model/bench_train.h"
+#include "model/infer.h"
 #include "report/env.h"
 
 #if HAVE_OPENMP
@@ -165,8 +168,6 @@ static int bench_train_mode(int argc, char **argv) {
     int gpu = 0, steps = 20;
     ab_status s = ab_config_preset_from_argv(argc, argv, "gpt2", &p, &preset_name);
     if (s != AB_OK) return ab_cli_fail("bench", s);
-    ab_opt opts[AB_CONFIG_OPT_COUNT + 8];
-    ab_config_opts_fill(opts, &p, &preset_name);
     const ab_opt own[] = {
         {"device", OPT_STRING, &device, "cpu|cuda", "backend (default: cuda when present, else cpu)"},
         {"gpu", OPT_INT, &gpu, "N", "GPU index"},
@@ -175,8 +176,11 @@ static int bench_train_mode(int argc, char **argv) {
         {"peak-tflops", OPT_STRING, &peak_arg, "X", "device peak for MFU: TFLOP/s, or measured (a timed GEMM); default: the table"},
         {"json", OPT_STRING, &json, "FILE", "also write the results as JSON"},
         {"attn-only", OPT_FLAG, NULL, NULL, "the attention-only benchmark instead (attnbench bench --attn-only --help)"},
+        {"infer", OPT_FLAG, NULL, NULL, "the inference benchmark instead (attnbench bench --infer --help)"},
         {NULL, 0, NULL, NULL, NULL},
     };
+    ab_opt opts[AB_CONFIG_OPT_COUNT + sizeof own / sizeof own[0]];
+    ab_config_opts_fill(opts, &p, &preset_name);
     memcpy(opts + AB_CONFIG_OPT_COUNT, own, sizeof own);
     ab_cmd_spec spec = {"bench", "", "Benchmark whole-model training steps per variant on random tokens (default preset gpt2).",
                         "Steady state: the --warmup-steps (default 5) are not timed; each timed step ends with a device\n"
@@ -214,8 +218,95 @@ static int bench_train_mode(int argc, char **argv) {
     return s == AB_OK ? 0 : ab_cli_fail("bench", s);
 }
 
+/* One row of the --infer table: prefill ms, decode p50 / p90 ms at batch 1 and B, cache bytes per token of a
+ * max_seq context, analytical (VARIANTS.md) and allocated. */
+static void print_infer_row(const ab_gpt2 *m, const ab_inference_result *r) {
+    const int L = m->cfg.n_layer, S = m->cfg.max_seq;
+    const double analytical = m->variant->cache_elems_per_token(&m->attn_cfg, S) * (double)m->be->ops->act_bytes * L;
+    printf("%-16s %10.3f %10.3f %10.3f %10.3f %10.3f %10.3f %12.0f %12.0f\n", m->variant->name, r->prefill_ms[0],
+           r->prefill_ms[1], r->decode_ms_p50[0], r->decode_ms_p90[0], r->decode_ms_p50[1], r->decode_ms_p90[1], analytical,
+           r->cache_bytes_measured / S);
+}
+
+/* The inference mode (--infer). */
+static int bench_infer_mode(int argc, char **argv) {
+    ab_preset p;
+    const char *preset_name, *device = "auto", *variants = "all";
+    int gpu = 0, gen_tokens = 128, infer = 0;
+    ab_status s = ab_config_preset_from_argv(argc, argv, "gpt2", &p, &preset_name);
+    if (s != AB_OK) return ab_cli_fail("bench", s);
+    const ab_opt own[] = {
+        {"device", OPT_STRING, &device, "cpu|cuda", "backend (default: cuda when present, else cpu)"},
+        {"gpu", OPT_INT, &gpu, "N", "GPU index"},
+        {"variants", OPT_STRING, &variants, "LIST", "all or a comma list of variants (default all)"},
+        {"gen-tokens", OPT_INT, &gen_tokens, "N", "decoded tokens per batch size after the prompt (default 128)"},
+        {"infer", OPT_FLAG, &infer, NULL, "benchmark inference (this mode)"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    ab_opt opts[AB_CONFIG_OPT_COUNT + sizeof own / sizeof own[0]];
+    ab_config_opts_fill(opts, &p, &preset_name);
+    memcpy(opts + AB_CONFIG_OPT_COUNT, own, sizeof own);
+    ab_cmd_spec spec = {"bench", "--infer", "Benchmark inference per variant on a randomly initialised model (default preset gpt2).",
+                        "What `run` measures after training (model/infer.c), without training: prefill of --seq tokens\n"
+                        "(median of 5 after a warm-up) and the latency of each decoded token (p50, p90; every step ends\n"
+                        "with a device synchronisation) after a prompt of --seq/2 tokens (fewer when --gen-tokens needs\n"
+                        "the room), at batch 1 and --batch, with the variant's cache. On cuda the decode step is recorded\n"
+                        "once as a CUDA graph and replayed; AB_CUDA_GRAPHS=0 runs it directly.",
+                        opts};
+    int first, help;
+    s = ab_opts_parse(&spec, argc, argv, &first, &help);
+    if (s != AB_OK) return ab_cli_fail("bench", s);
+    if (help) return 0;
+    if (first < argc) return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "unexpected argument '%s'", argv[first]));
+    const int B = p.train.batch, T = p.train.seq;
+    if ((s = ab_config_validate_train(&p.train)) != AB_OK) return ab_cli_fail("bench", s);
+    if (T < 2 || T > p.model.max_seq)
+        return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "--seq %d: a prompt and a decoded token need 2..%d (--max-seq)", T,
+                                            p.model.max_seq));
+    if (gen_tokens < 1) return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "--gen-tokens must be at least 1 (got %d)", gen_tokens));
+    ab_variant_id ids[VARIANT_COUNT * 4];
+    int n = 0;
+    if ((s = ab_variant_parse_list(variants, ids, &n)) != AB_OK) return ab_cli_fail("bench", ab_fail_context(s, "--variants: "));
+    ab_backend be;
+    if ((s = ab_cli_open_backend(device, gpu, &be)) != AB_OK) return ab_cli_fail("bench", s);
+    printf("inference, %s, L%d H%d C%d, random weights (seed %llu), prefill of %d tokens, decode of up to %d tokens, "
+           "batch 1 and %d; recorded decode steps: %s\n",
+           be.ops->name, p.model.n_layer, p.model.n_head, p.model.n_embd, (unsigned long long)p.train.seed, T, gen_tokens, B,
+           be.graphs && be.ops->graph_begin ? "on" : "off");
+    printf("%-16s %10s %10s %10s %10s %10s %10s %12s %12s\n", "variant", "prefill_1", "prefill_B", "dec_p50_1", "dec_p90_1",
+           "dec_p50_B", "dec_p90_B", "cache_B/tok", "alloc_B/tok");
+    int failed = 0; /* a variant or shape the backend does not support is reported, not counted */
+    ab_status worst = AB_OK;
+    for (int i = 0; i < n; i++) {
+        ab_gpt2 m;
+        ab_inference_result r;
+        const char *name = ab_variants[ids[i]]->name;
+        s = ab_gpt2_create(&m, &p.model, ids[i], T, &be);
+        if (s == AB_OK) s = ab_gpt2_init_weights(&m, p.train.seed);
+        if (s == AB_OK) s = ab_bench_inference(&m, B, T, gen_tokens, &r);
+        if (s == AB_OK) {
+            print_infer_row(&m, &r);
+        } else {
+            printf("%-16s %s: %s\n", name, s == AB_ERR_UNSUPPORTED ? "not supported" : "failed", ab_error());
+            if (s != AB_ERR_UNSUPPORTED) {
+                failed++;
+                worst = s;
+            }
+        }
+        ab_gpt2_destroy(&m);
+    }
+    printf("ms: prefill of the whole sequence, decode per token; cache: bytes per token of a %d-token context, all layers,\n"
+           "analytical (VARIANTS.md) and allocated.\n",
+           p.model.max_seq);
+    ab_backend_close(&be);
+    if (failed) return ab_cli_fail("bench", ab_fail(worst, "%d of %d variants failed (see the table)", failed, n));
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--attn-only") == 0) return bench_attn_only(argc, argv);
+        if (strcmp(argv[i], "--infer") == 0) return bench_infer_mode(argc, argv);
+    }
     return bench_train_mode(argc, argv);
 }

@@ -1,11 +1,13 @@
 /*
- * info.c — `attnbench info`: build features, CPU, GPUs (NVML), RAPL access; what a run would measure.
+ * info.c — `attnbench info`: build features, CPU, GPUs (NVML), whether decode steps are recorded as CUDA graphs
+ * (AB_CUDA_GRAPHS), RAPL access; what a run would measure.
  */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "backend/backend.h"
 #include "cli/cli.h"
 #include "prof/energy.h"
 #include "prof/flops.h"
@@ -95,6 +97,9 @@ int cmd_info(int argc, char **argv) {
                (long long)json_integer_value(json_object_get(c, "cores")), json_string_value(json_object_get(c, "gemm")));
         if (m.nvml) print_gpus(m.nvml);
         else printf("GPUs: no GPU / %s\n", m.gpu_reason);
+        if (!ab_backend_table[BACKEND_CUDA]) printf("CUDA graphs: no (built without the CUDA backend)\n");
+        else if (ab_backend_graphs_env()) printf("CUDA graphs: on, decode steps are recorded and replayed (AB_CUDA_GRAPHS=0: off)\n");
+        else printf("CUDA graphs: off (AB_CUDA_GRAPHS=0), decode steps run directly\n");
         if (m.cpu_ok) printf("RAPL: readable (%d package zone(s))\n", ab_rapl_zone_count(m.rapl));
         else printf("RAPL: %s\n", m.cpu_reason);
     }

@@ -11,7 +11,9 @@
  * Backward walks the same graph in reverse; every backend op accumulates into gradients, so one
  * d_residual buffer carries the residual-stream gradient through the layers. Where the backend has the
  * optional fused ops, each projection adds its residual itself, c_fc + gelu is one call forward and
- * gelu' + c_proj's backward one call backward.
+ * gelu' + c_proj's backward one call backward. Where the backend records steps (graph ops, be->graphs), a
+ * decode step is recorded once per cache and replayed; it reads its tokens and position from the cache's step
+ * buffer, uploaded inside the recording (docs/ARCHITECTURE.md, "Recorded decode steps").
  */
 #include "model/gpt2.h"
 
@@ -180,7 +182,14 @@ ab_status ab_gpt2_create(ab_gpt2 *m, const ab_model_config *cfg, ab_variant_id v
     return AB_OK;
 }
 
+/* The recorded decode step holds pointers into the activations and the cache: dropped with either. */
+static void forget_decode_step(ab_gpt2 *m) {
+    if (m->cache.graph) m->be->ops->graph_free(m->be, m->cache.graph);
+    m->cache.graph = NULL;
+}
+
 static void free_activations(ab_gpt2 *m) {
+    forget_decode_step(m);
     ab_activations *a = &m->act;
     ab_buffer *bufs[] = {&a->ln1, &a->ln1_stats, &a->atty, &a->residual2, &a->ln2, &a->ln2_stats, &a->fch,
                          &a->fch_gelu, &a->residual3, &a->encoded, &a->lnf, &a->lnf_stats, &a->losses, &a->tokens,
@@ -373,14 +382,16 @@ static ab_status project_add(ab_gpt2 *m, void *out, const void *inp, const void 
     return ops->residual_forward(m->be, out, out, residual, (size_t)N * OC);
 }
 
-/* One GPT-2 block on `residual` (B,T,C); the output is io->res3. pos is the decode position. */
+/* One GPT-2 block on `residual` (B,T,C); the output is io->res3. Decode: pos is the position, also held by pos_dev
+ * (backend memory, what the attention kernels read). */
 static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void *residual, int B, int T, block_mode mode,
-                               void *cache, int pos) {
+                               void *cache, const int32_t *pos_dev, int pos) {
     const ab_backend_ops *ops = m->be->ops;
     ab_backend *be = m->be;
     const int C = m->cfg.n_embd;
     const size_t BT = (size_t)B * T, BTC = BT * C;
-    ab_attn_ctx ctx = {.be = be, .cfg = &m->attn_cfg, .workspace = m->act.attn_workspace.ptr, .layer = l};
+    ab_attn_ctx ctx = {.be = be, .cfg = &m->attn_cfg, .workspace = m->act.attn_workspace.ptr, .layer = l,
+                       .pos_dev = pos_dev};
     ab_attn_weights w;
     layer_weights(m, l, &w, NULL);
 #define LP(idx) param(m, P_LAYER(m, l, (idx)))
@@ -408,32 +419,38 @@ static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void
     return AB_OK;
 }
 
-/* Embeddings, every block and ln_f on device tokens already in m->act.tokens; positions start at pos0. */
-static ab_status trunk_forward(ab_gpt2 *m, int B, int T, block_mode mode, int keep_all_layers, int pos0) {
+/* Embeddings, every block and ln_f on tokens (B,T) in backend memory. Positions start at 0, or, for decode, at pos,
+ * which pos_dev (backend memory) holds: the encoder and the attention kernels read it there, so a recorded step
+ * replays at any position. */
+static ab_status trunk_forward(ab_gpt2 *m, const int32_t *tokens, const int32_t *pos_dev, int B, int T, block_mode mode,
+                               int keep_all_layers, int pos) {
     ab_activations *a = &m->act;
     const ab_backend_ops *ops = m->be->ops;
     ab_backend *be = m->be;
     const int C = m->cfg.n_embd;
     const size_t BT = (size_t)B * T;
-    /* decode: the position table shifted by pos0 makes the one new token's position pos0 */
-    const void *wpe = act_at(m, &m->params_buf, m->params[P_WPE].offset + (size_t)pos0 * C);
-    AB_TRY(ops->encoder_forward(be, a->encoded.ptr, a->tokens.ptr, param(m, P_WTE), wpe, B, T, C));
+    AB_TRY(ops->encoder_forward(be, a->encoded.ptr, tokens, param(m, P_WTE), param(m, P_WPE), pos_dev, B, T, C));
     const void *residual = a->encoded.ptr;
     for (int l = 0; l < m->cfg.n_layer; l++) {
         block_io io = block_slot(m, l, B, T, keep_all_layers);
         void *cache = mode == BLOCK_FORWARD ? NULL : m->cache.layers[l].ptr;
-        AB_TRY(block_forward(m, l, &io, residual, B, T, mode, cache, pos0));
+        AB_TRY(block_forward(m, l, &io, residual, B, T, mode, cache, pos_dev, pos));
         residual = io.res3;
     }
     return ops->layernorm_forward(be, a->lnf.ptr, f32_at(&a->lnf_stats, 0), f32_at(&a->lnf_stats, BT), residual,
                                   param(m, P_LNF_W(m)), param(m, P_LNF_B(m)), (int)BT, C);
 }
 
-static ab_status upload_tokens(ab_gpt2 *m, const int32_t *tokens, size_t n) {
+static ab_status check_tokens(const ab_gpt2 *m, const int32_t *tokens, size_t n) {
     const int V = m->cfg.vocab_size;
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V)
             return ab_fail(AB_ERR_FORMAT, "token id %d at position %zu is outside the vocabulary (0..%d)", tokens[i], i, V - 1);
+    return AB_OK;
+}
+
+static ab_status upload_tokens(ab_gpt2 *m, const int32_t *tokens, size_t n) {
+    AB_TRY(check_tokens(m, tokens, n));
     return m->be->ops->copy_to_device(m->be, m->act.tokens.ptr, tokens, n * sizeof(int32_t));
 }
 
@@ -448,7 +465,7 @@ ab_status ab_gpt2_forward(ab_gpt2 *m, const int32_t *tokens, const int32_t *targ
     const size_t BT = (size_t)B * T, BTC = BT * C;
     const int train = a->training && targets && dloss > 0.0f; /* prepare backward */
     AB_TRY(upload_tokens(m, tokens, BT));
-    AB_TRY(trunk_forward(m, B, T, BLOCK_FORWARD, a->training, 0));
+    AB_TRY(trunk_forward(m, a->tokens.ptr, NULL, B, T, BLOCK_FORWARD, a->training, 0));
     if (!targets) return AB_OK;
     AB_TRY(ops->copy_to_device(be, a->targets.ptr, targets, BT * sizeof(int32_t)));
     if (train) AB_TRY(ops->memzero(be, a->d_ln.ptr, BTC * ops->act_bytes));
@@ -579,11 +596,15 @@ ab_status ab_gpt2_logits(ab_gpt2 *m, const int32_t *tokens, int B, int T, float 
 
 void ab_gpt2_free_cache(ab_gpt2 *m) {
     ab_infer_cache *c = &m->cache;
+    forget_decode_step(m);
     if (c->layers) {
         for (int l = 0; l < m->cfg.n_layer; l++) ab_free(m->be, &c->layers[l]);
         free(c->layers);
     }
     ab_free(m->be, &c->logits);
+    ab_free(m->be, &c->step);
+    if (m->be->ops->host_free) m->be->ops->host_free(m->be, c->step_host);
+    else free(c->step_host);
     memset(c, 0, sizeof *c);
 }
 
@@ -601,6 +622,13 @@ ab_status ab_gpt2_alloc_cache(ab_gpt2 *m, int B, int max_T) {
     c->bytes_per_layer = m->attn->cache_bytes(&m->attn_cfg, B, m->cfg.max_seq);
     for (int l = 0; l < m->cfg.n_layer; l++) AB_TRY(ab_alloc(m->be, &c->layers[l], c->bytes_per_layer, MEM_ATTENTION));
     AB_TRY(ab_alloc(m->be, &c->logits, (size_t)B * m->cfg.vocab_size * sizeof(float), MEM_OTHER));
+    const size_t step_bytes = (size_t)(1 + B) * sizeof(int32_t);
+    AB_TRY(ab_alloc(m->be, &c->step, step_bytes, MEM_OTHER));
+    if (m->be->ops->host_alloc) {
+        AB_TRY(m->be->ops->host_alloc(m->be, (void **)&c->step_host, step_bytes));
+    } else if (!(c->step_host = malloc(step_bytes))) {
+        return ab_fail(AB_ERR_OOM, "out of memory");
+    }
     c->B = B;
     c->max_T = max_T;
     return AB_OK;
@@ -622,14 +650,48 @@ ab_status ab_gpt2_prefill(ab_gpt2 *m, const int32_t *tokens, int B, int T, float
     if (!m->cache.layers || B != m->cache.B || T > m->cache.max_T || T < 1)
         return ab_fail(AB_ERR_USAGE, "prefill of (%d,%d) does not fit the cache (%d,%d)", B, T, m->cache.B, m->cache.max_T);
     AB_TRY(upload_tokens(m, tokens, (size_t)B * T));
-    AB_TRY(trunk_forward(m, B, T, BLOCK_PREFILL, 0, 0));
+    AB_TRY(trunk_forward(m, m->act.tokens.ptr, NULL, B, T, BLOCK_PREFILL, 0, 0));
     return last_logits(m, B, T, logits_host);
 }
 
+/* What one decode step runs, recorded once where the backend records steps: [pos | tokens] from the staging into
+ * the step buffer (a recorded copy reads the staging when it replays), then the trunk at the position it holds. */
+static ab_status decode_step(ab_gpt2 *m, int B, int pos) {
+    ab_infer_cache *c = &m->cache;
+    const ab_backend_ops *ops = m->be->ops;
+    int32_t *step = c->step.ptr;
+    const size_t bytes = (size_t)(1 + B) * sizeof(int32_t);
+    AB_TRY(ops->copy_to_device_async ? ops->copy_to_device_async(m->be, step, c->step_host, bytes)
+                                     : ops->copy_to_device(m->be, step, c->step_host, bytes));
+    return trunk_forward(m, step + 1, step, B, 1, BLOCK_DECODE, 0, pos);
+}
+
+static ab_status record_decode_step(ab_gpt2 *m, int B, int pos) {
+    const ab_backend_ops *ops = m->be->ops;
+    ab_status s = ops->graph_begin(m->be);
+    if (s == AB_OK) {
+        s = decode_step(m, B, pos);
+        ab_status e = ops->graph_end(m->be, s == AB_OK ? &m->cache.graph : NULL);
+        if (s == AB_OK) s = e;
+    }
+    if (s != AB_OK) return ab_fail_context(s, "recording the decode step for replay (AB_CUDA_GRAPHS=0 runs it directly): ");
+    return AB_OK;
+}
+
 ab_status ab_gpt2_decode(ab_gpt2 *m, const int32_t *tokens, int B, int pos, float *logits_host) {
-    if (!m->cache.layers || B != m->cache.B || pos < 1 || pos >= m->cache.max_T)
-        return ab_fail(AB_ERR_USAGE, "decode at position %d outside the cache (1..%d)", pos, m->cache.max_T - 1);
-    AB_TRY(upload_tokens(m, tokens, (size_t)B));
-    AB_TRY(trunk_forward(m, B, 1, BLOCK_DECODE, 0, pos));
+    ab_infer_cache *c = &m->cache;
+    ab_backend *be = m->be;
+    if (!c->layers || B != c->B || pos < 1 || pos >= c->max_T)
+        return ab_fail(AB_ERR_USAGE, "decode at position %d outside the cache (1..%d)", pos, c->max_T - 1);
+    AB_TRY(check_tokens(m, tokens, (size_t)B));
+    AB_TRY(be->ops->synchronize(be)); /* the last step's upload may not have read the staging yet */
+    c->step_host[0] = pos;
+    memcpy(c->step_host + 1, tokens, (size_t)B * sizeof(int32_t));
+    if (be->graphs && be->ops->graph_begin) {
+        if (!c->graph) AB_TRY(record_decode_step(m, B, pos));
+        AB_TRY(check(be->ops->graph_launch(be, c->graph), m, "decode step replay", -1));
+    } else {
+        AB_TRY(decode_step(m, B, pos));
+    }
     return last_logits(m, B, 1, logits_host);
 }

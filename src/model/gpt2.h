@@ -55,10 +55,16 @@ typedef struct {
     int B, T, training;
 } ab_activations;
 
-/* Inference state: one variant cache per layer plus the last-position logits. */
+/* Inference state: one variant cache per layer, the last-position logits, and what a decode step reads: the step
+ * buffer [pos | tokens (B)] uploaded from its host staging at the start of every step, and, where the backend
+ * records steps (be->graphs), the recorded decode step, replayed at every position. */
 typedef struct {
     ab_buffer *layers;            /* L buffers of the variant's cache_bytes(B, model max_seq) (MEM_ATTENTION) */
     ab_buffer logits;             /* f32 (B,V) */
+    ab_buffer step;               /* int32 (1 + B) in backend memory: the decode position, then the tokens */
+    int32_t *step_host;           /* (1 + B) staging of the step: pinned (host_alloc) where the backend has it, else
+                                   * malloc */
+    void *graph;                  /* the recorded decode step (graph_* ops), NULL until the first recorded decode */
     int B, max_T;
     size_t bytes_per_layer;
 } ab_infer_cache;
@@ -125,7 +131,11 @@ ab_status ab_gpt2_logits_of_last_forward(ab_gpt2 *m, float *logits_host);
 /* Inference with the variant's cache. ab_gpt2_alloc_cache sizes the caches for B sequences of the whole
  * context (max_seq) and the activations for prompts of up to max_T tokens; decode stops at max_T. prefill runs tokens (B,T) from
  * position 0; decode appends one token per sequence (tokens (B)) at position pos. Both return the
- * logits of the last position, f32 (B,V) on the host (NULL: not needed). */
+ * logits of the last position, f32 (B,V) on the host (NULL: not needed).
+ * Where the backend records steps (be->graphs: CUDA graphs unless AB_CUDA_GRAPHS=0), the first decode of a cache
+ * records the step (token and position upload, every block, ln_f) and every decode, the first included, replays
+ * it; the logits are computed after the replay. A step that cannot be recorded fails with the backend's error;
+ * there is no silent fallback. */
 ab_status ab_gpt2_alloc_cache(ab_gpt2 *m, int B, int max_T);
 ab_status ab_gpt2_prefill(ab_gpt2 *m, const int32_t *tokens, int B, int T, float *logits_host);
 ab_status ab_gpt2_decode(ab_gpt2 *m, const int32_t *tokens, int B, int pos, float *logits_host);

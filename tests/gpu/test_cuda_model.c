@@ -1,7 +1,11 @@
 /*
  * test_cuda_model.c — the whole tiny GPT-2 on CUDA against the CPU backend, per CUDA attention variant:
  * same bf16-rounded parameters and tokens; loss, every parameter gradient after one backward, and the
- * logits of prefill + one decoded token.
+ * logits of prefill + one decoded token. Recorded decode steps (CUDA graphs): after a prefill, many
+ * consecutive decoded positions replayed from one recording against the CPU decode at each position, and
+ * replay against direct execution (be->graphs = 0, what AB_CUDA_GRAPHS=0 sets) on the same model: equal up
+ * to 1e-6 relative L2 (the same kernels with the same arguments; only a wrong position or a stale upload
+ * would tell them apart).
  *
  * Tolerances: the CUDA model keeps activations and gradients in bf16 (2^-8 relative per rounding) through
  * 2 layers, so the loss must agree within 5e-3 relative, each gradient tensor within 5e-2 relative L2
@@ -26,30 +30,54 @@ static double rel_l2(const float *got, const float *ref, size_t n, double *ref_n
     return sqrt(num / (den > 0 ? den : 1e-30));
 }
 
+/* The tiny model of every case: L2 H2 C128 (head size 64, what the CUDA kernels are built for), V 515. */
+static ab_model_config tiny_config(ab_attn_hparams hp) {
+    ab_model_config cfg = {.n_layer = 2, .n_head = 2, .n_embd = 128, .vocab_size = 515, .max_seq = 64, .attn = hp};
+    return cfg;
+}
+
+/* The variant on both backends with the same bf16-rounded parameters (GPT-2 init, seed 42); 0 after a FAIL line
+ * (nothing left allocated). */
+static int model_pair(ab_variant_id vid, const ab_model_config *cfg, int T, ab_gpt2 *mc, ab_gpt2 *mg) {
+    const char *vn = ab_variants[vid]->name;
+    if (ab_gpt2_create(mc, cfg, vid, T, &cpu) != AB_OK) {
+        printf("FAIL model[%s]: cpu create: %s\n", vn, ab_error());
+        test_failed_count++;
+        ab_gpt2_destroy(mc);
+        return 0;
+    }
+    if (ab_gpt2_create(mg, cfg, vid, T, &cuda) != AB_OK) {
+        printf("FAIL model[%s,cuda]: create: %s\n", vn, ab_error());
+        test_failed_count++;
+        ab_gpt2_destroy(mc);
+        ab_gpt2_destroy(mg);
+        return 0;
+    }
+    ab_status s = ab_gpt2_init_weights(mc, 42);
+    float *p = malloc(mc->n_elements * sizeof(float));
+    if (s == AB_OK) s = ab_gpt2_get_params(mc, p);
+    for (size_t i = 0; i < mc->n_elements; i++) p[i] = tc_round_bf16(p[i]);
+    if (s == AB_OK) s = ab_gpt2_set_params(mc, p);
+    if (s == AB_OK) s = ab_gpt2_set_params(mg, p);
+    free(p);
+    if (s != AB_OK) {
+        printf("FAIL model[%s,cuda]: parameters: %s\n", vn, ab_error());
+        test_failed_count++;
+        ab_gpt2_destroy(mc);
+        ab_gpt2_destroy(mg);
+        return 0;
+    }
+    return 1;
+}
+
 static void test_model(ab_variant_id vid, ab_attn_hparams hp) {
     const char *vn = ab_variants[vid]->name;
     char name[160];
-    ab_model_config cfg = {.n_layer = 2, .n_head = 2, .n_embd = 128, .vocab_size = 515, .max_seq = 64, .attn = hp};
+    ab_model_config cfg = tiny_config(hp);
     const int B = 2, T = 50, n = B * T;
     ab_gpt2 mc, mg;
-    if (ab_gpt2_create(&mc, &cfg, vid, T, &cpu) != AB_OK) {
-        printf("FAIL model[%s]: cpu create: %s\n", vn, ab_error());
-        test_failed_count++;
-        return;
-    }
-    if (ab_gpt2_create(&mg, &cfg, vid, T, &cuda) != AB_OK) {
-        printf("FAIL model[%s,cuda]: create: %s\n", vn, ab_error());
-        test_failed_count++;
-        ab_gpt2_destroy(&mc);
-        return;
-    }
-    ab_status s = ab_gpt2_init_weights(&mc, 42);
-    float *p = malloc(mc.n_elements * sizeof(float));
-    if (s == AB_OK) s = ab_gpt2_get_params(&mc, p);
-    for (size_t i = 0; i < mc.n_elements; i++) p[i] = tc_round_bf16(p[i]);
-    if (s == AB_OK) s = ab_gpt2_set_params(&mc, p);
-    if (s == AB_OK) s = ab_gpt2_set_params(&mg, p);
-    if (s == AB_OK) s = ab_gpt2_alloc(&mc, B, T, 1);
+    if (!model_pair(vid, &cfg, T, &mc, &mg)) return;
+    ab_status s = ab_gpt2_alloc(&mc, B, T, 1);
     if (s == AB_OK) s = ab_gpt2_alloc(&mg, B, T, 1);
     if (s == AB_OK) s = ab_gpt2_zero_grad(&mc);
     if (s == AB_OK) s = ab_gpt2_zero_grad(&mg);
@@ -124,9 +152,100 @@ static void test_model(ab_variant_id vid, ab_attn_hparams hp) {
         free(g1);
     }
 done:
-    free(p);
     ab_gpt2_destroy(&mc);
     ab_gpt2_destroy(&mg);
+}
+
+#define DEC_PROMPT 20 /* prefill, then positions DEC_PROMPT .. DEC_PROMPT + DEC_STEPS - 1 */
+#define DEC_STEPS 24
+
+/* Prefill of DEC_PROMPT tokens, then DEC_STEPS decoded positions on m; the logits of each step into
+ * logits (DEC_STEPS, B, V). AB_OK or the first failure. */
+static ab_status decode_run(ab_gpt2 *m, const int32_t *prompt, const int32_t *next, int B, float *logits) {
+    const size_t V = (size_t)m->cfg.vocab_size;
+    AB_TRY(ab_gpt2_alloc_cache(m, B, DEC_PROMPT + DEC_STEPS));
+    AB_TRY(ab_gpt2_prefill(m, prompt, B, DEC_PROMPT, NULL));
+    for (int i = 0; i < DEC_STEPS; i++)
+        AB_TRY(ab_gpt2_decode(m, next + (size_t)i * B, B, DEC_PROMPT + i, logits + (size_t)i * B * V));
+    return AB_OK;
+}
+
+/* The worst relative L2 error over the steps of two decode runs; *at = its step. */
+static double worst_step_error(const float *got, const float *ref, size_t step_n, int *at) {
+    double worst = 0.0;
+    *at = 0;
+    for (int i = 0; i < DEC_STEPS; i++) {
+        double e = rel_l2(got + i * step_n, ref + i * step_n, step_n, NULL);
+        if (!(e <= worst)) {
+            worst = e;
+            *at = i;
+        }
+    }
+    return worst;
+}
+
+/* Many consecutive positions from one recorded step, against the CPU decode; then replay against direct
+ * execution on the CUDA model. */
+static void test_recorded_decode(ab_variant_id vid, ab_attn_hparams hp) {
+    const char *vn = ab_variants[vid]->name;
+    char name[200];
+    ab_model_config cfg = tiny_config(hp);
+    const int B = 2, T = DEC_PROMPT + DEC_STEPS;
+    const size_t V = (size_t)cfg.vocab_size, step_n = (size_t)B * V, all = DEC_STEPS * step_n;
+    ab_gpt2 mc, mg;
+    if (!model_pair(vid, &cfg, T, &mc, &mg)) return;
+    int32_t prompt[2 * DEC_PROMPT], next[DEC_STEPS * 2];
+    ab_rng r;
+    ab_rng_seed(&r, 11);
+    for (int i = 0; i < B * DEC_PROMPT; i++) prompt[i] = (int32_t)ab_rng_below(&r, (uint32_t)V);
+    for (int i = 0; i < DEC_STEPS * B; i++) next[i] = (int32_t)ab_rng_below(&r, (uint32_t)V);
+    float *ref = malloc(all * sizeof(float)), *replay = malloc(all * sizeof(float)), *direct = malloc(all * sizeof(float));
+    int at = 0;
+
+    ab_status s = decode_run(&mc, prompt, next, B, ref);
+    if (s != AB_OK) {
+        printf("FAIL decode[%s,cpu]: %s\n", vn, ab_error());
+        test_failed_count++;
+        goto done;
+    }
+    cuda.graphs = 1;
+    s = decode_run(&mg, prompt, next, B, replay);
+    snprintf(name, sizeof name, "decode[%s,cuda,graphs,B=2,pos=%d..%d].logits_vs_cpu", vn, DEC_PROMPT, T - 1);
+    double e = s == AB_OK ? worst_step_error(replay, ref, step_n, &at) : INFINITY;
+    TEST_TRUE(name, s == AB_OK && e <= 3e-2, "%s worst relative L2 error %.3g at pos %d", s == AB_OK ? "" : ab_error(), e,
+              DEC_PROMPT + at);
+    TEST_TRUE("decode[cuda,graphs] keeps one recorded step per cache", s != AB_OK || mg.cache.graph != NULL,
+              "no recording after %d decoded positions", DEC_STEPS);
+    if (s != AB_OK) goto done;
+
+    cuda.graphs = 0; /* what AB_CUDA_GRAPHS=0 sets at init */
+    s = decode_run(&mg, prompt, next, B, direct);
+    cuda.graphs = 1;
+    snprintf(name, sizeof name, "decode[%s,cuda,B=2,pos=%d..%d].replay_vs_direct", vn, DEC_PROMPT, T - 1);
+    e = s == AB_OK ? worst_step_error(replay, direct, step_n, &at) : INFINITY;
+    TEST_TRUE(name, s == AB_OK && e <= 1e-6 && mg.cache.graph == NULL, "%s worst relative L2 error %.3g at pos %d%s",
+              s == AB_OK ? "" : ab_error(), e, DEC_PROMPT + at, mg.cache.graph ? "; a step was recorded with graphs off" : "");
+done:
+    free(ref);
+    free(replay);
+    free(direct);
+    ab_gpt2_destroy(&mc);
+    ab_gpt2_destroy(&mg);
+}
+
+/* AB_CUDA_GRAPHS=0 at init turns recording off; unset, it is on. */
+static void test_graphs_switch(void) {
+    ab_backend b;
+    const int env_unset = getenv("AB_CUDA_GRAPHS") == NULL;
+    setenv("AB_CUDA_GRAPHS", "0", 1);
+    ab_status s = ab_backend_open(BACKEND_CUDA, 0, &b);
+    TEST_TRUE("backend[cuda,AB_CUDA_GRAPHS=0].graphs off", s == AB_OK && b.graphs == 0, "%s graphs %d",
+              s == AB_OK ? "" : ab_error(), s == AB_OK ? b.graphs : -1);
+    if (s == AB_OK) ab_backend_close(&b);
+    unsetenv("AB_CUDA_GRAPHS");
+    if (env_unset)
+        TEST_TRUE("backend[cuda].graphs on by default", cuda.graphs == 1 && cuda.ops->graph_begin != NULL, "graphs %d",
+                  cuda.graphs);
 }
 
 int main(void) {
@@ -136,6 +255,12 @@ int main(void) {
     test_model(VARIANT_FLASH, (ab_attn_hparams){0});
     test_model(VARIANT_GQA, (ab_attn_hparams){0});                /* H = 2: G = 1 */
     test_model(VARIANT_SLIDING_WINDOW, (ab_attn_hparams){.window = 16}); /* band inside T = 50, cache of 16 */
+    test_graphs_switch();
+    /* every variant with a CUDA decode; window 16: the rolling cache wraps inside the decoded positions */
+    for (int v = 0; v < VARIANT_COUNT; v++) {
+        const ab_attn_ops *ops = ab_variants[v]->ops[BACKEND_CUDA];
+        if (ops && ops->decode) test_recorded_decode((ab_variant_id)v, (ab_attn_hparams){.window = 16, .lsh_chunk = 16});
+    }
     ab_backend_close(&cuda);
     ab_backend_close(&cpu);
     return TEST_SUMMARY();

@@ -59,14 +59,25 @@ static void test_encoder(int B, int T, int C, int V) {
     int32_t *tok = malloc(BT * sizeof *tok);
     for (size_t i = 0; i < BT; i++) tok[i] = (int32_t)ab_rng_below(&rng, (uint32_t)V); /* V small: repeats */
     float *out = calloc(BT * C, sizeof(float));
-    cpu.ops->encoder_forward(&cpu, out, tok, wte, wpe, B, T, C);
+    cpu.ops->encoder_forward(&cpu, out, tok, wte, wpe, NULL, B, T, C);
     gbuf gwte = g_new((size_t)V * C, 2), gwpe = g_new((size_t)T * C, 2), gtok = g_new(BT, 4), gout = g_new(BT * C, 2);
     g_set(&gwte, wte);
     g_set(&gwpe, wpe);
     g_set_i32(&gtok, tok);
-    tc_check_status(cuda.ops->encoder_forward(&cuda, gout.ptr, gtok.ptr, gwte.ptr, gwpe.ptr, B, T, C), "encoder_forward");
+    tc_check_status(cuda.ops->encoder_forward(&cuda, gout.ptr, gtok.ptr, gwte.ptr, gwpe.ptr, NULL, B, T, C), "encoder_forward");
     snprintf(name, sizeof name, "encoder_forward[B=%d,T=%d,C=%d]", B, T, C);
     g_check(name, &gout, out, 0.0, 1.0 / 256); /* one bf16 rounding of a sum of two bf16 values */
+    if (T > 1) { /* T-1 positions from pos0 = 1, read on the device */
+        const int32_t pos0 = 1;
+        gbuf gpos = g_new(1, 4), gout1 = g_new((size_t)B * (T - 1) * C, 2);
+        g_set_i32(&gpos, &pos0);
+        cpu.ops->encoder_forward(&cpu, out, tok, wte, wpe, &pos0, B, T - 1, C);
+        tc_check_status(cuda.ops->encoder_forward(&cuda, gout1.ptr, gtok.ptr, gwte.ptr, gwpe.ptr, gpos.ptr, B, T - 1, C),
+                        "encoder_forward(pos0)");
+        snprintf(name, sizeof name, "encoder_forward[B=%d,T=%d,C=%d,pos0=1]", B, T - 1, C);
+        g_check(name, &gout1, out, 0.0, 1.0 / 256);
+        g_free(&gpos); g_free(&gout1);
+    }
 
     float *dout = tc_randn(&rng, BT * C, 1.0, 0.0);
     float *dwte = tc_randn(&rng, (size_t)V * C, 1.0, 0.0), *dwpe = tc_randn(&rng, (size_t)T * C, 1.0, 0.0);

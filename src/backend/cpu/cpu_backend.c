@@ -64,13 +64,14 @@ static ab_status cpu_synchronize(ab_backend *be) { return AB_OK; }
 /* ------------------------------------------------------------------ encoder */
 
 static ab_status cpu_encoder_forward(ab_backend *be, void *out_, const int32_t *tokens, const void *wte_,
-                                     const void *wpe_, int B, int T, int C) {
+                                     const void *wpe_, const int32_t *pos0, int B, int T, int C) {
     float *out = out_;               /* (B,T,C) */
     const float *wte = wte_;         /* (V,C) */
     const float *wpe = wpe_;         /* (maxT,C) */
+    const int p0 = pos0 ? *pos0 : 0;
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * T; bt++) {
-        const float *te = wte + (size_t)tokens[bt] * C, *pe = wpe + (size_t)(bt % T) * C;
+        const float *te = wte + (size_t)tokens[bt] * C, *pe = wpe + (size_t)(p0 + bt % T) * C;
         float *o = out + (size_t)bt * C;
         for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
     }
@@ -337,4 +338,11 @@ const ab_backend_ops ab_cpu_backend = {
     .matmul_residual_forward = NULL, /* the model composes the plain ops */
     .matmul_gelu_forward = NULL,
     .gelu_matmul_backward = NULL,
+    .host_alloc = NULL, /* no recorded steps: every decode step runs directly */
+    .host_free = NULL,
+    .copy_to_device_async = NULL,
+    .graph_begin = NULL,
+    .graph_end = NULL,
+    .graph_launch = NULL,
+    .graph_free = NULL,
 };

@@ -20,7 +20,8 @@
  * a 64 x 64 tile): q, k, v are bf16 after the projection, everything after that is fp32 like the reference.
  *
  * Decode is the recurrent form on the cached S' = [S | z] per head: S' += phi(k) [v | 1]^T (the token sees
- * itself), o = phi(q)^T S' normalised. Position 0 starts a sequence (the cache's old contents are ignored).
+ * itself), o = phi(q)^T S' normalised. Position 0 starts a sequence (the cache's old contents are ignored); the
+ * kernel reads the position on the device (cuda_decode_pos).
  * Cache (B, H, D, D+1) fp32 = B * H * (D*D + D) * 4 bytes, constant in T (max_T does not enter): the same
  * layout as the CPU reference.
  * Head size 64 and --linear-chunk <= 64 only; anything else fails with AB_ERR_UNSUPPORTED.
@@ -313,11 +314,12 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_backward_kernel(bf16 *d
     }
 }
 
-/* One token per (b, h) block: S' = (fresh ? 0 : S') + phi(k) [v | 1]^T in the cache (B,H,D,D+1), then
- * y = (phi(q)^T S')[0..D) / ((phi(q)^T S')[D] + eps); qkv1 (B,3C). Thread e owns column e of S'. */
-__global__ void lin_decode_kernel(bf16 *y, float *cache, const bf16 *qkv1, int H, int fresh) {
+/* One token per (b, h) block: S' = (fresh ? 0 : S') + phi(k) [v | 1]^T in the cache (B,H,D,D+1), fresh when the
+ * position *pos_dev is 0, then y = (phi(q)^T S')[0..D) / ((phi(q)^T S')[D] + eps); qkv1 (B,3C). Thread e owns
+ * column e of S'. */
+__global__ void lin_decode_kernel(bf16 *y, float *cache, const bf16 *qkv1, int H, const int32_t *pos_dev) {
     __shared__ float a[LIN_D], kk[LIN_D], vv[LIN_DV], out[LIN_DV];
-    const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * LIN_D;
+    const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * LIN_D, fresh = *pos_dev == 0;
     const bf16 *q = qkv1 + (size_t)b * 3 * C + h * LIN_D;
     for (int d = threadIdx.x; d < LIN_D; d += blockDim.x) {
         a[d] = lin_phi(bf2f(q[d]));
@@ -492,9 +494,11 @@ static ab_status linear_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w,
     AB_TRY(lin_check(cfg));
     if (pos < 0 || pos >= cfg->max_T)
         return ab_fail(AB_ERR_USAGE, "cuda linear decode: position %d outside 0..%d", pos, cfg->max_T - 1);
+    const int32_t *pos_dev = NULL;
+    AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B,3C) */
     AB_TRY(cuda_matmul_forward(ctx->be, qkv1, x, w->t[0], w->t[1], B, cfg->C, 3 * cfg->C));
-    lin_decode_kernel<<<B * cfg->H, 96, 0, cuda_stream(ctx->be)>>>((bf16 *)y, (float *)cache, qkv1, cfg->H, pos == 0);
+    lin_decode_kernel<<<B * cfg->H, 96, 0, cuda_stream(ctx->be)>>>((bf16 *)y, (float *)cache, qkv1, cfg->H, pos_dev);
     return cuda_check_launch("linear decode");
 }
 

@@ -17,7 +17,7 @@
  * Inference (absorbed): the cache holds only c_t, (max_T, B, dc) bf16, position-major like the other CUDA
  * caches. Prefill runs the training forward and copies c into the cache; decode computes q and c of the new
  * token, appends c, then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax,
- * o_h = (sum_j p_j c_j) W_uv,h, in fp32.
+ * o_h = (sum_j p_j c_j) W_uv,h, in fp32. Decode's kernels read pos on the device (cuda_decode_pos).
  * Head size 64 only (the flash kernels are built for it); any other fails with AB_ERR_UNSUPPORTED.
  *
  * saved per layer:  qkv (B,T,3C) bf16 | a (B,T,dc) bf16 | c (B,T,dc) bf16 | rstd (B,T) fp32 | O (B,T,C) bf16 |
@@ -153,10 +153,14 @@ static ab_status packed_backward(ab_backend *be, void *dinp, int dinp_f32, float
 
 /* ---------------------------------------------------------------- RMSNorm with gain */
 
-/* c (N,dc) = g * a * rstd, rstd (N) = 1/sqrt(mean(a^2) + eps) (fp32; not written when NULL). One warp per row. */
-__global__ void mla_rmsnorm_forward_kernel(bf16 *c, float *rstd, const bf16 *a, const bf16 *g, int N, int dc) {
+/* c (N,dc) = g * a * rstd, rstd (N) = 1/sqrt(mean(a^2) + eps) (fp32; not written when NULL). With slot != NULL, c is
+ * a cache (max_T, N, dc) and the rows go to its slot *slot (decode: the position, read on the device). One warp per
+ * row. */
+__global__ void mla_rmsnorm_forward_kernel(bf16 *c, float *rstd, const bf16 *a, const bf16 *g, const int32_t *slot,
+                                           int N, int dc) {
     const int row = blockIdx.x * MLA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return; /* whole warps */
+    if (slot) c += (size_t)*slot * N * dc;
     const bf16 *ar = a + (size_t)row * dc;
     float ss = 0.0f;
     for (int i = lane; i < dc; i += 32) {
@@ -188,9 +192,10 @@ __global__ void mla_rmsnorm_backward_kernel(bf16 *da, bf16 *dg_terms, const floa
     }
 }
 
-static ab_status rmsnorm_forward(ab_backend *be, bf16 *c, float *rstd, const bf16 *a, const void *g, int N, int dc) {
+static ab_status rmsnorm_forward(ab_backend *be, bf16 *c, float *rstd, const bf16 *a, const void *g, const int32_t *slot,
+                                 int N, int dc) {
     mla_rmsnorm_forward_kernel<<<cuda_blocks((size_t)N, MLA_ROWS_PER_BLOCK), MLA_ROWS_PER_BLOCK * 32, 0,
-                                 cuda_stream(be)>>>(c, rstd, a, (const bf16 *)g, N, dc);
+                                 cuda_stream(be)>>>(c, rstd, a, (const bf16 *)g, slot, N, dc);
     return cuda_check_launch("mla_rmsnorm_forward");
 }
 
@@ -204,7 +209,7 @@ static ab_status mla_run_forward(const ab_attn_ctx *ctx, const ab_attn_weights *
     const int C = cfg->C, dc = cfg->hp.mla_kv_rank, N = B * T;
     AB_TRY(packed_forward(be, sv->qkv, 3 * C, x, w->t[W_Q], N, C, C));
     AB_TRY(cuda_matmul_forward(be, sv->a, x, w->t[W_DKV], NULL, N, C, dc));
-    AB_TRY(rmsnorm_forward(be, sv->c, sv->rstd, sv->a, w->t[W_NORM], N, dc));
+    AB_TRY(rmsnorm_forward(be, sv->c, sv->rstd, sv->a, w->t[W_NORM], NULL, N, dc));
     AB_TRY(packed_forward(be, sv->qkv + C, 3 * C, sv->c, w->t[W_UK], N, dc, C));
     AB_TRY(packed_forward(be, sv->qkv + 2 * C, 3 * C, sv->c, w->t[W_UV], N, dc, C));
     return ab_cuda_flash_forward(be, sv->qkv, sv->o, y, sv->lse, B, T, cfg->H, 0);
@@ -267,15 +272,16 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
 }
 
 /* One block per (b, h), MLA_DECODE_THREADS threads, head size FLASH_HD. q1 (B,C), cache (max_T, B, dc) holding
- * positions 0..pos, W_uk, W_uv (dc, C), y (B,C). fp32 in shared memory: q~ (scaled by tau), the scores, then
- * cbar = sum_j p_j c_j / sum_j p_j, and o_h = cbar W_uv,h. */
+ * positions 0..pos, pos = *pos_dev < max_T, W_uk, W_uv (dc, C), y (B,C). fp32 in shared memory: q~ (scaled by tau),
+ * the scores, then cbar = sum_j p_j c_j / sum_j p_j, and o_h = cbar W_uv,h. */
 __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, const bf16 *q1, const bf16 *cache,
                                                                          const bf16 *Wuk, const bf16 *Wuv, int B, int H,
-                                                                         int dc, int pos, float tau) {
-    extern __shared__ float sh[]; /* qt[dc], cbar[dc], p[pos+1], red[32], part[2][FLASH_HD] */
-    const int b = blockIdx.x / H, h = blockIdx.x % H, C = H * FLASH_HD, n = pos + 1;
+                                                                         int dc, int max_T, const int32_t *pos_dev,
+                                                                         float tau) {
+    extern __shared__ float sh[]; /* qt[dc], cbar[dc], p[max_T], red[32], part[2][FLASH_HD] */
+    const int b = blockIdx.x / H, h = blockIdx.x % H, C = H * FLASH_HD, n = *pos_dev + 1;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = MLA_DECODE_THREADS / 32;
-    float *qt = sh, *cbar = qt + dc, *p = cbar + dc, *red = p + n, *part = red + 32;
+    float *qt = sh, *cbar = qt + dc, *p = cbar + dc, *red = p + max_T, *part = red + 32;
     const bf16 *qh = q1 + (size_t)b * C + h * FLASH_HD;
     const bf16 *cb = cache + (size_t)b * dc; /* c_j of sequence b: cb + j * slot */
     const size_t slot = (size_t)B * dc;
@@ -339,19 +345,23 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     const int C = cfg->C, dc = cfg->hp.mla_kv_rank;
     if (pos < 0 || pos >= cfg->max_T)
         return ab_fail(AB_ERR_USAGE, "cuda mla decode: position %d outside 0..%d", pos, cfg->max_T - 1);
-    const size_t shmem = (size_t)(2 * dc + pos + 1 + 32 + 2 * FLASH_HD) * sizeof(float);
+    /* scores sized for the longest context, not for pos (the kernel reads pos) */
+    const size_t shmem = (size_t)(2 * dc + cfg->max_T + 32 + 2 * FLASH_HD) * sizeof(float);
     if (shmem > 48 * 1024)
-        return ab_fail(AB_ERR_UNSUPPORTED, "cuda mla decode: position %d with kv rank %d needs %zu bytes of shared memory",
-                       pos, dc, shmem);
+        return ab_fail(AB_ERR_UNSUPPORTED,
+                       "cuda mla decode: a context of %d tokens with kv rank %d needs %zu bytes of shared memory (at "
+                       "most 48 KiB)",
+                       cfg->max_T, dc, shmem);
+    const int32_t *pos_dev = NULL;
+    AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     bf16 *q1 = (bf16 *)ctx->workspace;                                    /* (B,C) */
     bf16 *a1 = (bf16 *)((char *)ctx->workspace + bf16_bytes((size_t)B * C)); /* (B,dc) */
-    bf16 *c_pos = (bf16 *)cache + (size_t)pos * B * dc;                   /* (B,dc): slot pos */
     AB_TRY(cuda_matmul_forward(be, q1, x, w->t[W_Q], NULL, B, C, C));
     AB_TRY(cuda_matmul_forward(be, a1, x, w->t[W_DKV], NULL, B, C, dc));
-    AB_TRY(rmsnorm_forward(be, c_pos, NULL, a1, w->t[W_NORM], B, dc));
+    AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
     mla_decode_kernel<<<B * cfg->H, MLA_DECODE_THREADS, shmem, cuda_stream(be)>>>(
-        (bf16 *)y, q1, (const bf16 *)cache, (const bf16 *)w->t[W_UK], (const bf16 *)w->t[W_UV], B, cfg->H, dc, pos,
-        1.0f / sqrtf((float)cfg->D));
+        (bf16 *)y, q1, (const bf16 *)cache, (const bf16 *)w->t[W_UK], (const bf16 *)w->t[W_UV], B, cfg->H, dc,
+        cfg->max_T, pos_dev, 1.0f / sqrtf((float)cfg->D));
     return cuda_check_launch("mla_decode");
 }
 

@@ -10,6 +10,13 @@
 #include "backend/cuda/cuda_attn.h"
 #include "backend/cuda/cuda_common.cuh"
 
+/* The decode position in device memory for a decode op's kernels: ctx->pos_dev when the caller provides it (the
+ * model, whose recorded decode steps replay at every position), else `pos` staged by an asynchronous copy into a
+ * backend-owned int32 (tests calling decode directly; not allowed while recording). Every CUDA decode op calls it
+ * after validating pos and its configuration, and passes *pos_dev to its kernels, which read the position there;
+ * nothing the op launches may depend on the host pos. */
+ab_status cuda_decode_pos(const ab_attn_ctx *ctx, int pos, const int32_t **pos_dev);
+
 /* qkv (B*T, 3C) = x (B*T, C) @ W (C, 3C) + b */
 ab_status attn_qkv_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, bf16 *qkv, const void *x, int BT);
 /* dx += dqkv @ W^T, dW += x^T dqkv, db += colsum(dqkv) */
@@ -24,7 +31,7 @@ size_t attn_kv_cache_bytes(const ab_attn_config *cfg, int B, int max_T);
 /* cache[t][b] = (k, v) of qkv (B,T,3C) for t < T */
 ab_status attn_kv_cache_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B, int T, int C);
 /* One token per sequence at position pos: qkv1 (B,3C) in workspace, cache append, causal attention over
- * positions 0..pos in fp32, y (B,C). */
+ * positions 0..pos in fp32, y (B,C); the kernels read pos from device memory (cuda_decode_pos). */
 ab_status attn_kv_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x, int B,
                          int pos);
 
@@ -39,7 +46,8 @@ size_t attn_kv_layout_bytes(const attn_kv_layout *L, int B);
 /* positions max(0, T - cap) .. T-1 of qkv (B, T, H*D + 2*G*D) into their slots */
 ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf16 *cache, const bf16 *qkv, int B,
                                     int T);
-/* attn_kv_decode on that cache: qkv1 (B, H*D + 2*G*D) in workspace, the keys pos - min(window, cap) + 1 .. pos */
+/* attn_kv_decode on that cache: qkv1 (B, H*D + 2*G*D) in workspace, the keys pos - min(window, cap) + 1 .. pos;
+ * the position read on the device (cuda_decode_pos), slot pos % cap computed there */
 ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
                                 void *y, const void *x, int B, int pos);
 size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B);

@@ -3,7 +3,8 @@
  * copies with bf16 conversion, and the GPT-2 ops other than GEMMs: encoder, LayerNorm, GELU, residual,
  * the fused classifier + cross-entropy, fused AdamW and the sum of squares for global-norm clipping.
  *
- * Everything runs on one non-blocking stream per backend; copies to the host synchronise it. bf16
+ * Everything runs on one non-blocking stream per backend; copies to the host synchronise it. Recorded steps are
+ * CUDA graphs captured from that stream (graph_begin .. graph_end, replayed by graph_launch). bf16
  * activations and parameters, fp32 statistics / master weights / optimizer state / accumulation.
  * Element-wise kernels move 16 bytes (8 bf16) per thread where the pointers allow it.
  */
@@ -144,6 +145,58 @@ static ab_status cuda_synchronize(ab_backend *be) {
     return AB_OK;
 }
 
+/* ------------------------------------------------------------------ recorded steps (CUDA graphs) */
+
+static ab_status cuda_host_alloc(ab_backend *be, void **ptr_host, size_t bytes) {
+    *ptr_host = NULL;
+    CUDA_TRY(cudaMallocHost(ptr_host, bytes ? bytes : 1), "pinned host allocation");
+    return AB_OK;
+}
+
+static void cuda_host_free(ab_backend *be, void *ptr_host) {
+    if (ptr_host) cudaFreeHost(ptr_host);
+}
+
+static ab_status cuda_copy_to_device_async(ab_backend *be, void *dst, const void *src_host, size_t bytes) {
+    CUDA_TRY(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, cuda_stream(be)), "asynchronous copy to device");
+    return AB_OK;
+}
+
+/* Thread-local capture: a call of this thread that is illegal while capturing (a host synchronisation, a copy
+ * from pageable memory) fails and invalidates the capture instead of being recorded wrongly; other threads
+ * (the power sampler) are not affected. */
+static ab_status cuda_graph_begin(ab_backend *be) {
+    CUDA_TRY(cudaStreamBeginCapture(cuda_stream(be), cudaStreamCaptureModeThreadLocal), "CUDA graph capture (begin)");
+    return AB_OK;
+}
+
+static ab_status cuda_graph_end(ab_backend *be, void **graph) {
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamEndCapture(cuda_stream(be), &g);
+    if (!graph) { /* discard after a failed op: its message stands */
+        if (g) cudaGraphDestroy(g);
+        cudaGetLastError();
+        return AB_OK;
+    }
+    *graph = NULL;
+    CUDA_TRY(e, "CUDA graph capture (end)");
+    cudaGraphExec_t exec = NULL;
+    e = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    CUDA_TRY(e, "CUDA graph instantiation");
+    *graph = exec;
+    return AB_OK;
+}
+
+static ab_status cuda_graph_launch(ab_backend *be, void *graph) {
+    CUDA_TRY(cudaGraphLaunch((cudaGraphExec_t)graph, cuda_stream(be)), "CUDA graph launch");
+    return AB_OK;
+}
+
+static void cuda_graph_free(ab_backend *be, void *graph) {
+    if (graph) cudaGraphExecDestroy((cudaGraphExec_t)graph);
+}
+
 /* ------------------------------------------------------------------ 8-wide bf16 access */
 
 /* Loads x[i .. i+8) as floats (0 past n); 16-byte load when aligned and in bounds. */
@@ -175,26 +228,26 @@ __device__ __forceinline__ void store8(bf16 *x, size_t i, size_t n, const float 
 
 /* ------------------------------------------------------------------ encoder */
 
-/* out (B,T,C) = wte[tokens] (V,C) + wpe[t] (maxT,C); one thread per 8 channels */
-__global__ void encoder_forward_kernel(bf16 *out, const int32_t *tokens, const bf16 *wte, const bf16 *wpe, int BT,
-                                       int T, int C) {
+/* out (B,T,C) = wte[tokens] (V,C) + wpe[p0 + t] (maxT,C), p0 = *pos0 or 0; one thread per 8 channels */
+__global__ void encoder_forward_kernel(bf16 *out, const int32_t *tokens, const bf16 *wte, const bf16 *wpe,
+                                       const int32_t *pos0, int BT, int T, int C) {
     size_t idx = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 8;
     if (idx >= (size_t)BT * C) return;
-    int bt = (int)(idx / C), c = (int)(idx % C);
+    int bt = (int)(idx / C), c = (int)(idx % C), p0 = pos0 ? *pos0 : 0;
     float a[8], b[8];
     load8(a, wte + (size_t)tokens[bt] * C, c, C);
-    load8(b, wpe + (size_t)(bt % T) * C, c, C);
+    load8(b, wpe + (size_t)(p0 + bt % T) * C, c, C);
 #pragma unroll
     for (int k = 0; k < 8; k++) a[k] += b[k];
     store8(out + (size_t)bt * C, c, C, a);
 }
 
 static ab_status cuda_encoder_forward(ab_backend *be, void *out, const int32_t *tokens, const void *wte,
-                                      const void *wpe, int B, int T, int C) {
+                                      const void *wpe, const int32_t *pos0, int B, int T, int C) {
     if (C % 8) return ab_fail(AB_ERR_UNSUPPORTED, "cuda encoder: C = %d must be a multiple of 8", C);
     size_t n8 = (size_t)B * T * C / 8;
     encoder_forward_kernel<<<cuda_blocks(n8, 256), 256, 0, cuda_stream(be)>>>((bf16 *)out, tokens, (const bf16 *)wte,
-                                                                                (const bf16 *)wpe, B * T, T, C);
+                                                                                (const bf16 *)wpe, pos0, B * T, T, C);
     return cuda_check_launch("encoder_forward");
 }
 
@@ -740,6 +793,7 @@ static void cuda_shutdown(ab_backend *be) {
     cuda_scratch_release(be, &ci->classifier);
     cuda_scratch_release(be, &ci->encoder);
     cuda_scratch_release(be, &ci->ones);
+    cuda_scratch_release(be, &ci->decode_pos);
     cuda_free_op(be, &ci->lt_workspace_buf);
     if (ci->host_buckets) cudaFreeHost(ci->host_buckets);
     free(ci->host_keys);
@@ -783,6 +837,7 @@ static ab_status cuda_init(ab_backend *be) {
     if ((st = cuda_alloc_op(be, &ci->lt_workspace_buf, LT_WORKSPACE_BYTES, MEM_WORKSPACE)) != AB_OK) goto fail;
     ci->lt_workspace = ci->lt_workspace_buf.ptr;
     ci->lt_workspace_bytes = LT_WORKSPACE_BYTES;
+    be->graphs = ab_backend_graphs_env();
     return AB_OK;
 fail:
     cuda_shutdown(be);
@@ -821,4 +876,11 @@ extern "C" const ab_backend_ops ab_cuda_backend = {
     /* .matmul_residual_forward = */ cuda_matmul_residual_forward,
     /* .matmul_gelu_forward = */ cuda_matmul_gelu_forward,
     /* .gelu_matmul_backward = */ cuda_gelu_matmul_backward,
+    /* .host_alloc = */ cuda_host_alloc,
+    /* .host_free = */ cuda_host_free,
+    /* .copy_to_device_async = */ cuda_copy_to_device_async,
+    /* .graph_begin = */ cuda_graph_begin,
+    /* .graph_end = */ cuda_graph_end,
+    /* .graph_launch = */ cuda_graph_launch,
+    /* .graph_free = */ cuda_graph_free,
 };

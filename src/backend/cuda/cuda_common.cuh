@@ -43,6 +43,7 @@ typedef struct {
     cuda_scratch classifier;     /* logits chunk f32 + dlogits chunk bf16 */
     cuda_scratch encoder;        /* token buckets for encoder_backward */
     cuda_scratch ones;           /* bf16 ones for bias gradients as GEMMs */
+    cuda_scratch decode_pos;     /* int32: the position cuda_decode_pos stages when ctx->pos_dev is NULL */
     int64_t *host_keys;          /* encoder_backward sort keys token*BT + row (BT) */
     int32_t *host_buckets;       /* pinned: encoder_backward buckets (3*BT + 2 int32) */
     size_t host_cap;             /* capacity of host_buckets, in int32 */
