@@ -139,7 +139,7 @@ static inline void tile_row_range(const attn_head *h, float *srow, int i, int j0
     int lo = attn_mask_lo(&h->mask, i);
     *jlo = imax(lo, j0) - j0;
     *jhi = imin(i, j0 + cols - 1) - j0;
-    if (h->mask.self_logit && i >= j0 && i < j0 + cols) srow[i - j0] = ATTN_SELF_LOGIT;
+    if (h->mask.self_logit && i >= j0 && i < j0 + cols) srow[i - j0] = AB_ATTN_SELF_LOGIT;
 }
 
 void attn_tiled_forward(const attn_head *h, float *o, int ldo, float *lse, float *scratch) {

@@ -27,8 +27,6 @@
 
 /* Query and key block of the tiled core (rows x cols of one score tile). */
 #define ATTN_TILE 64
-/* The logit a token gives itself under lsh's self rule. */
-#define ATTN_SELF_LOGIT (-1e5f)
 
 /* ---------------------------------------------------------------- threads, scratch, products */
 
@@ -61,7 +59,7 @@ static inline size_t attn_align(size_t bytes) { return (bytes + 63) & ~(size_t)6
 typedef struct {
     int window;             /* keys i - window + 1 .. i (>= T: plain causal) */
     const int *seg_start;   /* NULL, or per query the first key of its segment (lsh, sorted space) */
-    int self_logit;         /* 1: the diagonal logit is ATTN_SELF_LOGIT, a constant without gradient */
+    int self_logit;         /* 1: the diagonal logit is AB_ATTN_SELF_LOGIT, a constant without gradient */
 } attn_mask;
 
 static inline int attn_mask_lo(const attn_mask *m, int i) {

@@ -364,7 +364,7 @@ static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
                 const float *kj = kv + ((size_t)b * max_T + cand[c]) * 2 * C + h * D;
                 float dot = 0.0f;
                 for (int d = 0; d < D; d++) dot += qk[d] * kj[d];
-                sc[c] = cand[c] == pos ? ATTN_SELF_LOGIT : dot;
+                sc[c] = cand[c] == pos ? AB_ATTN_SELF_LOGIT : dot;
             }
             lse[r] = attn_softmax_row(sc, 0, n - 1, n);
             float *orr = o_r + (size_t)r * D;

@@ -43,6 +43,10 @@ typedef struct {
     int mla_kv_rank;    /* d_c; default 4*D */
 } ab_attn_hparams;
 
+/* lsh's self rule (VARIANTS.md 6): the logit of a token with itself, a constant (no gradient), so a token
+ * attends to itself only when it has no other candidate. Every backend uses this value. */
+#define AB_ATTN_SELF_LOGIT (-1e5f)
+
 /* Everything a variant needs to know about its shape. */
 typedef struct {
     int C, H, D;        /* D = C / H */

@@ -25,7 +25,6 @@
 
 static ab_backend cpu, cuda;
 
-
 /* The CPU case with every input rounded to bf16; gradients zeroed. */
 static void setup_ref(att_case *c, int B, int T, int H, int dc, int max_T, uint64_t seed) {
     ab_attn_hparams hp = {.mla_kv_rank = dc};
@@ -51,7 +50,7 @@ static void case_name(char *out, size_t size, const att_case *c, const char *wha
 
 /* The variant against its CPU reference: forward, backward, causality, prefill + decode. */
 static void test_case(int B, int T, int H, int dc) {
-    char name[200], what[96];
+    char name[200];
     att_case c;
     setup_ref(&c, B, T, H, dc, T + 3, 5000 + 7 * T + H + dc);
     case_name(name, sizeof name, &c, "ops");
@@ -60,63 +59,7 @@ static void test_case(int B, int T, int H, int dc) {
         att_free(&c);
         return;
     }
-    const int C = c.cfg.C;
-    const size_t n = att_n(&c);
-    ab_rng r;
-    ab_rng_seed(&r, 91 + T);
-    float *dx0 = tc_randn(&r, n, 0.5, 0.0), *dw0[AB_ATTN_MAX_TENSORS] = {0};
-    for (int i = 0; i < c.n_t; i++) dw0[i] = tc_randn(&r, att_tn(&c.tens[i]), 0.5, 0.0);
-    att_forward_backward(&c);
-    for (size_t i = 0; i < n; i++) c.dx[i] += dx0[i];
-    for (int t = 0; t < c.n_t; t++)
-        for (size_t i = 0; i < att_tn(&c.tens[t]); i++) ((float *)c.dw.t[t])[i] += dw0[t][i];
-
-    dev_layer d;
-    dev_layer_new(&d, &c, ops, dx0, dw0);
-    case_name(name, sizeof name, &c, "forward");
-    tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
-    case_name(name, sizeof name, &c, "forward.y");
-    tc_check_tensor(name, &d.y, c.y, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, T);
-    case_name(name, sizeof name, &c, "backward");
-    tc_check_status(ops->backward(&d.ctx, &d.wt, &d.dwt, d.saved.ptr, d.dx.ptr, d.dy.ptr, d.x.ptr, B, T), name);
-    case_name(name, sizeof name, &c, "backward.dx");
-    tc_check_tensor(name, &d.dx, c.dx, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, T);
-    for (int i = 0; i < c.n_t; i++) {
-        snprintf(what, sizeof what, "backward.dW(%s)", c.tens[i].name);
-        case_name(name, sizeof name, &c, what);
-        tc_check_tensor(name, &d.dw[i], c.dw.t[i], ATTN_REL_TOL, ATTN_ELEM_FRAC, c.tens[i].cols, 0);
-    }
-
-    /* causality */
-    const int t0 = T / 3;
-    float *y1 = g_get(&d.y, NULL), *x2 = tc_copy(c.x, n);
-    ab_rng_seed(&r, 99 + T);
-    for (int b = 0; b < B; b++)
-        for (int t = t0 + 1; t < T; t++)
-            for (int k = 0; k < C; k++) x2[((size_t)b * T + t) * C + k] = tc_round_bf16((float)ab_rng_normal(&r));
-    g_set(&d.x, x2);
-    case_name(name, sizeof name, &c, "forward(causality)");
-    tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
-    float *y2 = g_get(&d.y, NULL);
-    int first_diff_t = -1, changed = T - 1 <= t0;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int k = 0; k < C; k++) {
-                size_t i = ((size_t)b * T + t) * C + k;
-                if (t <= t0 && y1[i] != y2[i] && first_diff_t < 0) first_diff_t = t;
-                if (t > t0 && y1[i] != y2[i]) changed = 1;
-            }
-    case_name(name, sizeof name, &c, "causal");
-    TEST_TRUE(name, first_diff_t < 0 && changed, "tokens > %d changed: row %d <= %d changed: %s; rows > %d changed: %s",
-              t0, first_diff_t, t0, first_diff_t >= 0 ? "yes" : "no", t0, changed ? "yes" : "no");
-    g_set(&d.x, c.x);
-
-    check_decode(&c, ops, &d, T / 2, y1, case_name);
-    check_decode(&c, ops, &d, 0, y1, case_name);
-
-    dev_layer_free(&d);
-    for (int i = 0; i < c.n_t; i++) free(dw0[i]);
-    free(dx0); free(y1); free(y2); free(x2);
+    check_layer(&c, ops, case_name);
     att_free(&c);
 }
 

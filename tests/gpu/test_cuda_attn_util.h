@@ -35,7 +35,7 @@ static inline void dev_alloc(ab_buffer *buf, size_t bytes, mem_category cat) {
     }
 }
 
-/* dx0, dw0[i]: start values of the accumulated gradients */
+/* dx0, dw0[i]: start values of the accumulated gradients (dw0[i] NULL: a fixed tensor, zeros) */
 static inline void dev_layer_new(dev_layer *d, const att_case *c, const ab_attn_ops *ops, const float *dx0,
                           float *const dw0[AB_ATTN_MAX_TENSORS]) {
     size_t n = att_n(c);
@@ -46,7 +46,7 @@ static inline void dev_layer_new(dev_layer *d, const att_case *c, const ab_attn_
         d->w[i] = g_new(nt, 2);
         d->dw[i] = g_new(nt, 2);
         g_set(&d->w[i], c->w.t[i]);
-        g_set(&d->dw[i], dw0[i]);
+        if (dw0[i]) g_set(&d->dw[i], dw0[i]); /* fixed tensors (no gradient) stay zero */
         d->wt.t[i] = d->w[i].ptr;
         d->dwt.t[i] = d->dw[i].ptr;
     }
@@ -176,23 +176,27 @@ static inline void check_head_size_refused(const char *name, const ab_attn_ops *
 }
 
 /* Forward, backward (onto non-zero gradient start values), strict causality and prefill + decode of one case
- * against its CPU reference (c holds the reference after att_forward_backward is run here). */
-static inline void check_layer(att_case *c, const ab_attn_ops *ops, case_namer case_name) {
-    char name[200];
+ * against its CPU reference (c holds the reference after att_forward_backward is run here); every tensor with a
+ * gradient is checked (fixed ones, dw.t[i] == NULL, are not). The causality check redraws input columns
+ * first_col .. C-1 of the tokens after T/3 (0: the whole tokens). Decode is checked against the CPU forward and
+ * the CUDA forward. */
+static inline void check_layer_from(att_case *c, const ab_attn_ops *ops, case_namer case_name, int first_col) {
+    char name[200], what[96];
     const int B = c->B, T = c->T;
     const int C = c->cfg.C;
-    const size_t n = att_n(c), nw = att_tn(&c->tens[0]), nb = att_tn(&c->tens[1]);
+    const size_t n = att_n(c);
     ab_rng r;
     ab_rng_seed(&r, 77 + T);
-    float *dx0 = tc_randn(&r, n, 0.5, 0.0), *dw0 = tc_randn(&r, nw, 0.5, 0.0), *db0 = tc_randn(&r, nb, 0.5, 0.0);
+    float *dx0 = tc_randn(&r, n, 0.5, 0.0), *dw0[AB_ATTN_MAX_TENSORS] = {0};
+    for (int i = 0; i < c->n_t; i++)
+        if (c->dw.t[i]) dw0[i] = tc_randn(&r, att_tn(&c->tens[i]), 0.5, 0.0);
     att_forward_backward(c);
     for (size_t i = 0; i < n; i++) c->dx[i] += dx0[i];
-    for (size_t i = 0; i < nw; i++) ((float *)c->dw.t[0])[i] += dw0[i];
-    for (size_t i = 0; i < nb; i++) ((float *)c->dw.t[1])[i] += db0[i];
+    for (int t = 0; t < c->n_t; t++)
+        for (size_t i = 0; dw0[t] && i < att_tn(&c->tens[t]); i++) ((float *)c->dw.t[t])[i] += dw0[t][i];
 
     dev_layer d;
-    float *const dw0s[AB_ATTN_MAX_TENSORS] = {dw0, db0};
-    dev_layer_new(&d, c, ops, dx0, dw0s);
+    dev_layer_new(&d, c, ops, dx0, dw0);
     case_name(name, sizeof name, c, "forward");
     tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
     case_name(name, sizeof name, c, "forward.y");
@@ -201,10 +205,12 @@ static inline void check_layer(att_case *c, const ab_attn_ops *ops, case_namer c
     tc_check_status(ops->backward(&d.ctx, &d.wt, &d.dwt, d.saved.ptr, d.dx.ptr, d.dy.ptr, d.x.ptr, B, T), name);
     case_name(name, sizeof name, c, "backward.dx");
     tc_check_tensor(name, &d.dx, c->dx, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, T);
-    case_name(name, sizeof name, c, "backward.dW(attn.c_attn.weight)");
-    tc_check_tensor(name, &d.dw[0], c->dw.t[0], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[0].cols, 0);
-    case_name(name, sizeof name, c, "backward.db(attn.c_attn.bias)");
-    tc_check_tensor(name, &d.dw[1], c->dw.t[1], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[1].cols, 0);
+    for (int i = 0; i < c->n_t; i++) {
+        if (!c->dw.t[i]) continue;
+        snprintf(what, sizeof what, "backward.dW(%s)", c->tens[i].name);
+        case_name(name, sizeof name, c, what);
+        tc_check_tensor(name, &d.dw[i], c->dw.t[i], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[i].cols, 0);
+    }
 
     /* causality: tokens after t0 change; rows <= t0 must not */
     const int t0 = T / 3;
@@ -212,7 +218,7 @@ static inline void check_layer(att_case *c, const ab_attn_ops *ops, case_namer c
     ab_rng_seed(&r, 99 + T);
     for (int b = 0; b < B; b++)
         for (int t = t0 + 1; t < T; t++)
-            for (int k = 0; k < C; k++) x2[((size_t)b * T + t) * C + k] = tc_round_bf16((float)ab_rng_normal(&r));
+            for (int k = first_col; k < C; k++) x2[((size_t)b * T + t) * C + k] = tc_round_bf16((float)ab_rng_normal(&r));
     g_set(&d.x, x2);
     case_name(name, sizeof name, c, "forward(causality)");
     tc_check_status(ops->forward(&d.ctx, &d.wt, d.saved.ptr, d.y.ptr, d.x.ptr, B, T), name);
@@ -230,11 +236,16 @@ static inline void check_layer(att_case *c, const ab_attn_ops *ops, case_namer c
               t0, first_diff_t, t0, first_diff_t >= 0 ? "yes" : "no", t0, changed ? "yes" : "no");
     g_set(&d.x, c->x);
 
-    if (T / 2 > 0) check_decode(c, ops, &d, T / 2, NULL, case_name);
-    check_decode(c, ops, &d, 0, NULL, case_name);
+    if (T / 2 > 0) check_decode(c, ops, &d, T / 2, y1, case_name);
+    check_decode(c, ops, &d, 0, y1, case_name);
 
     dev_layer_free(&d);
-    free(dx0); free(dw0); free(db0); free(y1); free(y2); free(x2);
+    for (int i = 0; i < c->n_t; i++) free(dw0[i]);
+    free(dx0); free(y1); free(y2); free(x2);
+}
+
+static inline void check_layer(att_case *c, const ab_attn_ops *ops, case_namer case_name) {
+    check_layer_from(c, ops, case_name, 0);
 }
 
 #endif

@@ -109,6 +109,13 @@ __global__ void flash_bwd_prepare_kernel(float *delta, float *dq_accum, const bf
     if (ok && chunk == 0) delta[((size_t)b * H + h) * T + t] = s;
 }
 
+ab_status flash_bwd_prepare(ab_backend *be, float *delta, float *dq_accum, const void *dout, const void *o, int B, int T,
+                            int H) {
+    flash_bwd_prepare_kernel<<<cuda_blocks((size_t)B * T * H * 8, 256), 256, 0, cuda_stream(be)>>>(
+        delta, dq_accum, (const bf16 *)dout, (const bf16 *)o, B, T, H);
+    return cuda_check_launch("flash_bwd_prepare");
+}
+
 /* dq (in dqkv (B,T,ld), q part) = tau * dq_accum (B,H,T,64) */
 __global__ void flash_dq_convert_kernel(bf16 *dqkv, const float *acc, int B, int T, int H, int ld, float tau) {
     size_t idx = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 4; /* over (B,H,T,64) */
@@ -124,23 +131,6 @@ __global__ void flash_dq_convert_kernel(bf16 *dqkv, const float *acc, int B, int
     dst[1] = __floats2bfloat162_rn(v.z * tau, v.w * tau);
 }
 
-template <class Mask>
-static ab_status launch_forward(ab_backend *be, const flash_params &p) {
-    dim3 grid((p.T + FLASH_BLOCK - 1) / FLASH_BLOCK, p.H, p.B);
-    flash_forward_kernel<Mask><<<grid, FLASH_THREADS, 0, cuda_stream(be)>>>(p);
-    return cuda_check_launch("flash_forward");
-}
-
-template <class Mask>
-static ab_status launch_backward(ab_backend *be, const flash_params &p) {
-    CUDA_TRY(cudaFuncSetAttribute(flash_backward_kernel<Mask, FLASH_BWD_WARPS>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, FLASH_BWD_SMEM),
-             "flash backward shared memory");
-    dim3 grid((p.T + FLASH_BWD_KEYS - 1) / FLASH_BWD_KEYS, p.H / p.h_per_kv, p.B);
-    flash_backward_kernel<Mask, FLASH_BWD_WARPS><<<grid, FLASH_BWD_WARPS * 32, FLASH_BWD_SMEM, cuda_stream(be)>>>(p);
-    return cuda_check_launch("flash_backward");
-}
-
 extern "C" ab_status ab_cuda_flash_forward_gqa(ab_backend *be, const void *qkv, void *o, void *o2, float *lse, int B,
                                                int T, int H, int G, int window) {
     ab_attn_config cfg;
@@ -152,9 +142,9 @@ extern "C" ab_status ab_cuda_flash_forward_gqa(ab_backend *be, const void *qkv, 
     p.lse = lse;
     if (window > 0 && window < T) {
         p.window = window;
-        return launch_forward<flash_mask_band>(be, p);
+        return flash_launch_forward<flash_mask_band>(be, p);
     }
-    return launch_forward<flash_mask_causal>(be, p);
+    return flash_launch_forward<flash_mask_causal>(be, p);
 }
 
 extern "C" ab_status ab_cuda_flash_backward_gqa(ab_backend *be, const void *qkv, const void *o, const float *lse,
@@ -165,9 +155,7 @@ extern "C" ab_status ab_cuda_flash_backward_gqa(ab_backend *be, const void *qkv,
     cfg.H = H; cfg.D = FLASH_HD; cfg.C = H * FLASH_HD;
     cudaStream_t st = cuda_stream(be);
     size_t rows = (size_t)B * T * H;
-    flash_bwd_prepare_kernel<<<cuda_blocks(rows * 8, 256), 256, 0, st>>>(delta, dq_accum, (const bf16 *)dout,
-                                                                         (const bf16 *)o, B, T, H);
-    AB_TRY(cuda_check_launch("flash_bwd_prepare"));
+    AB_TRY(flash_bwd_prepare(be, delta, dq_accum, dout, o, B, T, H));
     flash_params p = flash_make_params(&cfg, (const bf16 *)qkv, B, T, G);
     p.lse = (float *)lse;
     p.dout = (const bf16 *)dout;
@@ -177,9 +165,9 @@ extern "C" ab_status ab_cuda_flash_backward_gqa(ab_backend *be, const void *qkv,
     p.delta = delta;
     if (window > 0 && window < T) {
         p.window = window;
-        AB_TRY(launch_backward<flash_mask_band>(be, p));
+        AB_TRY(flash_launch_backward<flash_mask_band>(be, p));
     } else {
-        AB_TRY(launch_backward<flash_mask_causal>(be, p));
+        AB_TRY(flash_launch_backward<flash_mask_causal>(be, p));
     }
     flash_dq_convert_kernel<<<cuda_blocks(rows * FLASH_HD / 4, 256), 256, 0, st>>>((bf16 *)dqkv, dq_accum, B, T, H,
                                                                                    (int)p.q_st, p.tau);

@@ -22,6 +22,7 @@ extern const ab_attn_ops ab_cuda_attn_sdpa;     /* tau folded into QK^T, fused m
 extern const ab_attn_ops ab_cuda_attn_flash;    /* FlashAttention-2 forward and backward (mma.sync, bf16) */
 extern const ab_attn_ops ab_cuda_attn_gqa;      /* flash with G key/value heads; KV cache 2*G*D per token */
 extern const ab_attn_ops ab_cuda_attn_sliding_window; /* flash with the band mask; rolling KV cache of W slots */
+extern const ab_attn_ops ab_cuda_attn_lsh;      /* flash kernels in bucket-sorted order per round; [k^|v] + ids cache */
 
 /* The FlashAttention-2 core alone (tests, the attention-only benchmark, the variants built on it).
  * qkv (B,T,3C) with C = 64*H; o (B,T,C) (o2: optional second copy); lse (B,H,T) fp32.

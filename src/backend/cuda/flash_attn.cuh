@@ -6,7 +6,7 @@
  * Parameterised for the variants built on it:
  *  - the mask is a template policy (which key blocks a query block visits, which blocks need per-element
  *    masking, and the predicate): flash_mask_causal, flash_mask_band (sliding window of W keys including
- *    the current one);
+ *    the current one), flash_mask_sorted (lsh: attention in a sorted order of the tokens, below);
  *  - the head mapping is a parameter: query head h reads KV head h / h_per_kv (GQA; 1 = MHA); the backward
  *    sums dK, dV over the heads of a group in registers;
  *  - every tensor is addressed by (batch, token, head) strides, so Q/K/V can be read in place from the
@@ -17,6 +17,12 @@
  * Backward: per (key block, KV head, batch) block, loops over the query blocks that see it: recompute
  * P = exp(tau S - L), dV += P^T dO, dP = dO V^T, dS = P (dP - Delta), dK += dS^T Q, and dQ += dS K through
  * fp32 atomics into dq_accum (B,H,T,64), scaled and converted afterwards. Delta = rowsum(dO * O).
+ *
+ * Sorted space (flash_mask_sorted, lsh): the kernels run over a permutation of each (batch, head)'s tokens,
+ * rows[s] = the position of sorted index s. Q, K, V, dO rows are gathered through it and O, L, dK, dV, dQ
+ * scattered back, so every tensor stays in position order; the band of `window` keys is in sorted indices and
+ * narrowed per query to row_lo[s] (its bucket's segment start); the diagonal logit is FLASH_SELF_LOGIT (a
+ * constant: no gradient). Tiles are skipped by the band alone, so the work does not depend on the data.
  *
  * Shared-memory tiles are 64 x 64 bf16 with 16-byte chunks XOR-swizzled by row (chunk ^ (row & 7)), so
  * ldmatrix reads are free of bank conflicts.
@@ -29,6 +35,7 @@
 #define FLASH_HD 64     /* head size */
 #define FLASH_BLOCK 64  /* query tile (both passes) and key tile (forward) */
 #define FLASH_THREADS 128 /* forward */
+#define FLASH_SELF_LOGIT AB_ATTN_SELF_LOGIT /* sorted space: the diagonal's logit (VARIANTS.md 6, self rule) */
 
 typedef struct {
     const bf16 *q, *k, *v;            /* element (b,t,h,d) at ptr + b*sb + t*st + h*sh + d */
@@ -43,6 +50,8 @@ typedef struct {
     const float *delta;               /* (B,H,T) */
     int B, H, T, h_per_kv;
     int window;                       /* band mask: keys i-window+1 .. i */
+    const int *rows;                  /* sorted space: position of sorted index s at rows[(b*H + h)*T + s] */
+    const int *row_lo;                /* sorted space: first sorted key that query s sees, same indexing */
     float scale_log2;                 /* tau * log2(e) */
     float tau;
 } flash_params;
@@ -50,6 +59,7 @@ typedef struct {
 /* ---- masks: key range of a query block, query range of a key block, tests for a tile of queries
  * [q0,q1) x keys [k0,k1) (full: no element masked; none: every element masked), the predicate ---- */
 struct flash_mask_causal {
+    static constexpr bool sorted = false;
     static __device__ __forceinline__ int kv_begin(const flash_params &p, int q0) { return 0; }
     static __device__ __forceinline__ int kv_end(const flash_params &p, int q1) { return q1 < p.T ? q1 : p.T; }
     static __device__ __forceinline__ int q_begin(const flash_params &p, int k0) { return k0; }
@@ -57,13 +67,14 @@ struct flash_mask_causal {
     static __device__ __forceinline__ bool full(const flash_params &p, int q0, int q1, int k0, int k1) {
         return k1 - 1 <= q0;
     }
-    static __device__ __forceinline__ bool allowed(const flash_params &p, int i, int j) { return j <= i; }
+    static __device__ __forceinline__ bool allowed(const flash_params &p, int i, int j, int lo) { return j <= i; }
     static __device__ __forceinline__ bool none(const flash_params &p, int q0, int q1, int k0, int k1) {
         return k0 > q1 - 1;
     }
 };
 
 struct flash_mask_band {
+    static constexpr bool sorted = false;
     static __device__ __forceinline__ int kv_begin(const flash_params &p, int q0) {
         return q0 - p.window + 1 > 0 ? q0 - p.window + 1 : 0;
     }
@@ -75,12 +86,33 @@ struct flash_mask_band {
     static __device__ __forceinline__ bool full(const flash_params &p, int q0, int q1, int k0, int k1) {
         return k1 - 1 <= q0 && k0 > q1 - 1 - p.window;
     }
-    static __device__ __forceinline__ bool allowed(const flash_params &p, int i, int j) {
+    static __device__ __forceinline__ bool allowed(const flash_params &p, int i, int j, int lo) {
         return j <= i && j > i - p.window;
     }
     static __device__ __forceinline__ bool none(const flash_params &p, int q0, int q1, int k0, int k1) {
         return k0 > q1 - 1 || k1 - 1 <= q0 - p.window;
     }
+};
+
+/* lsh: the band of p.window sorted keys, narrowed per query to [row_lo, i] (lo: row_lo of query i), which
+ * depends on the data: no tile is known to be unmasked */
+struct flash_mask_sorted {
+    static constexpr bool sorted = true;
+    static __device__ __forceinline__ int kv_begin(const flash_params &p, int q0) { return flash_mask_band::kv_begin(p, q0); }
+    static __device__ __forceinline__ int kv_end(const flash_params &p, int q1) { return flash_mask_band::kv_end(p, q1); }
+    static __device__ __forceinline__ int q_begin(const flash_params &p, int k0) { return flash_mask_band::q_begin(p, k0); }
+    static __device__ __forceinline__ int q_end(const flash_params &p, int k1) { return flash_mask_band::q_end(p, k1); }
+    static __device__ __forceinline__ bool full(const flash_params &p, int q0, int q1, int k0, int k1) { return false; }
+    static __device__ __forceinline__ bool allowed(const flash_params &p, int i, int j, int lo) { return j <= i && j >= lo; }
+    static __device__ __forceinline__ bool none(const flash_params &p, int q0, int q1, int k0, int k1) {
+        return flash_mask_band::none(p, q0, q1, k0, k1);
+    }
+};
+
+/* a tile's row count as a type (for generic lambdas) */
+template <int R>
+struct flash_rows {
+    static constexpr int value = R;
 };
 
 /* ---- PTX wrappers ---- */
@@ -118,14 +150,16 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 __device__ __forceinline__ int sw(int row, int chunk) { return row * FLASH_HD + ((chunk ^ (row & 7)) << 3); }
 
 /* rows [0, ROWS) of a tile from global (row stride in elements) by THREADS threads; rows >= rows_valid are
- * zero-filled */
-template <int ROWS = FLASH_BLOCK, int THREADS = FLASH_THREADS>
-__device__ __forceinline__ void load_tile_async(bf16 *s, const bf16 *g, long long row_stride, int rows_valid, int tid) {
+ * zero-filled. GATHER: tile row r is global row rows[r] (sorted space), else row r. */
+template <int ROWS = FLASH_BLOCK, int THREADS = FLASH_THREADS, bool GATHER = false>
+__device__ __forceinline__ void load_tile_async(bf16 *s, const bf16 *g, long long row_stride, int rows_valid, int tid,
+                                                const int *rows = nullptr) {
 #pragma unroll
     for (int k = 0; k < ROWS * 8 / THREADS; k++) {
         int id = tid + THREADS * k, r = id >> 3, ch = id & 7;
         bool ok = r < rows_valid;
-        cp_async16(smem_addr(s + sw(r, ch)), ok ? g + r * row_stride + ch * 8 : g, ok);
+        long long row = GATHER ? (ok ? rows[r] : 0) : r;
+        cp_async16(smem_addr(s + sw(r, ch)), ok ? g + row * row_stride + ch * 8 : g, ok);
     }
 }
 
@@ -160,16 +194,30 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_FWD_MIN_BLOCKS) flash_for
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int qblk = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, hk = h / p.h_per_kv;
     const int T = p.T, q0 = qblk * FLASH_BLOCK, q1 = q0 + FLASH_BLOCK;
-    const bf16 *qg = p.q + b * p.q_sb + h * p.q_sh + q0 * p.q_st;
+    const int *rows = Mask::sorted ? p.rows + ((size_t)b * p.H + h) * T : nullptr; /* sorted index -> position */
+    const bf16 *qb = p.q + b * p.q_sb + h * p.q_sh;
     const bf16 *kg = p.k + b * p.kv_sb + hk * p.kv_sh, *vg = p.v + b * p.kv_sb + hk * p.kv_sh;
     const int kb_begin = Mask::kv_begin(p, q0) / FLASH_BLOCK;
     const int kb_end = (Mask::kv_end(p, q1) + FLASH_BLOCK - 1) / FLASH_BLOCK;
+    /* tile rows r0 .. r0 + 63 of a (batch, head)'s tensor at g */
+    auto load_rows = [&](bf16 *dst, const bf16 *g, long long stride, int r0) {
+        if constexpr (Mask::sorted)
+            load_tile_async<FLASH_BLOCK, FLASH_THREADS, true>(dst, g, stride, T - r0, tid, rows + r0);
+        else
+            load_tile_async(dst, g + r0 * stride, stride, T - r0, tid);
+    };
 
-    load_tile_async(sQ, qg, p.q_st, T - q0, tid);
+    load_rows(sQ, qb, p.q_st, q0);
     if (kb_begin < kb_end) {
         int k0 = kb_begin * FLASH_BLOCK;
-        load_tile_async(sK[0], kg + k0 * p.kv_st, p.kv_st, T - k0, tid);
-        load_tile_async(sV[0], vg + k0 * p.kv_st, p.kv_st, T - k0, tid);
+        load_rows(sK[0], kg, p.kv_st, k0);
+        load_rows(sV[0], vg, p.kv_st, k0);
+    }
+    int lo[2] = {0, 0}; /* sorted space: the first key of this thread's rows (lane/4, lane/4 + 8 of the warp's) */
+    if constexpr (Mask::sorted) {
+        const int *rlo = p.row_lo + ((size_t)b * p.H + h) * T, i0 = q0 + warp * 16 + (lane >> 2);
+        lo[0] = i0 < T ? rlo[i0] : 0;
+        lo[1] = i0 + 8 < T ? rlo[i0 + 8] : 0;
     }
     cp_async_commit();
     cp_async_wait_all();
@@ -190,8 +238,8 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_FWD_MIN_BLOCKS) flash_for
         }
         if (kb + 1 < kb_end) { /* prefetch the next K, V tiles into the other buffer */
             int kn = k0 + FLASH_BLOCK;
-            load_tile_async(sK[cur ^ 1], kg + kn * p.kv_st, p.kv_st, T - kn, tid);
-            load_tile_async(sV[cur ^ 1], vg + kn * p.kv_st, p.kv_st, T - kn, tid);
+            load_rows(sK[cur ^ 1], kg, p.kv_st, kn);
+            load_rows(sV[cur ^ 1], vg, p.kv_st, kn);
             cp_async_commit();
         }
         /* S (16 x 64 per warp) = Q K^T */
@@ -210,7 +258,8 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_FWD_MIN_BLOCKS) flash_for
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     int i = q0 + warp * 16 + (lane >> 2) + (e >> 1) * 8, j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-                    if (!Mask::allowed(p, i, j)) s[nt][e] = -INFINITY;
+                    if (!Mask::allowed(p, i, j, lo[e >> 1])) s[nt][e] = -INFINITY;
+                    else if (Mask::sorted && i == j) s[nt][e] = FLASH_SELF_LOGIT;
                 }
         }
         /* online softmax, rows r = lane/4 and lane/4 + 8 of the warp's 16 */
@@ -265,19 +314,21 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_FWD_MIN_BLOCKS) flash_for
     }
     if ((lane & 3) == 0) {
         float *lse = p.lse + ((size_t)b * p.H + h) * T;
-        if (q0 + rl < T) lse[q0 + rl] = l[0] > 0.0f ? m[0] * 0.69314718f + logf(l[0]) : INFINITY;
-        if (q0 + rl + 8 < T) lse[q0 + rl + 8] = l[1] > 0.0f ? m[1] * 0.69314718f + logf(l[1]) : INFINITY;
+        const int i0 = q0 + rl, i1 = i0 + 8;
+        if (i0 < T) lse[Mask::sorted ? rows[i0] : i0] = l[0] > 0.0f ? m[0] * 0.69314718f + logf(l[0]) : INFINITY;
+        if (i1 < T) lse[Mask::sorted ? rows[i1] : i1] = l[1] > 0.0f ? m[1] * 0.69314718f + logf(l[1]) : INFINITY;
     }
     __syncwarp();
-    bf16 *og = p.o + b * p.o_sb + h * p.o_sh + q0 * p.o_st;
-    bf16 *og2 = p.o2 ? p.o2 + b * p.o_sb + h * p.o_sh + q0 * p.o_st : NULL;
+    bf16 *og = p.o + b * p.o_sb + h * p.o_sh;
+    bf16 *og2 = p.o2 ? p.o2 + b * p.o_sb + h * p.o_sh : NULL;
 #pragma unroll
     for (int k = 0; k < 4; k++) { /* the warp's 16 rows x 8 chunks, 32 lanes */
         int r = warp * 16 + k * 4 + (lane >> 3), ch = lane & 7;
         if (q0 + r < T) {
+            const long long row = Mask::sorted ? rows[q0 + r] : q0 + r;
             uint4 v = *reinterpret_cast<const uint4 *>(sQ + sw(r, ch));
-            *reinterpret_cast<uint4 *>(og + r * p.o_st + ch * 8) = v;
-            if (og2) *reinterpret_cast<uint4 *>(og2 + r * p.o_st + ch * 8) = v;
+            *reinterpret_cast<uint4 *>(og + row * p.o_st + ch * 8) = v;
+            if (og2) *reinterpret_cast<uint4 *>(og2 + row * p.o_st + ch * 8) = v;
         }
     }
 }
@@ -291,7 +342,7 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_FWD_MIN_BLOCKS) flash_for
 #define FLASH_BWD_WARPS 4
 #endif
 #define FLASH_BWD_KEYS (16 * FLASH_BWD_WARPS)
-#define FLASH_BWD_SMEM ((3 * FLASH_BWD_KEYS * FLASH_HD + 4 * FLASH_BLOCK * FLASH_HD) * 2 + 4 * FLASH_BLOCK * 4)
+#define FLASH_BWD_SMEM ((3 * FLASH_BWD_KEYS * FLASH_HD + 4 * FLASH_BLOCK * FLASH_HD) * 2 + 8 * FLASH_BLOCK * 4)
 
 template <class Mask, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward_kernel(const flash_params p) {
@@ -303,32 +354,50 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward
     bf16 *sdS = sdO + 2 * FLASH_BLOCK * FLASH_HD;    /* dS^T [KB keys][64 queries] */
     float *sL = reinterpret_cast<float *>(sdS + KB * FLASH_HD); /* [2][64], L * log2(e) */
     float *sD = sL + 2 * FLASH_BLOCK;                            /* [2][64], Delta */
+    int *sRow = reinterpret_cast<int *>(sD + 2 * FLASH_BLOCK);   /* sorted space: [2][64] query positions */
+    int *sLo = sRow + 2 * FLASH_BLOCK;                           /* sorted space: [2][64] first key per query */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int kblk = blockIdx.x, hk = blockIdx.y, b = blockIdx.z;
     const int T = p.T, H = p.H, k0 = kblk * KB, k1 = k0 + KB, kw0 = k0 + warp * 16;
-    const bf16 *kg = p.k + b * p.kv_sb + hk * p.kv_sh + k0 * p.kv_st, *vg = p.v + b * p.kv_sb + hk * p.kv_sh + k0 * p.kv_st;
+    /* sorted space (h_per_kv = 1): sorted index -> position of this (batch, head) */
+    const int *rows = Mask::sorted ? p.rows + ((size_t)b * H + hk) * T : nullptr;
+    const int *rlo = Mask::sorted ? p.row_lo + ((size_t)b * H + hk) * T : nullptr;
+    const bf16 *kg = p.k + b * p.kv_sb + hk * p.kv_sh, *vg = p.v + b * p.kv_sb + hk * p.kv_sh;
     const int qb_begin = Mask::q_begin(p, k0) / FLASH_BLOCK;
     const int qb_end = (Mask::q_end(p, k1 < T ? k1 : T) + FLASH_BLOCK - 1) / FLASH_BLOCK;
     const int nq = qb_end > qb_begin ? qb_end - qb_begin : 0, total = nq * p.h_per_kv;
     const float sl2 = p.scale_log2;
 
+    /* R tile rows r0 .. r0 + R-1 of a (batch, head)'s tensor at g */
+    auto load_rows = [&](auto rows_c, bf16 *dst, const bf16 *g, long long stride, int r0) {
+        constexpr int R = decltype(rows_c)::value;
+        if constexpr (Mask::sorted)
+            load_tile_async<R, THREADS, true>(dst, g, stride, T - r0, tid, rows + r0);
+        else
+            load_tile_async<R, THREADS>(dst, g + r0 * stride, stride, T - r0, tid);
+    };
     /* loads of iteration it (head h = hk*h_per_kv + it/nq, query block qb_begin + it%nq) into buffer buf */
     auto issue_loads = [&](int it, int buf) {
         int h = hk * p.h_per_kv + it / nq, q0 = (qb_begin + it % nq) * FLASH_BLOCK;
-        load_tile_async<FLASH_BLOCK, THREADS>(sQ + buf * FLASH_BLOCK * FLASH_HD,
-                                              p.q + b * p.q_sb + h * p.q_sh + q0 * p.q_st, p.q_st, T - q0, tid);
-        load_tile_async<FLASH_BLOCK, THREADS>(sdO + buf * FLASH_BLOCK * FLASH_HD,
-                                              p.dout + b * p.o_sb + h * p.o_sh + q0 * p.o_st, p.o_st, T - q0, tid);
+        load_rows(flash_rows<FLASH_BLOCK>(), sQ + buf * FLASH_BLOCK * FLASH_HD, p.q + b * p.q_sb + h * p.q_sh, p.q_st, q0);
+        load_rows(flash_rows<FLASH_BLOCK>(), sdO + buf * FLASH_BLOCK * FLASH_HD, p.dout + b * p.o_sb + h * p.o_sh,
+                  p.o_st, q0);
         if (tid < FLASH_BLOCK) {
-            size_t row = ((size_t)b * H + h) * T + q0 + tid;
-            bool ok = q0 + tid < T;
+            const int i = q0 + tid;
+            const bool ok = i < T;
+            const int pos = Mask::sorted && ok ? rows[i] : i;
+            const size_t row = ((size_t)b * H + h) * T + pos;
             sL[buf * FLASH_BLOCK + tid] = ok ? p.lse[row] * 1.44269504f : INFINITY;
             sD[buf * FLASH_BLOCK + tid] = ok ? p.delta[row] : 0.0f;
+            if constexpr (Mask::sorted) {
+                sRow[buf * FLASH_BLOCK + tid] = pos;
+                sLo[buf * FLASH_BLOCK + tid] = ok ? rlo[i] : 0;
+            }
         }
     };
 
-    load_tile_async<KB, THREADS>(sK, kg, p.kv_st, T - k0, tid);
-    load_tile_async<KB, THREADS>(sV, vg, p.kv_st, T - k0, tid);
+    load_rows(flash_rows<KB>(), sK, kg, p.kv_st, k0);
+    load_rows(flash_rows<KB>(), sV, vg, p.kv_st, k0);
     if (total > 0) issue_loads(0, 0);
     cp_async_commit();
     cp_async_wait_all();
@@ -347,6 +416,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward
         const int cur = it & 1, h = hk * p.h_per_kv + it / nq, q0 = (qb_begin + it % nq) * FLASH_BLOCK;
         const bf16 *cQ = sQ + cur * FLASH_BLOCK * FLASH_HD, *cdO = sdO + cur * FLASH_BLOCK * FLASH_HD;
         const float *cL = sL + cur * FLASH_BLOCK, *cD = sD + cur * FLASH_BLOCK;
+        const int *cRow = sRow + cur * FLASH_BLOCK, *cLo = sLo + cur * FLASH_BLOCK;
         if (it > 0) {
             cp_async_wait_all();
             __syncthreads();
@@ -378,10 +448,12 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     int jl = warp * 16 + (lane >> 2) + (e >> 1) * 8, il = nt * 8 + (lane & 3) * 2 + (e & 1);
-                    float pv = exp2f(fmaf(s[nt][e], sl2, -cL[il]));
-                    if (!full && (!Mask::allowed(p, q0 + il, k0 + jl) || q0 + il >= T)) pv = 0.0f;
+                    const bool self = Mask::sorted && q0 + il == k0 + jl; /* constant logit: no dS */
+                    float pv = exp2f(fmaf(self ? FLASH_SELF_LOGIT : s[nt][e], sl2, -cL[il]));
+                    if (!full && (!Mask::allowed(p, q0 + il, k0 + jl, Mask::sorted ? cLo[il] : 0) || q0 + il >= T))
+                        pv = 0.0f;
                     s[nt][e] = pv;
-                    dp[nt][e] = pv * (dp[nt][e] - cD[il]);
+                    dp[nt][e] = self ? 0.0f : pv * (dp[nt][e] - cD[il]);
                 }
             /* dV += P^T dO, dK += dS^T Q (k = queries) */
 #pragma unroll
@@ -430,32 +502,61 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward
                 mma_bf16(dq[2 * pp + 1], a, bf[2], bf[3]);
             }
         }
-        float *dqa = p.dq_accum + (((size_t)b * H + h) * T + q0) * FLASH_HD;
+        float *dqa = p.dq_accum + ((size_t)b * H + h) * T * FLASH_HD;
         const int ql = qg * 16 + (lane >> 2);
+        const size_t r0 = (size_t)(Mask::sorted ? cRow[ql] : q0 + ql) * FLASH_HD;
+        const size_t r1 = (size_t)(Mask::sorted ? cRow[ql + 8] : q0 + ql + 8) * FLASH_HD;
 #pragma unroll
         for (int nt = 0; nt < DQ_NT; nt++) { /* vector reductions (sm_90): two adjacent columns per instruction */
             int d = (nt0 + nt) * 8 + (lane & 3) * 2;
-            if (q0 + ql < T) atomicAdd(reinterpret_cast<float2 *>(dqa + ql * FLASH_HD + d), make_float2(dq[nt][0], dq[nt][1]));
-            if (q0 + ql + 8 < T)
-                atomicAdd(reinterpret_cast<float2 *>(dqa + (ql + 8) * FLASH_HD + d), make_float2(dq[nt][2], dq[nt][3]));
+            if (q0 + ql < T) atomicAdd(reinterpret_cast<float2 *>(dqa + r0 + d), make_float2(dq[nt][0], dq[nt][1]));
+            if (q0 + ql + 8 < T) atomicAdd(reinterpret_cast<float2 *>(dqa + r1 + d), make_float2(dq[nt][2], dq[nt][3]));
         }
     }
 
     /* dK = tau dS^T Q, dV: this warp's 16 keys (write, not accumulate: dk, dv are scratch) */
-    bf16 *dkg = p.dk + b * p.kv_sb + hk * p.kv_sh + kw0 * p.kv_st, *dvg = p.dv + b * p.kv_sb + hk * p.kv_sh + kw0 * p.kv_st;
-    const int rl = lane >> 2;
+    bf16 *dkg = p.dk + b * p.kv_sb + hk * p.kv_sh, *dvg = p.dv + b * p.kv_sb + hk * p.kv_sh;
+    const int rl = lane >> 2, j0 = kw0 + rl, j1 = j0 + 8;
+    const long long r0 = j0 < T ? (Mask::sorted ? rows[j0] : j0) * p.kv_st : 0;
+    const long long r1 = j1 < T ? (Mask::sorted ? rows[j1] : j1) * p.kv_st : 0;
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
         int d = nt * 8 + (lane & 3) * 2;
-        if (kw0 + rl < T) {
-            *reinterpret_cast<uint32_t *>(dkg + rl * p.kv_st + d) = pack_bf16(dk[nt][0] * p.tau, dk[nt][1] * p.tau);
-            *reinterpret_cast<uint32_t *>(dvg + rl * p.kv_st + d) = pack_bf16(dv[nt][0], dv[nt][1]);
+        if (j0 < T) {
+            *reinterpret_cast<uint32_t *>(dkg + r0 + d) = pack_bf16(dk[nt][0] * p.tau, dk[nt][1] * p.tau);
+            *reinterpret_cast<uint32_t *>(dvg + r0 + d) = pack_bf16(dv[nt][0], dv[nt][1]);
         }
-        if (kw0 + rl + 8 < T) {
-            *reinterpret_cast<uint32_t *>(dkg + (rl + 8) * p.kv_st + d) = pack_bf16(dk[nt][2] * p.tau, dk[nt][3] * p.tau);
-            *reinterpret_cast<uint32_t *>(dvg + (rl + 8) * p.kv_st + d) = pack_bf16(dv[nt][2], dv[nt][3]);
+        if (j1 < T) {
+            *reinterpret_cast<uint32_t *>(dkg + r1 + d) = pack_bf16(dk[nt][2] * p.tau, dk[nt][3] * p.tau);
+            *reinterpret_cast<uint32_t *>(dvg + r1 + d) = pack_bf16(dv[nt][2], dv[nt][3]);
         }
     }
 }
+
+/* ------------------------------------------------------------------ launches */
+
+/* grid (query blocks, H, B) */
+template <class Mask>
+static inline ab_status flash_launch_forward(ab_backend *be, const flash_params &p) {
+    dim3 grid((p.T + FLASH_BLOCK - 1) / FLASH_BLOCK, p.H, p.B);
+    flash_forward_kernel<Mask><<<grid, FLASH_THREADS, 0, cuda_stream(be)>>>(p);
+    return cuda_check_launch("flash_forward");
+}
+
+/* grid (key blocks, KV heads, B); dk, dv written, dq added to dq_accum */
+template <class Mask>
+static inline ab_status flash_launch_backward(ab_backend *be, const flash_params &p) {
+    CUDA_TRY(cudaFuncSetAttribute(flash_backward_kernel<Mask, FLASH_BWD_WARPS>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, FLASH_BWD_SMEM),
+             "flash backward shared memory");
+    dim3 grid((p.T + FLASH_BWD_KEYS - 1) / FLASH_BWD_KEYS, p.H / p.h_per_kv, p.B);
+    flash_backward_kernel<Mask, FLASH_BWD_WARPS><<<grid, FLASH_BWD_WARPS * 32, FLASH_BWD_SMEM, cuda_stream(be)>>>(p);
+    return cuda_check_launch("flash_backward");
+}
+
+/* Before a backward: delta (B,H,T) = rowsum(dO * O) over the 64 columns of each head (dout, o (B,T,H*64) bf16),
+ * dq_accum (B,H,T,64) = 0. (attn_flash.cu) */
+ab_status flash_bwd_prepare(ab_backend *be, float *delta, float *dq_accum, const void *dout, const void *o, int B, int T,
+                            int H);
 
 #endif

@@ -1,0 +1,575 @@
+/*
+ * attn_lsh.cu — lsh (VARIANTS.md 6, strictly causal LSH attention) on CUDA, the same math as the CPU reference
+ * (src/attn/lsh.c), with the attention itself on the FlashAttention-2 kernels in sorted space
+ * (flash_attn.cuh, flash_mask_sorted). Tensors: attn.c_attn.weight (C, 2C) and .bias (2C) give qk and v;
+ * attn.lsh_rotations (H*n_h*D, n_b/2), fixed, R of head h and round r in rows (h*n_h + r)*D .. + D-1.
+ *
+ * Forward:
+ *  1. qkv (B,T,2C) = x W + b (cuBLASLt).
+ *  2. lsh_hash_kernel, a warp per (b, t, h): n = sqrt(|qk|^2 + 1e-12), k^ = qk / n in fp32, kv = [k^ | v] (bf16,
+ *     the key and value rows of the attention), and per round b = argmax([k^ R ; -k^ R]) (fp32, first maximum).
+ *  3. lsh_sort_kernel, a block per (round, b, h): a bitonic sort of the unique keys bucket*T + t in shared memory
+ *     (= the stable sort by (bucket, position)); rows[s] = position at sorted index s, row_lo[s] = max(its
+ *     bucket's first index, s - W_l + 1): the query's candidates are the sorted keys row_lo[s] .. s.
+ *  4. Per round, the flash forward in sorted space (tau = 1, self rule): O_r (B,T,C) and lse_r (B,H,T), both
+ *     scattered back to positions.
+ *  5. lsh_combine_kernel: L = logsumexp_r lse_r, o = sum_r exp(lse_r - L) O_r.
+ * Backward: with w_r = exp(lse_r - L), dO_r = w_r dO and dlse_r = w_r dO.(O_r - o), the backward of round r is
+ * the flash backward with L in place of lse_r and Delta = rowsum(dO * o) for every round (P_r w_r =
+ * exp(S - L); w_r (dO.O_r) - dlse_r = w_r (dO.o)): flash_bwd_prepare once, the sorted-space flash backward per
+ * round (dK^_r, dV_r per round, dQ summed over the rounds in one fp32 accumulator), then lsh_bwd_finish_kernel:
+ * dqk = dQ + (dk^ - k^ (k^.dk^)) / n with dk^ = sum_r dK^_r, dv = sum_r dV_r, and the c_attn backward. No
+ * gradient through the hashing or the sort; the rotations get none.
+ * Inference: the cache holds [k^ | v] (B, max_T, 2C) bf16 and the n_h bucket ids per head and token, int16
+ * (B, H, n_h, max_T); prefill runs the forward and copies both; decode (lsh_decode_kernel, a block per (b, h))
+ * hashes the new token with the same warp routine as the forward, then per round gathers the last W_l positions
+ * of its bucket (a backwards scan over the ids, 1024 positions per pass), attends to them in fp32 and combines
+ * the rounds. The position is read on the device (cuda_decode_pos), so a recorded decode step replays at any.
+ * Head size 64 only (the flash kernels); T <= 32768 (the sort's keys in shared memory); n_b <= 32768 (int16 ids).
+ *
+ * saved per layer:  qkv (B,T,2C) bf16 | kv (B,T,2C) bf16 | o (B,T,C) bf16 | L (B,H,T) fp32 | n (B,T,H) fp32 |
+ *                   buckets, rows, row_lo (n_h,B,H,T) int32 each
+ * workspace:        forward: O_r (n_h,B,T,C) bf16 | lse_r (n_h,B,H,T) fp32; backward: dqkv (B,T,2C) bf16 |
+ *                   dq_accum (B,H,T,64) fp32 | Delta (B,H,T) fp32 | dkv_r (n_h,B,T,2C) bf16; prefill: the saved
+ *                   tensors then the forward's; decode: the new token's qkv (B,2C) bf16
+ */
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_attn.cuh"
+#include "backend/cuda/flash_attn.cuh"
+
+#define LSH_NORM_EPS 1e-12f
+#define LSH_MAX_T 32768       /* sort keys bucket*T + t (< 2T^2) in 32 bits and T of them in shared memory */
+#define LSH_MAX_BUCKETS 32768 /* int16 ids in the cache */
+#define LSH_MAX_HASHES 8      /* lsh_validate's bound: the combine keeps the rounds in registers */
+#define LSH_DECODE_THREADS 128
+
+enum { W_ATTN, W_BIAS, W_ROT };
+
+typedef struct {
+    int B, T, C, H, nh, half, window; /* half = n_b / 2, window = W_l */
+} lsh_shape;
+
+static lsh_shape lsh_shape_of(const ab_attn_config *cfg, int B, int T) {
+    lsh_shape s = {B, T, cfg->C, cfg->H, cfg->hp.lsh_hashes, cfg->hp.lsh_buckets / 2, 2 * cfg->hp.lsh_chunk};
+    return s;
+}
+
+static ab_status lsh_check(const ab_attn_config *cfg, int T) {
+    if (cfg->D != FLASH_HD)
+        return ab_fail(AB_ERR_UNSUPPORTED,
+                       "cuda lsh: head size %d is not supported (n_embd %d / n_head %d); the flash kernels are built for "
+                       "head size %d only",
+                       cfg->D, cfg->C, cfg->H, FLASH_HD);
+    if (T > LSH_MAX_T)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda lsh: sequence length %d is over the %d the bucket sort supports", T,
+                       LSH_MAX_T);
+    if (cfg->hp.lsh_buckets > LSH_MAX_BUCKETS || cfg->hp.lsh_hashes > LSH_MAX_HASHES)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda lsh: --lsh-buckets %d / --lsh-hashes %d over the supported %d / %d",
+                       cfg->hp.lsh_buckets, cfg->hp.lsh_hashes, LSH_MAX_BUCKETS, LSH_MAX_HASHES);
+    return AB_OK;
+}
+
+/* ---------------------------------------------------------------- layouts */
+
+static size_t bt_bytes(const lsh_shape *s, int parts) { return align256((size_t)s->B * s->T * parts * s->C * sizeof(bf16)); }
+static size_t bht_f32(const lsh_shape *s) { return align256((size_t)s->B * s->H * s->T * sizeof(float)); }
+static size_t rbht_i32(const lsh_shape *s) { return align256((size_t)s->nh * s->B * s->H * s->T * sizeof(int)); }
+
+typedef struct {
+    bf16 *qkv, *kv, *o;
+    float *lse, *nrm;
+    int *bucket, *rows, *row_lo;
+} lsh_saved;
+
+static lsh_saved saved_views(const lsh_shape *s, void *base, size_t *total) {
+    lsh_saved v;
+    char *p = (char *)base;
+    v.qkv = (bf16 *)p; p += bt_bytes(s, 2);
+    v.kv = (bf16 *)p; p += bt_bytes(s, 2);
+    v.o = (bf16 *)p; p += bt_bytes(s, 1);
+    v.lse = (float *)p; p += bht_f32(s);
+    v.nrm = (float *)p; p += bht_f32(s);
+    v.bucket = (int *)p; p += rbht_i32(s);
+    v.rows = (int *)p; p += rbht_i32(s);
+    v.row_lo = (int *)p; p += rbht_i32(s);
+    if (total) *total = (size_t)(p - (char *)base);
+    return v;
+}
+
+typedef struct {
+    bf16 *o_r;
+    float *lse_r;
+} lsh_fwd_tmp;
+
+static lsh_fwd_tmp fwd_tmp_views(const lsh_shape *s, void *base, size_t *total) {
+    char *p = (char *)base;
+    lsh_fwd_tmp v = {(bf16 *)p, (float *)(p + s->nh * bt_bytes(s, 1))};
+    if (total) *total = s->nh * (bt_bytes(s, 1) + bht_f32(s));
+    return v;
+}
+
+typedef struct {
+    bf16 *dqkv, *dkv_r;
+    float *dq_accum, *delta;
+} lsh_bwd_tmp;
+
+static lsh_bwd_tmp bwd_tmp_views(const lsh_shape *s, void *base, size_t *total) {
+    lsh_bwd_tmp v;
+    char *p = (char *)base;
+    v.dqkv = (bf16 *)p; p += bt_bytes(s, 2);
+    v.dq_accum = (float *)p; p += bht_f32(s) * FLASH_HD;
+    v.delta = (float *)p; p += bht_f32(s);
+    v.dkv_r = (bf16 *)p; p += s->nh * bt_bytes(s, 2);
+    if (total) *total = (size_t)(p - (char *)base);
+    return v;
+}
+
+static size_t lsh_saved_bytes(const ab_attn_config *cfg, int B, int T) {
+    lsh_shape s = lsh_shape_of(cfg, B, T);
+    size_t n;
+    saved_views(&s, NULL, &n);
+    return n;
+}
+
+static size_t lsh_ws_bytes(const ab_attn_config *cfg, int B, int T) {
+    lsh_shape s = lsh_shape_of(cfg, B, T);
+    size_t saved, fwd, bwd;
+    saved_views(&s, NULL, &saved);
+    fwd_tmp_views(&s, NULL, &fwd);
+    bwd_tmp_views(&s, NULL, &bwd);
+    size_t w = saved + fwd > bwd ? saved + fwd : bwd, d = align256((size_t)B * 2 * cfg->C * sizeof(bf16));
+    return w > d ? w : d;
+}
+
+/* ---------------------------------------------------------------- hashing */
+
+/* The bucket of a unit key whose dimensions 2*lane, 2*lane+1 this lane holds (k0, k1), under R (D, half) bf16:
+ * argmax of [u R ; -u R], the first maximum. Every lane returns the same bucket (the butterfly sums agree on
+ * all lanes). Shared by the forward and decode, so both hash a token identically. */
+__device__ int lsh_bucket_warp(float k0, float k1, const bf16 *R, int half, int lane) {
+    float best_pos = -INFINITY, best_neg = -INFINITY;
+    int arg_pos = 0, arg_neg = 0;
+    for (int c = 0; c < half; c++) {
+        const float v = warp_sum(k0 * bf2f(R[(size_t)(2 * lane) * half + c]) + k1 * bf2f(R[(size_t)(2 * lane + 1) * half + c]));
+        if (v > best_pos) best_pos = v, arg_pos = c;
+        if (-v > best_neg) best_neg = -v, arg_neg = c;
+    }
+    return best_neg > best_pos ? half + arg_neg : arg_pos;
+}
+
+/* k^ = qk / n of the lane's two dimensions, n = sqrt(|qk|^2 + 1e-12) (the CPU's formula); returns n */
+__device__ float lsh_normalise_warp(float q0, float q1, float *k0, float *k1) {
+    const float n = sqrtf(warp_sum(q0 * q0 + q1 * q1) + LSH_NORM_EPS), inv = 1.0f / n;
+    *k0 = q0 * inv;
+    *k1 = q1 * inv;
+    return n;
+}
+
+/* A warp per (b, t, h): kv (B,T,2C) = [k^ | v], nrm (B,T,H), bucket (n_h,B,H,T). */
+__global__ void lsh_hash_kernel(bf16 *kv, float *nrm, int *bucket, const bf16 *qkv, const bf16 *rot, lsh_shape s) {
+    const int lane = threadIdx.x & 31;
+    const size_t row = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; /* (b, t, h) */
+    if (row >= (size_t)s.B * s.T * s.H) return;
+    const int h = (int)(row % s.H);
+    const size_t bt = row / s.H;
+    const int t = (int)(bt % s.T), b = (int)(bt / s.T);
+    const size_t off = bt * 2 * s.C + h * FLASH_HD + 2 * lane;
+    const __nv_bfloat162 q2 = *reinterpret_cast<const __nv_bfloat162 *>(qkv + off);
+    float k0, k1;
+    const float n = lsh_normalise_warp(bf2f(q2.x), bf2f(q2.y), &k0, &k1);
+    *reinterpret_cast<__nv_bfloat162 *>(kv + off) = __floats2bfloat162_rn(k0, k1);
+    *reinterpret_cast<__nv_bfloat162 *>(kv + off + s.C) = *reinterpret_cast<const __nv_bfloat162 *>(qkv + off + s.C);
+    if (lane == 0) nrm[row] = n;
+    for (int r = 0; r < s.nh; r++) {
+        const int bk = lsh_bucket_warp(k0, k1, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane);
+        if (lane == 0) bucket[(((size_t)r * s.B + b) * s.H + h) * s.T + t] = bk;
+    }
+}
+
+/* A block per (round, b, h) row of bucket (n_h,B,H,T): the keys bucket*T + t (unique, so any sort of them is the
+ * stable sort by (bucket, position)) sorted bitonically in shared memory (P = T rounded up to a power of two,
+ * padded with UINT_MAX); rows[s] = t of sorted index s; row_lo[s] = max(first index of its bucket, s - window + 1). */
+__global__ void lsh_sort_kernel(int *rows, int *row_lo, const int *bucket, int T, int P, int window) {
+    extern __shared__ unsigned key[];
+    const size_t base = (size_t)blockIdx.x * T;
+    for (int i = threadIdx.x; i < P; i += blockDim.x) key[i] = i < T ? (unsigned)bucket[base + i] * T + i : UINT_MAX;
+    __syncthreads();
+    for (int k = 2; k <= P; k <<= 1)
+        for (int j = k >> 1; j > 0; j >>= 1) {
+            for (int i = threadIdx.x; i < P; i += blockDim.x) {
+                const int l = i ^ j;
+                if (l > i) {
+                    const unsigned a = key[i], c = key[l];
+                    if ((a > c) == ((i & k) == 0)) key[i] = c, key[l] = a;
+                }
+            }
+            __syncthreads();
+        }
+    for (int s = threadIdx.x; s < T; s += blockDim.x) {
+        const unsigned bk = key[s] / T, first_key = bk * T;
+        int lo = 0, hi = s; /* the first sorted index of bucket bk: lower bound of bk*T in key[0..s] */
+        while (lo < hi) {
+            const int mid = (lo + hi) >> 1;
+            if (key[mid] < first_key) lo = mid + 1;
+            else hi = mid;
+        }
+        rows[base + s] = (int)(key[s] - first_key);
+        row_lo[base + s] = lo > s - window + 1 ? lo : s - window + 1;
+    }
+}
+
+/* 8 threads per (b, t, h) row, 8 dims each: L = logsumexp_r lse_r, o = y = sum_r exp(lse_r - L) O_r. */
+__global__ void lsh_combine_kernel(bf16 *o, bf16 *y, float *lse, const bf16 *o_r, const float *lse_r, lsh_shape s) {
+    const size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x, row = idx / 8; /* (b, t, h) */
+    if (row >= (size_t)s.B * s.T * s.H) return;
+    const int chunk = (int)(idx % 8), h = (int)(row % s.H);
+    const size_t bt = row / s.H, bht = ((bt / s.T) * s.H + h) * s.T + bt % s.T, plane = (size_t)s.B * s.H * s.T;
+    float l[LSH_MAX_HASHES], m = -INFINITY, sum = 0.0f, acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    for (int r = 0; r < s.nh; r++) m = fmaxf(m, l[r] = lse_r[r * plane + bht]);
+    for (int r = 0; r < s.nh; r++) sum += expf(l[r] - m);
+    const float L = m + logf(sum);
+    const size_t off = bt * s.C + h * FLASH_HD + chunk * 8;
+    for (int r = 0; r < s.nh; r++) {
+        const float wr = expf(l[r] - L);
+        const uint4 u = *reinterpret_cast<const uint4 *>(o_r + r * (size_t)s.B * s.T * s.C + off);
+        const __nv_bfloat162 *v = reinterpret_cast<const __nv_bfloat162 *>(&u);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const float2 f = __bfloat1622float2(v[k]);
+            acc[2 * k] += wr * f.x;
+            acc[2 * k + 1] += wr * f.y;
+        }
+    }
+    uint4 u;
+    __nv_bfloat162 *v = reinterpret_cast<__nv_bfloat162 *>(&u);
+#pragma unroll
+    for (int k = 0; k < 4; k++) v[k] = __floats2bfloat162_rn(acc[2 * k], acc[2 * k + 1]);
+    *reinterpret_cast<uint4 *>(o + off) = u;
+    *reinterpret_cast<uint4 *>(y + off) = u;
+    if (chunk == 0) lse[bht] = L;
+}
+
+/* A warp per (b, t, h): dqkv (B,T,2C) = [dQ + (dk^ - k^ (k^.dk^)) / n | sum_r dV_r], dQ from dq_accum (tau = 1),
+ * dk^ = sum_r dK^_r of dkv_r (n_h,B,T,2C); k^ recomputed in fp32 from qk and n. */
+__global__ void lsh_bwd_finish_kernel(bf16 *dqkv, const bf16 *qkv, const float *nrm, const float *dq_accum,
+                                      const bf16 *dkv_r, lsh_shape s) {
+    const int lane = threadIdx.x & 31;
+    const size_t row = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; /* (b, t, h) */
+    if (row >= (size_t)s.B * s.T * s.H) return;
+    const int h = (int)(row % s.H);
+    const size_t bt = row / s.H, b = bt / s.T, t = bt % s.T;
+    const size_t off = bt * 2 * s.C + h * FLASH_HD + 2 * lane, plane = (size_t)s.B * s.T * 2 * s.C;
+    const float inv = 1.0f / nrm[row];
+    const float2 q = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(qkv + off));
+    const float k0 = q.x * inv, k1 = q.y * inv;
+    float2 dk = make_float2(0.0f, 0.0f), dv = make_float2(0.0f, 0.0f);
+    for (int r = 0; r < s.nh; r++) {
+        const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(dkv_r + r * plane + off));
+        const float2 c = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(dkv_r + r * plane + off + s.C));
+        dk.x += a.x; dk.y += a.y;
+        dv.x += c.x; dv.y += c.y;
+    }
+    const float dot = warp_sum(k0 * dk.x + k1 * dk.y);
+    const float2 dq = *reinterpret_cast<const float2 *>(dq_accum + ((b * s.H + h) * s.T + t) * FLASH_HD + 2 * lane);
+    *reinterpret_cast<__nv_bfloat162 *>(dqkv + off) =
+        __floats2bfloat162_rn(dq.x + (dk.x - k0 * dot) * inv, dq.y + (dk.y - k1 * dot) * inv);
+    *reinterpret_cast<__nv_bfloat162 *>(dqkv + off + s.C) = __floats2bfloat162_rn(dv.x, dv.y);
+}
+
+/* ---------------------------------------------------------------- forward, backward */
+
+/* The sorted-space flash parameters of round r: Q from qkv, K and V from kv (both (B,T,2C)), O and dO (B,T,C). */
+static flash_params round_params(const lsh_shape *s, const lsh_saved *sv, int r) {
+    flash_params p;
+    memset(&p, 0, sizeof p);
+    const size_t plane = (size_t)s->B * s->H * s->T;
+    p.q = sv->qkv;
+    p.k = sv->kv;
+    p.v = sv->kv + s->C;
+    p.q_sb = p.kv_sb = (long long)s->T * 2 * s->C;
+    p.q_st = p.kv_st = 2 * s->C;
+    p.q_sh = p.kv_sh = FLASH_HD;
+    p.o_sb = (long long)s->T * s->C;
+    p.o_st = s->C;
+    p.o_sh = FLASH_HD;
+    p.B = s->B;
+    p.H = s->H;
+    p.T = s->T;
+    p.h_per_kv = 1;
+    p.window = s->window;
+    p.rows = sv->rows + r * plane;
+    p.row_lo = sv->row_lo + r * plane;
+    p.tau = 1.0f; /* VARIANTS.md 6: no tau */
+    p.scale_log2 = 1.4426950408889634f;
+    return p;
+}
+
+static unsigned pow2_at_least(int n) {
+    unsigned p = 1;
+    while (p < (unsigned)n) p <<= 1;
+    return p;
+}
+
+static ab_status run_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, const lsh_saved *sv, void *tmp_base,
+                             void *y, const void *x, int B, int T) {
+    const ab_attn_config *cfg = ctx->cfg;
+    ab_backend *be = ctx->be;
+    cudaStream_t st = cuda_stream(be);
+    const lsh_shape s = lsh_shape_of(cfg, B, T);
+    const size_t rows = (size_t)B * T * cfg->H;
+    AB_TRY(cuda_matmul_forward(be, sv->qkv, x, w->t[W_ATTN], w->t[W_BIAS], B * T, cfg->C, 2 * cfg->C));
+    lsh_hash_kernel<<<cuda_blocks(rows * 32, 256), 256, 0, st>>>(sv->kv, sv->nrm, sv->bucket, sv->qkv,
+                                                                 (const bf16 *)w->t[W_ROT], s);
+    AB_TRY(cuda_check_launch("lsh_hash"));
+    const unsigned P = pow2_at_least(T), threads = P < 1024 ? (P < 32 ? 32 : P) : 1024;
+    const size_t smem = P * sizeof(unsigned);
+    CUDA_TRY(cudaFuncSetAttribute(lsh_sort_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+             "lsh sort shared memory");
+    lsh_sort_kernel<<<s.nh * B * cfg->H, threads, smem, st>>>(sv->rows, sv->row_lo, sv->bucket, T, (int)P, s.window);
+    AB_TRY(cuda_check_launch("lsh_sort"));
+    lsh_fwd_tmp tmp = fwd_tmp_views(&s, tmp_base, NULL);
+    for (int r = 0; r < s.nh; r++) {
+        flash_params p = round_params(&s, sv, r);
+        p.o = tmp.o_r + (size_t)r * B * T * cfg->C;
+        p.lse = tmp.lse_r + (size_t)r * B * cfg->H * T;
+        AB_TRY(flash_launch_forward<flash_mask_sorted>(be, p));
+    }
+    lsh_combine_kernel<<<cuda_blocks(rows * 8, 256), 256, 0, st>>>(sv->o, (bf16 *)y, sv->lse, tmp.o_r, tmp.lse_r, s);
+    return cuda_check_launch("lsh_combine");
+}
+
+static ab_status lsh_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *saved, void *y, const void *x,
+                             int B, int T) {
+    AB_TRY(lsh_check(ctx->cfg, T));
+    lsh_shape s = lsh_shape_of(ctx->cfg, B, T);
+    lsh_saved sv = saved_views(&s, saved, NULL);
+    return run_forward(ctx, w, &sv, ctx->workspace, y, x, B, T);
+}
+
+static ab_status lsh_backward(const ab_attn_ctx *ctx, const ab_attn_weights *w, const ab_attn_weights *dw,
+                              const void *saved, void *dx, const void *dy, const void *x, int B, int T) {
+    const ab_attn_config *cfg = ctx->cfg;
+    AB_TRY(lsh_check(cfg, T));
+    ab_backend *be = ctx->be;
+    const lsh_shape s = lsh_shape_of(cfg, B, T);
+    lsh_saved sv = saved_views(&s, (void *)saved, NULL);
+    lsh_bwd_tmp tmp = bwd_tmp_views(&s, ctx->workspace, NULL);
+    AB_TRY(flash_bwd_prepare(be, tmp.delta, tmp.dq_accum, dy, sv.o, B, T, cfg->H));
+    for (int r = 0; r < s.nh; r++) {
+        flash_params p = round_params(&s, &sv, r);
+        p.lse = sv.lse;
+        p.delta = tmp.delta;
+        p.dout = (const bf16 *)dy;
+        p.dk = tmp.dkv_r + (size_t)r * B * T * 2 * cfg->C;
+        p.dv = p.dk + cfg->C;
+        p.dq_accum = tmp.dq_accum;
+        AB_TRY(flash_launch_backward<flash_mask_sorted>(be, p));
+    }
+    const size_t rows = (size_t)B * T * cfg->H;
+    lsh_bwd_finish_kernel<<<cuda_blocks(rows * 32, 256), 256, 0, cuda_stream(be)>>>(tmp.dqkv, sv.qkv, sv.nrm,
+                                                                                     tmp.dq_accum, tmp.dkv_r, s);
+    AB_TRY(cuda_check_launch("lsh_bwd_finish"));
+    return cuda_matmul_backward(be, dx, dw ? dw->t[W_ATTN] : NULL, dw ? dw->t[W_BIAS] : NULL, tmp.dqkv, x, w->t[W_ATTN],
+                                B * T, cfg->C, 2 * cfg->C);
+}
+
+/* ---------------------------------------------------------------- cache: kv (B, max_T, 2C) bf16 | ids (B,H,n_h,max_T) int16 */
+
+static size_t cache_kv_bytes(const ab_attn_config *cfg, int B, int max_T) {
+    return align256((size_t)B * max_T * 2 * cfg->C * sizeof(bf16));
+}
+
+static size_t lsh_cache_bytes(const ab_attn_config *cfg, int B, int max_T) {
+    return cache_kv_bytes(cfg, B, max_T) + (size_t)B * cfg->H * cfg->hp.lsh_hashes * max_T * sizeof(int16_t);
+}
+
+/* positions t < T: kv rows (B,T,2C) into the cache's (B, max_T, 2C), 8 elements a thread, and the ids */
+__global__ void lsh_cache_fill_kernel(bf16 *ckv, int16_t *ids, const bf16 *kv, const int *bucket, lsh_shape s,
+                                      int max_T) {
+    const size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x, per_row = (size_t)2 * s.C / 8;
+    if (idx < (size_t)s.B * s.T * per_row) {
+        const size_t bt = idx / per_row, c = idx % per_row * 8, b = bt / s.T, t = bt % s.T;
+        *reinterpret_cast<uint4 *>(ckv + (b * max_T + t) * 2 * s.C + c) =
+            *reinterpret_cast<const uint4 *>(kv + bt * 2 * s.C + c);
+    }
+    if (idx < (size_t)s.nh * s.B * s.H * s.T) { /* bucket (n_h,B,H,T) -> ids (B,H,n_h,max_T) */
+        const size_t t = idx % s.T, rbh = idx / s.T, h = rbh % s.H, b = rbh / s.H % s.B, r = rbh / s.H / s.B;
+        ids[((b * s.H + h) * s.nh + r) * max_T + t] = (int16_t)bucket[idx];
+    }
+}
+
+static ab_status lsh_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
+                             int B, int T) {
+    const ab_attn_config *cfg = ctx->cfg;
+    AB_TRY(lsh_check(cfg, T));
+    if (T > cfg->max_T) return ab_fail(AB_ERR_USAGE, "cuda lsh prefill: T = %d > max_T = %d", T, cfg->max_T);
+    if (T <= 0) return AB_OK;
+    lsh_shape s = lsh_shape_of(cfg, B, T);
+    size_t saved_bytes;
+    lsh_saved sv = saved_views(&s, ctx->workspace, &saved_bytes);
+    AB_TRY(run_forward(ctx, w, &sv, (char *)ctx->workspace + saved_bytes, y, x, B, T));
+    const size_t kv8 = (size_t)B * T * 2 * cfg->C / 8, ids = (size_t)s.nh * B * cfg->H * T;
+    lsh_cache_fill_kernel<<<cuda_blocks(kv8 > ids ? kv8 : ids, 256), 256, 0, cuda_stream(ctx->be)>>>(
+        (bf16 *)cache, (int16_t *)((char *)cache + cache_kv_bytes(cfg, B, cfg->max_T)), sv.kv, sv.bucket, s, cfg->max_T);
+    return cuda_check_launch("lsh_cache_fill");
+}
+
+/* Block-wide exclusive prefix sum of v over LSH_DECODE_THREADS threads (thread order); *total = the sum. */
+__device__ int block_exclusive_sum(int v, int *scratch, int *total) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int incl = v;
+    for (int o = 1; o < 32; o <<= 1) {
+        const int u = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += u;
+    }
+    if (lane == 31) scratch[warp] = incl;
+    __syncthreads();
+    int before = 0, all = 0;
+    for (int k = 0; k < LSH_DECODE_THREADS / 32; k++) {
+        if (k < warp) before += scratch[k];
+        all += scratch[k];
+    }
+    __syncthreads();
+    *total = all;
+    return before + incl - v;
+}
+
+/* Block-wide max / sum of v (LSH_DECODE_THREADS threads); every thread gets the result. */
+__device__ float block_reduce(float v, float *scratch, bool is_max) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = is_max ? warp_max(v) : warp_sum(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    float r = is_max ? -INFINITY : 0.0f;
+    for (int k = 0; k < LSH_DECODE_THREADS / 32; k++) r = is_max ? fmaxf(r, scratch[k]) : r + scratch[k];
+    __syncthreads();
+    return r;
+}
+
+/* A block per (b, h), LSH_DECODE_THREADS threads: the token at pos = *pos_dev (qkv1 (B,2C)) is hashed and
+ * appended to the cache; per round its candidates are the last `window` positions j <= pos with its bucket
+ * (a scan from pos down, 8 ids a thread, 1024 a pass, newest first), scored in fp32 (the diagonal gets the self
+ * logit), softmax-weighted over their values; the rounds combine by their log-sum-exp into y (B,C).
+ * shared: q (64) | o_r (n_h,64) | lse (n_h) | part (2,64) | scores, candidates (window) | bucket (n_h) | scratch */
+__global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y, bf16 *ckv, int16_t *ids, const bf16 *qkv1,
+                                                                        const bf16 *rot, const int32_t *pos_dev,
+                                                                        lsh_shape s, int max_T) {
+    extern __shared__ float sh[];
+    float *q = sh, *o_r = q + FLASH_HD, *lse = o_r + s.nh * FLASH_HD, *part = lse + s.nh, *sc = part + 2 * FLASH_HD;
+    int *cand = (int *)(sc + s.window), *bk = cand + s.window, *scratch = bk + s.nh;
+    float *fscratch = (float *)scratch;
+    const int b = blockIdx.x / s.H, h = blockIdx.x % s.H, tid = threadIdx.x, lane = tid & 31, pos = *pos_dev;
+    const int C = s.C, W = s.window;
+    bf16 *kv_b = ckv + (size_t)b * max_T * 2 * C;
+    if (tid < 32) { /* warp 0: normalise, append [k^ | v], hash */
+        const size_t off = (size_t)b * 2 * C + h * FLASH_HD + 2 * lane;
+        const float2 q2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off));
+        float k0, k1;
+        lsh_normalise_warp(q2.x, q2.y, &k0, &k1);
+        q[2 * lane] = q2.x;
+        q[2 * lane + 1] = q2.y;
+        bf16 *rec = kv_b + (size_t)pos * 2 * C + h * FLASH_HD + 2 * lane;
+        *reinterpret_cast<__nv_bfloat162 *>(rec) = __floats2bfloat162_rn(k0, k1);
+        *reinterpret_cast<__nv_bfloat162 *>(rec + C) = *reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off + C);
+        for (int r = 0; r < s.nh; r++) {
+            const int me = lsh_bucket_warp(k0, k1, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane);
+            if (lane == 0) {
+                bk[r] = me;
+                ids[(((size_t)b * s.H + h) * s.nh + r) * max_T + pos] = (int16_t)me;
+            }
+        }
+    }
+    __syncthreads();
+    for (int r = 0; r < s.nh; r++) {
+        const int16_t *id = ids + (((size_t)b * s.H + h) * s.nh + r) * max_T;
+        const int me = bk[r];
+        int found = 0;
+        for (int top = pos; top >= 0 && found < W; top -= 8 * LSH_DECODE_THREADS) {
+            unsigned match = 0; /* bit k: position top - 8*tid - k is a candidate */
+            for (int k = 0; k < 8; k++) {
+                const int j = top - 8 * tid - k;
+                if (j >= 0 && (j == pos || id[j] == me)) match |= 1u << k;
+            }
+            int total;
+            int at = found + block_exclusive_sum(__popc(match), scratch, &total);
+            for (int k = 0; k < 8; k++)
+                if (match >> k & 1) {
+                    if (at < W) cand[at] = top - 8 * tid - k;
+                    at++;
+                }
+            found += total; /* uniform: every thread saw the same total */
+        }
+        const int n = found < W ? found : W;
+        __syncthreads();
+        float mx = -INFINITY;
+        for (int c = tid; c < n; c += LSH_DECODE_THREADS) {
+            const bf16 *k = kv_b + (size_t)cand[c] * 2 * C + h * FLASH_HD;
+            float dot = 0.0f;
+            for (int d = 0; d < FLASH_HD; d += 8) {
+                const uint4 u = *reinterpret_cast<const uint4 *>(k + d);
+                const __nv_bfloat162 *v = reinterpret_cast<const __nv_bfloat162 *>(&u);
+                for (int e = 0; e < 4; e++) {
+                    const float2 f = __bfloat1622float2(v[e]);
+                    dot += q[d + 2 * e] * f.x + q[d + 2 * e + 1] * f.y;
+                }
+            }
+            sc[c] = cand[c] == pos ? FLASH_SELF_LOGIT : dot;
+            mx = fmaxf(mx, sc[c]);
+        }
+        mx = block_reduce(mx, fscratch, true);
+        float sum = 0.0f;
+        for (int c = tid; c < n; c += LSH_DECODE_THREADS) sum += sc[c] = expf(sc[c] - mx);
+        sum = block_reduce(sum, fscratch, false);
+        const int d = tid % FLASH_HD, half = tid / FLASH_HD; /* 2 halves of the candidates per dimension */
+        float acc = 0.0f;
+        for (int c = half; c < n; c += LSH_DECODE_THREADS / FLASH_HD)
+            acc += sc[c] * bf2f(kv_b[(size_t)cand[c] * 2 * C + C + h * FLASH_HD + d]);
+        part[half * FLASH_HD + d] = acc;
+        __syncthreads();
+        if (tid < FLASH_HD) {
+            o_r[r * FLASH_HD + tid] = (part[tid] + part[FLASH_HD + tid]) / sum;
+            if (tid == 0) lse[r] = mx + logf(sum);
+        }
+        __syncthreads();
+    }
+    if (tid < FLASH_HD) {
+        float m = -INFINITY, total = 0.0f, acc = 0.0f;
+        for (int r = 0; r < s.nh; r++) m = fmaxf(m, lse[r]);
+        for (int r = 0; r < s.nh; r++) total += expf(lse[r] - m);
+        for (int r = 0; r < s.nh; r++) acc += expf(lse[r] - m) / total * o_r[r * FLASH_HD + tid];
+        y[(size_t)b * C + h * FLASH_HD + tid] = f2bf(acc);
+    }
+}
+
+static size_t decode_smem(const lsh_shape *s) {
+    return (size_t)(FLASH_HD + s->nh * FLASH_HD + s->nh + 2 * FLASH_HD + s->window) * sizeof(float) +
+           (size_t)(s->window + s->nh + LSH_DECODE_THREADS / 32) * sizeof(int);
+}
+
+static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
+                            int B, int pos) {
+    const ab_attn_config *cfg = ctx->cfg;
+    AB_TRY(lsh_check(cfg, 1));
+    if (pos < 0 || pos >= cfg->max_T)
+        return ab_fail(AB_ERR_USAGE, "cuda lsh decode: position %d outside 0..%d", pos, cfg->max_T - 1);
+    lsh_shape s = lsh_shape_of(cfg, B, 1);
+    const size_t smem = decode_smem(&s);
+    if (smem > 48 * 1024)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda lsh decode: a window of %d keys needs %zu bytes of shared memory",
+                       s.window, smem);
+    const int32_t *pos_dev;
+    AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
+    bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B, 2C) */
+    AB_TRY(cuda_matmul_forward(ctx->be, qkv1, x, w->t[W_ATTN], w->t[W_BIAS], B, cfg->C, 2 * cfg->C));
+    lsh_decode_kernel<<<B * cfg->H, LSH_DECODE_THREADS, smem, cuda_stream(ctx->be)>>>(
+        (bf16 *)y, (bf16 *)cache, (int16_t *)((char *)cache + cache_kv_bytes(cfg, B, cfg->max_T)), qkv1,
+        (const bf16 *)w->t[W_ROT], pos_dev, s, cfg->max_T);
+    return cuda_check_launch("lsh_decode");
+}
+
+extern "C" const ab_attn_ops ab_cuda_attn_lsh = {
+    lsh_saved_bytes, lsh_ws_bytes, lsh_forward, lsh_backward, lsh_cache_bytes, lsh_prefill, lsh_decode,
+};
