@@ -164,6 +164,19 @@ int main(void) {
            "--gen-tokens 4 --idle-s 0 --resume run1",
            0, "skipped");
 
+    expect("--stop-after: the second variant is not started",
+           "run --device cpu --preset tiny --variants baseline,flash --epochs 1 --steps-per-epoch 2 --batch 2 --seq 32 "
+           "--data train.bin --gen-tokens 0 --idle-s 0 --stop-after 0.001 --out run2 --quiet",
+           0, "1 variant(s) not started: continue with --resume run2");
+    expect("--resume runs the variant --stop-after left",
+           "run --device cpu --preset tiny --variants baseline,flash --epochs 1 --steps-per-epoch 2 --batch 2 --seq 32 "
+           "--data train.bin --gen-tokens 0 --idle-s 0 --resume run2",
+           0, "baseline        finished in an earlier run: skipped");
+    snprintf(path, sizeof path, "%s/run2/checkpoints/flash.safetensors", dir);
+    TEST_TRUE("the resumed run trained flash", ab_file_exists(path), "%s missing", path);
+    expect("--stop-after below 0 is a usage error", "run --device cpu --variants baseline --data train.bin --stop-after -1", 2,
+           "--stop-after");
+
     test_resume_after_kill();
 
     snprintf(path, sizeof path, "%s/ids.txt", dir);

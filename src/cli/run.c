@@ -24,7 +24,7 @@
 typedef struct {
     const char *device, *variants, *data, *out, *resume, *init, *peak;
     int gpu, quiet, json_log, gen_tokens;
-    float power_hz, idle_s, grid, state_interval_s;
+    float power_hz, idle_s, grid, state_interval_s, stop_after_s;
 } run_opts;
 
 static void default_out_dir(char *out, size_t n, const char *device, const char *preset) {
@@ -53,6 +53,8 @@ int cmd_run(int argc, char **argv) {
         {"gen-tokens", OPT_INT, &o.gen_tokens, "N", "inference benchmark: decoded tokens (default 128; 0 skips it)"},
         {"state-interval-s", OPT_FLOAT, &o.state_interval_s, "S",
          "training state for --resume after an epoch once S seconds passed since the last (default 60; 0: every epoch; -1: never)"},
+        {"stop-after", OPT_FLOAT, &o.stop_after_s, "S",
+         "start no further variant once S seconds have passed (0: no limit); --resume DIR runs the rest"},
         {"power-hz", OPT_FLOAT, &o.power_hz, "HZ", "power sampling rate (default 20)"},
         {"idle-s", OPT_FLOAT, &o.idle_s, "S", "idle power baseline before the first variant (default 5; 0 skips)"},
         {"grid-gco2-per-kwh", OPT_FLOAT, &o.grid, "X", "grid carbon intensity for CO2e (default 400)"},
@@ -78,8 +80,8 @@ int cmd_run(int argc, char **argv) {
     int n_ids = 0;
     if ((s = ab_variant_parse_list(o.variants, ids, &n_ids)) != AB_OK || (s = ab_config_validate_train(&p.train)) != AB_OK)
         return ab_cli_fail("run", s);
-    if (o.gen_tokens < 0 || !(o.power_hz > 0) || o.idle_s < 0) {
-        fprintf(stderr, "attnbench run: --gen-tokens and --idle-s must be >= 0 and --power-hz > 0\n");
+    if (o.gen_tokens < 0 || !(o.power_hz > 0) || o.idle_s < 0 || o.stop_after_s < 0) {
+        fprintf(stderr, "attnbench run: --gen-tokens, --idle-s and --stop-after must be >= 0 and --power-hz > 0\n");
         return 2;
     }
     if (p.train.seq > p.model.max_seq) {
@@ -133,7 +135,8 @@ int cmd_run(int argc, char **argv) {
     if (s == AB_OK) s = ab_results_open(&results, out_dir, env, config, &ro);
     json_decref(env);
     json_decref(config);
-    int failed = 0, ran = 0;
+    int failed = 0, ran = 0, left = 0; /* left: variants not started because of --stop-after */
+    const double started = ab_now_s();
     if (s == AB_OK) {
         ab_results_state done = {0};
         if (o.resume && ab_results_load(out_dir, &done) != AB_OK) ab_clear_error();
@@ -150,6 +153,10 @@ int cmd_run(int argc, char **argv) {
                 if (!o.quiet) fprintf(stderr, "%-15s finished in an earlier run: skipped\n", v->name);
                 continue;
             }
+            if (o.stop_after_s > 0 && ab_now_s() - started >= o.stop_after_s) {
+                left++;
+                continue;
+            }
             ran++;
             if (ab_train_variant(&ctx, ids[i]) != AB_OK) {
                 failed++;
@@ -164,6 +171,8 @@ int cmd_run(int argc, char **argv) {
     ab_backend_close(&be);
     if (s != AB_OK) return ab_cli_fail("run", s);
     printf("%s\n", out_dir); /* the results directory, for scripts, even with --quiet */
+    if (left) fprintf(stderr, "attnbench run: --stop-after %g s reached, %d variant(s) not started: continue with --resume %s\n",
+                      o.stop_after_s, left, out_dir);
     if (failed) {
         fprintf(stderr, "attnbench run: %d of %d variant(s) failed (see %s/run.json)\n", failed, ran, out_dir);
         return 1;

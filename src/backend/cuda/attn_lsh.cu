@@ -7,7 +7,9 @@
  * Forward:
  *  1. qkv (B,T,2C) = x W + b (cuBLASLt).
  *  2. lsh_hash_kernel, a warp per (b, t, h): n = sqrt(|qk|^2 + 1e-12), k^ = qk / n in fp32, kv = [k^ | v] (bf16,
- *     the key and value rows of the attention), and per round b = argmax([k^ R ; -k^ R]) (fp32, first maximum).
+ *     the key and value rows of the attention), and per round b = argmax([k^ R ; -k^ R]) (fp32, first maximum;
+ *     a lane per column of R, so its rows are read coalesced; D*n_b/2 FMAs per token, head and round against the
+ *     attention's 2*W_l*D: 1/32 of it at T = 512, 1/2 at T = 8192 with the defaults, n_b growing with T).
  *  3. lsh_sort_kernel, a block per (round, b, h): a bitonic sort of the unique keys bucket*T + t in shared memory
  *     (= the stable sort by (bucket, position)); rows[s] = position at sorted index s, row_lo[s] = max(its
  *     bucket's first index, s - W_l + 1): the query's candidates are the sorted keys row_lo[s] .. s.
@@ -146,16 +148,38 @@ static size_t lsh_ws_bytes(const ab_attn_config *cfg, int B, int T) {
 
 /* ---------------------------------------------------------------- hashing */
 
+/* (v, i) := (u, j) when u is larger, or equal with the smaller index: the first maximum */
+__device__ __forceinline__ void first_max(float &v, int &i, float u, int j) {
+    if (u > v || (u == v && j < i)) v = u, i = j;
+}
+
 /* The bucket of a unit key whose dimensions 2*lane, 2*lane+1 this lane holds (k0, k1), under R (D, half) bf16:
- * argmax of [u R ; -u R], the first maximum. Every lane returns the same bucket (the butterfly sums agree on
- * all lanes). Shared by the forward and decode, so both hash a token identically. */
+ * argmax of [u R ; -u R], the first maximum. Lane l computes the columns l, l + 32, ... (the rows of R are read
+ * coalesced; each column's sum runs over d = 0 .. 63 in order), then the warp takes the first maximum of the
+ * positive and of the negative half; a tie between the halves goes to the positive one (it comes first).
+ * Every lane returns the same bucket. Shared by the forward and decode, so both hash a token identically. */
 __device__ int lsh_bucket_warp(float k0, float k1, const bf16 *R, int half, int lane) {
+    float u[FLASH_HD]; /* the whole key in every lane */
+#pragma unroll
+    for (int d2 = 0; d2 < FLASH_HD / 2; d2++) {
+        u[2 * d2] = __shfl_sync(0xffffffffu, k0, d2);
+        u[2 * d2 + 1] = __shfl_sync(0xffffffffu, k1, d2);
+    }
     float best_pos = -INFINITY, best_neg = -INFINITY;
-    int arg_pos = 0, arg_neg = 0;
-    for (int c = 0; c < half; c++) {
-        const float v = warp_sum(k0 * bf2f(R[(size_t)(2 * lane) * half + c]) + k1 * bf2f(R[(size_t)(2 * lane + 1) * half + c]));
-        if (v > best_pos) best_pos = v, arg_pos = c;
-        if (-v > best_neg) best_neg = -v, arg_neg = c;
+    int arg_pos = INT_MAX, arg_neg = INT_MAX;
+    for (int c0 = 0; c0 < half; c0 += 32) {
+        const int c = c0 + lane;
+        if (c < half) {
+            float acc = 0.0f;
+#pragma unroll
+            for (int d = 0; d < FLASH_HD; d++) acc = fmaf(u[d], bf2f(R[(size_t)d * half + c]), acc);
+            first_max(best_pos, arg_pos, acc, c);
+            first_max(best_neg, arg_neg, -acc, c);
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        first_max(best_pos, arg_pos, __shfl_xor_sync(0xffffffffu, best_pos, o), __shfl_xor_sync(0xffffffffu, arg_pos, o));
+        first_max(best_neg, arg_neg, __shfl_xor_sync(0xffffffffu, best_neg, o), __shfl_xor_sync(0xffffffffu, arg_neg, o));
     }
     return best_neg > best_pos ? half + arg_neg : arg_pos;
 }
