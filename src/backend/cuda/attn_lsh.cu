@@ -8,8 +8,8 @@
  *  1. qkv (B,T,2C) = x W + b (cuBLASLt).
  *  2. lsh_hash_kernel, a warp per (b, t, h): n = sqrt(|qk|^2 + 1e-12), k^ = qk / n in fp32, kv = [k^ | v] (bf16,
  *     the key and value rows of the attention), and per round b = argmax([k^ R ; -k^ R]) (fp32, first maximum;
- *     a lane per column of R, so its rows are read coalesced; D*n_b/2 FMAs per token, head and round against the
- *     attention's 2*W_l*D: 1/32 of it at T = 512, 1/2 at T = 8192 with the defaults, n_b growing with T).
+ *     the rows of R are read coalesced; D*n_b/2 FMAs per token, head and round against the attention's 2*W_l*D:
+ *     1/32 of it at T = 512, 1/2 at T = 8192 with the defaults, n_b growing with T).
  *  3. lsh_sort_kernel, a block per (round, b, h): a bitonic sort of the unique keys bucket*T + t in shared memory
  *     (= the stable sort by (bucket, position)); rows[s] = position at sorted index s, row_lo[s] = max(its
  *     bucket's first index, s - W_l + 1): the query's candidates are the sorted keys row_lo[s] .. s.
@@ -47,6 +47,7 @@
 #define LSH_MAX_BUCKETS 32768 /* int16 ids in the cache */
 #define LSH_MAX_HASHES 8      /* lsh_validate's bound: the combine keeps the rounds in registers */
 #define LSH_DECODE_THREADS 128
+#define LSH_HASH_THREADS 256 /* a warp per (b, t, h) */
 
 enum { W_ATTN, W_BIAS, W_ROT };
 
@@ -154,29 +155,32 @@ __device__ __forceinline__ void first_max(float &v, int &i, float u, int j) {
 }
 
 /* The bucket of a unit key whose dimensions 2*lane, 2*lane+1 this lane holds (k0, k1), under R (D, half) bf16:
- * argmax of [u R ; -u R], the first maximum. Lane l computes the columns l, l + 32, ... (the rows of R are read
- * coalesced; each column's sum runs over d = 0 .. 63 in order), then the warp takes the first maximum of the
- * positive and of the negative half; a tie between the halves goes to the positive one (it comes first).
- * Every lane returns the same bucket. Shared by the forward and decode, so both hash a token identically. */
-__device__ int lsh_bucket_warp(float k0, float k1, const bf16 *R, int half, int lane) {
-    float u[FLASH_HD]; /* the whole key in every lane */
-#pragma unroll
-    for (int d2 = 0; d2 < FLASH_HD / 2; d2++) {
-        u[2 * d2] = __shfl_sync(0xffffffffu, k0, d2);
-        u[2 * d2 + 1] = __shfl_sync(0xffffffffu, k1, d2);
-    }
+ * argmax of [u R ; -u R], the first maximum. The key goes to u (D floats of shared memory, this warp's own);
+ * 32/half lanes per column when half < 32 (each sums D*half/32 consecutive dimensions, then the slices are added
+ * by a butterfly), else a lane per column (l, l + 32, ...), so a row of R is read coalesced either way. Then the
+ * warp takes the first maximum of the positive and of the negative half; a tie between the halves goes to the
+ * positive one (it comes first). Every lane returns the same bucket. Shared by the forward and decode, so both
+ * hash a token identically. */
+__device__ int lsh_bucket_warp(float k0, float k1, const bf16 *R, int half, int lane, float *u) {
+    u[2 * lane] = k0;
+    u[2 * lane + 1] = k1;
+    __syncwarp();
+    const int cols = half < 32 ? half : 32, dims = FLASH_HD * cols / 32; /* columns per pass, dimensions per lane */
+    const int slice = lane / cols, d0 = slice * dims;
     float best_pos = -INFINITY, best_neg = -INFINITY;
     int arg_pos = INT_MAX, arg_neg = INT_MAX;
-    for (int c0 = 0; c0 < half; c0 += 32) {
-        const int c = c0 + lane;
-        if (c < half) {
-            float acc = 0.0f;
-#pragma unroll
-            for (int d = 0; d < FLASH_HD; d++) acc = fmaf(u[d], bf2f(R[(size_t)d * half + c]), acc);
+    for (int c0 = 0; c0 < half; c0 += cols) {
+        const int c = c0 + lane % cols;
+        float acc = 0.0f;
+        if (c < half)
+            for (int d = d0; d < d0 + dims; d++) acc = fmaf(u[d], bf2f(R[(size_t)d * half + c]), acc);
+        for (int o = cols; o < 32; o <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+        if (c < half && slice == 0) {
             first_max(best_pos, arg_pos, acc, c);
             first_max(best_neg, arg_neg, -acc, c);
         }
     }
+    __syncwarp(); /* u may be rewritten by the caller's next key */
     for (int o = 16; o > 0; o >>= 1) {
         first_max(best_pos, arg_pos, __shfl_xor_sync(0xffffffffu, best_pos, o), __shfl_xor_sync(0xffffffffu, arg_pos, o));
         first_max(best_neg, arg_neg, __shfl_xor_sync(0xffffffffu, best_neg, o), __shfl_xor_sync(0xffffffffu, arg_neg, o));
@@ -194,6 +198,7 @@ __device__ float lsh_normalise_warp(float q0, float q1, float *k0, float *k1) {
 
 /* A warp per (b, t, h): kv (B,T,2C) = [k^ | v], nrm (B,T,H), bucket (n_h,B,H,T). */
 __global__ void lsh_hash_kernel(bf16 *kv, float *nrm, int *bucket, const bf16 *qkv, const bf16 *rot, lsh_shape s) {
+    __shared__ float u[LSH_HASH_THREADS / 32][FLASH_HD];
     const int lane = threadIdx.x & 31;
     const size_t row = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; /* (b, t, h) */
     if (row >= (size_t)s.B * s.T * s.H) return;
@@ -208,7 +213,8 @@ __global__ void lsh_hash_kernel(bf16 *kv, float *nrm, int *bucket, const bf16 *q
     *reinterpret_cast<__nv_bfloat162 *>(kv + off + s.C) = *reinterpret_cast<const __nv_bfloat162 *>(qkv + off + s.C);
     if (lane == 0) nrm[row] = n;
     for (int r = 0; r < s.nh; r++) {
-        const int bk = lsh_bucket_warp(k0, k1, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane);
+        const int bk = lsh_bucket_warp(k0, k1, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane,
+                                       u[threadIdx.x >> 5]);
         if (lane == 0) bucket[(((size_t)r * s.B + b) * s.H + h) * s.T + t] = bk;
     }
 }
@@ -345,7 +351,7 @@ static ab_status run_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, c
     const lsh_shape s = lsh_shape_of(cfg, B, T);
     const size_t rows = (size_t)B * T * cfg->H;
     AB_TRY(cuda_matmul_forward(be, sv->qkv, x, w->t[W_ATTN], w->t[W_BIAS], B * T, cfg->C, 2 * cfg->C));
-    lsh_hash_kernel<<<cuda_blocks(rows * 32, 256), 256, 0, st>>>(sv->kv, sv->nrm, sv->bucket, sv->qkv,
+    lsh_hash_kernel<<<cuda_blocks(rows * 32, LSH_HASH_THREADS), LSH_HASH_THREADS, 0, st>>>(sv->kv, sv->nrm, sv->bucket, sv->qkv,
                                                                  (const bf16 *)w->t[W_ROT], s);
     AB_TRY(cuda_check_launch("lsh_hash"));
     const unsigned P = pow2_at_least(T), threads = P < 1024 ? (P < 32 ? 32 : P) : 1024;
@@ -477,12 +483,14 @@ __device__ float block_reduce(float v, float *scratch, bool is_max) {
  * appended to the cache; per round its candidates are the last `window` positions j <= pos with its bucket
  * (a scan from pos down, 8 ids a thread, 1024 a pass, newest first), scored in fp32 (the diagonal gets the self
  * logit), softmax-weighted over their values; the rounds combine by their log-sum-exp into y (B,C).
- * shared: q (64) | o_r (n_h,64) | lse (n_h) | part (2,64) | scores, candidates (window) | bucket (n_h) | scratch */
+ * shared: q (64) | khat (64) | o_r (n_h,64) | lse (n_h) | part (2,64) | scores, candidates (window) | bucket (n_h) |
+ * scratch */
 __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y, bf16 *ckv, int16_t *ids, const bf16 *qkv1,
                                                                         const bf16 *rot, const int32_t *pos_dev,
                                                                         lsh_shape s, int max_T) {
     extern __shared__ float sh[];
-    float *q = sh, *o_r = q + FLASH_HD, *lse = o_r + s.nh * FLASH_HD, *part = lse + s.nh, *sc = part + 2 * FLASH_HD;
+    float *q = sh, *khat = q + FLASH_HD, *o_r = khat + FLASH_HD, *lse = o_r + s.nh * FLASH_HD, *part = lse + s.nh;
+    float *sc = part + 2 * FLASH_HD;
     int *cand = (int *)(sc + s.window), *bk = cand + s.window, *scratch = bk + s.nh;
     float *fscratch = (float *)scratch;
     const int b = blockIdx.x / s.H, h = blockIdx.x % s.H, tid = threadIdx.x, lane = tid & 31, pos = *pos_dev;
@@ -499,7 +507,7 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
         *reinterpret_cast<__nv_bfloat162 *>(rec) = __floats2bfloat162_rn(k0, k1);
         *reinterpret_cast<__nv_bfloat162 *>(rec + C) = *reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off + C);
         for (int r = 0; r < s.nh; r++) {
-            const int me = lsh_bucket_warp(k0, k1, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane);
+            const int me = lsh_bucket_warp(k0, k1, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane, khat);
             if (lane == 0) {
                 bk[r] = me;
                 ids[(((size_t)b * s.H + h) * s.nh + r) * max_T + pos] = (int16_t)me;
@@ -569,7 +577,7 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
 }
 
 static size_t decode_smem(const lsh_shape *s) {
-    return (size_t)(FLASH_HD + s->nh * FLASH_HD + s->nh + 2 * FLASH_HD + s->window) * sizeof(float) +
+    return (size_t)(2 * FLASH_HD + s->nh * FLASH_HD + s->nh + 2 * FLASH_HD + s->window) * sizeof(float) +
            (size_t)(s->window + s->nh + LSH_DECODE_THREADS / 32) * sizeof(int);
 }
 
