@@ -161,6 +161,25 @@ static int bench_attn_only(int argc, char **argv) {
     return s == AB_OK ? 0 : ab_cli_fail("bench", s);
 }
 
+#define MODE_OWN_MAX 12 /* a mode's own options, its terminator included */
+
+/* Parses a mode with the preset + override options followed by its own (`own`, NULL-terminated, at most
+ * MODE_OWN_MAX rows); `summary` and `notes` go to --help. Returns -1 to go on, else the exit code. */
+static int parse_mode(int argc, char **argv, ab_preset *p, const char **preset_name, const ab_opt *own, size_t n_own,
+                      const char *mode, const char *summary, const char *notes) {
+    ab_opt opts[AB_CONFIG_OPT_COUNT + MODE_OWN_MAX];
+    if (n_own > MODE_OWN_MAX) return ab_cli_fail("bench", ab_fail(AB_ERR_INTERNAL, "%zu options for %d rows", n_own, MODE_OWN_MAX));
+    ab_config_opts_fill(opts, p, preset_name);
+    memcpy(opts + AB_CONFIG_OPT_COUNT, own, n_own * sizeof *own);
+    ab_cmd_spec spec = {"bench", mode, summary, notes, opts};
+    int first, help;
+    ab_status s = ab_opts_parse(&spec, argc, argv, &first, &help);
+    if (s != AB_OK) return ab_cli_fail("bench", s);
+    if (help) return 0;
+    if (first < argc) return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "unexpected argument '%s'", argv[first]));
+    return -1;
+}
+
 /* The training-step mode (default). */
 static int bench_train_mode(int argc, char **argv) {
     ab_preset p;
@@ -179,18 +198,11 @@ static int bench_train_mode(int argc, char **argv) {
         {"infer", OPT_FLAG, NULL, NULL, "the inference benchmark instead (attnbench bench --infer --help)"},
         {NULL, 0, NULL, NULL, NULL},
     };
-    ab_opt opts[AB_CONFIG_OPT_COUNT + sizeof own / sizeof own[0]];
-    ab_config_opts_fill(opts, &p, &preset_name);
-    memcpy(opts + AB_CONFIG_OPT_COUNT, own, sizeof own);
-    ab_cmd_spec spec = {"bench", "", "Benchmark whole-model training steps per variant on random tokens (default preset gpt2).",
-                        "Steady state: the --warmup-steps (default 5) are not timed; each timed step ends with a device\n"
-                        "synchronisation. Energy per step comes from the NVML counter over the timed steps.",
-                        opts};
-    int first, help;
-    s = ab_opts_parse(&spec, argc, argv, &first, &help);
-    if (s != AB_OK) return ab_cli_fail("bench", s);
-    if (help) return 0;
-    if (first < argc) return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "unexpected argument '%s'", argv[first]));
+    const int rc = parse_mode(argc, argv, &p, &preset_name, own, sizeof own / sizeof own[0], "",
+                              "Benchmark whole-model training steps per variant on random tokens (default preset gpt2).",
+                              "Steady state: the --warmup-steps (default 5) are not timed; each timed step ends with a device\n"
+                              "synchronisation. Energy per step comes from the NVML counter over the timed steps.");
+    if (rc >= 0) return rc;
     if (steps < 1) return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "--steps must be at least 1"));
     ab_variant_id ids[VARIANT_COUNT * 4];
     int n = 0;
@@ -243,21 +255,14 @@ static int bench_infer_mode(int argc, char **argv) {
         {"infer", OPT_FLAG, &infer, NULL, "benchmark inference (this mode)"},
         {NULL, 0, NULL, NULL, NULL},
     };
-    ab_opt opts[AB_CONFIG_OPT_COUNT + sizeof own / sizeof own[0]];
-    ab_config_opts_fill(opts, &p, &preset_name);
-    memcpy(opts + AB_CONFIG_OPT_COUNT, own, sizeof own);
-    ab_cmd_spec spec = {"bench", "--infer", "Benchmark inference per variant on a randomly initialised model (default preset gpt2).",
-                        "What `run` measures after training (model/infer.c), without training: prefill of --seq tokens\n"
-                        "(median of 5 after a warm-up) and the latency of each decoded token (p50, p90; every step ends\n"
-                        "with a device synchronisation) after a prompt of --seq/2 tokens (fewer when --gen-tokens needs\n"
-                        "the room), at batch 1 and --batch, with the variant's cache. On cuda the decode step is recorded\n"
-                        "once as a CUDA graph and replayed; AB_CUDA_GRAPHS=0 runs it directly.",
-                        opts};
-    int first, help;
-    s = ab_opts_parse(&spec, argc, argv, &first, &help);
-    if (s != AB_OK) return ab_cli_fail("bench", s);
-    if (help) return 0;
-    if (first < argc) return ab_cli_fail("bench", ab_fail(AB_ERR_USAGE, "unexpected argument '%s'", argv[first]));
+    const int rc = parse_mode(argc, argv, &p, &preset_name, own, sizeof own / sizeof own[0], "--infer",
+                              "Benchmark inference per variant on a randomly initialised model (default preset gpt2).",
+                              "What `run` measures after training (model/infer.c), without training: prefill of --seq tokens\n"
+                              "(median of 5 after a warm-up) and the latency of each decoded token (p50, p90; every step ends\n"
+                              "with a device synchronisation) after a prompt of --seq/2 tokens (fewer when --gen-tokens needs\n"
+                              "the room), at batch 1 and --batch, with the variant's cache. On cuda the decode step is recorded\n"
+                              "once as a CUDA graph and replayed; AB_CUDA_GRAPHS=0 runs it directly.");
+    if (rc >= 0) return rc;
     const int B = p.train.batch, T = p.train.seq;
     if ((s = ab_config_validate_train(&p.train)) != AB_OK) return ab_cli_fail("bench", s);
     if (T < 2 || T > p.model.max_seq)
