@@ -162,6 +162,11 @@ static int bench_attn_only(int argc, char **argv) {
 }
 
 #define MODE_OWN_MAX 12 /* a mode's own options, its terminator included */
+/* the rows both model modes (training, --infer) start their own options with */
+#define MODEL_MODE_OPTS(device, gpu, variants)                                                            \
+    {"device", OPT_STRING, &(device), "cpu|cuda", "backend (default: cuda when present, else cpu)"},     \
+        {"gpu", OPT_INT, &(gpu), "N", "GPU index"},                                                      \
+        {"variants", OPT_STRING, &(variants), "LIST", "all or a comma list of variants (default all)"}
 
 /* Parses a mode with the preset + override options followed by its own (`own`, NULL-terminated, at most
  * MODE_OWN_MAX rows); `summary` and `notes` go to --help. Returns -1 to go on, else the exit code. */
@@ -188,9 +193,7 @@ static int bench_train_mode(int argc, char **argv) {
     ab_status s = ab_config_preset_from_argv(argc, argv, "gpt2", &p, &preset_name);
     if (s != AB_OK) return ab_cli_fail("bench", s);
     const ab_opt own[] = {
-        {"device", OPT_STRING, &device, "cpu|cuda", "backend (default: cuda when present, else cpu)"},
-        {"gpu", OPT_INT, &gpu, "N", "GPU index"},
-        {"variants", OPT_STRING, &variants, "LIST", "all or a comma list of variants (default all)"},
+        MODEL_MODE_OPTS(device, gpu, variants),
         {"steps", OPT_INT, &steps, "N", "timed steps after the --warmup-steps (default 20)"},
         {"peak-tflops", OPT_STRING, &peak_arg, "X", "device peak for MFU: TFLOP/s, or measured (a timed GEMM); default: the table"},
         {"json", OPT_STRING, &json, "FILE", "also write the results as JSON"},
@@ -248,9 +251,7 @@ static int bench_infer_mode(int argc, char **argv) {
     ab_status s = ab_config_preset_from_argv(argc, argv, "gpt2", &p, &preset_name);
     if (s != AB_OK) return ab_cli_fail("bench", s);
     const ab_opt own[] = {
-        {"device", OPT_STRING, &device, "cpu|cuda", "backend (default: cuda when present, else cpu)"},
-        {"gpu", OPT_INT, &gpu, "N", "GPU index"},
-        {"variants", OPT_STRING, &variants, "LIST", "all or a comma list of variants (default all)"},
+        MODEL_MODE_OPTS(device, gpu, variants),
         {"gen-tokens", OPT_INT, &gen_tokens, "N", "decoded tokens per batch size after the prompt (default 128)"},
         {"infer", OPT_FLAG, &infer, NULL, "benchmark inference (this mode)"},
         {NULL, 0, NULL, NULL, NULL},
