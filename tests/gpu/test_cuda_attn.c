@@ -199,7 +199,7 @@ int main(void) {
         const char *name;
         const ab_attn_ops *ops;
     } variants[] = {{"baseline", &ab_cuda_attn_baseline}, {"sdpa", &ab_cuda_attn_sdpa}, {"flash", &ab_cuda_attn_flash}};
-    static const int shapes[][3] = {{2, 100, 2}, {1, 128, 3}, {3, 64, 1}, {2, 257, 2}, {1, 9, 2}};
+    static const int shapes[][3] = {{2, 100, 2}, {1, 128, 3}, {3, 64, 1}, {2, 257, 2}, {1, 9, 2}, {1, 300, 12}};
     const char *only = getenv("AB_TEST_VARIANT"); /* e.g. under compute-sanitizer racecheck: one variant */
     for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0] && (!only || strcmp(only, variants[v].name) == 0); s++)

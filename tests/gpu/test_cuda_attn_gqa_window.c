@@ -16,7 +16,7 @@
  * The O(T*W) cost of the band (tiles outside it skipped) is a benchmark, not a test:
  * `attnbench bench --attn-only --device cuda --variants flash,sliding_window` (docs/PERF.md).
  * Shapes cover T not a multiple of the 64-tile, B > 1, G in {1, 2, H/3 (H = 12 -> 4), H}, W in {1, 37, 64,
- * 100, 128, T, > T}. A failing case names the variant, shape, tensor and worst element.
+ * 100, 128, 200, T, > T}, caches of T + 3 and of 1024 positions (decode of positions 0..299). A failing case names the variant, shape, tensor and worst element.
  *
  * Tolerance against the fp32 CPU reference: relative L2 error <= 2e-2 per tensor and every element within 5%
  * of the tensor's largest magnitude, because Q, K, V, P and dS enter the tensor-core products as bf16 (2^-8
@@ -57,12 +57,13 @@ static void case_name(char *out, size_t size, const att_case *c, const char *wha
                  what);
 }
 
-/* The variant against its CPU reference: forward, backward, causality, prefill + decode. */
-static void test_case(ab_variant_id id, int B, int T, int H, int G, int W) {
+/* The variant against its CPU reference: forward, backward, causality, prefill + decode; a cache of max_T positions
+ * (0: T + 3). */
+static void test_case(ab_variant_id id, int B, int T, int H, int G, int W, int max_T) {
     char name[200];
     ab_attn_hparams hp = {.gqa_kv_heads = G, .window = W};
     att_case c;
-    setup_ref(&c, id, B, T, H, hp, T + 3, 3000 + 7 * T + H + G + W);
+    setup_ref(&c, id, B, T, H, hp, max_T ? max_T : T + 3, 3000 + 7 * T + H + G + W);
     case_name(name, sizeof name, &c, "ops");
     const ab_attn_ops *ops = cuda_ops(id, name);
     if (!ops) {
@@ -200,18 +201,22 @@ int main(void) {
     if (!tc_open(&cpu, &cuda)) return TEST_SUMMARY();
     test_cache_sizes();
     test_head_size_refused();
-    static const int gqa_cases[][4] = {/* B, T, H, G */
-                                       {2, 100, 2, 1}, {1, 128, 4, 2}, {2, 257, 12, 4}, {3, 64, 6, 2},
-                                       {1, 9, 2, 1},   {2, 130, 12, 1}, {1, 70, 3, 3}};
+    /* max_T 1024 (0: T + 3): the decode splits a head's keys over blocks sized for the whole cache, so positions
+     * 0..299 of a 1024-slot cache use a few of them (G = H: the layout baseline, sdpa and flash decode with) */
+    static const int gqa_cases[][5] = {/* B, T, H, G, max_T */
+                                       {2, 100, 2, 1, 0}, {1, 128, 4, 2, 0}, {2, 257, 12, 4, 0}, {3, 64, 6, 2, 0},
+                                       {1, 9, 2, 1, 0},   {2, 130, 12, 1, 0}, {1, 70, 3, 3, 0},  {1, 300, 12, 12, 1024},
+                                       {2, 300, 12, 4, 1024}};
     for (size_t i = 0; i < sizeof gqa_cases / sizeof gqa_cases[0] && wanted(VARIANT_GQA); i++)
-        test_case(VARIANT_GQA, gqa_cases[i][0], gqa_cases[i][1], gqa_cases[i][2], gqa_cases[i][3], 0);
-    static const int window_cases[][4] = {/* B, T, H, W */
-                                          {2, 200, 2, 1},  {2, 200, 2, 64}, {1, 257, 3, 100}, {2, 130, 2, 37},
-                                          {1, 300, 12, 128}, {3, 64, 1, 64}, {1, 100, 2, 100}, {1, 100, 2, 300},
-                                          {2, 9, 2, 4}};
+        test_case(VARIANT_GQA, gqa_cases[i][0], gqa_cases[i][1], gqa_cases[i][2], gqa_cases[i][3], 0, gqa_cases[i][4]);
+    static const int window_cases[][5] = {/* B, T, H, W, max_T */
+                                          {2, 200, 2, 1, 0},    {2, 200, 2, 64, 0}, {1, 257, 3, 100, 0},
+                                          {2, 130, 2, 37, 0},   {1, 300, 12, 128, 0}, {3, 64, 1, 64, 0},
+                                          {1, 100, 2, 100, 0},  {1, 100, 2, 300, 0}, {2, 9, 2, 4, 0},
+                                          {1, 300, 4, 200, 1024}};
     for (size_t i = 0; i < sizeof window_cases / sizeof window_cases[0] && wanted(VARIANT_SLIDING_WINDOW); i++)
         test_case(VARIANT_SLIDING_WINDOW, window_cases[i][0], window_cases[i][1], window_cases[i][2], 0,
-                  window_cases[i][3]);
+                  window_cases[i][3], window_cases[i][4]);
     if (wanted(VARIANT_GQA)) {
         test_equal_flash(VARIANT_GQA, 2, 100, 2, 0);
         test_equal_flash(VARIANT_GQA, 1, 257, 12, 0);

@@ -10,7 +10,8 @@
  *    filled with NaN, so reading a slot that was never written (a later position, another sequence) fails;
  *  - cache size: d_c bf16 per token and sequence, nothing else; head sizes other than 64 refused with
  *    AB_ERR_UNSUPPORTED by every op.
- * Shapes cover T not a multiple of the 64-tile, B > 1, H in {2, 3, 12}, d_c in {40, 64, 256} (max_T = T + 3).
+ * Shapes cover T not a multiple of the 64-tile, B > 1, H in {2, 3, 4, 12}, d_c in {40, 64, 256}, max_T = T + 3 and
+ * 1024 (decode of positions 0..299 of a long cache).
  * A failing case names the shape (B, T, H, dc), the tensor and its worst element.
  *
  * Tolerance against the fp32 CPU reference: relative L2 error <= 2e-2 per tensor and every element within 5%
@@ -49,10 +50,10 @@ static void case_name(char *out, size_t size, const att_case *c, const char *wha
 }
 
 /* The variant against its CPU reference: forward, backward, causality, prefill + decode. */
-static void test_case(int B, int T, int H, int dc) {
+static void test_case(int B, int T, int H, int dc, int max_T) {
     char name[200];
     att_case c;
-    setup_ref(&c, B, T, H, dc, T + 3, 5000 + 7 * T + H + dc);
+    setup_ref(&c, B, T, H, dc, max_T, 5000 + 7 * T + H + dc);
     case_name(name, sizeof name, &c, "ops");
     const ab_attn_ops *ops = cuda_ops(name);
     if (!ops) {
@@ -90,7 +91,11 @@ int main(void) {
                                    {2, 100, 2, 64}, {1, 128, 2, 256}, {2, 257, 12, 256}, {3, 64, 3, 64},
                                    {1, 9, 2, 256},  {2, 130, 12, 64}, {2, 77, 2, 40}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3]);
+        test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3], cases[i][1] + 3);
+    /* GPT-2's heads and rank with a 1024-position cache: the decode splits a head's positions over blocks sized
+     * for the whole cache, positions 0..299 use a few of them */
+    test_case(1, 300, 12, 256, 1024);
+    test_case(2, 300, 4, 64, 1024);
     ab_backend_close(&cuda);
     ab_backend_close(&cpu);
     return TEST_SUMMARY();

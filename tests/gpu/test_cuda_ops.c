@@ -4,7 +4,9 @@
  * Inputs are rounded to bf16 first so both backends compute on identical values; what remains is bf16
  * rounding of CUDA outputs (relative 2^-8 = 0.0039 per rounding) and fp32 summation order. Each tolerance
  * says why it is what it is. Outputs sit between guard bytes; backward ops start from non-zero gradients to
- * check that they accumulate. Shapes are odd on purpose (tails of the 8-wide vector paths, partial rows).
+ * check that they accumulate. Shapes are odd on purpose (tails of the 8-wide vector paths, partial rows). The forward
+ * products are also run at decode sizes (at most 16 rows: the small-M kernel with its K split over blocks, and the
+ * shapes it leaves to cuBLASLt) on GPT-2's projection shapes.
  */
 #include <math.h>
 
@@ -250,6 +252,45 @@ static void test_mlp_fused(int N, int C, int H) {
     free(junk);
 }
 
+/* ------------------------------------------------------------------ decode-sized products */
+
+/* Products of at most 16 rows (decode) run the bandwidth-bound kernel of cuda_gemm_small.cu, which splits K over
+ * blocks and adds the splits in a fixed order: two runs give bit-identical outputs. */
+static void test_small_m_deterministic(int M, int C, int OC) {
+    char name[160];
+    float *x = tc_randn(&rng, (size_t)M * C, 1.0, 0.0), *w = tc_randn(&rng, (size_t)C * OC, 1.0 / sqrt((double)C), 0.0);
+    float *b = tc_randn(&rng, OC, 0.5, 0.0);
+    gbuf gx = g_new((size_t)M * C, 2), gw = g_new((size_t)C * OC, 2), gb = g_new(OC, 2), go = g_new((size_t)M * OC, 2);
+    g_set(&gx, x); g_set(&gw, w); g_set(&gb, b);
+    tc_check_status(cuda.ops->matmul_forward(&cuda, go.ptr, gx.ptr, gw.ptr, gb.ptr, M, C, OC), "matmul_forward");
+    float *first = g_get(&go, NULL);
+    tc_check_status(cuda.ops->matmul_forward(&cuda, go.ptr, gx.ptr, gw.ptr, gb.ptr, M, C, OC), "matmul_forward");
+    snprintf(name, sizeof name, "matmul_forward.deterministic[N=%d,C=%d,OC=%d]", M, C, OC);
+    g_check(name, &go, first, 0.0, 0.0);
+    g_free(&gx); g_free(&gw); g_free(&gb); g_free(&go);
+    free(x); free(w); free(b); free(first);
+}
+
+/* Every forward product at decode sizes: M in {1, 2, 5, 16} rows on GPT-2's projection shapes and small odd ones
+ * (a partial 64-column tile, K shorter than one split), with the three epilogues; then the shapes the kernel leaves
+ * to cuBLASLt (an output width that is not a multiple of 8). */
+static void test_small_m(void) {
+    static const int rows[] = {1, 2, 5, 16};
+    static const int shapes[][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}, {64, 40}, {200, 72}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        for (size_t j = 0; j < sizeof shapes / sizeof shapes[0]; j++) {
+            test_matmul(rows[i], shapes[j][0], shapes[j][1], 1);
+            test_matmul_residual(rows[i], shapes[j][0], shapes[j][1], 1);
+            test_mlp_fused(rows[i], shapes[j][0], shapes[j][1]);
+        }
+    test_matmul(5, 200, 72, 0);
+    test_matmul_residual(1, 768, 768, 0);
+    test_matmul(3, 64, 45, 1);
+    test_matmul_residual(2, 96, 37, 1);
+    test_small_m_deterministic(16, 3072, 768);
+    test_small_m_deterministic(1, 768, 2304);
+}
+
 /* ------------------------------------------------------------------ element-wise */
 
 static void test_elementwise(size_t n) {
@@ -434,6 +475,7 @@ int main(void) {
     test_matmul_residual(61, 96, 40, 0);
     test_mlp_fused(37, 64, 200);
     test_mlp_fused(512, 768, 3072);
+    test_small_m();
     test_elementwise(1003);
     test_elementwise(1 << 16);
     test_classifier(37, 64, 1000);

@@ -1,7 +1,8 @@
 /*
  * attn_common.cu — the parts of attention every CUDA variant shares: the c_attn projection (through the
  * backend's cuBLASLt matmul), head permutes, the decode position in device memory (cuda_decode_pos), and the
- * KV cache with its one-token decode kernel, which reads the position on the device so that a recorded decode
+ * KV cache with its one-token decode kernel (flash-decoding: the keys of a head split over several blocks, 16-byte
+ * loads, softmax states merged in a fixed order), which reads the position on the device so that a recorded decode
  * step replays at every position.
  */
 #include <string.h>
@@ -104,58 +105,93 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
     return kv_fill(be, cache, qkv, B, T, T > L->cap ? T - L->cap : 0, C + KV, C, KV, NULL, L->cap);
 }
 
-/* One block per (b, h): scores of q (position pos = *pos_dev; row b of qkv1 (B, H*D + 2*G*D)) against the cached
- * keys lo..pos, lo = max(0, pos - seen + 1), of KV head g = h / (H/G) (position j in slot j % cap of cache (cap, B,
- * [K | V], G*D)) in shared memory (fp32), softmax, then o = sum_j p_j v_j; 128 threads, D <= 128. */
-__global__ void kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, int B, int H, int G, int D, int seen,
-                                 const int32_t *pos_dev, int cap, float tau) {
-    extern __shared__ float sh[]; /* q[D], p[seen], red[32], part[2][D] */
+/* Grid (B*H, splits), KVD_THREADS threads; q of head h (position pos = *pos_dev; row b of qkv1 (B, H*D + 2*G*D))
+ * against the cached keys lo..pos, lo = max(0, pos - seen + 1), of KV head g = h / (H/G) (position j in slot j % cap of
+ * cache (cap, B, [K | V], G*D)). Split s takes the keys s*chunk .. (s+1)*chunk - 1 of the n = pos - lo + 1 (chunk =
+ * ceil(n / splits)). A key is read by a group of gl lanes (gl = D/8 rounded up to a power of two), each holding 8 of
+ * its D elements: one 16-byte load of k and one of v per lane, q (times tau) in registers, the score summed by shuffles
+ * within the group, then the key folded into the group's running softmax state. The groups' states merge in shared
+ * memory; with one split that is y, else each block writes its state to part (B*H, splits, D + 2) and the last block
+ * of (b, h) merges the splits in order into y (b, h*D .. h*D + D - 1). fp32 throughout, y bf16.
+ * Shared memory: the groups' states (KVD_THREADS/gl) x (D + 2) | the block's state (D + 2) | merge weights. */
+#define KVD_THREADS 128
+#define KVD_MIN_KEYS 32 /* keys per split at the longest context, at least */
+__global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, float *part, unsigned *counters, const bf16 *qkv1,
+                                                                const bf16 *cache, int B, int H, int G, int D, int gl,
+                                                                int seen, const int32_t *pos_dev, int cap, float tau) {
+    extern __shared__ float sh[];
     const int pos = *pos_dev, lo = pos - seen + 1 > 0 ? pos - seen + 1 : 0, n = pos - lo + 1;
-    int b = blockIdx.x / H, h = blockIdx.x % H, C = H * D, GD = G * D;
-    const bf16 *kb = cache + (size_t)b * 2 * GD + (h / (H / G)) * D; /* key of slot s: kb + s * B * 2 * GD */
+    const int bh = blockIdx.x, b = bh / H, h = bh % H, split = blockIdx.y, nsplit = gridDim.y;
+    const int C = H * D, GD = G * D, ngroups = KVD_THREADS / gl, per_warp = 32 / gl;
+    const int grp = threadIdx.x / gl, d0 = (threadIdx.x % gl) * 8, warp = threadIdx.x / 32;
+    const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
+    const bool lane_on = d0 < D; /* lanes past D (D not a power-of-two multiple of 8) only join the shuffles */
+    float *gst = sh, *bst = gst + ngroups * (D + 2), *wsh = bst + D + 2;
+    float q[8], o[8], m = -INFINITY, l = 0.0f;
+    unpack8(q, lane_on ? *reinterpret_cast<const uint4 *>(qkv1 + (size_t)b * (C + 2 * GD) + h * D + d0)
+                       : make_uint4(0u, 0u, 0u, 0u));
+#pragma unroll
+    for (int e = 0; e < 8; e++) {
+        q[e] *= tau;
+        o[e] = 0.0f;
+    }
+    const bf16 *kb = cache + (size_t)b * 2 * GD + (h / (H / G)) * D + d0; /* key of slot t: kb + t * slot_stride */
     const size_t slot_stride = (size_t)B * 2 * GD;
-    float *q = sh, *p = sh + D, *red = p + seen, *part = red + 32;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) q[d] = bf2f(qkv1[(size_t)b * (C + 2 * GD) + h * D + d]) * tau;
-    __syncthreads();
-    float m = -INFINITY;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        const bf16 *k = kb + ((lo + j) % cap) * slot_stride;
-        float s = 0.0f;
-        for (int d = 0; d < D; d++) s += q[d] * bf2f(k[d]);
-        p[j] = s;
-        m = fmaxf(m, s);
+    /* a warp's groups take consecutive keys; the loop bound is the warp's, so every lane reaches the shuffles */
+    for (int jw = j0 + warp * per_warp; jw < j1; jw += ngroups) {
+        const int j = jw + grp % per_warp;
+        const bool on = lane_on && j < j1;
+        const bf16 *kp = kb + (size_t)((lo + j) % cap) * slot_stride;
+        const uint4 ku = on ? *reinterpret_cast<const uint4 *>(kp) : make_uint4(0u, 0u, 0u, 0u);
+        const uint4 vu = on ? *reinterpret_cast<const uint4 *>(kp + GD) : make_uint4(0u, 0u, 0u, 0u);
+        float k[8], v[8], s = 0.0f;
+        unpack8(k, ku);
+        unpack8(v, vu);
+#pragma unroll
+        for (int e = 0; e < 8; e++) s += q[e] * k[e];
+        for (int off = 1; off < gl; off <<= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+        if (j < j1) {
+            float scale, p;
+            softmax_state_step(&m, &l, s, &scale, &p);
+#pragma unroll
+            for (int e = 0; e < 8; e++) o[e] = o[e] * scale + p * v[e];
+        }
     }
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
-    m = warp_max(m);
-    if (lane == 0) red[warp] = m;
-    __syncthreads();
-    m = -INFINITY;
-    for (int i = 0; i < nw; i++) m = fmaxf(m, red[i]);
-    __syncthreads();
-    float s = 0.0f;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
-        float e = __expf(p[j] - m);
-        p[j] = e;
-        s += e;
+    float *mine = gst + grp * (D + 2);
+    if (d0 == 0) {
+        mine[0] = m;
+        mine[1] = l;
     }
-    s = warp_sum(s);
-    if (lane == 0) red[warp] = s;
+    if (lane_on)
+#pragma unroll
+        for (int e = 0; e < 8; e++) mine[2 + d0 + e] = o[e];
     __syncthreads();
-    float total = 0.0f;
-    for (int i = 0; i < nw; i++) total += red[i];
-    /* threads split into two halves over j, each thread one d */
-    int half = threadIdx.x / 64, d = threadIdx.x % 64;
-    for (int dd = d; dd < D; dd += 64) {
-        float o = 0.0f;
-        for (int j = half; j < n; j += 2) o += p[j] * bf2f(kb[((lo + j) % cap) * slot_stride + GD + dd]);
-        part[half * D + dd] = o;
+    softmax_states_merge<false>(bst, wsh, gst, ngroups, D + 2, D, nsplit == 1);
+    __syncthreads();
+    bf16 *yh = y + (size_t)b * C + h * D;
+    if (nsplit > 1) {
+        float *mine_g = part + ((size_t)bh * nsplit + split) * (D + 2);
+        for (int i = threadIdx.x; i < D + 2; i += KVD_THREADS) mine_g[i] = bst[i];
+        if (!split_arrive(counters + bh, (unsigned)nsplit)) return;
+        softmax_states_merge<true>(bst, wsh, part + (size_t)bh * nsplit * (D + 2), nsplit, D + 2, D, true);
+        __syncthreads();
     }
-    __syncthreads();
-    for (int dd = threadIdx.x; dd < D; dd += blockDim.x)
-        y[(size_t)b * C + h * D + dd] = f2bf((part[dd] + part[D + dd]) / total);
+    for (int d = threadIdx.x; d < D; d += KVD_THREADS) yh[d] = f2bf(bst[2 + d]);
 }
 
-size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B) { return align256((size_t)B * 3 * cfg->C * 2); }
+int attn_decode_splits(ab_backend *be, int BH, int seen, int min_keys) {
+    int s = (2 * cuda_of(be)->sm_count + BH - 1) / BH, by_keys = (seen + min_keys - 1) / min_keys;
+    if (s > by_keys) s = by_keys;
+    if (s > KVD_MAX_SPLITS) s = KVD_MAX_SPLITS;
+    return s < 1 ? 1 : s;
+}
+
+/* the decode workspace's first part: qkv1 (B, 3C) bf16, room for any G */
+static size_t qkv1_bytes(const ab_attn_config *cfg, int B) { return align256((size_t)B * 3 * cfg->C * sizeof(bf16)); }
+
+size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B) {
+    return qkv1_bytes(cfg, B) + (size_t)B * cfg->H * KVD_MAX_SPLITS * (cfg->D + 2) * sizeof(float);
+}
 
 ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
                                 void *y, const void *x, int B, int pos) {
@@ -164,19 +200,25 @@ ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L,
     if (pos < 0 || pos >= cfg->max_T)
         return ab_fail(AB_ERR_USAGE, "cuda decode: position %d outside 0..%d", pos, cfg->max_T - 1);
     if (D > 128 || D % 8) return ab_fail(AB_ERR_UNSUPPORTED, "cuda decode: head size %d (needs <= 128, multiple of 8)", D);
-    /* keys seen by one query: sized for the longest context, not for pos (the kernel reads pos) */
+    if (((uintptr_t)cache | (uintptr_t)ctx->workspace) & 15)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda decode: the cache and the workspace must be 16-byte aligned");
+    /* keys seen by one query: the splits are sized for the longest context, not for pos (the kernel reads pos) */
     const int seen = L->window < L->cap ? L->window : L->cap;
-    const size_t shmem = (size_t)(D + seen + 32 + 2 * D) * sizeof(float);
-    if (shmem > 48 * 1024)
-        return ab_fail(AB_ERR_UNSUPPORTED, "cuda decode: attending over %d keys needs %zu bytes of shared memory (at most "
-                       "48 KiB)", seen, shmem);
+    int gl = 1;
+    while (gl * 8 < D) gl *= 2;
+    const int splits = attn_decode_splits(ctx->be, B * H, seen, KVD_MIN_KEYS), ngroups = KVD_THREADS / gl;
+    const size_t shmem = (size_t)((ngroups + 1) * (D + 2) + (ngroups > splits ? ngroups : splits)) * sizeof(float);
+    unsigned *counters = NULL;
+    if (splits > 1) AB_TRY(cuda_split_counters(ctx->be, B * H, &counters));
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B, C + 2*G*D) */
+    float *part = (float *)((char *)ctx->workspace + qkv1_bytes(cfg, B)); /* (B*H, splits, D + 2) */
     AB_TRY(cuda_matmul_forward(ctx->be, qkv1, x, w->t[0], w->t[1], B, C, C + KV));
     AB_TRY(kv_fill(ctx->be, (bf16 *)cache, qkv1, B, 1, 0, C + KV, C, KV, pos_dev, L->cap));
-    kv_decode_kernel<<<B * H, 128, shmem, cuda_stream(ctx->be)>>>((bf16 *)y, qkv1, (const bf16 *)cache, B, H, G, D,
-                                                                   seen, pos_dev, L->cap, 1.0f / sqrtf((float)D));
+    kv_decode_kernel<<<dim3((unsigned)(B * H), (unsigned)splits), KVD_THREADS, shmem, cuda_stream(ctx->be)>>>(
+        (bf16 *)y, part, counters, qkv1, (const bf16 *)cache, B, H, G, D, gl, seen, pos_dev, L->cap,
+        1.0f / sqrtf((float)D));
     return cuda_check_launch("kv_decode");
 }
 

@@ -6,7 +6,8 @@
  *
  * saved per layer:  qkv (B,T,3C) bf16 | O (B,T,C) bf16 | L (B,H,T) fp32
  * workspace:        dqkv (B,T,3C) bf16 | dq_accum (B,H,T,64) fp32 | Delta (B,H,T) fp32
- *                   (prefill uses it for its saved tensors; decode for the new token's qkv)
+ *                   (prefill uses it for its saved tensors; decode for the new token's qkv and the split
+ *                   softmax states: attn_decode_workspace_bytes)
  */
 #include <math.h>
 #include <string.h>

@@ -18,7 +18,8 @@
  *
  * saved per layer:  qkv (B,T,Wq) bf16 | O (B,T,C) bf16 | L (B,H,T) fp32                  (Wq = C + 2*G*D)
  * workspace:        the largest of dqkv (B,T,Wq) bf16 | dq_accum (B,H,T,64) fp32 | Delta (B,H,T) fp32
- *                   (backward), the saved tensors (prefill), the new token's qkv (decode)
+ *                   (backward), the saved tensors (prefill), the new token's qkv and the split softmax states
+ *                   (decode: attn_decode_workspace_bytes)
  */
 #include <math.h>
 

@@ -17,7 +17,8 @@
  * Inference (absorbed): the cache holds only c_t, (max_T, B, dc) bf16, position-major like the other CUDA
  * caches. Prefill runs the training forward and copies c into the cache; decode computes q and c of the new
  * token, appends c, then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax,
- * o_h = (sum_j p_j c_j) W_uv,h, in fp32. Decode's kernels read pos on the device (cuda_decode_pos).
+ * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel whose blocks split the positions of a head (flash-decoding,
+ * mla_decode_kernel). Decode's kernels read pos on the device (cuda_decode_pos).
  * Head size 64 only (the flash kernels are built for it); any other fails with AB_ERR_UNSUPPORTED.
  *
  * saved per layer:  qkv (B,T,3C) bf16 | a (B,T,dc) bf16 | c (B,T,dc) bf16 | rstd (B,T) fp32 | O (B,T,C) bf16 |
@@ -25,7 +26,7 @@
  * workspace:        the largest of: backward dqkv (B,T,3C) bf16, then a region used first by flash's
  *                   dq_accum (B,H,T,64) fp32 | Delta (B,H,T) fp32 and afterwards by dlat (B,T,dc) fp32 |
  *                   da (B,T,dc) bf16 | dg terms (B,T,dc) bf16; prefill: the saved tensors; decode: q (B,C) bf16 |
- *                   a (B,dc) bf16
+ *                   a (B,dc) bf16 | split softmax states (B*H, KVD_MAX_SPLITS, dc + 2) fp32
  */
 #include <math.h>
 #include <string.h>
@@ -103,11 +104,27 @@ static mla_grads mla_grad_views(const ab_attn_config *cfg, void *ws, int B, int 
     return g;
 }
 
+typedef struct {
+    bf16 *q1, *a1; /* (B,C), (B,dc) */
+    float *part;   /* the split blocks' softmax states (B*H, KVD_MAX_SPLITS, dc + 2) */
+} mla_decode_ws;
+
+static mla_decode_ws mla_decode_views(const ab_attn_config *cfg, void *ws, int B, size_t *total) {
+    const size_t C = cfg->C, dc = cfg->hp.mla_kv_rank;
+    mla_decode_ws v;
+    size_t off = 0;
+    v.q1 = (bf16 *)at(ws, off);    off += bf16_bytes(B * C);
+    v.a1 = (bf16 *)at(ws, off);    off += bf16_bytes(B * dc);
+    v.part = (float *)at(ws, off); off += f32_bytes((size_t)B * cfg->H * KVD_MAX_SPLITS * (dc + 2));
+    if (total) *total = off;
+    return v;
+}
+
 static size_t mla_ws_bytes(const ab_attn_config *cfg, int B, int T) {
-    size_t w;
+    size_t w, d;
     mla_grad_views(cfg, NULL, B, T, &w);
+    mla_decode_views(cfg, NULL, B, &d);
     const size_t p = mla_saved_bytes(cfg, B, T);
-    const size_t d = bf16_bytes((size_t)B * cfg->C) + bf16_bytes((size_t)B * cfg->hp.mla_kv_rank);
     if (p > w) w = p;
     return w > d ? w : d;
 }
@@ -271,70 +288,146 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
     return AB_OK;
 }
 
-/* One block per (b, h), MLA_DECODE_THREADS threads, head size FLASH_HD. q1 (B,C), cache (max_T, B, dc) holding
- * positions 0..pos, pos = *pos_dev < max_T, W_uk, W_uv (dc, C), y (B,C). fp32 in shared memory: q~ (scaled by tau),
- * the scores, then cbar = sum_j p_j c_j / sum_j p_j, and o_h = cbar W_uv,h. */
-__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, const bf16 *q1, const bf16 *cache,
+/* Grid (B*H, splits), MLA_DECODE_THREADS threads, head size FLASH_HD, dc % 8 == 0, dc <= MLA_MAX_RANK. q1 (B,C), cache
+ * (max_T, B, dc) holding positions 0..pos, pos = *pos_dev < max_T, W_uk, W_uv (dc, C), y (B,C); fp32 throughout.
+ *  1. every block: q~ (dc) = tau W_uk,h q_h into shared memory: 8 lanes per row of W_uk's (dc, 64) slice (16-byte
+ *     loads, q_h in registers), 16 rows per pass, MLA_UNROLL loads in flight, sums by shuffles within the 8 lanes;
+ *  2. split s of the n = pos + 1 positions (chunk = ceil(n / splits)): a warp per position, each lane 8 latent values
+ *     per 256 (16-byte loads, its slice of q~ in registers), the score by warp_sum, the position folded into the warp's
+ *     softmax state over the latent (o = sum_j e^(s_j - m) c_j); the 4 warps' states merge in shared memory;
+ *  3. the block's state to part (B*H, splits, dc + 2), and the last block of (b, h) merges the splits in order into
+ *     cbar = sum_j p_j c_j / sum_j p_j (with one split, directly), then o_h = cbar W_uv,h: 8 lanes per row of the
+ *     (dc, 64) slice, 16 rows per pass, the 16 row groups summed in shared memory in order.
+ * Shared memory: q~ (dc) | warp states 4 x (dc + 2) | block state (dc + 2) | merge weights | row sums 16 x 64. */
+#define MLA_MAX_RANK 1024
+#define MLA_RANK_CHUNKS (MLA_MAX_RANK / 256) /* 8-value latent chunks per lane */
+#define MLA_WARPS (MLA_DECODE_THREADS / 32)
+#define MLA_ROWS (MLA_DECODE_THREADS / 8)   /* rows of a (dc, 64) weight slice per pass */
+#define MLA_UNROLL 8
+#define MLA_MIN_KEYS 16                     /* positions per split at the longest context, at least */
+
+/* rows r0 + i * MLA_ROWS (i < MLA_UNROLL) of W (dc, C), columns col .. col + 7, all loads in flight; zeros past dc */
+__device__ __forceinline__ void mla_load_rows(uint4 u[MLA_UNROLL], const bf16 *W, int C, int col, int r0, int dc) {
+#pragma unroll
+    for (int i = 0; i < MLA_UNROLL; i++) {
+        const int r = r0 + i * MLA_ROWS;
+        u[i] = r < dc ? *reinterpret_cast<const uint4 *>(W + (size_t)r * C + col) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, float *part, unsigned *counters,
+                                                                         const bf16 *q1, const bf16 *cache,
                                                                          const bf16 *Wuk, const bf16 *Wuv, int B, int H,
-                                                                         int dc, int max_T, const int32_t *pos_dev,
-                                                                         float tau) {
-    extern __shared__ float sh[]; /* qt[dc], cbar[dc], p[max_T], red[32], part[2][FLASH_HD] */
-    const int b = blockIdx.x / H, h = blockIdx.x % H, C = H * FLASH_HD, n = *pos_dev + 1;
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = MLA_DECODE_THREADS / 32;
-    float *qt = sh, *cbar = qt + dc, *p = cbar + dc, *red = p + max_T, *part = red + 32;
-    const bf16 *qh = q1 + (size_t)b * C + h * FLASH_HD;
+                                                                         int dc, const int32_t *pos_dev, float tau) {
+    extern __shared__ float sh[];
+    const int n = *pos_dev + 1, bh = blockIdx.x, b = bh / H, h = bh % H, split = blockIdx.y, nsplit = gridDim.y;
+    const int C = H * FLASH_HD, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int rg = threadIdx.x / 8, col = h * FLASH_HD + (threadIdx.x % 8) * 8; /* weight-slice row group, columns */
+    float *qt = sh, *wst = qt + dc, *bst = wst + MLA_WARPS * (dc + 2), *wsh = bst + dc + 2;
+    float *rows = wsh + (nsplit > MLA_WARPS ? nsplit : MLA_WARPS); /* MLA_ROWS x FLASH_HD */
+    /* 1. q~ = tau W_uk,h q_h */
+    {
+        float q[8];
+        unpack8(q, *reinterpret_cast<const uint4 *>(q1 + (size_t)b * C + col));
+        for (int r0 = rg; r0 - rg < dc; r0 += MLA_ROWS * MLA_UNROLL) { /* the same trip count in every lane */
+            uint4 u[MLA_UNROLL];
+            mla_load_rows(u, Wuk, C, col, r0, dc);
+#pragma unroll
+            for (int i = 0; i < MLA_UNROLL; i++) {
+                float w[8], dot = 0.0f;
+                unpack8(w, u[i]);
+#pragma unroll
+                for (int e = 0; e < 8; e++) dot += w[e] * q[e];
+                dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+                dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+                dot += __shfl_xor_sync(0xffffffffu, dot, 4);
+                const int r = r0 + i * MLA_ROWS;
+                if (threadIdx.x % 8 == 0 && r < dc) qt[r] = tau * dot;
+            }
+        }
+    }
+    __syncthreads();
+    /* 2. this split's positions: a warp per position, lane chunks r = 8 * lane + 256 * i */
+    const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
+    float qr[MLA_RANK_CHUNKS][8], o[MLA_RANK_CHUNKS][8], m = -INFINITY, l = 0.0f;
+#pragma unroll
+    for (int i = 0; i < MLA_RANK_CHUNKS; i++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            const int r = 8 * lane + 256 * i + e;
+            qr[i][e] = r < dc ? qt[r] : 0.0f;
+            o[i][e] = 0.0f;
+        }
     const bf16 *cb = cache + (size_t)b * dc; /* c_j of sequence b: cb + j * slot */
     const size_t slot = (size_t)B * dc;
-    /* q~[r] = tau * sum_d W_uk[r, hD + d] q[d]: a warp per r, two d per lane */
-    const float q_lo = bf2f(qh[lane]), q_hi = bf2f(qh[lane + 32]);
-    for (int r = warp; r < dc; r += nw) {
-        const bf16 *wr = Wuk + (size_t)r * C + h * FLASH_HD;
-        float s = warp_sum(bf2f(wr[lane]) * q_lo + bf2f(wr[lane + 32]) * q_hi);
-        if (lane == 0) qt[r] = tau * s;
-    }
-    __syncthreads();
-    /* scores: a warp per position, lanes over the latent */
-    for (int j = warp; j < n; j += nw) {
-        const bf16 *cj = cb + j * slot;
-        float s = 0.0f;
-        for (int r = lane; r < dc; r += 32) s += qt[r] * bf2f(cj[r]);
+    for (int j = j0 + warp; j < j1; j += MLA_WARPS) {
+        uint4 u[MLA_RANK_CHUNKS];
+#pragma unroll
+        for (int i = 0; i < MLA_RANK_CHUNKS; i++) {
+            const int r = 8 * lane + 256 * i;
+            u[i] = r < dc ? *reinterpret_cast<const uint4 *>(cb + j * slot + r) : make_uint4(0u, 0u, 0u, 0u);
+        }
+        float c[MLA_RANK_CHUNKS][8], s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < MLA_RANK_CHUNKS; i++) {
+            unpack8(c[i], u[i]);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += qr[i][e] * c[i][e];
+        }
         s = warp_sum(s);
-        if (lane == 0) p[j] = s;
+        float scale, p;
+        softmax_state_step(&m, &l, s, &scale, &p);
+#pragma unroll
+        for (int i = 0; i < MLA_RANK_CHUNKS; i++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) o[i][e] = o[i][e] * scale + p * c[i][e];
     }
-    __syncthreads();
-    float m = -INFINITY;
-    for (int j = threadIdx.x; j < n; j += MLA_DECODE_THREADS) m = fmaxf(m, p[j]);
-    m = warp_max(m);
-    if (lane == 0) red[warp] = m;
-    __syncthreads();
-    m = -INFINITY;
-    for (int i = 0; i < nw; i++) m = fmaxf(m, red[i]);
-    __syncthreads();
-    float s = 0.0f;
-    for (int j = threadIdx.x; j < n; j += MLA_DECODE_THREADS) {
-        const float e = __expf(p[j] - m);
-        p[j] = e;
-        s += e;
+    float *mine = wst + warp * (dc + 2);
+    if (lane == 0) {
+        mine[0] = m;
+        mine[1] = l;
     }
-    s = warp_sum(s);
-    if (lane == 0) red[warp] = s;
+#pragma unroll
+    for (int i = 0; i < MLA_RANK_CHUNKS; i++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            const int r = 8 * lane + 256 * i + e;
+            if (r < dc) mine[2 + r] = o[i][e];
+        }
     __syncthreads();
-    float total = 0.0f;
-    for (int i = 0; i < nw; i++) total += red[i];
-    /* cbar: a thread per latent index, coalesced over r */
-    for (int r = threadIdx.x; r < dc; r += MLA_DECODE_THREADS) {
-        float acc = 0.0f;
-        for (int j = 0; j < n; j++) acc += p[j] * bf2f(cb[j * slot + r]);
-        cbar[r] = acc / total;
+    softmax_states_merge<false>(bst, wsh, wst, MLA_WARPS, dc + 2, dc, nsplit == 1);
+    __syncthreads();
+    /* 3. the splits merged (last block), then o_h = cbar W_uv,h */
+    if (nsplit > 1) {
+        float *mine_g = part + ((size_t)bh * nsplit + split) * (dc + 2);
+        for (int i = threadIdx.x; i < dc + 2; i += MLA_DECODE_THREADS) mine_g[i] = bst[i];
+        if (!split_arrive(counters + bh, (unsigned)nsplit)) return;
+        softmax_states_merge<true>(bst, wsh, part + (size_t)bh * nsplit * (dc + 2), nsplit, dc + 2, dc, true);
+        __syncthreads();
     }
+    const float *cbar = bst + 2;
+    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    for (int r0 = rg; r0 < dc; r0 += MLA_ROWS * MLA_UNROLL) {
+        uint4 u[MLA_UNROLL];
+        mla_load_rows(u, Wuv, C, col, r0, dc);
+#pragma unroll
+        for (int i = 0; i < MLA_UNROLL; i++) {
+            const int r = r0 + i * MLA_ROWS;
+            float w[8];
+            unpack8(w, u[i]);
+            const float cr = r < dc ? cbar[r] : 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] += cr * w[e];
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) rows[rg * FLASH_HD + (threadIdx.x % 8) * 8 + e] = acc[e];
     __syncthreads();
-    /* o[d] = sum_r cbar[r] W_uv[r, hD + d]: two halves over r, a thread per d */
-    const int half = threadIdx.x / FLASH_HD, d = threadIdx.x % FLASH_HD;
-    float o = 0.0f;
-    for (int r = half; r < dc; r += 2) o += cbar[r] * bf2f(Wuv[(size_t)r * C + h * FLASH_HD + d]);
-    part[half * FLASH_HD + d] = o;
-    __syncthreads();
-    if (threadIdx.x < FLASH_HD) y[(size_t)b * C + h * FLASH_HD + threadIdx.x] = f2bf(part[threadIdx.x] + part[FLASH_HD + threadIdx.x]);
+    if (threadIdx.x < FLASH_HD) {
+        float v = 0.0f;
+        for (int g = 0; g < MLA_ROWS; g++) v += rows[g * FLASH_HD + threadIdx.x];
+        y[(size_t)b * C + h * FLASH_HD + threadIdx.x] = f2bf(v);
+    }
 }
 
 static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
@@ -345,23 +438,26 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     const int C = cfg->C, dc = cfg->hp.mla_kv_rank;
     if (pos < 0 || pos >= cfg->max_T)
         return ab_fail(AB_ERR_USAGE, "cuda mla decode: position %d outside 0..%d", pos, cfg->max_T - 1);
-    /* scores sized for the longest context, not for pos (the kernel reads pos) */
-    const size_t shmem = (size_t)(2 * dc + cfg->max_T + 32 + 2 * FLASH_HD) * sizeof(float);
-    if (shmem > 48 * 1024)
-        return ab_fail(AB_ERR_UNSUPPORTED,
-                       "cuda mla decode: a context of %d tokens with kv rank %d needs %zu bytes of shared memory (at "
-                       "most 48 KiB)",
-                       cfg->max_T, dc, shmem);
+    if (dc % 8 || dc > MLA_MAX_RANK)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda mla decode: kv rank %d (needs a multiple of 8, at most %d)", dc,
+                       MLA_MAX_RANK);
+    if (((uintptr_t)cache | (uintptr_t)ctx->workspace | (uintptr_t)w->t[W_UK] | (uintptr_t)w->t[W_UV]) & 15)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda mla decode: the cache, workspace and up-projections must be 16-byte aligned");
+    /* splits sized for the longest context, not for pos (the kernel reads pos) */
+    const int splits = attn_decode_splits(be, B * cfg->H, cfg->max_T, MLA_MIN_KEYS);
+    const size_t shmem = (size_t)(dc + (MLA_WARPS + 1) * (dc + 2) + (splits > MLA_WARPS ? splits : MLA_WARPS) +
+                                  MLA_ROWS * FLASH_HD) * sizeof(float);
+    unsigned *counters = NULL;
+    if (splits > 1) AB_TRY(cuda_split_counters(be, B * cfg->H, &counters));
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
-    bf16 *q1 = (bf16 *)ctx->workspace;                                    /* (B,C) */
-    bf16 *a1 = (bf16 *)((char *)ctx->workspace + bf16_bytes((size_t)B * C)); /* (B,dc) */
-    AB_TRY(cuda_matmul_forward(be, q1, x, w->t[W_Q], NULL, B, C, C));
-    AB_TRY(cuda_matmul_forward(be, a1, x, w->t[W_DKV], NULL, B, C, dc));
-    AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
-    mla_decode_kernel<<<B * cfg->H, MLA_DECODE_THREADS, shmem, cuda_stream(be)>>>(
-        (bf16 *)y, q1, (const bf16 *)cache, (const bf16 *)w->t[W_UK], (const bf16 *)w->t[W_UV], B, cfg->H, dc,
-        cfg->max_T, pos_dev, 1.0f / sqrtf((float)cfg->D));
+    mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
+    AB_TRY(cuda_matmul_forward(be, v.q1, x, w->t[W_Q], NULL, B, C, C));
+    AB_TRY(cuda_matmul_forward(be, v.a1, x, w->t[W_DKV], NULL, B, C, dc));
+    AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
+    mla_decode_kernel<<<dim3((unsigned)(B * cfg->H), (unsigned)splits), MLA_DECODE_THREADS, shmem, cuda_stream(be)>>>(
+        (bf16 *)y, v.part, counters, v.q1, (const bf16 *)cache, (const bf16 *)w->t[W_UK], (const bf16 *)w->t[W_UV], B,
+        cfg->H, dc, pos_dev, 1.0f / sqrtf((float)cfg->D));
     return cuda_check_launch("mla_decode");
 }
 

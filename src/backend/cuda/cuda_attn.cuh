@@ -50,7 +50,62 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * the position read on the device (cuda_decode_pos), slot pos % cap computed there */
 ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
                                 void *y, const void *x, int B, int pos);
+/* qkv1 (B, 3C) bf16 | the split blocks' softmax states (B, H, KVD_MAX_SPLITS, D + 2) fp32 */
 size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B);
+
+/* ---- flash-decoding: one query against many keys, split over blocks ----
+ * A set of keys j with scores s_j and values v_j (n wide) is summarised by its softmax state [m, l, o[n]] (fp32, n + 2
+ * floats): m = max s_j, l = sum_j e^(s_j - m), o = sum_j e^(s_j - m) v_j; the empty set is m = -inf, l = 0, o = 0.
+ * A decode kernel folds its keys into such states one key at a time (per group of lanes), merges the groups' states
+ * in shared memory, and, when a (b, h) is split over several blocks, the blocks' states through global memory
+ * (split_arrive): every merge runs in a fixed order, so the result does not depend on scheduling. */
+#define KVD_MAX_SPLITS 32 /* blocks per (b, h) at most */
+
+/* One key of score s into the running (m, l): returns in *scale the factor for the old o and in *p the new key's
+ * weight (o = o * scale + p * v). */
+__device__ __forceinline__ void softmax_state_step(float *m, float *l, float s, float *scale, float *p) {
+    const float mn = fmaxf(*m, s);
+    *scale = __expf(*m - mn); /* 0 while the state is empty (m = -inf) */
+    *p = __expf(s - mn);
+    *l = *l * *scale + *p;
+    *m = mn;
+}
+
+/* out (n + 2 floats, shared memory) = the merge of `count` states of width n at a stride of `stride` floats, in order
+ * 0..count-1, with o divided by l when `normalize`. st is shared memory or, FROM_GLOBAL, global memory written by
+ * other blocks of this launch (read past L1). w: `count` floats of shared scratch. Every thread of the block calls it
+ * (it synchronises); out is complete after the caller's next __syncthreads. */
+template <bool FROM_GLOBAL>
+__device__ void softmax_states_merge(float *out, float *w, const float *st, int count, int stride, int n, bool normalize) {
+    auto ld = [](const float *p) {
+        if constexpr (FROM_GLOBAL) return __ldcg(p);
+        else return *p;
+    };
+    float M = -INFINITY;
+    for (int k = 0; k < count; k++) M = fmaxf(M, ld(st + (size_t)k * stride));
+    for (int k = threadIdx.x; k < count; k += blockDim.x) {
+        const float mk = ld(st + (size_t)k * stride);
+        w[k] = mk == -INFINITY ? 0.0f : __expf(mk - M);
+    }
+    __syncthreads();
+    float l = 0.0f;
+    for (int k = 0; k < count; k++) l += w[k] * ld(st + (size_t)k * stride + 1);
+    const float scale = normalize ? 1.0f / l : 1.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float o = 0.0f;
+        for (int k = 0; k < count; k++) o += w[k] * ld(st + (size_t)k * stride + 2 + i);
+        out[2 + i] = o * scale;
+    }
+    if (threadIdx.x == 0) {
+        out[0] = M;
+        out[1] = l;
+    }
+}
+
+/* Blocks per (b, h) for a decode over at most `seen` keys: about two blocks per SM over the B*H heads, each split
+ * keeping at least min_keys keys at the longest context, at most KVD_MAX_SPLITS. Host only: it depends on the shape,
+ * never on the position (the kernels divide the keys seen at *pos_dev among the splits). */
+int attn_decode_splits(ab_backend *be, int BH, int seen, int min_keys);
 
 static inline size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
 

@@ -44,6 +44,7 @@ typedef struct {
     cuda_scratch encoder;        /* token buckets for encoder_backward */
     cuda_scratch ones;           /* bf16 ones for bias gradients as GEMMs */
     cuda_scratch decode_pos;     /* int32: the position cuda_decode_pos stages when ctx->pos_dev is NULL */
+    cuda_scratch split_counters; /* CUDA_SPLIT_COUNTERS uint32, zero between launches (split_arrive), from init */
     int64_t *host_keys;          /* encoder_backward sort keys token*BT + row (BT) */
     int32_t *host_buckets;       /* pinned: encoder_backward buckets (3*BT + 2 int32) */
     size_t host_cap;             /* capacity of host_buckets, in int32 */
@@ -113,6 +114,26 @@ ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const v
 ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
                                     const void *act, const void *pre, const void *weight, int N, int C, int OC);
 
+/* ---- Conv1D forward products with few rows (decode), cuda_gemm_small.cu ----
+ * out (M,OC) = inp (M,K) @ weight (K,OC) + bias (OC, may be NULL), then the epilogue: plain; + residual (M,OC);
+ * GELU (pre = the sum, written, out = gelu(pre)). Runs and sets *done = 1 when the bandwidth-bound kernel takes the
+ * shape (M <= CUDA_SMALL_M, OC % 8 == 0, 16-byte aligned weight); *done = 0 (nothing queued): use cuBLASLt. */
+#define CUDA_SMALL_M 16
+typedef enum { SMALL_M_PLAIN = 0, SMALL_M_RESIDUAL, SMALL_M_GELU } small_m_epilogue;
+ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp, const void *weight,
+                            const void *bias, const void *residual, int M, int K, int OC, int *done);
+
+/* ---- reductions split across the blocks of one launch ----
+ * A group of blocks (one output tile, one attention head) each writes its partial result to global memory and calls
+ * split_arrive on the group's counter; the last block to arrive gets true, reads the partials (__ldcg: from L2, not
+ * a stale L1) and combines them in a fixed order, so the result does not depend on the arrival order. The counters
+ * (cuda_split_counters: zeroed at init) are reset by the last block, so the next launch finds them at zero: nothing
+ * is allocated or synchronised per launch (safe to record in a graph). Every kernel using them runs on the backend's
+ * one stream, one after the other, so they share the counters. */
+#define CUDA_SPLIT_COUNTERS 16384
+/* *counters = the first `groups` counters (AB_ERR_UNSUPPORTED beyond CUDA_SPLIT_COUNTERS) */
+ab_status cuda_split_counters(ab_backend *be, int groups, unsigned **counters);
+
 /* ---- device helpers ---- */
 __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16_rn(x); }
@@ -124,6 +145,34 @@ __device__ __forceinline__ float warp_sum(float v) {
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
+}
+
+/* GELU, tanh form (GPT-2's) */
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
+__device__ __forceinline__ float gelu_tanh(float x) {
+    return 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+}
+
+/* 8 bf16 (16 bytes, aligned) as floats */
+__device__ __forceinline__ void unpack8(float out[8], uint4 u) {
+    const bf16 *h = reinterpret_cast<const bf16 *>(&u);
+#pragma unroll
+    for (int k = 0; k < 8; k++) out[k] = bf2f(h[k]);
+}
+
+/* Called by every thread of the block after writing its part of the block's partial result (see cuda_split_counters):
+ * true in the last of the `nblocks` blocks of the group to arrive, which may then read the others' partials. */
+__device__ __forceinline__ bool split_arrive(unsigned *counter, unsigned nblocks) {
+    __shared__ bool last;
+    __threadfence(); /* this thread's partial is visible device-wide before the block is counted */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        last = atomicAdd(counter, 1u) == nblocks - 1;
+        if (last) *counter = 0u; /* every block of the group has arrived: ready for the next launch */
+    }
+    __syncthreads();
+    if (last) __threadfence();
+    return last;
 }
 
 #endif

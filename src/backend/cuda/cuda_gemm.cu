@@ -6,7 +6,8 @@
  *
  * Also here: the matmul ops of the op table (Conv1D weights (in, out)), the bias gradient, the projection
  * that adds the residual as the GEMM's C input, and the MLP's c_fc -> GELU -> c_proj pair with the GELU
- * folded into the GEMM epilogues.
+ * folded into the GEMM epilogues. The three forward ops send products of at most CUDA_SMALL_M rows (decode) to the
+ * bandwidth-bound kernel of cuda_gemm_small.cu first and use cuBLASLt for the rest.
  */
 #include <string.h>
 
@@ -201,6 +202,9 @@ static cuda_gemm_args linear_forward_args(void *out, const void *inp, const void
 
 ab_status cuda_matmul_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
                               int N, int C, int OC) {
+    int done;
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_PLAIN, out, NULL, inp, weight, bias, NULL, N, C, OC, &done));
+    if (done) return AB_OK;
     cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     return cuda_gemm(be, &g);
 }
@@ -231,6 +235,9 @@ ab_status cuda_matmul_backward(ab_backend *be, void *dinp, void *dweight, void *
 ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
                                        const void *residual, int N, int C, int OC) {
     /* out (N,OC) = residual (N,OC) + inp (N,C) @ weight (C,OC) + bias (OC): residual read as C with beta 1 */
+    int done;
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_RESIDUAL, out, NULL, inp, weight, bias, residual, N, C, OC, &done));
+    if (done) return AB_OK;
     cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     g.beta = 1.0f;
     g.C_in = residual;
@@ -240,6 +247,9 @@ ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *in
 ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,
                                    const void *bias, int N, int C, int OC) {
     /* pre (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC); out = gelu(pre): one GEMM, both written by the epilogue */
+    int done;
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_GELU, out, pre, inp, weight, bias, NULL, N, C, OC, &done));
+    if (done) return AB_OK;
     cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     g.gelu = GEMM_GELU_FORWARD; g.aux = pre; g.ld_aux = OC;
     return cuda_gemm(be, &g);
