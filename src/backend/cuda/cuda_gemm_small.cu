@@ -156,9 +156,7 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
     cudaStream_t st = ci->stream;
     if (M == 1) small_m_kernel<1><<<grid, SM_THREADS, 0, st>>>(p);
     else if (M == 2) small_m_kernel<2><<<grid, SM_THREADS, 0, st>>>(p);
-    else if (M <= 4) small_m_kernel<4><<<grid, SM_THREADS, 0, st>>>(p);
-    else if (M <= 8) small_m_kernel<8><<<grid, SM_THREADS, 0, st>>>(p);
-    else small_m_kernel<16><<<grid, SM_THREADS, 0, st>>>(p);
+    else small_m_kernel<4><<<grid, SM_THREADS, 0, st>>>(p); /* M = 3, 4 */
     AB_TRY(cuda_check_launch("small-M matmul"));
     *done = 1;
     return AB_OK;
