@@ -71,7 +71,7 @@ int main(void) {
               g.hp.lsh_buckets, g.hp.linear_chunk, g.hp.mla_kv_rank);
     ab_attn_config t4 = {.C = 128, .H = 4, .D = 32, .max_T = 128, .train_T = 128};
     ab_attn_resolve_hparams(&t4);
-    TEST_TRUE("defaults[tiny H=4,T=128] G=H/2=2, n_b=4, d_c=128",
+    TEST_TRUE("defaults[H=4,D=32,T=128] G=H/2=2, n_b=4, d_c=128",
               t4.hp.gqa_kv_heads == 2 && t4.hp.lsh_buckets == 4 && t4.hp.mla_kv_rank == 128, "G %d nb %d dc %d",
               t4.hp.gqa_kv_heads, t4.hp.lsh_buckets, t4.hp.mla_kv_rank);
     ab_attn_config h1 = {.C = 64, .H = 1, .D = 64, .max_T = 100, .train_T = 100};
