@@ -17,7 +17,7 @@
  * columns [C/2, C) of the later tokens, so the buckets and the sorted order stay as they were and the earlier
  * rows must be bit-identical (a change of the later buckets may move tile boundaries, which changes bf16
  * roundings: VARIANTS.md's "within rounding"); the forward against the causal CPU reference covers the keys.
- * Shapes: T in {1, 63, 64, 65, 130, 257}, B in {1, 2}, H in {2, 12}, chunk 64, 16 and 5 (W_l = 128, 32, 10),
+ * Shapes: T in {1, 63, 64, 65, 130, 257, 1100}, B in {1, 2}, H in {2, 12}, chunk 64, 16 and 5 (W_l = 128, 32, 10),
  * n_h in {1, 2, 3}, buckets from T (2 .. 64). Tolerances: the other flash-based variants' (test_cuda_attn_util.h).
  */
 #include <math.h>
@@ -104,7 +104,8 @@ int main(void) {
     if (ops) check_head_size_refused("attn[lsh,cuda,D=32].unsupported", ops);
     static const int cases[][5] = {/* B, T, H, Lc, n_h */
                                    {1, 1, 2, 64, 2},  {2, 63, 2, 16, 2}, {1, 64, 12, 16, 1}, {2, 65, 2, 5, 3},
-                                   {2, 130, 12, 64, 2}, {1, 257, 2, 16, 2}, {2, 257, 2, 64, 3}, {1, 130, 2, 5, 1}};
+                                   {2, 130, 12, 64, 2}, {1, 257, 2, 16, 2}, {2, 257, 2, 64, 3}, {1, 130, 2, 5, 1},
+                                   {1, 1100, 2, 64, 2}}; /* > 1024: several keys a thread in the sort, two decode scans */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3], cases[i][4]);
     ab_backend_close(&cuda);
