@@ -16,7 +16,8 @@
  * The O(T*W) cost of the band (tiles outside it skipped) is a benchmark, not a test:
  * `attnbench bench --attn-only --device cuda --variants flash,sliding_window` (docs/PERF.md).
  * Shapes cover T not a multiple of the 64-tile, B > 1, G in {1, 2, H/3 (H = 12 -> 4), H}, W in {1, 37, 64,
- * 100, 128, 200, T, > T}, caches of T + 3 and of 1024 positions (decode of positions 0..299). A failing case names the variant, shape, tensor and worst element.
+ * 100, 128, 200, T, > T}, caches of T + 3 and of 1024 positions (decode of positions 0..299). A failing case
+ * names the variant, shape, tensor and worst element.
  *
  * Tolerance against the fp32 CPU reference: relative L2 error <= 2e-2 per tensor and every element within 5%
  * of the tensor's largest magnitude, because Q, K, V, P and dS enter the tensor-core products as bf16 (2^-8
@@ -42,13 +43,6 @@ static void setup_ref(att_case *c, ab_variant_id id, int B, int T, int H, ab_att
     tc_round_all(c->dy, att_n(c));
 }
 
-static const ab_attn_ops *cuda_ops(ab_variant_id id, const char *case_name) {
-    ab_status st;
-    const ab_attn_ops *ops = ab_variant_ops(ab_variants[id], BACKEND_CUDA, &st);
-    if (!ops) test_report(0, case_name, "%s", ab_error());
-    return ops;
-}
-
 static void case_name(char *out, size_t size, const att_case *c, const char *what) {
     if (c->v->id == VARIANT_GQA)
         snprintf(out, size, "attn[gqa,cuda,B=%d,T=%d,H=%d,G=%d].%s", c->B, c->T, c->cfg.H, c->cfg.hp.gqa_kv_heads, what);
@@ -65,7 +59,7 @@ static void test_case(ab_variant_id id, int B, int T, int H, int G, int W, int m
     att_case c;
     setup_ref(&c, id, B, T, H, hp, max_T ? max_T : T + 3, 3000 + 7 * T + H + G + W);
     case_name(name, sizeof name, &c, "ops");
-    const ab_attn_ops *ops = cuda_ops(id, name);
+    const ab_attn_ops *ops = tc_cuda_variant_ops(id, name);
     if (!ops) {
         att_free(&c);
         return;
@@ -85,7 +79,8 @@ static void test_equal_flash(ab_variant_id id, int B, int T, int H, int W) {
     att_copy_weights(&base, &c);
     att_forward_backward(&base);
     case_name(name, sizeof name, &c, "ops");
-    const ab_attn_ops *ops = cuda_ops(id, name), *flash = cuda_ops(VARIANT_FLASH, "attn[flash,cuda].ops");
+    const ab_attn_ops *ops = tc_cuda_variant_ops(id, name);
+    const ab_attn_ops *flash = tc_cuda_variant_ops(VARIANT_FLASH, "attn[flash,cuda].ops");
     if (!ops || !flash) {
         att_free(&c);
         att_free(&base);
@@ -163,8 +158,8 @@ static void test_cache_sizes(void) {
     ab_attn_config cfg = {.C = 768, .H = 12, .D = 64, .max_T = 1024, .train_T = 1024,
                           .hp = {.gqa_kv_heads = 4, .window = 128}};
     ab_attn_resolve_hparams(&cfg);
-    const ab_attn_ops *gqa = cuda_ops(VARIANT_GQA, "attn[gqa,cuda].cache_bytes");
-    const ab_attn_ops *win = cuda_ops(VARIANT_SLIDING_WINDOW, "attn[sliding_window,cuda].cache_bytes");
+    const ab_attn_ops *gqa = tc_cuda_variant_ops(VARIANT_GQA, "attn[gqa,cuda].cache_bytes");
+    const ab_attn_ops *win = tc_cuda_variant_ops(VARIANT_SLIDING_WINDOW, "attn[sliding_window,cuda].cache_bytes");
     if (!gqa || !win) return;
     const int B = 3;
     size_t g = gqa->cache_bytes(&cfg, B, cfg.max_T), want_g = (size_t)B * 1024 * 2 * 4 * 64 * 2;
@@ -186,7 +181,7 @@ static void test_head_size_refused(void) {
     for (int v = 0; v < 2; v++) {
         char name[160];
         snprintf(name, sizeof name, "attn[%s,cuda,D=32].unsupported", ab_variants[ids[v]]->name);
-        const ab_attn_ops *ops = cuda_ops(ids[v], name);
+        const ab_attn_ops *ops = tc_cuda_variant_ops(ids[v], name);
         if (ops) check_head_size_refused(name, ops);
     }
 }

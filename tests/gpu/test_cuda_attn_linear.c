@@ -43,11 +43,9 @@ static void test_case(int B, int T, int H, int Lc) {
     for (int i = 0; i < c.n_t; i++) tc_round_all((float *)c.w.t[i], att_tn(&c.tens[i]));
     tc_round_all(c.x, att_n(&c));
     tc_round_all(c.dy, att_n(&c));
-    ab_status st;
     case_name(name, sizeof name, &c, "ops");
-    const ab_attn_ops *ops = ab_variant_ops(ab_variants[VARIANT_LINEAR], BACKEND_CUDA, &st);
+    const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_LINEAR, name);
     if (!ops) {
-        test_report(0, name, "%s", ab_error());
         att_free(&c);
         return;
     }
@@ -55,17 +53,10 @@ static void test_case(int B, int T, int H, int Lc) {
     att_free(&c);
 }
 
-static const ab_attn_ops *linear_cuda_ops(const char *case_name_) {
-    ab_status st;
-    const ab_attn_ops *ops = ab_variant_ops(ab_variants[VARIANT_LINEAR], BACKEND_CUDA, &st);
-    if (!ops) test_report(0, case_name_, "%s", ab_error());
-    return ops;
-}
-
 /* H * (D*D + D) fp32 per sequence, the same for any context length */
 static void test_cache_bytes(void) {
     const char *name = "attn[linear,cuda,H=12].cache_bytes";
-    const ab_attn_ops *ops = linear_cuda_ops(name);
+    const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_LINEAR, name);
     if (!ops) return;
     ab_attn_config cfg = {.C = 768, .H = 12, .D = 64, .max_T = 1024, .train_T = 1024};
     ab_attn_resolve_hparams(&cfg);
@@ -79,7 +70,7 @@ static void test_cache_bytes(void) {
 
 /* Every op refuses head size 32 and a chunk longer than the 64-row tile, before touching any buffer. */
 static void test_refused(void) {
-    const ab_attn_ops *ops = linear_cuda_ops("attn[linear,cuda].unsupported");
+    const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_LINEAR, "attn[linear,cuda].unsupported");
     if (!ops) return;
     static const struct {
         int C, H, Lc;

@@ -27,13 +27,6 @@
 
 static ab_backend cpu, cuda;
 
-static const ab_attn_ops *cuda_ops(const char *case_name) {
-    ab_status st;
-    const ab_attn_ops *ops = ab_variant_ops(ab_variants[VARIANT_LSH], BACKEND_CUDA, &st);
-    if (!ops) test_report(0, case_name, "%s", ab_error());
-    return ops;
-}
-
 static void case_name(char *out, size_t size, const att_case *c, const char *what) {
     snprintf(out, size, "attn[lsh,cuda,B=%d,T=%d,H=%d,Lc=%d,nh=%d,nb=%d].%s", c->B, c->T, c->cfg.H,
              c->cfg.hp.lsh_chunk, c->cfg.hp.lsh_hashes, c->cfg.hp.lsh_buckets, what);
@@ -78,7 +71,7 @@ static void test_case(int B, int T, int H, int Lc, int nh) {
     tc_round_all(c.x, att_n(&c));
     tc_round_all(c.dy, att_n(&c));
     case_name(name, sizeof name, &c, "ops");
-    const ab_attn_ops *ops = cuda_ops(name);
+    const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_LSH, name);
     if (ops) check_layer_from(&c, ops, case_name, c.cfg.C / 2);
     att_free(&c);
 }
@@ -86,7 +79,7 @@ static void test_case(int B, int T, int H, int Lc, int nh) {
 /* [k^ | v] bf16 (2C) and n_h int16 ids per head, per token and sequence: the analytical 2C + H n_h elements */
 static void test_cache_bytes(void) {
     const char *name = "attn[lsh,cuda,H=12,nh=2,max_T=1024].cache_bytes";
-    const ab_attn_ops *ops = cuda_ops(name);
+    const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_LSH, name);
     if (!ops) return;
     ab_attn_config cfg = {.C = 768, .H = 12, .D = 64, .max_T = 1024, .train_T = 512};
     ab_attn_resolve_hparams(&cfg);
@@ -100,7 +93,7 @@ static void test_cache_bytes(void) {
 int main(void) {
     if (!tc_open(&cpu, &cuda)) return TEST_SUMMARY();
     test_cache_bytes();
-    const ab_attn_ops *ops = cuda_ops("attn[lsh,cuda,D=32].unsupported");
+    const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_LSH, "attn[lsh,cuda,D=32].unsupported");
     if (ops) check_head_size_refused("attn[lsh,cuda,D=32].unsupported", ops);
     static const int cases[][5] = {/* B, T, H, Lc, n_h */
                                    {1, 1, 2, 64, 2},  {2, 63, 2, 16, 2}, {1, 64, 12, 16, 1}, {2, 65, 2, 5, 3},

@@ -38,13 +38,6 @@ static void setup_ref(att_case *c, int B, int T, int H, int dc, int max_T, uint6
     tc_round_all(c->dy, att_n(c));
 }
 
-static const ab_attn_ops *cuda_ops(const char *case_name) {
-    ab_status st;
-    const ab_attn_ops *ops = ab_variant_ops(ab_variants[VARIANT_MLA], BACKEND_CUDA, &st);
-    if (!ops) test_report(0, case_name, "%s", ab_error());
-    return ops;
-}
-
 static void case_name(char *out, size_t size, const att_case *c, const char *what) {
     snprintf(out, size, "attn[mla,cuda,B=%d,T=%d,H=%d,dc=%d].%s", c->B, c->T, c->cfg.H, c->cfg.hp.mla_kv_rank, what);
 }
@@ -55,7 +48,7 @@ static void test_case(int B, int T, int H, int dc, int max_T) {
     att_case c;
     setup_ref(&c, B, T, H, dc, max_T, 5000 + 7 * T + H + dc);
     case_name(name, sizeof name, &c, "ops");
-    const ab_attn_ops *ops = cuda_ops(name);
+    const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_MLA, name);
     if (!ops) {
         att_free(&c);
         return;
@@ -68,7 +61,7 @@ static void test_case(int B, int T, int H, int dc, int max_T) {
 static void test_cache_sizes(void) {
     ab_attn_config cfg = {.C = 768, .H = 12, .D = 64, .max_T = 1024, .train_T = 1024};
     ab_attn_resolve_hparams(&cfg);
-    const ab_attn_ops *ops = cuda_ops("attn[mla,cuda].cache_bytes");
+    const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_MLA, "attn[mla,cuda].cache_bytes");
     if (!ops) return;
     const int B = 3;
     size_t got = ops->cache_bytes(&cfg, B, cfg.max_T), want = (size_t)B * 1024 * 256 * 2;
@@ -79,7 +72,7 @@ static void test_cache_sizes(void) {
 /* Every op refuses head size 32 before touching any buffer. */
 static void test_head_size_refused(void) {
     const char *name = "attn[mla,cuda,D=32].unsupported";
-    const ab_attn_ops *ops = cuda_ops(name);
+    const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_MLA, name);
     if (ops) check_head_size_refused(name, ops);
 }
 

@@ -14,6 +14,14 @@
 #define ATTN_REL_TOL 2e-2
 #define ATTN_ELEM_FRAC 0.05
 
+/* The CUDA ops of variant id from the variant table; NULL after a failing case `case_name` when it has none. */
+static inline const ab_attn_ops *tc_cuda_variant_ops(ab_variant_id id, const char *case_name) {
+    ab_status st;
+    const ab_attn_ops *ops = ab_variant_ops(ab_variants[id], BACKEND_CUDA, &st);
+    if (!ops) test_report(0, case_name, "%s", ab_error());
+    return ops;
+}
+
 /* "attn[<variant>,cuda,<shape>].<what>" for a case */
 typedef void (*case_namer)(char *out, size_t size, const att_case *c, const char *what);
 

@@ -265,7 +265,7 @@ int main(void) {
     test_model(VARIANT_SLIDING_WINDOW, (ab_attn_hparams){.window = 16}); /* band inside T = 50, cache of 16 */
     test_model(VARIANT_LINEAR, (ab_attn_hparams){.linear_chunk = 16});   /* several chunks inside T = 50 */
     test_model(VARIANT_MLA, (ab_attn_hparams){0});
-    test_model(VARIANT_LSH, (ab_attn_hparams){.lsh_chunk = 16});         /* W_l = 32 < T, 8 buckets */
+    test_model(VARIANT_LSH, (ab_attn_hparams){.lsh_chunk = 16});         /* W_l = 32 < T; one bucket (model_pair) */
     test_graphs_switch();
     /* every variant with a CUDA decode; window 16: the rolling cache wraps inside the decoded positions */
     for (int v = 0; v < VARIANT_COUNT; v++) {

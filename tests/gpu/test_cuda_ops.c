@@ -272,9 +272,8 @@ static void test_small_m_deterministic(int M, int C, int OC) {
 }
 
 /* Every forward product at decode sizes: M in {1, 2, 3, 4} rows (the small-M kernel's instantiations), 5 and 16
- * (cuBLASLt) on GPT-2's projection shapes and small odd ones
- * (a partial 64-column tile, K shorter than one split), with the three epilogues; then the shapes the kernel leaves
- * to cuBLASLt (an output width that is not a multiple of 8). */
+ * (cuBLASLt), on GPT-2's projection shapes and small odd ones (a partial 64-column tile, K shorter than one split),
+ * with the three epilogues; then the shapes the kernel leaves to cuBLASLt (an output width not a multiple of 8). */
 static void test_small_m(void) {
     static const int rows[] = {1, 2, 3, 4, 5, 16};
     static const int shapes[][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}, {64, 40}, {200, 72}};

@@ -169,13 +169,7 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, float *
     softmax_states_merge<false>(bst, wsh, gst, ngroups, D + 2, D, nsplit == 1);
     __syncthreads();
     bf16 *yh = y + (size_t)b * C + h * D;
-    if (nsplit > 1) {
-        float *mine_g = part + ((size_t)bh * nsplit + split) * (D + 2);
-        for (int i = threadIdx.x; i < D + 2; i += KVD_THREADS) mine_g[i] = bst[i];
-        if (!split_arrive(counters + bh, (unsigned)nsplit)) return;
-        softmax_states_merge<true>(bst, wsh, part + (size_t)bh * nsplit * (D + 2), nsplit, D + 2, D, true);
-        __syncthreads();
-    }
+    if (nsplit > 1 && !softmax_states_split_merge(bst, wsh, part, counters + bh, bh, split, nsplit, D)) return;
     for (int d = threadIdx.x; d < D; d += KVD_THREADS) yh[d] = f2bf(bst[2 + d]);
 }
 

@@ -356,8 +356,9 @@ static ab_status run_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, c
     AB_TRY(cuda_check_launch("lsh_hash"));
     const unsigned P = pow2_at_least(T), threads = P < 1024 ? (P < 32 ? 32 : P) : 1024;
     const size_t smem = P * sizeof(unsigned);
-    CUDA_TRY(cudaFuncSetAttribute(lsh_sort_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-             "lsh sort shared memory");
+    if (smem > 48 * 1024) /* the default limit covers T <= 12288: no attribute call per layer and step below */
+        CUDA_TRY(cudaFuncSetAttribute(lsh_sort_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                 "lsh sort shared memory");
     lsh_sort_kernel<<<s.nh * B * cfg->H, threads, smem, st>>>(sv->rows, sv->row_lo, sv->bucket, T, (int)P, s.window);
     AB_TRY(cuda_check_launch("lsh_sort"));
     lsh_fwd_tmp tmp = fwd_tmp_views(&s, tmp_base, NULL);

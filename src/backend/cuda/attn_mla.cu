@@ -398,13 +398,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
     softmax_states_merge<false>(bst, wsh, wst, MLA_WARPS, dc + 2, dc, nsplit == 1);
     __syncthreads();
     /* 3. the splits merged (last block), then o_h = cbar W_uv,h */
-    if (nsplit > 1) {
-        float *mine_g = part + ((size_t)bh * nsplit + split) * (dc + 2);
-        for (int i = threadIdx.x; i < dc + 2; i += MLA_DECODE_THREADS) mine_g[i] = bst[i];
-        if (!split_arrive(counters + bh, (unsigned)nsplit)) return;
-        softmax_states_merge<true>(bst, wsh, part + (size_t)bh * nsplit * (dc + 2), nsplit, dc + 2, dc, true);
-        __syncthreads();
-    }
+    if (nsplit > 1 && !softmax_states_split_merge(bst, wsh, part, counters + bh, bh, split, nsplit, dc)) return;
     const float *cbar = bst + 2;
     float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     for (int r0 = rg; r0 < dc; r0 += MLA_ROWS * MLA_UNROLL) {
