@@ -5,9 +5,10 @@
  * cached per shape, transposition, alignment and epilogue, so the heuristic runs once per distinct GEMM.
  *
  * Also here: the matmul ops of the op table (Conv1D weights (in, out)), the bias gradient, the projection
- * that adds the residual as the GEMM's C input, and the MLP's c_fc -> GELU -> c_proj pair with the GELU
- * folded into the GEMM epilogues. The three forward ops send products of at most CUDA_SMALL_M rows (decode) to the
- * bandwidth-bound kernel of cuda_gemm_small.cu first and use cuBLASLt for the rest.
+ * that adds the residual as the GEMM's C input (and, fused, the LayerNorm of its result), and the MLP's c_fc -> GELU
+ * -> c_proj pair with the GELU folded into the GEMM epilogues. The four forward ops send products of at most
+ * CUDA_SMALL_M rows (decode) to the bandwidth-bound kernel of cuda_gemm_small.cu first and use cuBLASLt for the rest
+ * (the LayerNorm then a kernel of its own).
  */
 #include <string.h>
 
@@ -203,7 +204,7 @@ static cuda_gemm_args linear_forward_args(void *out, const void *inp, const void
 ab_status cuda_matmul_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
                               int N, int C, int OC) {
     int done;
-    AB_TRY(cuda_gemm_small_m(be, SMALL_M_PLAIN, out, NULL, inp, weight, bias, NULL, N, C, OC, &done));
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_PLAIN, out, NULL, inp, weight, bias, NULL, NULL, N, C, OC, &done));
     if (done) return AB_OK;
     cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     return cuda_gemm(be, &g);
@@ -236,7 +237,7 @@ ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *in
                                        const void *residual, int N, int C, int OC) {
     /* out (N,OC) = residual (N,OC) + inp (N,C) @ weight (C,OC) + bias (OC): residual read as C with beta 1 */
     int done;
-    AB_TRY(cuda_gemm_small_m(be, SMALL_M_RESIDUAL, out, NULL, inp, weight, bias, residual, N, C, OC, &done));
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_RESIDUAL, out, NULL, inp, weight, bias, residual, NULL, N, C, OC, &done));
     if (done) return AB_OK;
     cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     g.beta = 1.0f;
@@ -244,11 +245,24 @@ ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *in
     return cuda_gemm(be, &g);
 }
 
+ab_status cuda_matmul_residual_layernorm_forward(ab_backend *be, void *out, void *ln_out, float *ln_mean, float *ln_rstd,
+                                                 const void *inp, const void *weight, const void *bias, const void *residual,
+                                                 const void *ln_weight, const void *ln_bias, int N, int C, int OC) {
+    /* out (N,OC) = residual + inp (N,C) @ weight (C,OC) + bias; ln_out (N,OC), ln_mean / ln_rstd (N) = LayerNorm(out):
+     * decode rows in one launch (the small-M kernel's LayerNorm tail), else the two ops */
+    const small_m_ln ln = {ln_out, ln_mean, ln_rstd, ln_weight, ln_bias};
+    int done;
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_RESIDUAL_LN, out, NULL, inp, weight, bias, residual, &ln, N, C, OC, &done));
+    if (done) return AB_OK;
+    AB_TRY(cuda_matmul_residual_forward(be, out, inp, weight, bias, residual, N, C, OC));
+    return cuda_layernorm_forward(be, ln_out, ln_mean, ln_rstd, out, ln_weight, ln_bias, N, OC);
+}
+
 ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,
                                    const void *bias, int N, int C, int OC) {
     /* pre (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC); out = gelu(pre): one GEMM, both written by the epilogue */
     int done;
-    AB_TRY(cuda_gemm_small_m(be, SMALL_M_GELU, out, pre, inp, weight, bias, NULL, N, C, OC, &done));
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_GELU, out, pre, inp, weight, bias, NULL, NULL, N, C, OC, &done));
     if (done) return AB_OK;
     cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     g.gelu = GEMM_GELU_FORWARD; g.aux = pre; g.ld_aux = OC;

@@ -1,7 +1,8 @@
 /*
  * cuda_gemm_small.cu — the Conv1D forward products with few rows (decode: M = batch <= CUDA_SMALL_M), which
  * cuBLASLt's tile kernels run far below bandwidth: out (M,OC) = inp (M,K) @ W (K,OC) + bias (OC, may be NULL), with
- * the epilogues of the op table: plain, + residual (M,OC), GELU (pre (M,OC) = the sum, out = gelu(pre)).
+ * the epilogues of the op table: plain, + residual (M,OC), GELU (pre (M,OC) = the sum, out = gelu(pre)), and
+ * + residual followed by the LayerNorm of out (ln_out (M,OC), mean / rstd f32 (M)).
  * Such a product is bound by reading W (K,OC) bf16 once, so the kernel streams it with coalesced 16-byte loads and
  * spreads it over enough blocks to keep every SM's loads in flight.
  *
@@ -16,6 +17,13 @@
  * cuBLASLt workspace: one stream, so the two never overlap) and the last block of the tile to finish (split_arrive)
  * adds the splits in split order and applies the epilogue: deterministic, one launch, nothing allocated, nothing
  * depending on the host beyond the shape (safe to record in a CUDA graph).
+ *
+ * LayerNorm epilogue. A row's LayerNorm needs all its OC columns, which the tiles finish in separate blocks: every
+ * block that stores a tile of out (the last of the tile's blocks to finish, or each block when K is not split) arrives
+ * on one more counter, past the tile counters (split_arrive: its __threadfence makes the block's stores of out
+ * visible device-wide before it is counted), and the last of the tiles to arrive reads the M finished rows back
+ * from L2 and writes their LayerNorm, one warp per row, with the same code as layernorm_forward (layernorm_row), so
+ * the result is the same bits as the two ops run apart. Still one launch, and the counter resets itself.
  */
 #include "backend/cuda/cuda_common.cuh"
 
@@ -29,9 +37,13 @@
 
 typedef struct {
     bf16 *out, *pre;                     /* (M,OC); pre only for GELU */
-    const bf16 *inp, *w, *bias, *residual; /* (M,K), (K,OC), (OC) or NULL, (M,OC) for RESIDUAL */
+    const bf16 *inp, *w, *bias, *residual; /* (M,K), (K,OC), (OC) or NULL, (M,OC) for RESIDUAL and RESIDUAL_LN */
+    bf16 *ln_out;                        /* (M,OC) for RESIDUAL_LN */
+    float *ln_mean, *ln_rstd;            /* f32 (M) for RESIDUAL_LN */
+    const bf16 *ln_w, *ln_b;             /* (OC) for RESIDUAL_LN */
     float *part;                         /* (tiles, splits, M, SM_TILE) fp32 partial sums when splits > 1 */
-    unsigned *counters;                  /* (tiles) split counters */
+    unsigned *counters;                  /* (tiles) split counters when splits > 1, then the tiles' counter for
+                                          * RESIDUAL_LN (at index tiles) */
     int M, K, OC, rows, splits;
     small_m_epilogue ep;
 } small_m_params;
@@ -40,7 +52,7 @@ typedef struct {
 __device__ __forceinline__ void small_m_store(const small_m_params &p, int m, int col, float v) {
     const size_t i = (size_t)m * p.OC + col;
     if (p.bias) v += bf2f(p.bias[col]);
-    if (p.ep == SMALL_M_RESIDUAL) v += bf2f(p.residual[i]);
+    if (p.ep == SMALL_M_RESIDUAL || p.ep == SMALL_M_RESIDUAL_LN) v += bf2f(p.residual[i]);
     if (p.ep == SMALL_M_GELU) {
         p.pre[i] = f2bf(v);
         v = gelu_tanh(v);
@@ -117,27 +129,36 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
         else
             p.part[(((size_t)tile * p.splits + split) * p.M + m) * SM_TILE + c] = v;
     }
-    if (p.splits == 1 || !split_arrive(p.counters + tile, (unsigned)p.splits)) return;
-    for (int i = tid; i < p.M * SM_TILE; i += SM_THREADS) { /* the last block of the tile: splits in order */
-        const int m = i / SM_TILE, c = i % SM_TILE;
-        if (c >= ncols) continue;
-        const float *src = p.part + ((size_t)tile * p.splits * p.M + m) * SM_TILE + c;
-        float v = 0.0f;
-        for (int s = 0; s < p.splits; s++) v += __ldcg(src + (size_t)s * p.M * SM_TILE);
-        small_m_store(p, m, tile * SM_TILE + c, v);
+    if (p.splits > 1) {
+        if (!split_arrive(p.counters + tile, (unsigned)p.splits)) return;
+        for (int i = tid; i < p.M * SM_TILE; i += SM_THREADS) { /* the last block of the tile: splits in order */
+            const int m = i / SM_TILE, c = i % SM_TILE;
+            if (c >= ncols) continue;
+            const float *src = p.part + ((size_t)tile * p.splits * p.M + m) * SM_TILE + c;
+            float v = 0.0f;
+            for (int s = 0; s < p.splits; s++) v += __ldcg(src + (size_t)s * p.M * SM_TILE);
+            small_m_store(p, m, tile * SM_TILE + c, v);
+        }
     }
+    /* this block has stored its tile of out; the last of the tiles to arrive finds the M rows whole: their LayerNorm */
+    if (p.ep != SMALL_M_RESIDUAL_LN || !split_arrive(p.counters + gridDim.x, gridDim.x)) return;
+    if (warp < p.M)
+        layernorm_row<true>(p.ln_out + (size_t)warp * p.OC, p.ln_mean + warp, p.ln_rstd + warp, p.out + (size_t)warp * p.OC,
+                            p.ln_w, p.ln_b, p.OC);
 }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp, const void *weight,
-                            const void *bias, const void *residual, int M, int K, int OC, int *done) {
+                            const void *bias, const void *residual, const small_m_ln *ln, int M, int K, int OC, int *done) {
     cuda_impl *ci = cuda_of(be);
     *done = 0;
     if (M < 1 || M > CUDA_SMALL_M || K < 1 || OC < 8 || OC % 8 || ((uintptr_t)weight & 15)) return AB_OK;
     small_m_params p;
     p.out = (bf16 *)out; p.pre = (bf16 *)pre;
     p.inp = (const bf16 *)inp; p.w = (const bf16 *)weight; p.bias = (const bf16 *)bias; p.residual = (const bf16 *)residual;
+    p.ln_out = ln ? (bf16 *)ln->out : NULL; p.ln_mean = ln ? ln->mean : NULL; p.ln_rstd = ln ? ln->rstd : NULL;
+    p.ln_w = ln ? (const bf16 *)ln->weight : NULL; p.ln_b = ln ? (const bf16 *)ln->bias : NULL;
     p.M = M; p.K = K; p.OC = OC; p.ep = ep;
     const int tiles = ceil_div(OC, SM_TILE);
     /* as few splits as the shared memory allows, more until the grid fills the GPU; rows a multiple of a pass */
@@ -147,11 +168,14 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
     p.splits = ceil_div(K, p.rows);
     p.part = (float *)ci->lt_workspace;
     p.counters = NULL;
+    /* the tile counters when K is split, the tiles' counter after them for the LayerNorm */
+    const int groups = ep == SMALL_M_RESIDUAL_LN ? tiles + 1 : p.splits > 1 ? tiles : 0;
     if (p.splits > 1) {
         const size_t part_bytes = (size_t)tiles * p.splits * M * SM_TILE * sizeof(float);
-        if (tiles > CUDA_SPLIT_COUNTERS || part_bytes > ci->lt_workspace_bytes || p.splits > 65535) return AB_OK;
-        AB_TRY(cuda_split_counters(be, tiles, &p.counters));
+        if (part_bytes > ci->lt_workspace_bytes || p.splits > 65535) return AB_OK;
     }
+    if (groups > CUDA_SPLIT_COUNTERS) return AB_OK;
+    if (groups > 0) AB_TRY(cuda_split_counters(be, groups, &p.counters));
     const dim3 grid((unsigned)tiles, (unsigned)p.splits);
     cudaStream_t st = ci->stream;
     if (M == 1) small_m_kernel<1><<<grid, SM_THREADS, 0, st>>>(p);
