@@ -55,7 +55,7 @@ void ab_backend_close(ab_backend *be) {
     be->ops = NULL;
 }
 
-int ab_backend_graphs_env(void) {
-    const char *v = getenv("AB_CUDA_GRAPHS");
+int ab_backend_switch_env(const char *name) {
+    const char *v = getenv(name);
     return !(v && strcmp(v, "0") == 0);
 }

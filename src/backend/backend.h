@@ -133,7 +133,7 @@ typedef struct ab_backend_ops {
      * replay to the next must be in memory the recorded ops read when they run: backend memory (the decode
      * position: ab_attn_ctx.pos_dev, encoder_forward's pos0) or pinned host memory read by a recorded
      * copy_to_device_async. be->graphs says whether the model should record its decode steps: set at init,
-     * off on cuda when the environment variable AB_CUDA_GRAPHS is 0 (ab_backend_graphs_env). A backend has
+     * off on cuda when the environment variable AB_CUDA_GRAPHS is 0 (ab_backend_switch_env). A backend has
      * these seven ops together or none of them. */
     /* *ptr_host = page-locked host memory of `bytes` (not accounted in be->mem); host_free is NULL-safe */
     ab_status (*host_alloc)(ab_backend *be, void **ptr_host, size_t bytes);
@@ -173,9 +173,10 @@ ab_status ab_backend_parse(const char *name, ab_backend_id *out);
 /* Create / destroy a backend instance. AB_ERR_UNSUPPORTED if not built in, AB_ERR_DEVICE if no device. */
 ab_status ab_backend_open(ab_backend_id id, int device_index, ab_backend *be);
 void ab_backend_close(ab_backend *be);
-/* The AB_CUDA_GRAPHS switch: 0 when the environment variable is "0" (recorded decode steps off, for comparison
- * and debugging), else 1. Read by the cuda backend's init and by `attnbench info`. */
-int ab_backend_graphs_env(void);
+/* A backend switch of the environment, on unless set to "0" (for comparison and debugging): AB_CUDA_GRAPHS (decode
+ * steps recorded as CUDA graphs), AB_CUDA_PDL (programmatic dependent launch of the decode products). Read by the
+ * cuda backend's init and by `attnbench info`. */
+int ab_backend_switch_env(const char *name);
 
 /* Convenience: allocate through be->ops->alloc with accounting. */
 static inline ab_status ab_alloc(ab_backend *be, ab_buffer *buf, size_t bytes, mem_category cat) {

@@ -1,6 +1,7 @@
 /*
  * info.c — `attnbench info`: build features, CPU, GPUs (NVML), whether decode steps are recorded as CUDA graphs
- * (AB_CUDA_GRAPHS), RAPL access; what a run would measure.
+ * (AB_CUDA_GRAPHS) and whether the decode products use programmatic dependent launch (AB_CUDA_PDL), RAPL access;
+ * what a run would measure.
  */
 #include <jansson.h>
 #include <math.h>
@@ -98,8 +99,12 @@ int cmd_info(int argc, char **argv) {
         if (m.nvml) print_gpus(m.nvml);
         else printf("GPUs: no GPU / %s\n", m.gpu_reason);
         if (!ab_backend_table[BACKEND_CUDA]) printf("CUDA graphs: no (built without the CUDA backend)\n");
-        else if (ab_backend_graphs_env()) printf("CUDA graphs: on, decode steps are recorded and replayed (AB_CUDA_GRAPHS=0: off)\n");
+        else if (ab_backend_switch_env("AB_CUDA_GRAPHS")) printf("CUDA graphs: on, decode steps are recorded and replayed (AB_CUDA_GRAPHS=0: off)\n");
         else printf("CUDA graphs: off (AB_CUDA_GRAPHS=0), decode steps run directly\n");
+        if (ab_backend_table[BACKEND_CUDA])
+            printf("Programmatic dependent launch: %s\n", ab_backend_switch_env("AB_CUDA_PDL")
+                       ? "on for the decode products on compute capability 9.0+ (AB_CUDA_PDL=0: off)"
+                       : "off (AB_CUDA_PDL=0)");
         if (m.cpu_ok) printf("RAPL: readable (%d package zone(s))\n", ab_rapl_zone_count(m.rapl));
         else printf("RAPL: %s\n", m.cpu_reason);
     }

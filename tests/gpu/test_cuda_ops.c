@@ -8,7 +8,7 @@
  * products are also run at decode sizes (1 to 16 rows: the small-M kernel with its K split over blocks up to
  * CUDA_SMALL_M rows, cuBLASLt above and for the shapes the kernel leaves to it) on GPT-2's projection shapes, and the
  * fused projection + residual + LayerNorm against cuda's own two ops (the same bits expected), run twice and replayed
- * from a CUDA graph.
+ * from a CUDA graph; and a decode step's chain of dependent products queued, and replayed, against one op at a time.
  */
 #include <math.h>
 
@@ -367,6 +367,82 @@ static void test_small_m_deterministic(int M, int C, int OC) {
     free(x); free(w); free(b); free(first);
 }
 
+/* A decode step's chain of dependent products, as the model queues them (L blocks of attn.c_proj + ln_2, c_fc + gelu,
+ * mlp.c_proj + the next ln_1), each reading what the one before wrote: queued back to back, and recorded as a CUDA
+ * graph and replayed, it must give the same bits as the same ops run one at a time with the host waiting for each.
+ * With programmatic dependent launch (AB_CUDA_PDL) a product starts before its input is written and waits for it
+ * in the kernel: a product that read its input before the wait would show here as a difference. */
+typedef struct {
+    gbuf la, lb, ma, ra, rb, g, pre; /* ln_1 / ln_2 (M,C), LN statistics (2M), residuals (M,C), gelu and pre (M,4C) */
+} chain_bufs;
+
+static void chain_step(const chain_bufs *c, gbuf *const w[3], gbuf *const bias[3], const gbuf *lnw, int M, int C, int sync) {
+    /* attn.c_proj: ra = rb + la @ W0, lb = LN(ra); c_fc: g = gelu(lb @ W1); mlp.c_proj: rb = ra + g @ W2, la = LN(rb) */
+    float *stats = (float *)c->ma.ptr;
+    tc_check_status(cuda.ops->matmul_residual_layernorm_forward(&cuda, c->ra.ptr, c->lb.ptr, stats, stats + M, c->la.ptr,
+                                                                w[0]->ptr, bias[0]->ptr, c->rb.ptr, lnw->ptr, bias[0]->ptr,
+                                                                M, C, C), "chain attn.c_proj");
+    if (sync) free(g_get(&c->lb, NULL));
+    tc_check_status(cuda.ops->matmul_gelu_forward(&cuda, c->g.ptr, c->pre.ptr, c->lb.ptr, w[1]->ptr, bias[1]->ptr, M, C, 4 * C),
+                    "chain c_fc");
+    if (sync) free(g_get(&c->g, NULL));
+    tc_check_status(cuda.ops->matmul_residual_layernorm_forward(&cuda, c->rb.ptr, c->la.ptr, stats, stats + M, c->g.ptr,
+                                                                w[2]->ptr, bias[2]->ptr, c->ra.ptr, lnw->ptr, bias[0]->ptr,
+                                                                M, 4 * C, C), "chain mlp.c_proj");
+    if (sync) free(g_get(&c->la, NULL));
+}
+
+static void test_small_m_chain(int M, int L) {
+    const int C = 768;
+    if (!cuda.ops->matmul_residual_layernorm_forward || !cuda.ops->matmul_gelu_forward) return;
+    static const int wk[3] = {1, 1, 4}, wn[3] = {1, 4, 1}; /* W0 (C,C), W1 (C,4C), W2 (4C,C) */
+    gbuf gw[3], gbias[3], *w[3], *bias[3];
+    for (int i = 0; i < 3; i++) {
+        float *h = tc_randn(&rng, (size_t)wk[i] * C * wn[i] * C, 1.0 / sqrt((double)wk[i] * C), 0.0);
+        float *hb = tc_randn(&rng, (size_t)wn[i] * C, 0.1, 0.0);
+        gw[i] = g_new((size_t)wk[i] * C * wn[i] * C, 2); gbias[i] = g_new((size_t)wn[i] * C, 2);
+        g_set(&gw[i], h); g_set(&gbias[i], hb);
+        w[i] = &gw[i]; bias[i] = &gbias[i];
+        free(h); free(hb);
+    }
+    float *hlw = tc_randn(&rng, C, 0.2, 1.0), *la0 = tc_randn(&rng, (size_t)M * C, 1.0, 0.0);
+    float *rb0 = tc_randn(&rng, (size_t)M * C, 1.0, 0.0);
+    gbuf lnw = g_new(C, 2);
+    g_set(&lnw, hlw);
+    chain_bufs c = {g_new((size_t)M * C, 2), g_new((size_t)M * C, 2), g_new(2 * (size_t)M, 4), g_new((size_t)M * C, 2),
+                    g_new((size_t)M * C, 2), g_new((size_t)M * 4 * C, 2), g_new((size_t)M * 4 * C, 2)};
+    /* the reference: one op at a time */
+    g_set(&c.la, la0); g_set(&c.rb, rb0);
+    for (int l = 0; l < L; l++) chain_step(&c, w, bias, &lnw, M, C, 1);
+    float *ref_la = g_get(&c.la, NULL), *ref_rb = g_get(&c.rb, NULL);
+    char name[128];
+    /* queued back to back */
+    g_set(&c.la, la0); g_set(&c.rb, rb0);
+    for (int l = 0; l < L; l++) chain_step(&c, w, bias, &lnw, M, C, 0);
+    snprintf(name, sizeof name, "small_m_chain.queued.ln[M=%d,L=%d]", M, L);
+    g_check(name, &c.la, ref_la, 0.0, 0.0);
+    snprintf(name, sizeof name, "small_m_chain.queued.residual[M=%d,L=%d]", M, L);
+    g_check(name, &c.rb, ref_rb, 0.0, 0.0);
+    /* recorded once, replayed from the same start */
+    if (cuda.ops->graph_begin) {
+        void *graph = NULL;
+        tc_check_status(cuda.ops->graph_begin(&cuda), "graph_begin");
+        for (int l = 0; l < L; l++) chain_step(&c, w, bias, &lnw, M, C, 0);
+        tc_check_status(cuda.ops->graph_end(&cuda, &graph), "recording the chain");
+        g_set(&c.la, la0); g_set(&c.rb, rb0);
+        if (graph) tc_check_status(cuda.ops->graph_launch(&cuda, graph), "graph_launch");
+        snprintf(name, sizeof name, "small_m_chain.replayed.ln[M=%d,L=%d]", M, L);
+        g_check(name, &c.la, ref_la, 0.0, 0.0);
+        snprintf(name, sizeof name, "small_m_chain.replayed.residual[M=%d,L=%d]", M, L);
+        g_check(name, &c.rb, ref_rb, 0.0, 0.0);
+        cuda.ops->graph_free(&cuda, graph);
+    }
+    g_free(&c.la); g_free(&c.lb); g_free(&c.ma); g_free(&c.ra); g_free(&c.rb); g_free(&c.g); g_free(&c.pre);
+    for (int i = 0; i < 3; i++) { g_free(&gw[i]); g_free(&gbias[i]); }
+    g_free(&lnw);
+    free(hlw); free(la0); free(rb0); free(ref_la); free(ref_rb);
+}
+
 /* Every forward product at decode sizes: M in {1, 2, 3, 4} rows (the small-M kernel's instantiations), 5 and 16
  * (cuBLASLt), on GPT-2's projection shapes and small odd ones (a partial 64-column tile, K shorter than one split),
  * with the three epilogues; then the shapes the kernel leaves to cuBLASLt (an output width not a multiple of 8). */
@@ -394,6 +470,8 @@ static void test_small_m(void) {
     test_matmul_residual_ln(3, 200, 72);
     test_matmul_residual_ln(2, 32, 72);
     test_matmul_residual_ln(64, 768, 768);
+    test_small_m_chain(1, 12);
+    test_small_m_chain(4, 3);
 }
 
 /* ------------------------------------------------------------------ element-wise */

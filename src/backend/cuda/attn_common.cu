@@ -120,6 +120,7 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, float *
                                                                 const bf16 *cache, int B, int H, int G, int D, int gl,
                                                                 int seen, const int32_t *pos_dev, int cap, float tau) {
     extern __shared__ float sh[];
+    pdl_release(); /* the output projection after this may start fetching its weights (cuda_common.cuh) */
     const int pos = *pos_dev, lo = pos - seen + 1 > 0 ? pos - seen + 1 : 0, n = pos - lo + 1;
     const int bh = blockIdx.x, b = bh / H, h = bh % H, split = blockIdx.y, nsplit = gridDim.y;
     const int C = H * D, GD = G * D, ngroups = KVD_THREADS / gl, per_warp = 32 / gl;
@@ -208,8 +209,16 @@ ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L,
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B, C + 2*G*D) */
     float *part = (float *)((char *)ctx->workspace + qkv1_bytes(cfg, B)); /* (B*H, splits, D + 2) */
-    AB_TRY(cuda_matmul_forward(ctx->be, qkv1, x, w->t[0], w->t[1], B, C, C + KV));
-    AB_TRY(kv_fill(ctx->be, (bf16 *)cache, qkv1, B, 1, 0, C + KV, C, KV, pos_dev, L->cap));
+    /* c_attn with the append of k | v to the cache in its epilogue (decode rows), else the product and the append */
+    small_m_tail append;
+    memset(&append, 0, sizeof append);
+    append.cache = cache; append.pos = pos_dev; append.koff = C; append.KV = KV; append.cap = L->cap;
+    int appended;
+    AB_TRY(cuda_gemm_small_m(ctx->be, SMALL_M_PLAIN, qkv1, NULL, x, w->t[0], w->t[1], NULL, &append, B, C, C + KV, &appended));
+    if (!appended) {
+        AB_TRY(cuda_matmul_forward(ctx->be, qkv1, x, w->t[0], w->t[1], B, C, C + KV));
+        AB_TRY(kv_fill(ctx->be, (bf16 *)cache, qkv1, B, 1, 0, C + KV, C, KV, pos_dev, L->cap));
+    }
     kv_decode_kernel<<<dim3((unsigned)(B * H), (unsigned)splits), KVD_THREADS, shmem, cuda_stream(ctx->be)>>>(
         (bf16 *)y, part, counters, qkv1, (const bf16 *)cache, B, H, G, D, gl, seen, pos_dev, L->cap,
         1.0f / sqrtf((float)D));

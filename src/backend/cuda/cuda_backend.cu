@@ -786,7 +786,8 @@ static ab_status cuda_init(ab_backend *be) {
     /* zeroed by the allocation, kept at zero by the kernels that use them */
     if ((st = cuda_alloc_op(be, &ci->split_counters.buf, CUDA_SPLIT_COUNTERS * sizeof(unsigned), MEM_WORKSPACE)) != AB_OK)
         goto fail;
-    be->graphs = ab_backend_graphs_env();
+    be->graphs = ab_backend_switch_env("AB_CUDA_GRAPHS");
+    ci->pdl = prop.major >= 9 && ab_backend_switch_env("AB_CUDA_PDL");
     return AB_OK;
 fail:
     cuda_shutdown(be);

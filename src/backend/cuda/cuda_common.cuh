@@ -38,6 +38,7 @@ typedef struct {
     size_t lt_workspace_bytes;
     ab_buffer lt_workspace_buf;
     int sm_count;
+    int pdl;                     /* programmatic dependent launch of the small-M products (sm_90+, AB_CUDA_PDL) */
     cuda_scratch reduce;         /* layernorm weight / bias gradient sums (2C fp32) */
     cuda_scratch partials;       /* sum_squares per-block partials (double) */
     cuda_scratch classifier;     /* logits chunk f32 + dlogits chunk bf16 */
@@ -123,18 +124,25 @@ ab_status cuda_layernorm_forward(ab_backend *be, void *out, float *mean, float *
 
 /* ---- Conv1D forward products with few rows (decode), cuda_gemm_small.cu ----
  * out (M,OC) = inp (M,K) @ weight (K,OC) + bias (OC, may be NULL), then the epilogue: plain; + residual (M,OC);
- * GELU (pre = the sum, written, out = gelu(pre)); + residual, then the LayerNorm of out (ln: its outputs and
- * parameters, NULL for the other epilogues). Runs and sets *done = 1 when the bandwidth-bound kernel takes the
- * shape (M <= CUDA_SMALL_M, OC % 8 == 0, 16-byte aligned weight); *done = 0 (nothing queued): use cuBLASLt. */
+ * GELU (pre = the sum, written, out = gelu(pre)); + residual, then the LayerNorm of out. tail (may be NULL): what
+ * else the launch writes, below. Runs and sets *done = 1 when the bandwidth-bound kernel takes the shape
+ * (M <= CUDA_SMALL_M, OC % 8 == 0, 16-byte aligned weight); *done = 0 (nothing queued): use cuBLASLt. */
 #define CUDA_SMALL_M 4 /* measured on an H200: M = 1 decode 0.88 -> 0.48 ms a token, but M = 16 1.01 -> 1.36 (cuBLASLt wins) */
 typedef enum { SMALL_M_PLAIN = 0, SMALL_M_RESIDUAL, SMALL_M_GELU, SMALL_M_RESIDUAL_LN } small_m_epilogue;
 typedef struct {
-    void *out;                   /* (M,OC) = LayerNorm(out) */
-    float *mean, *rstd;          /* f32 (M) */
-    const void *weight, *bias;   /* (OC) */
-} small_m_ln;
+    /* SMALL_M_RESIDUAL_LN: ln_out (M,OC) = LayerNorm(out) with ln_weight, ln_bias (OC); ln_mean, ln_rstd f32 (M) */
+    void *ln_out;
+    float *ln_mean, *ln_rstd;
+    const void *ln_weight, *ln_bias;
+    /* any epilogue, when cache is not NULL (the decode step's KV append): out's columns [koff, koff + KV) of row m,
+     * which holds position *pos, also into slot *pos % cap of cache (cap, M, KV) */
+    void *cache;
+    const int32_t *pos;
+    int koff, KV, cap;
+} small_m_tail;
 ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp, const void *weight,
-                            const void *bias, const void *residual, const small_m_ln *ln, int M, int K, int OC, int *done);
+                            const void *bias, const void *residual, const small_m_tail *tail, int M, int K, int OC,
+                            int *done);
 
 /* ---- reductions split across the blocks of one launch ----
  * A group of blocks (one output tile, one attention head) each writes its partial result to global memory and calls
@@ -238,6 +246,26 @@ __device__ __forceinline__ void layernorm_row(bf16 *o, float *mean, float *rstd,
         *mean = m;
         *rstd = r;
     }
+}
+
+/* ---- programmatic dependent launch (compute capability 9.0+) ----
+ * A kernel launched with the programmatic-serialization attribute (cuda_gemm_small_m when ci->pdl) may be scheduled
+ * while the kernel before it in the stream still runs, once every block of that one has called pdl_release() or
+ * ended. Before pdl_wait() it may only do work that reads nothing an earlier kernel wrote (this kernel's weights);
+ * pdl_wait() returns when the kernels before it have finished and their writes are visible. Every block of such a
+ * kernel calls pdl_wait() before it ends, so its own end still implies theirs, and the order carries through a
+ * chain of them. pdl_release() is a hint with no effect on correctness: it lets the next kernel start early when that
+ * one is launched so, and does nothing otherwise. Both compile to nothing below sm_90 and cost nothing in a kernel
+ * launched normally. */
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_release() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 /* Called by every thread of the block after writing its part of the block's partial result (see cuda_split_counters):

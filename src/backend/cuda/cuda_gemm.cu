@@ -250,7 +250,9 @@ ab_status cuda_matmul_residual_layernorm_forward(ab_backend *be, void *out, void
                                                  const void *ln_weight, const void *ln_bias, int N, int C, int OC) {
     /* out (N,OC) = residual + inp (N,C) @ weight (C,OC) + bias; ln_out (N,OC), ln_mean / ln_rstd (N) = LayerNorm(out):
      * decode rows in one launch (the small-M kernel's LayerNorm tail), else the two ops */
-    const small_m_ln ln = {ln_out, ln_mean, ln_rstd, ln_weight, ln_bias};
+    small_m_tail ln;
+    memset(&ln, 0, sizeof ln);
+    ln.ln_out = ln_out; ln.ln_mean = ln_mean; ln.ln_rstd = ln_rstd; ln.ln_weight = ln_weight; ln.ln_bias = ln_bias;
     int done;
     AB_TRY(cuda_gemm_small_m(be, SMALL_M_RESIDUAL_LN, out, NULL, inp, weight, bias, residual, &ln, N, C, OC, &done));
     if (done) return AB_OK;

@@ -2,7 +2,8 @@
  * cuda_gemm_small.cu — the Conv1D forward products with few rows (decode: M = batch <= CUDA_SMALL_M), which
  * cuBLASLt's tile kernels run far below bandwidth: out (M,OC) = inp (M,K) @ W (K,OC) + bias (OC, may be NULL), with
  * the epilogues of the op table: plain, + residual (M,OC), GELU (pre (M,OC) = the sum, out = gelu(pre)), and
- * + residual followed by the LayerNorm of out (ln_out (M,OC), mean / rstd f32 (M)).
+ * + residual followed by the LayerNorm of out (ln_out (M,OC), mean / rstd f32 (M)); and with any of them the decode
+ * step's KV append (out's key and value columns also into the cache slot of the position the device holds).
  * Such a product is bound by reading W (K,OC) bf16 once, so the kernel streams it with coalesced 16-byte loads and
  * spreads it over enough blocks to keep every SM's loads in flight.
  *
@@ -24,7 +25,15 @@
  * visible device-wide before it is counted), and the last of the tiles to arrive reads the M finished rows back
  * from L2 and writes their LayerNorm, one warp per row, with the same code as layernorm_forward (layernorm_row), so
  * the result is the same bits as the two ops run apart. Still one launch, and the counter resets itself.
+ *
+ * Programmatic dependent launch (ci->pdl: sm_90+, unless AB_CUDA_PDL=0). A decode step is a chain of short kernels,
+ * each waiting for the one before; the products need nothing from it to start reading W. So they are launched with
+ * programmatic stream serialization: a block sends its slice of W towards L2 and only then waits (pdl_wait) for x
+ * and the residual, and the kernels before them (the decode attention kernels, the products themselves) release
+ * their successor early (pdl_release), so the fetch of W overlaps the end of the previous kernel and the launch gap.
  */
+#include <string.h>
+
 #include "backend/cuda/cuda_common.cuh"
 
 #define SM_THREADS 256
@@ -38,9 +47,7 @@
 typedef struct {
     bf16 *out, *pre;                     /* (M,OC); pre only for GELU */
     const bf16 *inp, *w, *bias, *residual; /* (M,K), (K,OC), (OC) or NULL, (M,OC) for RESIDUAL and RESIDUAL_LN */
-    bf16 *ln_out;                        /* (M,OC) for RESIDUAL_LN */
-    float *ln_mean, *ln_rstd;            /* f32 (M) for RESIDUAL_LN */
-    const bf16 *ln_w, *ln_b;             /* (OC) for RESIDUAL_LN */
+    small_m_tail tail;                   /* the LayerNorm (RESIDUAL_LN) and the cache append; zeros: none */
     float *part;                         /* (tiles, splits, M, SM_TILE) fp32 partial sums when splits > 1 */
     unsigned *counters;                  /* (tiles) split counters when splits > 1, then the tiles' counter for
                                           * RESIDUAL_LN (at index tiles) */
@@ -57,8 +64,16 @@ __device__ __forceinline__ void small_m_store(const small_m_params &p, int m, in
         p.pre[i] = f2bf(v);
         v = gelu_tanh(v);
     }
-    p.out[i] = f2bf(v);
+    const bf16 o = f2bf(v);
+    p.out[i] = o;
+    const int kc = col - p.tail.koff;
+    if (p.tail.cache && kc >= 0 && kc < p.tail.KV) {
+        const int pos = *p.tail.pos;
+        ((bf16 *)p.tail.cache)[((size_t)(pos % p.tail.cap) * p.M + m) * p.tail.KV + kc] = o;
+    }
 }
+
+__device__ __forceinline__ void prefetch_l2(const void *ptr) { asm volatile("prefetch.global.L2 [%0];" ::"l"(ptr)); }
 
 template <int MR>
 __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
@@ -66,6 +81,12 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     const int tile = blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
     const int chunk = tid % SM_CHUNKS, slot = tid / SM_CHUNKS, lane = tid % 32, warp = tid / 32;
     const int k0 = split * p.rows, nk = min(p.rows, p.K - k0), col = tile * SM_TILE + chunk * 8;
+    /* Launched programmatically, this runs while the kernel before it finishes: start the block's slice of W (nk row
+     * segments of SM_TILE columns, a 128-byte line each) on its way to L2, let the next kernel start too, then wait
+     * for x and the residual, which earlier kernels write. */
+    for (int k = tid; k < nk; k += SM_THREADS) prefetch_l2(p.w + (size_t)(k0 + k) * p.OC + tile * SM_TILE);
+    pdl_release();
+    pdl_wait();
     for (int i = tid; i < MR * nk; i += SM_THREADS) {
         const int m = i / nk, k = i % nk;
         sh[i] = m < p.M ? bf2f(p.inp[(size_t)m * p.K + k0 + k]) : 0.0f;
@@ -143,22 +164,23 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     /* this block has stored its tile of out; the last of the tiles to arrive finds the M rows whole: their LayerNorm */
     if (p.ep != SMALL_M_RESIDUAL_LN || !split_arrive(p.counters + gridDim.x, gridDim.x)) return;
     if (warp < p.M)
-        layernorm_row<true>(p.ln_out + (size_t)warp * p.OC, p.ln_mean + warp, p.ln_rstd + warp, p.out + (size_t)warp * p.OC,
-                            p.ln_w, p.ln_b, p.OC);
+        layernorm_row<true>((bf16 *)p.tail.ln_out + (size_t)warp * p.OC, p.tail.ln_mean + warp, p.tail.ln_rstd + warp,
+                            p.out + (size_t)warp * p.OC, (const bf16 *)p.tail.ln_weight, (const bf16 *)p.tail.ln_bias, p.OC);
 }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp, const void *weight,
-                            const void *bias, const void *residual, const small_m_ln *ln, int M, int K, int OC, int *done) {
+                            const void *bias, const void *residual, const small_m_tail *tail, int M, int K, int OC,
+                            int *done) {
     cuda_impl *ci = cuda_of(be);
     *done = 0;
     if (M < 1 || M > CUDA_SMALL_M || K < 1 || OC < 8 || OC % 8 || ((uintptr_t)weight & 15)) return AB_OK;
     small_m_params p;
     p.out = (bf16 *)out; p.pre = (bf16 *)pre;
     p.inp = (const bf16 *)inp; p.w = (const bf16 *)weight; p.bias = (const bf16 *)bias; p.residual = (const bf16 *)residual;
-    p.ln_out = ln ? (bf16 *)ln->out : NULL; p.ln_mean = ln ? ln->mean : NULL; p.ln_rstd = ln ? ln->rstd : NULL;
-    p.ln_w = ln ? (const bf16 *)ln->weight : NULL; p.ln_b = ln ? (const bf16 *)ln->bias : NULL;
+    if (tail) p.tail = *tail;
+    else memset(&p.tail, 0, sizeof p.tail);
     p.M = M; p.K = K; p.OC = OC; p.ep = ep;
     const int tiles = ceil_div(OC, SM_TILE);
     /* as few splits as the shared memory allows, more until the grid fills the GPU; rows a multiple of a pass */
@@ -176,12 +198,20 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
     }
     if (groups > CUDA_SPLIT_COUNTERS) return AB_OK;
     if (groups > 0) AB_TRY(cuda_split_counters(be, groups, &p.counters));
-    const dim3 grid((unsigned)tiles, (unsigned)p.splits);
-    cudaStream_t st = ci->stream;
-    if (M == 1) small_m_kernel<1><<<grid, SM_THREADS, 0, st>>>(p);
-    else if (M == 2) small_m_kernel<2><<<grid, SM_THREADS, 0, st>>>(p);
-    else small_m_kernel<4><<<grid, SM_THREADS, 0, st>>>(p); /* M = 3, 4 */
-    AB_TRY(cuda_check_launch("small-M matmul"));
+    /* programmatic dependent launch where the backend has it (ci->pdl): see the prologue of small_m_kernel */
+    cudaLaunchAttribute pdl;
+    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t lc = {};
+    lc.gridDim = dim3((unsigned)tiles, (unsigned)p.splits);
+    lc.blockDim = dim3(SM_THREADS);
+    lc.stream = ci->stream;
+    lc.attrs = &pdl;
+    lc.numAttrs = ci->pdl ? 1 : 0;
+    CUDA_TRY(M == 1   ? cudaLaunchKernelEx(&lc, small_m_kernel<1>, p)
+             : M == 2 ? cudaLaunchKernelEx(&lc, small_m_kernel<2>, p)
+                      : cudaLaunchKernelEx(&lc, small_m_kernel<4>, p), /* M = 3, 4 */
+             "small-M matmul");
     *done = 1;
     return AB_OK;
 }
