@@ -10,7 +10,8 @@
  *    filled with NaN, so reading a slot that was never written (a later position, another sequence) fails;
  *  - cache size: d_c bf16 per token and sequence, nothing else; head sizes other than 64 refused with
  *    AB_ERR_UNSUPPORTED by every op.
- * Shapes cover T not a multiple of the 64-tile, B > 1, H in {2, 3, 4, 12}, d_c in {40, 64, 256}, max_T = T + 3 and
+ * Shapes cover T not a multiple of the 64-tile, B > 1, H in {2, 3, 4, 5, 12} (decode blocks of 1 to 4 heads),
+ * d_c in {40, 64, 256, 320, 520} (1, 2 and 4 latent chunks a lane), max_T = T + 3 and
  * 1024 (decode of positions 0..299 of a long cache).
  * A failing case names the shape (B, T, H, dc), the tensor and its worst element.
  *
@@ -82,7 +83,10 @@ int main(void) {
     test_head_size_refused();
     static const int cases[][4] = {/* B, T, H, dc */
                                    {2, 100, 2, 64}, {1, 128, 2, 256}, {2, 257, 12, 256}, {3, 64, 3, 64},
-                                   {1, 9, 2, 256},  {2, 130, 12, 64}, {2, 77, 2, 40}};
+                                   {1, 9, 2, 256},  {2, 130, 12, 64}, {2, 77, 2, 40},
+                                   /* the decode kernel's other instantiations: 1 head a block (H = 5), latents past
+                                    * 256 (2 and 4 chunks a lane) */
+                                   {1, 70, 5, 64},  {2, 50, 4, 320}, {1, 40, 2, 520}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3], cases[i][1] + 3);
     /* GPT-2's heads and rank with a 1024-position cache: the decode splits a head's positions over blocks sized

@@ -17,8 +17,8 @@
  * Inference (absorbed): the cache holds only c_t, (max_T, B, dc) bf16, position-major like the other CUDA
  * caches. Prefill runs the training forward and copies c into the cache; decode computes q and c of the new
  * token, appends c, then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax,
- * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel whose blocks split the positions of a head (flash-decoding,
- * mla_decode_kernel). Decode's kernels read pos on the device (cuda_decode_pos).
+ * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel whose blocks split the positions (flash-decoding) and serve up to
+ * four heads each, so a latent is read once for them (mla_decode_kernel). Decode's kernels read pos on the device (cuda_decode_pos).
  * Head size 64 only (the flash kernels are built for it); any other fails with AB_ERR_UNSUPPORTED.
  *
  * saved per layer:  qkv (B,T,3C) bf16 | a (B,T,dc) bf16 | c (B,T,dc) bf16 | rstd (B,T) fp32 | O (B,T,C) bf16 |
@@ -288,23 +288,27 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
     return AB_OK;
 }
 
-/* Grid (B*H, splits), MLA_DECODE_THREADS threads, head size FLASH_HD, dc % 8 == 0, dc <= MLA_MAX_RANK. q1 (B,C), cache
- * (max_T, B, dc) holding positions 0..pos, pos = *pos_dev < max_T, W_uk, W_uv (dc, C), y (B,C); fp32 throughout.
- *  1. every block: q~ (dc) = tau W_uk,h q_h into shared memory: 8 lanes per row of W_uk's (dc, 64) slice (16-byte
- *     loads, q_h in registers), 16 rows per pass, MLA_UNROLL loads in flight, sums by shuffles within the 8 lanes;
- *  2. split s of the n = pos + 1 positions (chunk = ceil(n / splits)): a warp per position, each lane 8 latent values
- *     per 256 (16-byte loads, its slice of q~ in registers), the score by warp_sum, the position folded into the warp's
- *     softmax state over the latent (o = sum_j e^(s_j - m) c_j); the 4 warps' states merge in shared memory;
- *  3. the block's state to part (B*H, splits, dc + 2), and the last block of (b, h) merges the splits in order into
- *     cbar = sum_j p_j c_j / sum_j p_j (with one split, directly), then o_h = cbar W_uv,h: 8 lanes per row of the
- *     (dc, 64) slice, 16 rows per pass, the 16 row groups summed in shared memory in order.
- * Shared memory: q~ (dc) | warp states 4 x (dc + 2) | block state (dc + 2) | merge weights | row sums 16 x 64. */
+/* Grid (B * H/HG, splits), MLA_DECODE_THREADS threads, head size FLASH_HD, dc % 8 == 0, dc <= 256 * RC. A block serves
+ * the HG heads h0 .. h0 + HG - 1 of sequence b (the latents are shared by all heads, so each is read once per HG heads,
+ * not once per head). q1 (B,C), cache (max_T, B, dc) holding positions 0..pos, pos = *pos_dev < max_T, W_uk, W_uv
+ * (dc, C), y (B,C); fp32 throughout.
+ *  1. q~_h (dc) = tau W_uk,h q_h for each of the HG heads into shared memory: 8 lanes per row of W_uk's (dc, 64) slice
+ *     (16-byte loads, q_h in registers), 16 rows per pass, MLA_UNROLL loads in flight, sums by shuffles in the 8 lanes;
+ *  2. split s of the n = pos + 1 positions (chunk = ceil(n / splits)): a warp per position, each lane RC chunks of 8
+ *     latent values (16-byte loads, its slices of the HG q~ in registers), the HG scores by warp sums, the position
+ *     folded into the warp's HG softmax states over the latent (o_h = sum_j e^(s_hj - m_h) c_j); the 4 warps' states
+ *     merge in shared memory, head by head;
+ *  3. the block's HG states to part (B * H/HG, splits, HG x (dc + 2)) and the last block of the group merges the splits
+ *     in order into cbar_h = sum_j p_hj c_j / sum_j p_hj (with one split, directly), then o_h = cbar_h W_uv,h: 8 lanes
+ *     per row of the (dc, 64) slice, 16 rows per pass, the 16 row groups summed in shared memory in order.
+ * Shared memory: q~ HG x dc | warp states 4 x HG x (dc + 2) | block states HG x (dc + 2) | merge weights |
+ * row sums 16 x 64. */
 #define MLA_MAX_RANK 1024
-#define MLA_RANK_CHUNKS (MLA_MAX_RANK / 256) /* 8-value latent chunks per lane */
 #define MLA_WARPS (MLA_DECODE_THREADS / 32)
 #define MLA_ROWS (MLA_DECODE_THREADS / 8)   /* rows of a (dc, 64) weight slice per pass */
 #define MLA_UNROLL 8
 #define MLA_MIN_KEYS 16                     /* positions per split at the longest context, at least */
+#define MLA_STATE_REGS 4                    /* HG * RC at most: 8 * HG * RC fp32 of q~ and as many of o per lane */
 
 /* rows r0 + i * MLA_ROWS (i < MLA_UNROLL) of W (dc, C), columns col .. col + 7, all loads in flight; zeros past dc */
 __device__ __forceinline__ void mla_load_rows(uint4 u[MLA_UNROLL], const bf16 *W, int C, int col, int r0, int dc) {
@@ -315,19 +319,22 @@ __device__ __forceinline__ void mla_load_rows(uint4 u[MLA_UNROLL], const bf16 *W
     }
 }
 
+template <int HG, int RC>
 __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, float *part, unsigned *counters,
                                                                          const bf16 *q1, const bf16 *cache,
                                                                          const bf16 *Wuk, const bf16 *Wuv, int B, int H,
                                                                          int dc, const int32_t *pos_dev, float tau) {
     extern __shared__ float sh[];
     pdl_release(); /* the output projection after this may start fetching its weights (cuda_common.cuh) */
-    const int n = *pos_dev + 1, bh = blockIdx.x, b = bh / H, h = bh % H, split = blockIdx.y, nsplit = gridDim.y;
-    const int C = H * FLASH_HD, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int rg = threadIdx.x / 8, col = h * FLASH_HD + (threadIdx.x % 8) * 8; /* weight-slice row group, columns */
-    float *qt = sh, *wst = qt + dc, *bst = wst + MLA_WARPS * (dc + 2), *wsh = bst + dc + 2;
+    const int n = *pos_dev + 1, groups = H / HG, g = blockIdx.x, b = g / groups, h0 = (g % groups) * HG;
+    const int split = blockIdx.y, nsplit = gridDim.y, C = H * FLASH_HD, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int rg = threadIdx.x / 8, c8 = (threadIdx.x % 8) * 8; /* weight-slice row group, column offset in a head */
+    const int sw = dc + 2;                                      /* floats per softmax state */
+    float *qt = sh, *wst = qt + HG * dc, *bst = wst + MLA_WARPS * HG * sw, *wsh = bst + HG * sw;
     float *rows = wsh + (nsplit > MLA_WARPS ? nsplit : MLA_WARPS); /* MLA_ROWS x FLASH_HD */
-    /* 1. q~ = tau W_uk,h q_h */
-    {
+    /* 1. q~_h = tau W_uk,h q_h */
+    for (int hg = 0; hg < HG; hg++) {
+        const int col = (h0 + hg) * FLASH_HD + c8;
         float q[8];
         unpack8(q, *reinterpret_cast<const uint4 *>(q1 + (size_t)b * C + col));
         for (int r0 = rg; r0 - rg < dc; r0 += MLA_ROWS * MLA_UNROLL) { /* the same trip count in every lane */
@@ -343,86 +350,125 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
                 dot += __shfl_xor_sync(0xffffffffu, dot, 2);
                 dot += __shfl_xor_sync(0xffffffffu, dot, 4);
                 const int r = r0 + i * MLA_ROWS;
-                if (threadIdx.x % 8 == 0 && r < dc) qt[r] = tau * dot;
+                if (threadIdx.x % 8 == 0 && r < dc) qt[hg * dc + r] = tau * dot;
             }
         }
     }
     __syncthreads();
     /* 2. this split's positions: a warp per position, lane chunks r = 8 * lane + 256 * i */
     const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
-    float qr[MLA_RANK_CHUNKS][8], o[MLA_RANK_CHUNKS][8], m = -INFINITY, l = 0.0f;
+    float qr[HG][RC][8], o[HG][RC][8], m[HG], l[HG];
 #pragma unroll
-    for (int i = 0; i < MLA_RANK_CHUNKS; i++)
+    for (int hg = 0; hg < HG; hg++) {
+        m[hg] = -INFINITY;
+        l[hg] = 0.0f;
 #pragma unroll
-        for (int e = 0; e < 8; e++) {
-            const int r = 8 * lane + 256 * i + e;
-            qr[i][e] = r < dc ? qt[r] : 0.0f;
-            o[i][e] = 0.0f;
-        }
+        for (int i = 0; i < RC; i++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const int r = 8 * lane + 256 * i + e;
+                qr[hg][i][e] = r < dc ? qt[hg * dc + r] : 0.0f;
+                o[hg][i][e] = 0.0f;
+            }
+    }
     const bf16 *cb = cache + (size_t)b * dc; /* c_j of sequence b: cb + j * slot */
     const size_t slot = (size_t)B * dc;
     for (int j = j0 + warp; j < j1; j += MLA_WARPS) {
-        uint4 u[MLA_RANK_CHUNKS];
+        uint4 u[RC];
 #pragma unroll
-        for (int i = 0; i < MLA_RANK_CHUNKS; i++) {
+        for (int i = 0; i < RC; i++) {
             const int r = 8 * lane + 256 * i;
             u[i] = r < dc ? *reinterpret_cast<const uint4 *>(cb + j * slot + r) : make_uint4(0u, 0u, 0u, 0u);
         }
-        float c[MLA_RANK_CHUNKS][8], s = 0.0f;
+        float c[RC][8];
 #pragma unroll
-        for (int i = 0; i < MLA_RANK_CHUNKS; i++) {
-            unpack8(c[i], u[i]);
+        for (int i = 0; i < RC; i++) unpack8(c[i], u[i]);
 #pragma unroll
-            for (int e = 0; e < 8; e++) s += qr[i][e] * c[i][e];
-        }
-        s = warp_sum(s);
-        float scale, p;
-        softmax_state_step(&m, &l, s, &scale, &p);
+        for (int hg = 0; hg < HG; hg++) {
+            float s = 0.0f;
 #pragma unroll
-        for (int i = 0; i < MLA_RANK_CHUNKS; i++)
+            for (int i = 0; i < RC; i++)
 #pragma unroll
-            for (int e = 0; e < 8; e++) o[i][e] = o[i][e] * scale + p * c[i][e];
-    }
-    float *mine = wst + warp * (dc + 2);
-    if (lane == 0) {
-        mine[0] = m;
-        mine[1] = l;
-    }
+                for (int e = 0; e < 8; e++) s += qr[hg][i][e] * c[i][e];
+            s = warp_sum(s);
+            float scale, p;
+            softmax_state_step(&m[hg], &l[hg], s, &scale, &p);
 #pragma unroll
-    for (int i = 0; i < MLA_RANK_CHUNKS; i++)
+            for (int i = 0; i < RC; i++)
 #pragma unroll
-        for (int e = 0; e < 8; e++) {
-            const int r = 8 * lane + 256 * i + e;
-            if (r < dc) mine[2 + r] = o[i][e];
-        }
-    __syncthreads();
-    softmax_states_merge<false>(bst, wsh, wst, MLA_WARPS, dc + 2, dc, nsplit == 1);
-    __syncthreads();
-    /* 3. the splits merged (last block), then o_h = cbar W_uv,h */
-    if (nsplit > 1 && !softmax_states_split_merge(bst, wsh, part, counters + bh, bh, split, nsplit, dc)) return;
-    const float *cbar = bst + 2;
-    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    for (int r0 = rg; r0 < dc; r0 += MLA_ROWS * MLA_UNROLL) {
-        uint4 u[MLA_UNROLL];
-        mla_load_rows(u, Wuv, C, col, r0, dc);
-#pragma unroll
-        for (int i = 0; i < MLA_UNROLL; i++) {
-            const int r = r0 + i * MLA_ROWS;
-            float w[8];
-            unpack8(w, u[i]);
-            const float cr = r < dc ? cbar[r] : 0.0f;
-#pragma unroll
-            for (int e = 0; e < 8; e++) acc[e] += cr * w[e];
+                for (int e = 0; e < 8; e++) o[hg][i][e] = o[hg][i][e] * scale + p * c[i][e];
         }
     }
 #pragma unroll
-    for (int e = 0; e < 8; e++) rows[rg * FLASH_HD + (threadIdx.x % 8) * 8 + e] = acc[e];
-    __syncthreads();
-    if (threadIdx.x < FLASH_HD) {
-        float v = 0.0f;
-        for (int g = 0; g < MLA_ROWS; g++) v += rows[g * FLASH_HD + threadIdx.x];
-        y[(size_t)b * C + h * FLASH_HD + threadIdx.x] = f2bf(v);
+    for (int hg = 0; hg < HG; hg++) {
+        float *mine = wst + (warp * HG + hg) * sw;
+        if (lane == 0) {
+            mine[0] = m[hg];
+            mine[1] = l[hg];
+        }
+#pragma unroll
+        for (int i = 0; i < RC; i++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const int r = 8 * lane + 256 * i + e;
+                if (r < dc) mine[2 + r] = o[hg][i][e];
+            }
     }
+    __syncthreads();
+    for (int hg = 0; hg < HG; hg++) { /* head hg's warp states lie HG states apart */
+        softmax_states_merge<false>(bst + hg * sw, wsh, wst + hg * sw, MLA_WARPS, HG * sw, dc, nsplit == 1);
+        __syncthreads();
+    }
+    /* 3. the splits merged (last block), then o_h = cbar_h W_uv,h */
+    if (nsplit > 1 && !softmax_states_split_merge(bst, wsh, part, counters + g, g, split, nsplit, dc, HG)) return;
+    for (int hg = 0; hg < HG; hg++) {
+        const int col = (h0 + hg) * FLASH_HD + c8;
+        const float *cbar = bst + hg * sw + 2;
+        float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        for (int r0 = rg; r0 < dc; r0 += MLA_ROWS * MLA_UNROLL) {
+            uint4 u[MLA_UNROLL];
+            mla_load_rows(u, Wuv, C, col, r0, dc);
+#pragma unroll
+            for (int i = 0; i < MLA_UNROLL; i++) {
+                const int r = r0 + i * MLA_ROWS;
+                float w[8];
+                unpack8(w, u[i]);
+                const float cr = r < dc ? cbar[r] : 0.0f;
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[e] += cr * w[e];
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 8; e++) rows[rg * FLASH_HD + c8 + e] = acc[e];
+        __syncthreads();
+        if (threadIdx.x < FLASH_HD) {
+            float v = 0.0f;
+            for (int r = 0; r < MLA_ROWS; r++) v += rows[r * FLASH_HD + threadIdx.x];
+            y[(size_t)b * C + (h0 + hg) * FLASH_HD + threadIdx.x] = f2bf(v);
+        }
+        __syncthreads(); /* rows is rewritten for the next head */
+    }
+}
+
+/* The instantiations: heads per block HG (a divisor of H) and 256-value latent chunks per lane RC (dc <= 256 RC), with
+ * HG * RC <= MLA_STATE_REGS so q~ and o stay in registers; the most heads per block that divide H. */
+typedef void (*mla_decode_fn)(bf16 *, float *, unsigned *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, int,
+                              int, int, const int32_t *, float);
+static mla_decode_fn mla_decode_pick(int H, int dc, int *hg) {
+    const int rc = dc <= 256 ? 1 : dc <= 512 ? 2 : 4;
+    *hg = 1;
+    for (int k = MLA_STATE_REGS / rc; k > 1; k--)
+        if (H % k == 0) {
+            *hg = k;
+            break;
+        }
+    static const mla_decode_fn table[4][4] = {
+        /* rc = 1 */ {mla_decode_kernel<1, 1>, mla_decode_kernel<2, 1>, mla_decode_kernel<3, 1>, mla_decode_kernel<4, 1>},
+        /* rc = 2 */ {mla_decode_kernel<1, 2>, mla_decode_kernel<2, 2>, NULL, NULL},
+        /* rc = 3 */ {NULL, NULL, NULL, NULL},
+        /* rc = 4 */ {mla_decode_kernel<1, 4>, NULL, NULL, NULL},
+    };
+    return table[rc - 1][*hg - 1];
 }
 
 static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
@@ -438,19 +484,24 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
                        MLA_MAX_RANK);
     if (((uintptr_t)cache | (uintptr_t)ctx->workspace | (uintptr_t)w->t[W_UK] | (uintptr_t)w->t[W_UV]) & 15)
         return ab_fail(AB_ERR_UNSUPPORTED, "cuda mla decode: the cache, workspace and up-projections must be 16-byte aligned");
+    int hg;
+    const mla_decode_fn kernel = mla_decode_pick(cfg->H, dc, &hg);
+    const int groups = B * cfg->H / hg;
     /* splits sized for the longest context, not for pos (the kernel reads pos) */
-    const int splits = attn_decode_splits(be, B * cfg->H, cfg->max_T, MLA_MIN_KEYS);
-    const size_t shmem = (size_t)(dc + (MLA_WARPS + 1) * (dc + 2) + (splits > MLA_WARPS ? splits : MLA_WARPS) +
+    const int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS);
+    const size_t shmem = (size_t)(hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) + (splits > MLA_WARPS ? splits : MLA_WARPS) +
                                   MLA_ROWS * FLASH_HD) * sizeof(float);
+    if (shmem > 48 * 1024)
+        CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem), "mla decode shared memory");
     unsigned *counters = NULL;
-    if (splits > 1) AB_TRY(cuda_split_counters(be, B * cfg->H, &counters));
+    if (splits > 1) AB_TRY(cuda_split_counters(be, groups, &counters));
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
     AB_TRY(cuda_matmul_forward(be, v.q1, x, w->t[W_Q], NULL, B, C, C));
     AB_TRY(cuda_matmul_forward(be, v.a1, x, w->t[W_DKV], NULL, B, C, dc));
     AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
-    mla_decode_kernel<<<dim3((unsigned)(B * cfg->H), (unsigned)splits), MLA_DECODE_THREADS, shmem, cuda_stream(be)>>>(
+    kernel<<<dim3((unsigned)groups, (unsigned)splits), MLA_DECODE_THREADS, shmem, cuda_stream(be)>>>(
         (bf16 *)y, v.part, counters, v.q1, (const bf16 *)cache, (const bf16 *)w->t[W_UK], (const bf16 *)w->t[W_UV], B,
         cfg->H, dc, pos_dev, 1.0f / sqrtf((float)cfg->D));
     return cuda_check_launch("mla_decode");

@@ -102,17 +102,21 @@ __device__ void softmax_states_merge(float *out, float *w, const float *st, int 
     }
 }
 
-/* The tail of a decode kernel whose group g (a (b, h)) runs over nsplit > 1 blocks: this block's state st (n + 2
- * floats, shared memory) goes to part[g][split] (global, (groups, nsplit, n + 2) fp32); the last block of the group to
- * arrive (split_arrive on counter) merges the nsplit states in split order, normalised, into st and returns true; the
- * others return false and are done. w: max(nsplit, ...) floats of shared scratch. Every thread of the block calls it. */
+/* The tail of a decode kernel whose group g (a (b, h), or mla's (b, heads)) runs over nsplit > 1 blocks: this block's
+ * `states` states st (each n + 2 floats, one after the other, shared memory) go to part[g][split] (global, (groups,
+ * nsplit, states x (n + 2)) fp32); the last block of the group to arrive (split_arrive on counter) merges each state's
+ * nsplit copies in split order, normalised, into st and returns true; the others return false and are done.
+ * w: max(nsplit, ...) floats of shared scratch. Every thread of the block calls it. */
 __device__ __forceinline__ bool softmax_states_split_merge(float *st, float *w, float *part, unsigned *counter, int g,
-                                                           int split, int nsplit, int n) {
-    float *mine = part + ((size_t)g * nsplit + split) * (n + 2);
-    for (int i = threadIdx.x; i < n + 2; i += blockDim.x) mine[i] = st[i];
+                                                           int split, int nsplit, int n, int states = 1) {
+    const int row = states * (n + 2);
+    float *mine = part + ((size_t)g * nsplit + split) * row;
+    for (int i = threadIdx.x; i < row; i += blockDim.x) mine[i] = st[i];
     if (!split_arrive(counter, (unsigned)nsplit)) return false;
-    softmax_states_merge<true>(st, w, part + (size_t)g * nsplit * (n + 2), nsplit, n + 2, n, true);
-    __syncthreads();
+    for (int k = 0; k < states; k++) {
+        softmax_states_merge<true>(st + k * (n + 2), w, part + (size_t)g * nsplit * row + k * (n + 2), nsplit, row, n, true);
+        __syncthreads();
+    }
     return true;
 }
 
