@@ -203,14 +203,15 @@ int main(void) {
                                        {2, 100, 2, 1, 0}, {1, 128, 4, 2, 0}, {2, 257, 12, 4, 0}, {3, 64, 6, 2, 0},
                                        {1, 9, 2, 1, 0},   {2, 130, 12, 1, 0}, {1, 70, 3, 3, 0},  {1, 300, 12, 12, 1024},
                                        {2, 300, 12, 4, 1024}, {5, 40, 4, 2, 0}}; /* B = 5: past the small-M append */
-    for (size_t i = 0; i < sizeof gqa_cases / sizeof gqa_cases[0] && wanted(VARIANT_GQA); i++)
+    for (size_t i = 0; i < tc_case_count(sizeof gqa_cases / sizeof gqa_cases[0]) && wanted(VARIANT_GQA); i++)
         test_case(VARIANT_GQA, gqa_cases[i][0], gqa_cases[i][1], gqa_cases[i][2], gqa_cases[i][3], 0, gqa_cases[i][4]);
     static const int window_cases[][5] = {/* B, T, H, W, max_T */
                                           {2, 200, 2, 1, 0},    {2, 200, 2, 64, 0}, {1, 257, 3, 100, 0},
                                           {2, 130, 2, 37, 0},   {1, 300, 12, 128, 0}, {3, 64, 1, 64, 0},
                                           {1, 100, 2, 100, 0},  {1, 100, 2, 300, 0}, {2, 9, 2, 4, 0},
                                           {1, 300, 4, 200, 1024}, {5, 70, 2, 16, 0}};
-    for (size_t i = 0; i < sizeof window_cases / sizeof window_cases[0] && wanted(VARIANT_SLIDING_WINDOW); i++)
+    for (size_t i = 0; i < tc_case_count(sizeof window_cases / sizeof window_cases[0]) && wanted(VARIANT_SLIDING_WINDOW);
+         i++)
         test_case(VARIANT_SLIDING_WINDOW, window_cases[i][0], window_cases[i][1], window_cases[i][2], 0,
                   window_cases[i][3], window_cases[i][4]);
     if (wanted(VARIANT_GQA)) {

@@ -92,7 +92,7 @@ int main(void) {
                                    {2, 1, 2, 64},   {1, 63, 2, 64},  {2, 64, 12, 64}, {3, 65, 2, 64},
                                    {2, 130, 12, 64}, {1, 257, 2, 64}, {2, 257, 12, 32}, {2, 130, 2, 32},
                                    {1, 65, 12, 32},  {2, 100, 3, 17}, {1, 70, 2, 1}};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    for (size_t i = 0; i < tc_case_count(sizeof cases / sizeof cases[0]); i++)
         test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3]);
     ab_backend_close(&cuda);
     ab_backend_close(&cpu);

@@ -99,7 +99,7 @@ int main(void) {
                                    {1, 1, 2, 64, 2},  {2, 63, 2, 16, 2}, {1, 64, 12, 16, 1}, {2, 65, 2, 5, 3},
                                    {2, 130, 12, 64, 2}, {1, 257, 2, 16, 2}, {2, 257, 2, 64, 3}, {1, 130, 2, 5, 1},
                                    {1, 1100, 2, 64, 2}}; /* > 1024: several keys a thread in the sort, two decode scans */
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    for (size_t i = 0; i < tc_case_count(sizeof cases / sizeof cases[0]); i++)
         test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3], cases[i][4]);
     ab_backend_close(&cuda);
     ab_backend_close(&cpu);

@@ -81,18 +81,17 @@ int main(void) {
     if (!tc_open(&cpu, &cuda)) return TEST_SUMMARY();
     test_cache_sizes();
     test_head_size_refused();
-    static const int cases[][4] = {/* B, T, H, dc */
-                                   {2, 100, 2, 64}, {1, 128, 2, 256}, {2, 257, 12, 256}, {3, 64, 3, 64},
-                                   {1, 9, 2, 256},  {2, 130, 12, 64}, {2, 77, 2, 40},
+    static const int cases[][5] = {/* B, T, H, dc, max_T (0: T + 3) */
+                                   {2, 100, 2, 64, 0}, {1, 128, 2, 256, 0}, {2, 257, 12, 256, 0}, {3, 64, 3, 64, 0},
+                                   {1, 9, 2, 256, 0},  {2, 130, 12, 64, 0}, {2, 77, 2, 40, 0},
                                    /* the decode kernel's other instantiations: 1 head a block (H = 5), latents past
                                     * 256 (2 and 4 chunks a lane) */
-                                   {1, 70, 5, 64},  {2, 50, 4, 320}, {1, 40, 2, 520}};
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3], cases[i][1] + 3);
-    /* GPT-2's heads and rank with a 1024-position cache: the decode splits a head's positions over blocks sized
-     * for the whole cache, positions 0..299 use a few of them */
-    test_case(1, 300, 12, 256, 1024);
-    test_case(2, 300, 4, 64, 1024);
+                                   {1, 70, 5, 64, 0},  {2, 50, 4, 320, 0}, {1, 40, 2, 520, 0},
+                                   /* GPT-2's heads and rank with a 1024-position cache: the decode splits the
+                                    * positions over blocks sized for the whole cache, positions 0..299 use a few */
+                                   {1, 300, 12, 256, 1024}, {2, 300, 4, 64, 1024}};
+    for (size_t i = 0; i < tc_case_count(sizeof cases / sizeof cases[0]); i++)
+        test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3], cases[i][4] ? cases[i][4] : cases[i][1] + 3);
     ab_backend_close(&cuda);
     ab_backend_close(&cpu);
     return TEST_SUMMARY();

@@ -15,6 +15,14 @@
 #define ATTN_ELEM_FRAC 0.05
 
 /* The CUDA ops of variant id from the variant table; NULL after a failing case `case_name` when it has none. */
+/* AB_TEST_CASES=N: the first N cases of each shape table only (for compute-sanitizer's racecheck, which runs
+ * kernels far slower); unset, or N past the table: all n. */
+static inline size_t tc_case_count(size_t n) {
+    const char *v = getenv("AB_TEST_CASES");
+    const long k = v ? atol(v) : -1;
+    return k >= 0 && (size_t)k < n ? (size_t)k : n;
+}
+
 static inline const ab_attn_ops *tc_cuda_variant_ops(ab_variant_id id, const char *case_name) {
     ab_status st;
     const ab_attn_ops *ops = ab_variant_ops(ab_variants[id], BACKEND_CUDA, &st);
