@@ -1,9 +1,12 @@
 /*
  * test_report_render.c — report generation on the recorded run (tests/data/recorded_run): the files
  * exist, the Markdown and HTML carry every metric table and the summaries, the HTML is self-contained,
- * PNG and SVG exist when gnuplot is present, the report degrades to tables without gnuplot, --compare,
- * and `attnbench report` exit codes.
+ * PNG and SVG exist when gnuplot is present, the report degrades to tables without gnuplot, --compare, the
+ * repeated-runs table (identical losses, the largest differences, another configuration excluded), and
+ * `attnbench report` exit codes.
  */
+#include <jansson.h>
+
 #include "core/fsutil.h"
 #include "fakes/fakes.h"
 #include "report/report.h"
@@ -109,6 +112,67 @@ static void test_compare(void) {
     free(md);
 }
 
+/* Rewrites DIR/run.json: variant `name`'s epoch `epoch` (0-based) gets `key` += delta, or, with name NULL, the
+ * configuration's train.lr is set to delta. */
+static void edit_run(const char *dir, const char *name, size_t epoch, const char *key, double delta) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/run.json", dir);
+    json_error_t err;
+    json_t *run = json_load_file(p, 0, &err);
+    if (!run) {
+        printf("# %s: %s\n", p, err.text);
+        return;
+    }
+    if (!name) {
+        json_object_set_new(json_object_get(json_object_get(run, "config"), "train"), "lr", json_real(delta));
+    } else {
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(run, "variants"), i, v) {
+            if (strcmp(json_string_value(json_object_get(v, "name")), name) != 0) continue;
+            json_t *e = json_array_get(json_object_get(v, "epochs"), epoch);
+            json_object_set_new(e, key, json_real(json_number_value(json_object_get(e, key)) + delta));
+        }
+    }
+    if (json_dump_file(run, p, JSON_INDENT(1)) != 0) printf("# cannot rewrite %s\n", p);
+    json_decref(run);
+}
+
+/* Three runs compared: rep_b repeats rep_a except flash's epoch-2 validation loss (+0.0125) and lsh's epoch-1 train
+ * loss (NaN-free, -0.5); rep_c has another learning rate, so none of its variants counts as a repeat. */
+static void test_repeats(void) {
+    char a[4200], b[4200], c[4200];
+    copy_run("rep_a", a, sizeof a);
+    copy_run("rep_b", b, sizeof b);
+    copy_run("rep_c", c, sizeof c);
+    edit_run(b, "flash", 1, "val_loss", 0.0125);
+    edit_run(b, "lsh", 0, "train_loss", -0.5);
+    edit_run(c, NULL, 0, NULL, 1e-3);
+    const char *cmp[] = {b, c};
+    ab_report_opts o = {.compare_dirs = cmp, .n_compare = 2, .gnuplot = ""};
+    ab_report_outcome out;
+    ab_status st = ab_report_write(a, &o, &out);
+    char *md = slurp(a, "report.md");
+    TEST_TRUE("repeats_section", st == AB_OK && md && strstr(md, "## Repeated runs"), "st %d: %s", st, ab_error());
+    if (!md) return;
+    const char *sec = strstr(md, "## Repeated runs");
+    TEST_TRUE("repeats_baseline_identical", sec && strstr(sec, "| Baseline Self-Attention (GPT-2) | 2 | 2 | identical | 0 | 0 |"),
+              "%.600s", sec ? sec : md);
+    TEST_TRUE("repeats_flash_val_gap", sec && strstr(sec, "| FlashAttention v2 | 2 | 2 | differ | 0.0125 | 0 |"), "%.900s",
+              sec ? sec : md);
+    TEST_TRUE("repeats_lsh_train_gap", sec && strstr(sec, "| differ | 0 | 0.5 |"), "%.900s", sec ? sec : md);
+    TEST_TRUE("repeats_other_config_excluded", sec && !strstr(sec, "| 3 |"), "rep_c counted as a repeat: %.900s",
+              sec ? sec : md);
+    free(md);
+    /* a single run, or runs of other configurations only: no section */
+    o.compare_dirs = (const char *[]){c};
+    o.n_compare = 1;
+    st = ab_report_write(a, &o, &out);
+    md = slurp(a, "report.md");
+    TEST_TRUE("repeats_none_without_repeat", st == AB_OK && md && !strstr(md, "## Repeated runs"), "section present");
+    free(md);
+}
+
 static void test_cli(void) {
     char dir[4200], cmd[9000], out[4096];
     copy_run("cli", dir, sizeof dir);
@@ -137,6 +201,7 @@ int main(void) {
     test_with_charts();
     test_without_gnuplot();
     test_compare();
+    test_repeats();
     test_cli();
     fake_rmtree(tmp);
     return TEST_SUMMARY();

@@ -2,7 +2,8 @@
  * report.c — report.md and a self-contained report.html from one or more results directories, with the
  * figures of plots.c. Both documents are built by the same calls (doc_*), so their content cannot drift:
  * the environment, the configuration, then per metric a table, its figure and a factual summary
- * (best and worst variant and the ratio between them, nothing the numbers do not say).
+ * (best and worst variant and the ratio between them, nothing the numbers do not say), and, when the runs compared
+ * repeat a variant under the same configuration, whether its losses repeated bit for bit.
  */
 #include "report/report.h"
 
@@ -515,6 +516,90 @@ static void section_metrics(doc *d, const ab_report_data *rd) {
     summarize(d, rd, vals, "Checkpoint size", "MiB", 1, "%.2f");
 }
 
+/* ------------------------------------------------------------------ repeated runs */
+
+/* The largest |a - b| over the epochs both have, of one loss; identical stays 1 while every pair is the same number
+ * (a NaN is never the same: it clears identical and makes the difference NaN). */
+static double epoch_loss_gap(const json_t *ea, const json_t *eb, size_t n, const char *key, int *identical) {
+    double worst = 0.0;
+    for (size_t k = 0; k < n; k++) {
+        const double x = ab_json_num(json_array_get(ea, k), key), y = ab_json_num(json_array_get(eb, k), key);
+        const double gap = fabs(x - y);
+        if (!(gap == 0.0)) *identical = 0;
+        if (isnan(gap) || isnan(worst)) worst = NAN;
+        else if (gap > worst) worst = gap;
+    }
+    return worst;
+}
+
+/* A variant that finished in several of the runs compared, under the same configuration (a repeated study): whether
+ * its training repeated bit for bit (the same train and validation loss at every epoch), how far apart the losses
+ * got, and how much the training time moved. Nothing when no variant repeats. */
+static void section_repeats(doc *d, const ab_report_data *rd) {
+    static char cells[AB_REPORT_MAX_ENTRIES][AB_CELL_COLS][AB_CELL_LEN];
+    int rows = 0, grouped[AB_REPORT_MAX_ENTRIES] = {0};
+    for (int i = 0; i < rd->n && rd->n_runs > 1; i++) {
+        const ab_report_entry *a = &rd->e[i];
+        if (grouped[i] || strcmp(ab_json_str(a->v, "status"), "ok") != 0) continue;
+        const json_t *config = json_object_get(rd->runs[a->run].st.run, "config");
+        int member[AB_REPORT_MAX_RUNS], n = 0;
+        member[n++] = i;
+        for (int j = i + 1; j < rd->n && n < AB_REPORT_MAX_RUNS; j++) {
+            const ab_report_entry *b = &rd->e[j];
+            if (grouped[j] || b->run == a->run || strcmp(b->name, a->name) != 0 ||
+                strcmp(ab_json_str(b->v, "status"), "ok") != 0 ||
+                !json_equal(config, json_object_get(rd->runs[b->run].st.run, "config")))
+                continue;
+            grouped[j] = 1;
+            member[n++] = j;
+        }
+        if (n < 2) continue;
+        const json_t *ea = json_object_get(a->v, "epochs");
+        size_t epochs = json_array_size(ea);
+        for (int m = 1; m < n; m++) {
+            const size_t em = json_array_size(json_object_get(rd->e[member[m]].v, "epochs"));
+            if (em < epochs) epochs = em;
+        }
+        int identical = epochs > 0;
+        double gap_val = 0.0, gap_train = 0.0, t_min = INFINITY, t_max = -INFINITY;
+        char times[AB_CELL_LEN] = "";
+        for (int m = 0; m < n; m++) {
+            const ab_report_entry *e = &rd->e[member[m]];
+            if (m > 0) {
+                const json_t *eb = json_object_get(e->v, "epochs");
+                const double gv = epoch_loss_gap(ea, eb, epochs, "val_loss", &identical);
+                const double gt = epoch_loss_gap(ea, eb, epochs, "train_loss", &identical);
+                gap_val = isnan(gv) || isnan(gap_val) ? NAN : fmax(gap_val, gv);
+                gap_train = isnan(gt) || isnan(gap_train) ? NAN : fmax(gap_train, gt);
+            }
+            const double t = v_train_time(e);
+            t_min = fmin(t_min, t);
+            t_max = fmax(t_max, t);
+            const size_t used = strlen(times);
+            snprintf(times + used, sizeof times - used, "%s%.2f", m ? " / " : "", t);
+        }
+        char(*row)[AB_CELL_LEN] = cells[rows++];
+        snprintf(row[0], AB_CELL_LEN, "%s", ab_json_str(a->v, "title")[0] ? ab_json_str(a->v, "title") : a->name);
+        snprintf(row[1], AB_CELL_LEN, "%d", n);
+        snprintf(row[2], AB_CELL_LEN, "%zu", epochs);
+        snprintf(row[3], AB_CELL_LEN, "%s", identical ? "identical" : "differ");
+        fmt_num(row[4], gap_val, "%.4g");
+        fmt_num(row[5], gap_train, "%.4g");
+        snprintf(row[6], AB_CELL_LEN, "%s", times);
+        fmt_num(row[7], t_min > 0 ? 100.0 * (t_max - t_min) / t_min : NAN, "%.2f");
+    }
+    if (rows == 0) return;
+    doc_h(d, 2, "Repeated runs");
+    doc_p(d, "Variants that finished in several of the runs compared under the same configuration. Losses identical: "
+             "every epoch's train and validation loss is the same number in each run (training repeated bit for bit); "
+             "otherwise the largest differences over the epochs compared, which say how much of a loss difference "
+             "between variants is run-to-run noise (non-deterministic kernels, such as floating-point atomics). "
+             "Training times in run order; spread = (max - min) / min.");
+    static const char *const head[] = {"variant", "runs", "epochs compared", "losses", "largest val loss difference",
+                                       "largest train loss difference", "train time (s)", "time spread (%)"};
+    doc_table(d, 8, head, rows, cells);
+}
+
 static const char *const html_head =
     "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>attnbench report</title>\n<style>\n"
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\n"
@@ -560,6 +645,7 @@ ab_status ab_report_write(const char *dir, const ab_report_opts *opts, ab_report
         section_environment(&d, rd);
         section_config(&d, rd);
         section_metrics(&d, rd);
+        section_repeats(&d, rd);
         fputs("</body></html>\n", d.html);
     }
     if (d.md) fclose(d.md);
