@@ -177,6 +177,28 @@ int main(void) {
     expect("--stop-after below 0 is a usage error", "run --device cpu --variants baseline --data train.bin --stop-after -1", 2,
            "--stop-after");
 
+    /* --deterministic is part of the configuration: recorded in run.json (only when set, so runs recorded before the
+     * option existed resume), and a resume without it is refused */
+    expect("--deterministic run",
+           "run --device cpu --preset tiny --variants baseline --epochs 1 --steps-per-epoch 1 --batch 2 --seq 32 "
+           "--data train.bin --gen-tokens 0 --idle-s 0 --deterministic --out run3 --quiet",
+           0, "run3");
+    char *text = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/run3/run.json", dir);
+    ab_read_file(path, &text, &len);
+    TEST_TRUE("--deterministic is recorded", text && strstr(text, "\"deterministic\": true"), "run.json lacks it");
+    free(text);
+    text = NULL;
+    snprintf(path, sizeof path, "%s/run1/run.json", dir);
+    ab_read_file(path, &text, &len);
+    TEST_TRUE("no deterministic key without the option", text && !strstr(text, "deterministic"), "run1's run.json has it");
+    free(text);
+    expect("resuming a --deterministic run without it is refused",
+           "run --device cpu --preset tiny --variants baseline,flash --epochs 1 --steps-per-epoch 1 --batch 2 --seq 32 "
+           "--data train.bin --gen-tokens 0 --idle-s 0 --resume run3",
+           2, "deterministic");
+
     test_resume_after_kill();
 
     snprintf(path, sizeof path, "%s/ids.txt", dir);

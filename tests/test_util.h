@@ -74,7 +74,7 @@ static inline test_cmp test_compare_f64(const double *got, const double *ref, si
 }
 
 static inline test_cmp test_compare_f32(const float *got, const float *ref, size_t n, double atol, double rtol) {
-    double *g = malloc((n + 1) * sizeof *g), *r = malloc((n + 1) * sizeof *r);
+    double *g = calloc(n + 1, sizeof *g), *r = calloc(n + 1, sizeof *r); /* zeroed: gcc flags a constant-propagated n = 0 otherwise */
     for (size_t i = 0; i < n; i++) {
         g[i] = got[i];
         r[i] = ref[i];

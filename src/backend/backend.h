@@ -162,6 +162,10 @@ struct ab_backend {
     int graphs;            /* 1: the model records its decode steps and replays them (the graph_* ops); set by
                             * init, 0 without graph ops or with AB_CUDA_GRAPHS=0; a test may clear it between
                             * steps to compare with direct execution */
+    int deterministic;     /* 1: every result repeats bit for bit, run after run: sums that atomics would do in a
+                            * varying order (the CUDA flash backward's dQ) are done in a fixed order, at some cost in
+                            * time. Set by the caller after opening (run and bench: --deterministic, recorded in the
+                            * run's configuration); the cpu backend is deterministic either way */
 };
 
 /* The op tables compiled into this binary: ab_backend_table[id] is NULL when not built. */

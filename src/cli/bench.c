@@ -115,7 +115,7 @@ static ab_status write_json(const char *path, const ab_attn_bench_opts *o, const
 /* The --attn-only mode. */
 static int bench_attn_only(int argc, char **argv) {
     const char *device = "cpu", *seq = "128,256,512,1024,2048", *variants = "all", *json = NULL;
-    int attn_only = 0;
+    int attn_only = 0, deterministic = 0;
     ab_attn_bench_opts o = {.B = 1, .H = 4, .C = 256, .repeats = 3, .seed = 1234};
     ab_opt opts[] = {
         {"device", OPT_STRING, &device, "DEV", "cpu | cuda | auto (default cpu)"},
@@ -134,6 +134,7 @@ static int bench_attn_only(int argc, char **argv) {
         {"lsh-buckets", OPT_INT, &o.hp.lsh_buckets, "N", "lsh: buckets (default 2T/Lc rounded to a power of two)"},
         {"linear-chunk", OPT_INT, &o.hp.linear_chunk, "N", "linear: chunk length (default 64)"},
         {"mla-kv-rank", OPT_INT, &o.hp.mla_kv_rank, "N", "mla: latent rank d_c (default 4 x head size)"},
+        {"deterministic", OPT_FLAG, &deterministic, NULL, "the deterministic backward (run --deterministic)"},
         {NULL, 0, NULL, NULL, NULL},
     };
     ab_cmd_spec spec = {"bench", "", "Benchmark the attention variants (one layer, forward + backward) against T.",
@@ -150,6 +151,7 @@ static int bench_attn_only(int argc, char **argv) {
         return ab_cli_fail("bench", ab_fail_context(s, "--variants: "));
     ab_backend be;
     if ((s = ab_cli_open_backend(device, 0, &be)) != AB_OK) return ab_cli_fail("bench", s);
+    be.deterministic = deterministic;
     ab_attn_bench_row *rows = calloc((size_t)o.n_variants * o.n_seqs, sizeof *rows);
     s = rows ? ab_attn_bench_run(&be, &o, rows) : ab_fail(AB_ERR_OOM, "bench: results");
     if (s == AB_OK) {
@@ -213,6 +215,7 @@ static int bench_train_mode(int argc, char **argv) {
         return ab_cli_fail("bench", s);
     ab_backend be;
     if ((s = ab_cli_open_backend(device, gpu, &be)) != AB_OK) return ab_cli_fail("bench", s);
+    be.deterministic = p.train.deterministic;
     ab_energy_meter em;
     ab_energy_opts eo = {.gpu_index = be.ops->id == BACKEND_CUDA ? gpu : -1};
     ab_energy_open(&em, &eo);

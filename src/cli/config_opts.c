@@ -58,6 +58,8 @@ void ab_config_opts_fill(ab_opt *o, ab_preset *p, const char **preset_name) {
         {"weight-decay", OPT_FLOAT, &t->weight_decay, "X", "AdamW decoupled weight decay (matrices only)"},
         {"grad-clip", OPT_FLOAT, &t->grad_clip, "X", "clip the global gradient norm (0: off)"},
         {"seed", OPT_U64, &t->seed, "S", "seed of initialisation, shuffles and lsh rotations"},
+        {"deterministic", OPT_FLAG, &t->deterministic, NULL,
+         "bit-for-bit repeatable training on cuda: the flash family's dQ summed in order, no atomics (slower backward)"},
         {"gqa-kv-heads", OPT_INT, &m->attn.gqa_kv_heads, "G", "gqa: key/value heads (default H/3 or H/2)"},
         {"window", OPT_INT, &m->attn.window, "W", "sliding_window: keys per query incl. itself (default 128)"},
         {"lsh-hashes", OPT_INT, &m->attn.lsh_hashes, "N", "lsh: hash rounds (default 2)"},

@@ -10,7 +10,7 @@
 #include "prof/flops.h"
 
 /* Number of entries ab_config_opts_fill writes. */
-#define AB_CONFIG_OPT_COUNT 30
+#define AB_CONFIG_OPT_COUNT 31
 
 /* Finds --preset NAME / --preset=NAME in argv (default `fallback`) and copies that preset into *p.
  * AB_ERR_USAGE naming the valid presets when unknown. */

@@ -92,6 +92,7 @@ int cmd_run(int argc, char **argv) {
 
     ab_backend be;
     if ((s = ab_cli_open_backend(o.device, o.gpu, &be)) != AB_OK) return ab_cli_fail("run", s);
+    be.deterministic = p.train.deterministic;
     char sample_dir[4096];
     const char *data = o.data;
     if (!data) {

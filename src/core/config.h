@@ -32,6 +32,7 @@ typedef struct {
     int constant_lr;        /* 1: constant lr (the seed study), no warmup, no decay */
     float beta1, beta2, eps, weight_decay, grad_clip;  /* grad_clip <= 0: off */
     uint64_t seed;
+    int deterministic;      /* 1: the backend runs its deterministic kernels (be->deterministic) */
 } ab_train_config;
 
 typedef struct {

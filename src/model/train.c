@@ -40,9 +40,11 @@ static double decimal(float x) {
     return strtod(buf, NULL);
 }
 
+/* train.deterministic is written only when set, so runs recorded before it existed still resume (--resume compares
+ * the configurations) */
 json_t *ab_config_to_json(const ab_model_config *m, const ab_train_config *t, const char *preset, const char *device,
                           const char *data_path) {
-    return json_pack("{s:s, s:s, s:s?, s:{s:i, s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i}, "
+    json_t *c = json_pack("{s:s, s:s, s:s?, s:{s:i, s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i}, "
                      "s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:I}}",
                      "preset", preset, "device", device, "data", data_path,
                      "model", "n_layer", m->n_layer, "n_head", m->n_head, "n_embd", m->n_embd, "vocab_size", m->vocab_size,
@@ -55,6 +57,8 @@ json_t *ab_config_to_json(const ab_model_config *m, const ab_train_config *t, co
                      "lr", decimal(t->lr), "min_lr_frac", decimal(t->min_lr_frac), "lr_warmup", t->lr_warmup, "constant_lr",
                      t->constant_lr, "beta1", decimal(t->beta1), "beta2", decimal(t->beta2), "eps", decimal(t->eps),
                      "weight_decay", decimal(t->weight_decay), "grad_clip", decimal(t->grad_clip), "seed", (json_int_t)t->seed);
+    if (c && t->deterministic) json_object_set_new(json_object_get(c, "train"), "deterministic", json_true());
+    return c;
 }
 
 static json_t *hparams_json(const ab_attn_config *a) {

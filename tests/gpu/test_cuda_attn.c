@@ -106,6 +106,30 @@ static void test_variant(const char *vname, const ab_attn_ops *ops, int B, int T
     snprintf(name, sizeof name, "attn[%s,cuda,B=%d,T=%d,H=%d].backward.db", vname, B, T, H);
     check_rel(name, &d.db, c.dw.t[1], 2e-2);
 
+    /* the deterministic backward (cuda.deterministic: flash's dQ summed in order): against the reference, and the
+     * same bits on a second run from the same start values */
+    float *first[3] = {NULL};
+    gbuf *grads[3] = {&d.dx, &d.dw, &d.db};
+    const float *refs[3] = {c.dx, c.dw.t[0], c.dw.t[1]}, *starts[3] = {dx0, dw0, db0};
+    static const char *const gname[3] = {"dx", "dW", "db"};
+    cuda.deterministic = 1;
+    for (int run = 0; run < 2; run++) {
+        for (int g = 0; g < 3; g++) g_set(grads[g], starts[g]);
+        tc_check_status(ops->backward(&ctx, &w, &dw, d.saved.ptr, d.dx.ptr, d.dy.ptr, d.x.ptr, B, T), vname);
+        for (int g = 0; g < 3; g++) {
+            snprintf(name, sizeof name, "attn[%s,cuda,B=%d,T=%d,H=%d].backward(deterministic%s).%s", vname, B, T, H,
+                     run ? ", again" : "", gname[g]);
+            if (run == 0) {
+                check_rel(name, grads[g], refs[g], 2e-2);
+                first[g] = g_get(grads[g], NULL);
+            } else {
+                g_check(name, grads[g], first[g], 0.0, 0.0);
+            }
+        }
+    }
+    cuda.deterministic = 0;
+    for (int g = 0; g < 3; g++) free(first[g]);
+
     /* causality: new values for every position > t0 leave rows <= t0 of y bit-identical */
     int t0 = T / 3;
     float *y1 = g_get(&d.y, NULL), *x2 = tc_copy(c.x, n);

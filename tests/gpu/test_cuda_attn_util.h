@@ -191,8 +191,43 @@ static inline void check_head_size_refused(const char *name, const ab_attn_ops *
     check_refused(name, ops, (ab_attn_config){.C = 256, .H = 8, .D = 32, .max_T = 64, .train_T = 64}, "head size 32");
 }
 
-/* Forward, backward (onto non-zero gradient start values), strict causality and prefill + decode of one case
- * against its CPU reference (c holds the reference after att_forward_backward is run here); every tensor with a
+/* The deterministic backward (be->deterministic: the flash family's dQ summed in order, without atomics; the other
+ * variants are deterministic anyway): from the same start values and saved forward as the backward just checked, its
+ * gradients against the reference, then a second run must give the same bits. */
+static inline void check_backward_deterministic(const att_case *c, const ab_attn_ops *ops, dev_layer *d,
+                                                case_namer case_name, const float *dx0,
+                                                float *const dw0[AB_ATTN_MAX_TENSORS]) {
+    char name[200], what[96];
+    const int B = c->B, T = c->T, C = c->cfg.C;
+    float *first[AB_ATTN_MAX_TENSORS + 1] = {NULL}; /* dx, then the dW */
+    tc_cuda->deterministic = 1;
+    for (int run = 0; run < 2; run++) {
+        g_set(&d->dx, dx0);
+        for (int i = 0; i < c->n_t; i++)
+            if (dw0[i]) g_set(&d->dw[i], dw0[i]);
+        case_name(name, sizeof name, c, "backward(deterministic)");
+        tc_check_status(ops->backward(&d->ctx, &d->wt, &d->dwt, d->saved.ptr, d->dx.ptr, d->dy.ptr, d->x.ptr, B, T), name);
+        for (int i = -1; i < c->n_t; i++) {
+            if (i >= 0 && !c->dw.t[i]) continue;
+            const gbuf *g = i < 0 ? &d->dx : &d->dw[i];
+            if (i < 0) snprintf(what, sizeof what, "backward(deterministic%s).dx", run ? ", again" : "");
+            else snprintf(what, sizeof what, "backward(deterministic%s).dW(%s)", run ? ", again" : "", c->tens[i].name);
+            case_name(name, sizeof name, c, what);
+            if (run == 0) {
+                tc_check_tensor(name, g, i < 0 ? c->dx : c->dw.t[i], ATTN_REL_TOL, ATTN_ELEM_FRAC, i < 0 ? C : c->tens[i].cols,
+                                i < 0 ? T : 0);
+                first[i + 1] = g_get(g, NULL);
+            } else {
+                g_check(name, g, first[i + 1], 0.0, 0.0);
+            }
+        }
+    }
+    tc_cuda->deterministic = 0;
+    for (int i = 0; i <= c->n_t; i++) free(first[i]);
+}
+
+/* Forward, backward (onto non-zero gradient start values) and the deterministic backward, strict causality and
+ * prefill + decode of one case against its CPU reference (c holds the reference after att_forward_backward is run here); every tensor with a
  * gradient is checked (fixed ones, dw.t[i] == NULL, are not). The causality check redraws input columns
  * first_col .. C-1 of the tokens after T/3 (0: the whole tokens). Decode is checked against the CPU forward and
  * the CUDA forward. */
@@ -227,6 +262,7 @@ static inline void check_layer_from(att_case *c, const ab_attn_ops *ops, case_na
         case_name(name, sizeof name, c, what);
         tc_check_tensor(name, &d.dw[i], c->dw.t[i], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[i].cols, 0);
     }
+    check_backward_deterministic(c, ops, &d, case_name, dx0, dw0);
 
     /* causality: tokens after t0 change; rows <= t0 must not */
     const int t0 = T / 3;

@@ -16,7 +16,8 @@
  * L = m + log(l) (natural log, fp32, (B,H,T)); fully masked rows get O = 0 and L = +inf.
  * Backward: per (key block, KV head, batch) block, loops over the query blocks that see it: recompute
  * P = exp(tau S - L), dV += P^T dO, dP = dO V^T, dS = P (dP - Delta), dK += dS^T Q, and dQ += dS K through
- * fp32 atomics into dq_accum (B,H,T,64), scaled and converted afterwards. Delta = rowsum(dO * O).
+ * fp32 atomics into dq_accum (B,H,T,64), scaled and converted afterwards. Delta = rowsum(dO * O). On a deterministic
+ * backend (be->deterministic) dQ comes instead from a query-block kernel that sums the key blocks in order.
  *
  * Sorted space (flash_mask_sorted, lsh): the kernels run over a permutation of each (batch, head)'s tokens,
  * rows[s] = the position of sorted index s. Q, K, V, dO rows are gathered through it and O, L, dK, dV, dQ
@@ -344,7 +345,7 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_FWD_MIN_BLOCKS) flash_for
 #define FLASH_BWD_KEYS (16 * FLASH_BWD_WARPS)
 #define FLASH_BWD_SMEM ((3 * FLASH_BWD_KEYS * FLASH_HD + 4 * FLASH_BLOCK * FLASH_HD) * 2 + 8 * FLASH_BLOCK * 4)
 
-template <class Mask, int WARPS>
+template <class Mask, int WARPS, bool DQ>
 __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward_kernel(const flash_params p) {
     constexpr int KB = 16 * WARPS, THREADS = 32 * WARPS, DQ_NT = 32 / WARPS; /* dQ n-tiles (of 8 d) per warp */
     extern __shared__ __align__(128) unsigned char smem[];
@@ -476,6 +477,7 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward
                 }
             }
         }
+        if constexpr (!DQ) continue; /* dQ by flash_dq_kernel */
         /* dS^T to shared memory (zeros for a skipped tile), then dQ = dS K over all KB keys:
          * warp w takes queries 16*(w%4) .. +15 and d n-tiles [(w/4)*DQ_NT, +DQ_NT) */
         const int jl = warp * 16 + (lane >> 2);
@@ -533,6 +535,139 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward
     }
 }
 
+/* ------------------------------------------------------------------ deterministic dQ */
+
+/* dQ without atomics (be->deterministic): per (query block, head, batch) block, the forward's tiling and loop over the
+ * key blocks the query block sees (K, V double-buffered), recomputing per 64 x 64 tile S = Q K^T, P = exp(tau S - L),
+ * dP = dO V^T, dS = P (dP - Delta) (0 on lsh's constant diagonal), and dQ += dS K in registers; then dq_accum += dQ
+ * with plain loads and stores: each element has one thread in a launch, so the sum over key blocks has a fixed order
+ * and lsh's rounds add in launch order. The key-block kernel (DQ = false) then leaves dQ out. Costs the recomputed
+ * S and dP (two of the five tile products) and saves the atomics. */
+#define FLASH_DQ_MIN_BLOCKS 2 /* q, dO fragments, dQ, S and dP accumulators: more registers than the forward */
+
+template <class Mask>
+__global__ void __launch_bounds__(FLASH_THREADS, FLASH_DQ_MIN_BLOCKS) flash_dq_kernel(const flash_params p) {
+    __shared__ __align__(128) bf16 sQ[FLASH_BLOCK * FLASH_HD];
+    __shared__ __align__(128) bf16 sdO[FLASH_BLOCK * FLASH_HD];
+    __shared__ __align__(128) bf16 sK[2][FLASH_BLOCK * FLASH_HD];
+    __shared__ __align__(128) bf16 sV[2][FLASH_BLOCK * FLASH_HD];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int qblk = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, hk = h / p.h_per_kv;
+    const int T = p.T, H = p.H, q0 = qblk * FLASH_BLOCK, q1 = q0 + FLASH_BLOCK;
+    const int *rows = Mask::sorted ? p.rows + ((size_t)b * H + h) * T : nullptr; /* sorted index -> position */
+    const bf16 *qb = p.q + b * p.q_sb + h * p.q_sh, *dob = p.dout + b * p.o_sb + h * p.o_sh;
+    const bf16 *kg = p.k + b * p.kv_sb + hk * p.kv_sh, *vg = p.v + b * p.kv_sb + hk * p.kv_sh;
+    const int kb_begin = Mask::kv_begin(p, q0) / FLASH_BLOCK;
+    const int kb_end = (Mask::kv_end(p, q1) + FLASH_BLOCK - 1) / FLASH_BLOCK;
+    auto load_rows = [&](bf16 *dst, const bf16 *g, long long stride, int r0) {
+        if constexpr (Mask::sorted)
+            load_tile_async<FLASH_BLOCK, FLASH_THREADS, true>(dst, g, stride, T - r0, tid, rows + r0);
+        else
+            load_tile_async(dst, g + r0 * stride, stride, T - r0, tid);
+    };
+
+    load_rows(sQ, qb, p.q_st, q0);
+    load_rows(sdO, dob, p.o_st, q0);
+    if (kb_begin < kb_end) {
+        const int k0 = kb_begin * FLASH_BLOCK;
+        load_rows(sK[0], kg, p.kv_st, k0);
+        load_rows(sV[0], vg, p.kv_st, k0);
+    }
+    /* this thread's rows i0 = q0 + 16 warp + lane/4 and i0 + 8: their positions, L (log2 units; +inf past T, so P = 0
+     * there), Delta and, in sorted space, first key */
+    const int i0 = q0 + warp * 16 + (lane >> 2);
+    int pos[2], lo[2] = {0, 0};
+    float Lr[2], Dr[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int i = i0 + 8 * r;
+        const bool ok = i < T;
+        pos[r] = Mask::sorted && ok ? rows[i] : i;
+        const size_t row = ((size_t)b * H + h) * T + pos[r];
+        Lr[r] = ok ? p.lse[row] * 1.44269504f : INFINITY;
+        Dr[r] = ok ? p.delta[row] : 0.0f;
+        if constexpr (Mask::sorted) lo[r] = ok ? p.row_lo[((size_t)b * H + h) * T + i] : 0;
+    }
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+    uint32_t qf[4][4], df[4][4];
+    load_a_frags(qf, sQ, warp * 16, lane);
+    load_a_frags(df, sdO, warp * 16, lane);
+
+    float dq[8][4];
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.0f;
+    const float sl2 = p.scale_log2;
+
+    for (int kb = kb_begin; kb < kb_end; kb++) {
+        const int cur = (kb - kb_begin) & 1, k0 = kb * FLASH_BLOCK;
+        if (kb > kb_begin) {
+            cp_async_wait_all();
+            __syncthreads();
+        }
+        if (kb + 1 < kb_end) { /* prefetch the next K, V tiles into the other buffer */
+            const int kn = k0 + FLASH_BLOCK;
+            load_rows(sK[cur ^ 1], kg, p.kv_st, kn);
+            load_rows(sV[cur ^ 1], vg, p.kv_st, kn);
+            cp_async_commit();
+        }
+        /* S = Q K^T and dP = dO V^T (16 x 64 per warp) */
+        float s[8][4], dp[8][4];
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+            dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.0f;
+            uint32_t bf[8];
+            load_b_frags_nk(bf, sK[cur], nt, lane);
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) mma_bf16(s[nt], qf[ks], bf[2 * ks], bf[2 * ks + 1]);
+            load_b_frags_nk(bf, sV[cur], nt, lane);
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) mma_bf16(dp[nt], df[ks], bf[2 * ks], bf[2 * ks + 1]);
+        }
+        /* dS = P (dP - Delta) into s */
+        const bool full = Mask::full(p, q0, q1, k0, k0 + FLASH_BLOCK);
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int r = e >> 1, i = i0 + 8 * r, j = k0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+                const bool self = Mask::sorted && i == j; /* constant logit: no dS */
+                float pv = exp2f(fmaf(self ? FLASH_SELF_LOGIT : s[nt][e], sl2, -Lr[r]));
+                if (!full && !Mask::allowed(p, i, j, lo[r])) pv = 0.0f;
+                s[nt][e] = self ? 0.0f : pv * (dp[nt][e] - Dr[r]);
+            }
+        /* dQ += dS K: dS from the accumulators (as the forward's P), K through ldmatrix.trans (as its V) */
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            uint32_t a[4] = {pack_bf16(s[2 * ks][0], s[2 * ks][1]), pack_bf16(s[2 * ks][2], s[2 * ks][3]),
+                             pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]), pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+#pragma unroll
+            for (int pp = 0; pp < 4; pp++) {
+                uint32_t kf[4];
+                load_b_frags_kn(kf, sK[cur], ks, pp, lane);
+                mma_bf16(dq[2 * pp], a, kf[0], kf[1]);
+                mma_bf16(dq[2 * pp + 1], a, kf[2], kf[3]);
+            }
+        }
+    }
+
+    float *dqa = p.dq_accum + ((size_t)b * H + h) * T * FLASH_HD;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (i0 + 8 * r >= T) continue;
+        float *row = dqa + (size_t)pos[r] * FLASH_HD + (lane & 3) * 2;
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+            float2 *d = reinterpret_cast<float2 *>(row + nt * 8), v = *d;
+            v.x += dq[nt][2 * r];
+            v.y += dq[nt][2 * r + 1];
+            *d = v;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ launches */
 
 /* grid (query blocks, H, B) */
@@ -543,15 +678,25 @@ static inline ab_status flash_launch_forward(ab_backend *be, const flash_params 
     return cuda_check_launch("flash_forward");
 }
 
-/* grid (key blocks, KV heads, B); dk, dv written, dq added to dq_accum */
-template <class Mask>
-static inline ab_status flash_launch_backward(ab_backend *be, const flash_params &p) {
-    CUDA_TRY(cudaFuncSetAttribute(flash_backward_kernel<Mask, FLASH_BWD_WARPS>,
+/* grid (key blocks, KV heads, B); dk, dv written, dq added to dq_accum: by the same kernel through atomics, or, when
+ * the backend is deterministic, by flash_dq_kernel on grid (query blocks, H, B) */
+template <class Mask, bool DQ>
+static inline ab_status flash_launch_kv_backward(ab_backend *be, const flash_params &p) {
+    CUDA_TRY(cudaFuncSetAttribute(flash_backward_kernel<Mask, FLASH_BWD_WARPS, DQ>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, FLASH_BWD_SMEM),
              "flash backward shared memory");
     dim3 grid((p.T + FLASH_BWD_KEYS - 1) / FLASH_BWD_KEYS, p.H / p.h_per_kv, p.B);
-    flash_backward_kernel<Mask, FLASH_BWD_WARPS><<<grid, FLASH_BWD_WARPS * 32, FLASH_BWD_SMEM, cuda_stream(be)>>>(p);
+    flash_backward_kernel<Mask, FLASH_BWD_WARPS, DQ><<<grid, FLASH_BWD_WARPS * 32, FLASH_BWD_SMEM, cuda_stream(be)>>>(p);
     return cuda_check_launch("flash_backward");
+}
+
+template <class Mask>
+static inline ab_status flash_launch_backward(ab_backend *be, const flash_params &p) {
+    if (!be->deterministic) return flash_launch_kv_backward<Mask, true>(be, p);
+    AB_TRY((flash_launch_kv_backward<Mask, false>(be, p)));
+    dim3 grid((p.T + FLASH_BLOCK - 1) / FLASH_BLOCK, p.H, p.B);
+    flash_dq_kernel<Mask><<<grid, FLASH_THREADS, 0, cuda_stream(be)>>>(p);
+    return cuda_check_launch("flash_dq");
 }
 
 /* Before a backward: delta (B,H,T) = rowsum(dO * O) over the 64 columns of each head (dout, o (B,T,H*64) bf16),
