@@ -181,6 +181,74 @@ __device__ __forceinline__ void load_b_frags_kn(uint32_t bf[4], const bf16 *s, i
     ldsm_x4_t(bf, smem_addr(s + sw(16 * ks + ((lane >> 3) & 1) * 8 + (lane & 7), 2 * pp + (lane >> 4))));
 }
 
+/* c (16 x 64 per warp, 8 n-tiles) += A B: A = a (16 x 64) held as the accumulators of an earlier product, rounded to
+ * bf16 as the A fragments; B = a [k][n] 64 x 64 tile in shared memory read through ldmatrix.trans. The forward's
+ * O += P V and the dQ kernel's dQ += dS K. */
+__device__ __forceinline__ void mma_acc_a_kn(float c[8][4], const float a[8][4], const bf16 *tile, int lane) {
+#pragma unroll
+    for (int ks = 0; ks < 4; ks++) {
+        uint32_t af[4] = {pack_bf16(a[2 * ks][0], a[2 * ks][1]), pack_bf16(a[2 * ks][2], a[2 * ks][3]),
+                          pack_bf16(a[2 * ks + 1][0], a[2 * ks + 1][1]), pack_bf16(a[2 * ks + 1][2], a[2 * ks + 1][3])};
+#pragma unroll
+        for (int pp = 0; pp < 4; pp++) {
+            uint32_t bf[4];
+            load_b_frags_kn(bf, tile, ks, pp, lane);
+            mma_bf16(c[2 * pp], af, bf[0], bf[1]);
+            mma_bf16(c[2 * pp + 1], af, bf[2], bf[3]);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ query-block kernels */
+
+/* What the two query-major kernels (the forward, and the deterministic dQ) share: the block's query block (the
+ * last first: the causal ones have the most keys), head and batch, the key blocks it visits, tile loads through the
+ * sorted permutation in sorted space, and the double-buffered stream of K, V tiles over those key blocks. */
+template <class Mask>
+struct flash_qblock {
+    const flash_params &p;
+    int tid, warp, lane, h, b, hk, q0, q1, kb_begin, kb_end;
+    const int *rows; /* sorted space: sorted index -> position of this (batch, head) */
+    const bf16 *kg, *vg;
+    __device__ __forceinline__ explicit flash_qblock(const flash_params &pp) : p(pp) {
+        tid = threadIdx.x; warp = tid >> 5; lane = tid & 31;
+        h = blockIdx.y; b = blockIdx.z; hk = h / p.h_per_kv;
+        q0 = (gridDim.x - 1 - blockIdx.x) * FLASH_BLOCK; q1 = q0 + FLASH_BLOCK;
+        rows = Mask::sorted ? p.rows + ((size_t)b * p.H + h) * p.T : nullptr;
+        kg = p.k + b * p.kv_sb + hk * p.kv_sh; vg = p.v + b * p.kv_sb + hk * p.kv_sh;
+        kb_begin = Mask::kv_begin(p, q0) / FLASH_BLOCK;
+        kb_end = (Mask::kv_end(p, q1) + FLASH_BLOCK - 1) / FLASH_BLOCK;
+    }
+    /* tile rows r0 .. r0 + 63 of a (batch, head)'s tensor at g (asynchronous) */
+    __device__ __forceinline__ void load_rows(bf16 *dst, const bf16 *g, long long stride, int r0) const {
+        if constexpr (Mask::sorted)
+            load_tile_async<FLASH_BLOCK, FLASH_THREADS, true>(dst, g, stride, p.T - r0, tid, rows + r0);
+        else
+            load_tile_async(dst, g + r0 * stride, stride, p.T - r0, tid);
+    }
+    /* the first key block's K, V into buffer 0 (committed with the caller's first loads) */
+    __device__ __forceinline__ void load_first_kv(bf16 *sK, bf16 *sV) const {
+        if (kb_begin < kb_end) {
+            load_rows(sK, kg, p.kv_st, kb_begin * FLASH_BLOCK);
+            load_rows(sV, vg, p.kv_st, kb_begin * FLASH_BLOCK);
+        }
+    }
+    /* at the top of key block kb's iteration: its tiles (buffer (kb - kb_begin) & 1) are in shared memory once this
+     * returns, and the next block's are on their way into the other buffer */
+    __device__ __forceinline__ void next_kv(int kb, bf16 (*sK)[FLASH_BLOCK * FLASH_HD], bf16 (*sV)[FLASH_BLOCK * FLASH_HD]) const {
+        const int cur = (kb - kb_begin) & 1;
+        if (kb > kb_begin) {
+            cp_async_wait_all();
+            __syncthreads();
+        }
+        if (kb + 1 < kb_end) {
+            load_rows(sK[cur ^ 1], kg, p.kv_st, (kb + 1) * FLASH_BLOCK);
+            load_rows(sV[cur ^ 1], vg, p.kv_st, (kb + 1) * FLASH_BLOCK);
+            cp_async_commit();
+        }
+    }
+};
+
 /* ------------------------------------------------------------------ forward */
 
 #ifndef FLASH_FWD_MIN_BLOCKS
@@ -192,28 +260,11 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_FWD_MIN_BLOCKS) flash_for
     __shared__ __align__(128) bf16 sQ[FLASH_BLOCK * FLASH_HD];
     __shared__ __align__(128) bf16 sK[2][FLASH_BLOCK * FLASH_HD];
     __shared__ __align__(128) bf16 sV[2][FLASH_BLOCK * FLASH_HD];
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int qblk = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, hk = h / p.h_per_kv;
-    const int T = p.T, q0 = qblk * FLASH_BLOCK, q1 = q0 + FLASH_BLOCK;
-    const int *rows = Mask::sorted ? p.rows + ((size_t)b * p.H + h) * T : nullptr; /* sorted index -> position */
-    const bf16 *qb = p.q + b * p.q_sb + h * p.q_sh;
-    const bf16 *kg = p.k + b * p.kv_sb + hk * p.kv_sh, *vg = p.v + b * p.kv_sb + hk * p.kv_sh;
-    const int kb_begin = Mask::kv_begin(p, q0) / FLASH_BLOCK;
-    const int kb_end = (Mask::kv_end(p, q1) + FLASH_BLOCK - 1) / FLASH_BLOCK;
-    /* tile rows r0 .. r0 + 63 of a (batch, head)'s tensor at g */
-    auto load_rows = [&](bf16 *dst, const bf16 *g, long long stride, int r0) {
-        if constexpr (Mask::sorted)
-            load_tile_async<FLASH_BLOCK, FLASH_THREADS, true>(dst, g, stride, T - r0, tid, rows + r0);
-        else
-            load_tile_async(dst, g + r0 * stride, stride, T - r0, tid);
-    };
-
-    load_rows(sQ, qb, p.q_st, q0);
-    if (kb_begin < kb_end) {
-        int k0 = kb_begin * FLASH_BLOCK;
-        load_rows(sK[0], kg, p.kv_st, k0);
-        load_rows(sV[0], vg, p.kv_st, k0);
-    }
+    const flash_qblock<Mask> qb(p);
+    const int warp = qb.warp, lane = qb.lane, h = qb.h, b = qb.b, T = p.T, q0 = qb.q0, q1 = qb.q1;
+    const int *rows = qb.rows;
+    qb.load_rows(sQ, p.q + b * p.q_sb + h * p.q_sh, p.q_st, q0);
+    qb.load_first_kv(sK[0], sV[0]);
     int lo[2] = {0, 0}; /* sorted space: the first key of this thread's rows (lane/4, lane/4 + 8 of the warp's) */
     if constexpr (Mask::sorted) {
         const int *rlo = p.row_lo + ((size_t)b * p.H + h) * T, i0 = q0 + warp * 16 + (lane >> 2);
@@ -231,18 +282,9 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_FWD_MIN_BLOCKS) flash_for
     for (int nt = 0; nt < 8; nt++) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
     const float sl2 = p.scale_log2;
 
-    for (int kb = kb_begin; kb < kb_end; kb++) {
-        const int cur = (kb - kb_begin) & 1, k0 = kb * FLASH_BLOCK;
-        if (kb > kb_begin) {
-            cp_async_wait_all();
-            __syncthreads();
-        }
-        if (kb + 1 < kb_end) { /* prefetch the next K, V tiles into the other buffer */
-            int kn = k0 + FLASH_BLOCK;
-            load_rows(sK[cur ^ 1], kg, p.kv_st, kn);
-            load_rows(sV[cur ^ 1], vg, p.kv_st, kn);
-            cp_async_commit();
-        }
+    for (int kb = qb.kb_begin; kb < qb.kb_end; kb++) {
+        const int cur = (kb - qb.kb_begin) & 1, k0 = kb * FLASH_BLOCK;
+        qb.next_kv(kb, sK, sV);
         /* S (16 x 64 per warp) = Q K^T */
         float s[8][4];
 #pragma unroll
@@ -284,19 +326,7 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_FWD_MIN_BLOCKS) flash_for
                 l[r] += p0 + p1;
             }
         }
-        /* O += P V: P from the S accumulators, V through ldmatrix.trans */
-#pragma unroll
-        for (int ks = 0; ks < 4; ks++) {
-            uint32_t a[4] = {pack_bf16(s[2 * ks][0], s[2 * ks][1]), pack_bf16(s[2 * ks][2], s[2 * ks][3]),
-                             pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]), pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
-#pragma unroll
-            for (int pp = 0; pp < 4; pp++) {
-                uint32_t vf[4];
-                load_b_frags_kn(vf, sV[cur], ks, pp, lane);
-                mma_bf16(o[2 * pp], a, vf[0], vf[1]);
-                mma_bf16(o[2 * pp + 1], a, vf[2], vf[3]);
-            }
-        }
+        mma_acc_a_kn(o, s, sV[cur], lane); /* O += P V: P from the S accumulators */
     }
 
     /* normalise, stage O in shared memory (each warp its own 16 rows of sQ), store 16-byte chunks */
@@ -551,28 +581,11 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_DQ_MIN_BLOCKS) flash_dq_k
     __shared__ __align__(128) bf16 sdO[FLASH_BLOCK * FLASH_HD];
     __shared__ __align__(128) bf16 sK[2][FLASH_BLOCK * FLASH_HD];
     __shared__ __align__(128) bf16 sV[2][FLASH_BLOCK * FLASH_HD];
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int qblk = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, hk = h / p.h_per_kv;
-    const int T = p.T, H = p.H, q0 = qblk * FLASH_BLOCK, q1 = q0 + FLASH_BLOCK;
-    const int *rows = Mask::sorted ? p.rows + ((size_t)b * H + h) * T : nullptr; /* sorted index -> position */
-    const bf16 *qb = p.q + b * p.q_sb + h * p.q_sh, *dob = p.dout + b * p.o_sb + h * p.o_sh;
-    const bf16 *kg = p.k + b * p.kv_sb + hk * p.kv_sh, *vg = p.v + b * p.kv_sb + hk * p.kv_sh;
-    const int kb_begin = Mask::kv_begin(p, q0) / FLASH_BLOCK;
-    const int kb_end = (Mask::kv_end(p, q1) + FLASH_BLOCK - 1) / FLASH_BLOCK;
-    auto load_rows = [&](bf16 *dst, const bf16 *g, long long stride, int r0) {
-        if constexpr (Mask::sorted)
-            load_tile_async<FLASH_BLOCK, FLASH_THREADS, true>(dst, g, stride, T - r0, tid, rows + r0);
-        else
-            load_tile_async(dst, g + r0 * stride, stride, T - r0, tid);
-    };
-
-    load_rows(sQ, qb, p.q_st, q0);
-    load_rows(sdO, dob, p.o_st, q0);
-    if (kb_begin < kb_end) {
-        const int k0 = kb_begin * FLASH_BLOCK;
-        load_rows(sK[0], kg, p.kv_st, k0);
-        load_rows(sV[0], vg, p.kv_st, k0);
-    }
+    const flash_qblock<Mask> qb(p);
+    const int warp = qb.warp, lane = qb.lane, h = qb.h, b = qb.b, T = p.T, H = p.H, q0 = qb.q0, q1 = qb.q1;
+    qb.load_rows(sQ, p.q + b * p.q_sb + h * p.q_sh, p.q_st, q0);
+    qb.load_rows(sdO, p.dout + b * p.o_sb + h * p.o_sh, p.o_st, q0);
+    qb.load_first_kv(sK[0], sV[0]);
     /* this thread's rows i0 = q0 + 16 warp + lane/4 and i0 + 8: their positions, L (log2 units; +inf past T, so P = 0
      * there), Delta and, in sorted space, first key */
     const int i0 = q0 + warp * 16 + (lane >> 2);
@@ -582,7 +595,7 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_DQ_MIN_BLOCKS) flash_dq_k
     for (int r = 0; r < 2; r++) {
         const int i = i0 + 8 * r;
         const bool ok = i < T;
-        pos[r] = Mask::sorted && ok ? rows[i] : i;
+        pos[r] = Mask::sorted && ok ? qb.rows[i] : i;
         const size_t row = ((size_t)b * H + h) * T + pos[r];
         Lr[r] = ok ? p.lse[row] * 1.44269504f : INFINITY;
         Dr[r] = ok ? p.delta[row] : 0.0f;
@@ -600,18 +613,9 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_DQ_MIN_BLOCKS) flash_dq_k
     for (int nt = 0; nt < 8; nt++) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.0f;
     const float sl2 = p.scale_log2;
 
-    for (int kb = kb_begin; kb < kb_end; kb++) {
-        const int cur = (kb - kb_begin) & 1, k0 = kb * FLASH_BLOCK;
-        if (kb > kb_begin) {
-            cp_async_wait_all();
-            __syncthreads();
-        }
-        if (kb + 1 < kb_end) { /* prefetch the next K, V tiles into the other buffer */
-            const int kn = k0 + FLASH_BLOCK;
-            load_rows(sK[cur ^ 1], kg, p.kv_st, kn);
-            load_rows(sV[cur ^ 1], vg, p.kv_st, kn);
-            cp_async_commit();
-        }
+    for (int kb = qb.kb_begin; kb < qb.kb_end; kb++) {
+        const int cur = (kb - qb.kb_begin) & 1, k0 = kb * FLASH_BLOCK;
+        qb.next_kv(kb, sK, sV);
         /* S = Q K^T and dP = dO V^T (16 x 64 per warp) */
         float s[8][4], dp[8][4];
 #pragma unroll
@@ -638,19 +642,7 @@ __global__ void __launch_bounds__(FLASH_THREADS, FLASH_DQ_MIN_BLOCKS) flash_dq_k
                 if (!full && !Mask::allowed(p, i, j, lo[r])) pv = 0.0f;
                 s[nt][e] = self ? 0.0f : pv * (dp[nt][e] - Dr[r]);
             }
-        /* dQ += dS K: dS from the accumulators (as the forward's P), K through ldmatrix.trans (as its V) */
-#pragma unroll
-        for (int ks = 0; ks < 4; ks++) {
-            uint32_t a[4] = {pack_bf16(s[2 * ks][0], s[2 * ks][1]), pack_bf16(s[2 * ks][2], s[2 * ks][3]),
-                             pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]), pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
-#pragma unroll
-            for (int pp = 0; pp < 4; pp++) {
-                uint32_t kf[4];
-                load_b_frags_kn(kf, sK[cur], ks, pp, lane);
-                mma_bf16(dq[2 * pp], a, kf[0], kf[1]);
-                mma_bf16(dq[2 * pp + 1], a, kf[2], kf[3]);
-            }
-        }
+        mma_acc_a_kn(dq, s, sK[cur], lane); /* dQ += dS K: dS from the accumulators, as the forward's P */
     }
 
     float *dqa = p.dq_accum + ((size_t)b * H + h) * T * FLASH_HD;
