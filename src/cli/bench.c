@@ -45,7 +45,7 @@ static ab_status parse_seqs(const char *list, ab_attn_bench_opts *o) {
 
 static double mib(size_t b) { return (double)b / (1024.0 * 1024.0); }
 
-static void print_table(const ab_attn_bench_opts *o, const ab_attn_bench_row *rows, const char *device) {
+static void print_table(const ab_attn_bench_opts *o, const ab_attn_bench_row *rows, const ab_backend *be) {
     char cpu[256];
     ab_cpu_model(cpu, sizeof cpu);
 #if HAVE_OPENMP
@@ -53,8 +53,8 @@ static void print_table(const ab_attn_bench_opts *o, const ab_attn_bench_row *ro
 #else
     const int threads = 1;
 #endif
-    printf("attention-only benchmark on %s (%s, %d threads): B=%d H=%d C=%d D=%d, median of %d runs\n", device, cpu,
-           threads, o->B, o->H, o->C, o->C / o->H, o->repeats);
+    printf("attention-only benchmark on %s (%s, %d threads): B=%d H=%d C=%d D=%d, median of %d runs%s\n", be->ops->name,
+           cpu, threads, o->B, o->H, o->C, o->C / o->H, o->repeats, be->deterministic ? ", deterministic backward" : "");
     printf("%-15s %6s %10s %10s %11s %11s %10s %10s\n", "variant", "T", "fwd_ms", "bwd_ms", "saved_MiB", "work_MiB",
            "fwd_GF/s", "bwd_GF/s");
     for (int v = 0; v < o->n_variants; v++)
@@ -73,11 +73,12 @@ static void print_table(const ab_attn_bench_opts *o, const ab_attn_bench_row *ro
 }
 
 static ab_status write_json(const char *path, const ab_attn_bench_opts *o, const ab_attn_bench_row *rows,
-                            const char *device) {
+                            const ab_backend *be) {
     char cpu[256];
     ab_cpu_model(cpu, sizeof cpu);
     json_t *root = json_object(), *arr = json_array();
-    json_object_set_new(root, "device", json_string(device));
+    json_object_set_new(root, "device", json_string(be->ops->name));
+    json_object_set_new(root, "deterministic", json_boolean(be->deterministic));
     json_object_set_new(root, "cpu_model", json_string(cpu));
     json_object_set_new(root, "batch", json_integer(o->B));
     json_object_set_new(root, "heads", json_integer(o->H));
@@ -155,8 +156,8 @@ static int bench_attn_only(int argc, char **argv) {
     ab_attn_bench_row *rows = calloc((size_t)o.n_variants * o.n_seqs, sizeof *rows);
     s = rows ? ab_attn_bench_run(&be, &o, rows) : ab_fail(AB_ERR_OOM, "bench: results");
     if (s == AB_OK) {
-        print_table(&o, rows, be.ops->name);
-        if (json) s = write_json(json, &o, rows, be.ops->name);
+        print_table(&o, rows, &be);
+        if (json) s = write_json(json, &o, rows, &be);
     }
     free(rows);
     ab_backend_close(&be);

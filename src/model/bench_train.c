@@ -99,9 +99,9 @@ void ab_bench_train(const ab_bench_train_args *a, ab_variant_id v, ab_bench_trai
 static json_t *num(double x) { return isnan(x) ? json_null() : json_real(x); }
 
 void ab_bench_train_print(FILE *out, const ab_bench_train_args *a, const ab_bench_train_result *r, int n) {
-    fprintf(out, "training step, %s, L%d H%d C%d, B%d x T%d x accum %d, %d warm-up + %d timed steps, random tokens\n",
+    fprintf(out, "training step, %s, L%d H%d C%d, B%d x T%d x accum %d, %d warm-up + %d timed steps, random tokens%s\n",
             a->be->ops->name, a->model.n_layer, a->model.n_head, a->model.n_embd, a->train.batch, a->train.seq,
-            a->train.grad_accum, a->warmup_steps, a->timed_steps);
+            a->train.grad_accum, a->warmup_steps, a->timed_steps, a->be->deterministic ? ", deterministic" : "");
     fprintf(out, "%-16s %10s %10s %12s %12s %10s %9s %7s\n", "variant", "step ms", "p90 ms", "tokens/s", "peak alloc", "J/step",
             "TFLOP/s", "MFU");
     for (int i = 0; i < n; i++) {
@@ -132,10 +132,10 @@ ab_status ab_bench_train_write_json(const char *path, const ab_bench_train_args 
                                              "achieved_tflops", num(x->achieved_tflops), "mfu", num(x->mfu), "final_loss",
                                              num(x->final_loss)));
     }
-    json_t *root = json_pack("{s:s, s:{s:i, s:i, s:i}, s:{s:i, s:i, s:i}, s:i, s:i, s:o}", "device", a->be->ops->name, "model",
-                             "n_layer", a->model.n_layer, "n_head", a->model.n_head, "n_embd", a->model.n_embd, "shape", "batch",
-                             a->train.batch, "seq", a->train.seq, "grad_accum", a->train.grad_accum, "warmup_steps", a->warmup_steps,
-                             "timed_steps", a->timed_steps, "results", arr);
+    json_t *root = json_pack("{s:s, s:{s:i, s:i, s:i}, s:{s:i, s:i, s:i}, s:i, s:i, s:b, s:o}", "device", a->be->ops->name,
+                             "model", "n_layer", a->model.n_layer, "n_head", a->model.n_head, "n_embd", a->model.n_embd, "shape",
+                             "batch", a->train.batch, "seq", a->train.seq, "grad_accum", a->train.grad_accum, "warmup_steps",
+                             a->warmup_steps, "timed_steps", a->timed_steps, "deterministic", a->be->deterministic, "results", arr);
     char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
     ab_status s = text ? ab_write_file_atomic(path, text, strlen(text)) : ab_fail(AB_ERR_OOM, "out of memory");
