@@ -176,6 +176,10 @@ int main(void) {
     TEST_TRUE("the resumed run trained flash", ab_file_exists(path), "%s missing", path);
     expect("--stop-after below 0 is a usage error", "run --device cpu --variants baseline --data train.bin --stop-after -1", 2,
            "--stop-after");
+    expect("--stop-after nan is a usage error", "run --device cpu --variants baseline --data train.bin --stop-after nan", 2,
+           "--stop-after");
+    expect("--idle-s nan is a usage error", "run --device cpu --variants baseline --data train.bin --idle-s nan", 2,
+           "--idle-s");
 
     /* --deterministic is part of the configuration: recorded in run.json (only when set, so runs recorded before the
      * option existed resume), and a resume without it is refused */

@@ -6,6 +6,7 @@
  * `attnbench report` exit codes.
  */
 #include <jansson.h>
+#include <math.h>
 
 #include "core/fsutil.h"
 #include "fakes/fakes.h"
@@ -112,8 +113,8 @@ static void test_compare(void) {
     free(md);
 }
 
-/* Rewrites DIR/run.json: variant `name`'s epoch `epoch` (0-based) gets `key` += delta, or, with name NULL, the
- * configuration's train.lr is set to delta. */
+/* Rewrites DIR/run.json: variant `name`'s epoch `epoch` (0-based) gets `key` += delta (delta NaN: `key` = null, a
+ * loss not measured), or, with name NULL, the configuration's train.lr is set to delta. */
 static void edit_run(const char *dir, const char *name, size_t epoch, const char *key, double delta) {
     char p[4400];
     snprintf(p, sizeof p, "%s/run.json", dir);
@@ -131,15 +132,16 @@ static void edit_run(const char *dir, const char *name, size_t epoch, const char
         json_array_foreach(json_object_get(run, "variants"), i, v) {
             if (strcmp(json_string_value(json_object_get(v, "name")), name) != 0) continue;
             json_t *e = json_array_get(json_object_get(v, "epochs"), epoch);
-            json_object_set_new(e, key, json_real(json_number_value(json_object_get(e, key)) + delta));
+            json_object_set_new(e, key, isnan(delta) ? json_null() : json_real(json_number_value(json_object_get(e, key)) + delta));
         }
     }
     if (json_dump_file(run, p, JSON_INDENT(1)) != 0) printf("# cannot rewrite %s\n", p);
     json_decref(run);
 }
 
-/* Three runs compared: rep_b repeats rep_a except flash's epoch-2 validation loss (+0.0125) and lsh's epoch-1 train
- * loss (NaN-free, -0.5); rep_c has another learning rate, so none of its variants counts as a repeat. */
+/* Three runs compared: rep_b repeats rep_a except flash's epoch-2 validation loss (+0.0125), lsh's epoch-1 train
+ * loss (-0.5) and mla's epoch-1 validation loss (null: never "identical", its difference n/a); rep_c has another
+ * learning rate, so none of its variants counts as a repeat. */
 static void test_repeats(void) {
     char a[4200], b[4200], c[4200];
     copy_run("rep_a", a, sizeof a);
@@ -147,6 +149,7 @@ static void test_repeats(void) {
     copy_run("rep_c", c, sizeof c);
     edit_run(b, "flash", 1, "val_loss", 0.0125);
     edit_run(b, "lsh", 0, "train_loss", -0.5);
+    edit_run(b, "mla", 0, "val_loss", NAN);
     edit_run(c, NULL, 0, NULL, 1e-3);
     const char *cmp[] = {b, c};
     ab_report_opts o = {.compare_dirs = cmp, .n_compare = 2, .gnuplot = ""};
@@ -161,6 +164,8 @@ static void test_repeats(void) {
     TEST_TRUE("repeats_flash_val_gap", sec && strstr(sec, "| FlashAttention v2 | 2 | 2 | differ | 0.0125 | 0 |"), "%.900s",
               sec ? sec : md);
     TEST_TRUE("repeats_lsh_train_gap", sec && strstr(sec, "| differ | 0 | 0.5 |"), "%.900s", sec ? sec : md);
+    TEST_TRUE("repeats_missing_loss_differs", sec && strstr(sec, "| Multi-Head Latent Attention | 2 | 2 | differ | n/a |"),
+              "%.1200s", sec ? sec : md);
     TEST_TRUE("repeats_other_config_excluded", sec && !strstr(sec, "| 3 |"), "rep_c counted as a repeat: %.900s",
               sec ? sec : md);
     free(md);

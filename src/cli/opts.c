@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,8 @@ static ab_status parse_value(ab_opt *o, const char *v) {
     }
     case OPT_FLOAT: {
         float x = strtof(v, &end);
-        if (errno || end == v || *end)
-            return ab_fail(AB_ERR_USAGE, "--%s: expected a number, got '%s'", o->name, v);
+        if (errno || end == v || *end || !isfinite(x)) /* strtof takes "nan" and "inf": no option means them */
+            return ab_fail(AB_ERR_USAGE, "--%s: expected a finite number, got '%s'", o->name, v);
         *(float *)o->dest = x;
         return AB_OK;
     }

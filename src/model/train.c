@@ -45,18 +45,18 @@ static double decimal(float x) {
 json_t *ab_config_to_json(const ab_model_config *m, const ab_train_config *t, const char *preset, const char *device,
                           const char *data_path) {
     json_t *c = json_pack("{s:s, s:s, s:s?, s:{s:i, s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i}, "
-                     "s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:I}}",
-                     "preset", preset, "device", device, "data", data_path,
-                     "model", "n_layer", m->n_layer, "n_head", m->n_head, "n_embd", m->n_embd, "vocab_size", m->vocab_size,
-                     "max_seq", m->max_seq,
-                     "attn_overrides", "gqa_kv_heads", m->attn.gqa_kv_heads, "window", m->attn.window, "lsh_hashes",
-                     m->attn.lsh_hashes, "lsh_chunk", m->attn.lsh_chunk, "lsh_buckets", m->attn.lsh_buckets, "linear_chunk",
-                     m->attn.linear_chunk, "mla_kv_rank", m->attn.mla_kv_rank,
-                     "train", "batch", t->batch, "seq", t->seq, "grad_accum", t->grad_accum, "epochs", t->epochs,
-                     "steps_per_epoch", t->steps_per_epoch, "warmup_steps", t->warmup_steps, "eval_batches", t->eval_batches,
-                     "lr", decimal(t->lr), "min_lr_frac", decimal(t->min_lr_frac), "lr_warmup", t->lr_warmup, "constant_lr",
-                     t->constant_lr, "beta1", decimal(t->beta1), "beta2", decimal(t->beta2), "eps", decimal(t->eps),
-                     "weight_decay", decimal(t->weight_decay), "grad_clip", decimal(t->grad_clip), "seed", (json_int_t)t->seed);
+                          "s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:I}}",
+                          "preset", preset, "device", device, "data", data_path,
+                          "model", "n_layer", m->n_layer, "n_head", m->n_head, "n_embd", m->n_embd, "vocab_size", m->vocab_size,
+                          "max_seq", m->max_seq,
+                          "attn_overrides", "gqa_kv_heads", m->attn.gqa_kv_heads, "window", m->attn.window, "lsh_hashes",
+                          m->attn.lsh_hashes, "lsh_chunk", m->attn.lsh_chunk, "lsh_buckets", m->attn.lsh_buckets, "linear_chunk",
+                          m->attn.linear_chunk, "mla_kv_rank", m->attn.mla_kv_rank,
+                          "train", "batch", t->batch, "seq", t->seq, "grad_accum", t->grad_accum, "epochs", t->epochs,
+                          "steps_per_epoch", t->steps_per_epoch, "warmup_steps", t->warmup_steps, "eval_batches", t->eval_batches,
+                          "lr", decimal(t->lr), "min_lr_frac", decimal(t->min_lr_frac), "lr_warmup", t->lr_warmup, "constant_lr",
+                          t->constant_lr, "beta1", decimal(t->beta1), "beta2", decimal(t->beta2), "eps", decimal(t->eps),
+                          "weight_decay", decimal(t->weight_decay), "grad_clip", decimal(t->grad_clip), "seed", (json_int_t)t->seed);
     if (c && t->deterministic) json_object_set_new(json_object_get(c, "train"), "deterministic", json_true());
     return c;
 }

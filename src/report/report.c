@@ -518,16 +518,17 @@ static void section_metrics(doc *d, const ab_report_data *rd) {
 
 /* ------------------------------------------------------------------ repeated runs */
 
+/* max(a, b), NaN when either is (a missing loss stays visible as n/a) */
+static double max_or_nan(double a, double b) { return isnan(a) || isnan(b) ? NAN : fmax(a, b); }
+
 /* The largest |a - b| over the epochs both have, of one loss; identical stays 1 while every pair is the same number
  * (a NaN is never the same: it clears identical and makes the difference NaN). */
 static double epoch_loss_gap(const json_t *ea, const json_t *eb, size_t n, const char *key, int *identical) {
     double worst = 0.0;
     for (size_t k = 0; k < n; k++) {
-        const double x = ab_json_num(json_array_get(ea, k), key), y = ab_json_num(json_array_get(eb, k), key);
-        const double gap = fabs(x - y);
+        const double gap = fabs(ab_json_num(json_array_get(ea, k), key) - ab_json_num(json_array_get(eb, k), key));
         if (!(gap == 0.0)) *identical = 0;
-        if (isnan(gap) || isnan(worst)) worst = NAN;
-        else if (gap > worst) worst = gap;
+        worst = max_or_nan(worst, gap);
     }
     return worst;
 }
@@ -567,10 +568,8 @@ static void section_repeats(doc *d, const ab_report_data *rd) {
             const ab_report_entry *e = &rd->e[member[m]];
             if (m > 0) {
                 const json_t *eb = json_object_get(e->v, "epochs");
-                const double gv = epoch_loss_gap(ea, eb, epochs, "val_loss", &identical);
-                const double gt = epoch_loss_gap(ea, eb, epochs, "train_loss", &identical);
-                gap_val = isnan(gv) || isnan(gap_val) ? NAN : fmax(gap_val, gv);
-                gap_train = isnan(gt) || isnan(gap_train) ? NAN : fmax(gap_train, gt);
+                gap_val = max_or_nan(gap_val, epoch_loss_gap(ea, eb, epochs, "val_loss", &identical));
+                gap_train = max_or_nan(gap_train, epoch_loss_gap(ea, eb, epochs, "train_loss", &identical));
             }
             const double t = v_train_time(e);
             t_min = fmin(t_min, t);

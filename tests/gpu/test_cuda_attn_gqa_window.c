@@ -32,18 +32,6 @@
 
 static ab_backend cpu, cuda;
 
-/* The CPU case with every input rounded to bf16; gradients zeroed. */
-static void setup_ref(att_case *c, ab_variant_id id, int B, int T, int H, ab_attn_hparams hp, int max_T,
-                      uint64_t seed) {
-    if (!att_setup(c, &cpu, id, B, T, H, 64, hp, max_T, seed)) {
-        fprintf(stderr, "variant %d has no CPU ops\n", (int)id);
-        exit(1);
-    }
-    for (int i = 0; i < c->n_t; i++) tc_round_all((float *)c->w.t[i], att_tn(&c->tens[i]));
-    tc_round_all(c->x, att_n(c));
-    tc_round_all(c->dy, att_n(c));
-}
-
 static void case_name(char *out, size_t size, const att_case *c, const char *what) {
     if (c->v->id == VARIANT_GQA)
         snprintf(out, size, "attn[gqa,cuda,B=%d,T=%d,H=%d,G=%d].%s", c->B, c->T, c->cfg.H, c->cfg.hp.gqa_kv_heads, what);
@@ -58,7 +46,7 @@ static void test_case(ab_variant_id id, int B, int T, int H, int G, int W, int m
     char name[200];
     ab_attn_hparams hp = {.gqa_kv_heads = G, .window = W};
     att_case c;
-    setup_ref(&c, id, B, T, H, hp, max_T ? max_T : T + 3, 3000 + 7 * T + H + G + W);
+    tc_att_setup(&c, &cpu, id, B, T, H, hp, max_T ? max_T : T + 3, 3000 + 7 * T + H + G + W);
     case_name(name, sizeof name, &c, "ops");
     const ab_attn_ops *ops = tc_cuda_variant_ops(id, name);
     if (!ops) {
@@ -75,8 +63,8 @@ static void test_equal_flash(ab_variant_id id, int B, int T, int H, int W) {
     char name[200];
     ab_attn_hparams hp = {.gqa_kv_heads = H, .window = W};
     att_case c, base;
-    setup_ref(&c, id, B, T, H, hp, T, 8000 + T + W);
-    setup_ref(&base, VARIANT_BASELINE, B, T, H, (ab_attn_hparams){0}, T, 1);
+    tc_att_setup(&c, &cpu, id, B, T, H, hp, T, 8000 + T + W);
+    tc_att_setup(&base, &cpu, VARIANT_BASELINE, B, T, H, (ab_attn_hparams){0}, T, 1);
     att_copy_weights(&base, &c);
     att_forward_backward(&base);
     case_name(name, sizeof name, &c, "ops");

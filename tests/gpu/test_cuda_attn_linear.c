@@ -35,14 +35,7 @@ static void case_name(char *out, size_t size, const att_case *c, const char *wha
 static void test_case(int B, int T, int H, int Lc) {
     char name[200];
     att_case c;
-    if (!att_setup(&c, &cpu, VARIANT_LINEAR, B, T, H, 64, (ab_attn_hparams){.linear_chunk = Lc}, T + 3,
-                   5000 + 7 * T + H + Lc)) {
-        fprintf(stderr, "linear has no CPU ops\n");
-        exit(1);
-    }
-    for (int i = 0; i < c.n_t; i++) tc_round_all((float *)c.w.t[i], att_tn(&c.tens[i]));
-    tc_round_all(c.x, att_n(&c));
-    tc_round_all(c.dy, att_n(&c));
+    tc_att_setup(&c, &cpu, VARIANT_LINEAR, B, T, H, (ab_attn_hparams){.linear_chunk = Lc}, T + 3, 5000 + 7 * T + H + Lc);
     case_name(name, sizeof name, &c, "ops");
     const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_LINEAR, name);
     if (!ops) {

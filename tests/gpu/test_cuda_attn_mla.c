@@ -27,18 +27,6 @@
 
 static ab_backend cpu, cuda;
 
-/* The CPU case with every input rounded to bf16; gradients zeroed. */
-static void setup_ref(att_case *c, int B, int T, int H, int dc, int max_T, uint64_t seed) {
-    ab_attn_hparams hp = {.mla_kv_rank = dc};
-    if (!att_setup(c, &cpu, VARIANT_MLA, B, T, H, 64, hp, max_T, seed)) {
-        fprintf(stderr, "mla has no CPU ops\n");
-        exit(1);
-    }
-    for (int i = 0; i < c->n_t; i++) tc_round_all((float *)c->w.t[i], att_tn(&c->tens[i]));
-    tc_round_all(c->x, att_n(c));
-    tc_round_all(c->dy, att_n(c));
-}
-
 static void case_name(char *out, size_t size, const att_case *c, const char *what) {
     snprintf(out, size, "attn[mla,cuda,B=%d,T=%d,H=%d,dc=%d].%s", c->B, c->T, c->cfg.H, c->cfg.hp.mla_kv_rank, what);
 }
@@ -47,7 +35,7 @@ static void case_name(char *out, size_t size, const att_case *c, const char *wha
 static void test_case(int B, int T, int H, int dc, int max_T) {
     char name[200];
     att_case c;
-    setup_ref(&c, B, T, H, dc, max_T, 5000 + 7 * T + H + dc);
+    tc_att_setup(&c, &cpu, VARIANT_MLA, B, T, H, (ab_attn_hparams){.mla_kv_rank = dc}, max_T, 5000 + 7 * T + H + dc);
     case_name(name, sizeof name, &c, "ops");
     const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_MLA, name);
     if (!ops) {

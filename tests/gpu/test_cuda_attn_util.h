@@ -14,7 +14,6 @@
 #define ATTN_REL_TOL 2e-2
 #define ATTN_ELEM_FRAC 0.05
 
-/* The CUDA ops of variant id from the variant table; NULL after a failing case `case_name` when it has none. */
 /* AB_TEST_CASES=N: the first N cases of each shape table only (for compute-sanitizer's racecheck, which runs
  * kernels far slower); unset, or N past the table: all n. */
 static inline size_t tc_case_count(size_t n) {
@@ -23,11 +22,26 @@ static inline size_t tc_case_count(size_t n) {
     return k >= 0 && (size_t)k < n ? (size_t)k : n;
 }
 
+/* The CUDA ops of variant id from the variant table; NULL after a failing case `case_name` when it has none. */
 static inline const ab_attn_ops *tc_cuda_variant_ops(ab_variant_id id, const char *case_name) {
     ab_status st;
     const ab_attn_ops *ops = ab_variant_ops(ab_variants[id], BACKEND_CUDA, &st);
     if (!ops) test_report(0, case_name, "%s", ab_error());
     return ops;
+}
+
+/* The CPU reference case of variant id (att_setup on `cpu`, head size 64) with its weights, input and output gradient
+ * rounded to bf16, so both backends compute on identical values; gradients zeroed. Exits when the variant has no CPU
+ * ops. */
+static inline void tc_att_setup(att_case *c, ab_backend *cpu, ab_variant_id id, int B, int T, int H, ab_attn_hparams hp,
+                                int max_T, uint64_t seed) {
+    if (!att_setup(c, cpu, id, B, T, H, 64, hp, max_T, seed)) {
+        fprintf(stderr, "variant %s has no CPU ops\n", ab_variants[id]->name);
+        exit(1);
+    }
+    for (int i = 0; i < c->n_t; i++) tc_round_all((float *)c->w.t[i], att_tn(&c->tens[i]));
+    tc_round_all(c->x, att_n(c));
+    tc_round_all(c->dy, att_n(c));
 }
 
 /* "attn[<variant>,cuda,<shape>].<what>" for a case */
@@ -51,7 +65,8 @@ static inline void dev_alloc(ab_buffer *buf, size_t bytes, mem_category cat) {
     }
 }
 
-/* dx0, dw0[i]: start values of the accumulated gradients (dw0[i] NULL: a fixed tensor, zeros) */
+/* dx0, dw0[i]: start values of the accumulated gradients (dw0[i] NULL: a fixed tensor, zeros); ops NULL: no saved
+ * tensors or workspace (a test calling the kernels itself) */
 static inline void dev_layer_new(dev_layer *d, const att_case *c, const ab_attn_ops *ops, const float *dx0,
                           float *const dw0[AB_ATTN_MAX_TENSORS]) {
     size_t n = att_n(c);
@@ -73,8 +88,10 @@ static inline void dev_layer_new(dev_layer *d, const att_case *c, const ab_attn_
     g_set(&d->x, c->x);
     g_set(&d->dy, c->dy);
     g_set(&d->dx, dx0);
-    dev_alloc(&d->saved, ops->saved_bytes(&c->cfg, c->B, c->T), MEM_ATTENTION);
-    dev_alloc(&d->ws, ops->workspace_bytes(&c->cfg, c->B, c->T), MEM_WORKSPACE);
+    if (ops) {
+        dev_alloc(&d->saved, ops->saved_bytes(&c->cfg, c->B, c->T), MEM_ATTENTION);
+        dev_alloc(&d->ws, ops->workspace_bytes(&c->cfg, c->B, c->T), MEM_WORKSPACE);
+    }
     d->ctx = (ab_attn_ctx){.be = tc_cuda, .cfg = &c->cfg, .workspace = d->ws.ptr, .layer = 0};
 }
 

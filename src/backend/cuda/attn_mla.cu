@@ -455,20 +455,19 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
 typedef void (*mla_decode_fn)(bf16 *, float *, unsigned *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, int,
                               int, int, const int32_t *, float);
 static mla_decode_fn mla_decode_pick(int H, int dc, int *hg) {
-    const int rc = dc <= 256 ? 1 : dc <= 512 ? 2 : 4;
+    const int chunks = dc <= 256 ? 0 : dc <= 512 ? 1 : 2, rc = 1 << chunks; /* row: RC = 1, 2, 4 */
     *hg = 1;
     for (int k = MLA_STATE_REGS / rc; k > 1; k--)
         if (H % k == 0) {
             *hg = k;
             break;
         }
-    static const mla_decode_fn table[4][4] = {
-        /* rc = 1 */ {mla_decode_kernel<1, 1>, mla_decode_kernel<2, 1>, mla_decode_kernel<3, 1>, mla_decode_kernel<4, 1>},
-        /* rc = 2 */ {mla_decode_kernel<1, 2>, mla_decode_kernel<2, 2>, NULL, NULL},
-        /* rc = 3 */ {NULL, NULL, NULL, NULL},
-        /* rc = 4 */ {mla_decode_kernel<1, 4>, NULL, NULL, NULL},
+    static const mla_decode_fn table[3][MLA_STATE_REGS] = {
+        {mla_decode_kernel<1, 1>, mla_decode_kernel<2, 1>, mla_decode_kernel<3, 1>, mla_decode_kernel<4, 1>},
+        {mla_decode_kernel<1, 2>, mla_decode_kernel<2, 2>, NULL, NULL}, /* HG * RC <= MLA_STATE_REGS */
+        {mla_decode_kernel<1, 4>, NULL, NULL, NULL},
     };
-    return table[rc - 1][*hg - 1];
+    return table[chunks][*hg - 1];
 }
 
 static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
@@ -489,10 +488,10 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     const int groups = B * cfg->H / hg;
     /* splits sized for the longest context, not for pos (the kernel reads pos) */
     const int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS);
+    /* hg * dc <= 1024 (MLA_STATE_REGS chunks of 256) and splits <= KVD_MAX_SPLITS: at most ~29 KB, under the 48 KB
+     * a launch gets without an attribute */
     const size_t shmem = (size_t)(hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) + (splits > MLA_WARPS ? splits : MLA_WARPS) +
                                   MLA_ROWS * FLASH_HD) * sizeof(float);
-    if (shmem > 48 * 1024)
-        CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem), "mla decode shared memory");
     unsigned *counters = NULL;
     if (splits > 1) AB_TRY(cuda_split_counters(be, groups, &counters));
     const int32_t *pos_dev = NULL;

@@ -124,13 +124,12 @@ ab_status cuda_layernorm_forward(ab_backend *be, void *out, float *mean, float *
 
 /* ---- Conv1D forward products with few rows (decode), cuda_gemm_small.cu ----
  * out (M,OC) = inp (M,K) @ weight (K,OC) + bias (OC, may be NULL), then the epilogue: plain; + residual (M,OC);
- * GELU (pre = the sum, written, out = gelu(pre)); + residual, then the LayerNorm of out. tail (may be NULL): what
- * else the launch writes, below. Runs and sets *done = 1 when the bandwidth-bound kernel takes the shape
+ * GELU (pre = the sum, written, out = gelu(pre)). tail (may be NULL): what else the launch writes, below. Runs and sets *done = 1 when the bandwidth-bound kernel takes the shape
  * (M <= CUDA_SMALL_M, OC % 8 == 0, 16-byte aligned weight); *done = 0 (nothing queued): use cuBLASLt. */
 #define CUDA_SMALL_M 4 /* measured on an H200: M = 1 decode 0.88 -> 0.48 ms a token, but M = 16 1.01 -> 1.36 (cuBLASLt wins) */
-typedef enum { SMALL_M_PLAIN = 0, SMALL_M_RESIDUAL, SMALL_M_GELU, SMALL_M_RESIDUAL_LN } small_m_epilogue;
+typedef enum { SMALL_M_PLAIN = 0, SMALL_M_RESIDUAL, SMALL_M_GELU } small_m_epilogue;
 typedef struct {
-    /* SMALL_M_RESIDUAL_LN: ln_out (M,OC) = LayerNorm(out) with ln_weight, ln_bias (OC); ln_mean, ln_rstd f32 (M) */
+    /* when ln_out is not NULL: ln_out (M,OC) = LayerNorm(out) with ln_weight, ln_bias (OC); ln_mean, ln_rstd f32 (M) */
     void *ln_out;
     float *ln_mean, *ln_rstd;
     const void *ln_weight, *ln_bias;

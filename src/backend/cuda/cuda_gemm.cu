@@ -254,7 +254,7 @@ ab_status cuda_matmul_residual_layernorm_forward(ab_backend *be, void *out, void
     memset(&ln, 0, sizeof ln);
     ln.ln_out = ln_out; ln.ln_mean = ln_mean; ln.ln_rstd = ln_rstd; ln.ln_weight = ln_weight; ln.ln_bias = ln_bias;
     int done;
-    AB_TRY(cuda_gemm_small_m(be, SMALL_M_RESIDUAL_LN, out, NULL, inp, weight, bias, residual, &ln, N, C, OC, &done));
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_RESIDUAL, out, NULL, inp, weight, bias, residual, &ln, N, C, OC, &done));
     if (done) return AB_OK;
     AB_TRY(cuda_matmul_residual_forward(be, out, inp, weight, bias, residual, N, C, OC));
     return cuda_layernorm_forward(be, ln_out, ln_mean, ln_rstd, out, ln_weight, ln_bias, N, OC);

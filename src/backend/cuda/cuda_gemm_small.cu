@@ -1,9 +1,9 @@
 /*
  * cuda_gemm_small.cu — the Conv1D forward products with few rows (decode: M = batch <= CUDA_SMALL_M), which
  * cuBLASLt's tile kernels run far below bandwidth: out (M,OC) = inp (M,K) @ W (K,OC) + bias (OC, may be NULL), with
- * the epilogues of the op table: plain, + residual (M,OC), GELU (pre (M,OC) = the sum, out = gelu(pre)), and
- * + residual followed by the LayerNorm of out (ln_out (M,OC), mean / rstd f32 (M)); and with any of them the decode
- * step's KV append (out's key and value columns also into the cache slot of the position the device holds).
+ * the epilogues of the op table: plain, + residual (M,OC), GELU (pre (M,OC) = the sum, out = gelu(pre)); and, as the
+ * launch's tail (small_m_tail), the LayerNorm of out (ln_out (M,OC), mean / rstd f32 (M)) and the decode step's KV
+ * append (out's key and value columns also into the cache slot of the position the device holds).
  * Such a product is bound by reading W (K,OC) bf16 once, so the kernel streams it with coalesced 16-byte loads and
  * spreads it over enough blocks to keep every SM's loads in flight.
  *
@@ -46,11 +46,11 @@
 
 typedef struct {
     bf16 *out, *pre;                     /* (M,OC); pre only for GELU */
-    const bf16 *inp, *w, *bias, *residual; /* (M,K), (K,OC), (OC) or NULL, (M,OC) for RESIDUAL and RESIDUAL_LN */
-    small_m_tail tail;                   /* the LayerNorm (RESIDUAL_LN) and the cache append; zeros: none */
+    const bf16 *inp, *w, *bias, *residual; /* (M,K), (K,OC), (OC) or NULL, (M,OC) for RESIDUAL */
+    small_m_tail tail;                   /* the LayerNorm and the cache append; zeros: none */
     float *part;                         /* (tiles, splits, M, SM_TILE) fp32 partial sums when splits > 1 */
     unsigned *counters;                  /* (tiles) split counters when splits > 1, then the tiles' counter for
-                                          * RESIDUAL_LN (at index tiles) */
+                                          * LayerNorm (at index tiles) */
     int M, K, OC, rows, splits;
     small_m_epilogue ep;
 } small_m_params;
@@ -59,7 +59,7 @@ typedef struct {
 __device__ __forceinline__ void small_m_store(const small_m_params &p, int m, int col, float v) {
     const size_t i = (size_t)m * p.OC + col;
     if (p.bias) v += bf2f(p.bias[col]);
-    if (p.ep == SMALL_M_RESIDUAL || p.ep == SMALL_M_RESIDUAL_LN) v += bf2f(p.residual[i]);
+    if (p.ep == SMALL_M_RESIDUAL) v += bf2f(p.residual[i]);
     if (p.ep == SMALL_M_GELU) {
         p.pre[i] = f2bf(v);
         v = gelu_tanh(v);
@@ -162,7 +162,7 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
         }
     }
     /* this block has stored its tile of out; the last of the tiles to arrive finds the M rows whole: their LayerNorm */
-    if (p.ep != SMALL_M_RESIDUAL_LN || !split_arrive(p.counters + gridDim.x, gridDim.x)) return;
+    if (!p.tail.ln_out || !split_arrive(p.counters + gridDim.x, gridDim.x)) return;
     if (warp < p.M)
         layernorm_row<true>((bf16 *)p.tail.ln_out + (size_t)warp * p.OC, p.tail.ln_mean + warp, p.tail.ln_rstd + warp,
                             p.out + (size_t)warp * p.OC, (const bf16 *)p.tail.ln_weight, (const bf16 *)p.tail.ln_bias, p.OC);
@@ -191,7 +191,7 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
     p.part = (float *)ci->lt_workspace;
     p.counters = NULL;
     /* the tile counters when K is split, the tiles' counter after them for the LayerNorm */
-    const int groups = ep == SMALL_M_RESIDUAL_LN ? tiles + 1 : p.splits > 1 ? tiles : 0;
+    const int groups = p.tail.ln_out ? tiles + 1 : p.splits > 1 ? tiles : 0;
     if (p.splits > 1) {
         const size_t part_bytes = (size_t)tiles * p.splits * M * SM_TILE * sizeof(float);
         if (part_bytes > ci->lt_workspace_bytes || p.splits > 65535) return AB_OK;
