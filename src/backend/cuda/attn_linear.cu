@@ -16,10 +16,8 @@
  *     dphi(K) = (dO' V'^T (.) M)^T phi(Q) + V' R^T
  *     dV      = (phi(Q) phi(K)^T (.) M)^T dO'[:, :D] + phi(K) R[:, :D]
  * through phi'(x) = 1 for x > 0 else exp(x) into dqkv, then the c_attn backward (cuda_matmul_backward).
- * The chunk products (64 x 64 x 64) run on the tensor cores in TF32 (wmma m16n16k8, fp32 sums) from shared fp32
- * tiles of row stride LIN_LD (72: the D + 1 columns, zero padding to a multiple of 8), each result handed to the
- * threads as a 4 x 4 block of the 64 x 64 tile through a shared scratch tile (lin_mm); q, k, v are bf16 after the
- * projection, the states and sums fp32, the products' inputs rounded to TF32's 10 mantissa bits.
+ * The chunk products (64 x 64 x 64) run on fp32 CUDA cores from shared memory (each thread a 4 x 4 block of
+ * a 64 x 64 tile): q, k, v are bf16 after the projection, everything after that is fp32 like the reference.
  *
  * Decode is the recurrent form on the cached S' = [S | z] per head: S' += phi(k) [v | 1]^T (the token sees
  * itself), o = phi(q)^T S' normalised. Position 0 starts a sequence (the cache's old contents are ignored); the
@@ -35,16 +33,12 @@
  */
 #include <math.h>
 
-#include <mma.h>
-#include <type_traits>
-
 #include "backend/cuda/cuda_attn.cuh"
 
 #define LIN_D 64                             /* head size */
-#define LIN_DV (LIN_D + 1)                   /* [v | 1] columns: the row length of states and dO' in global memory */
-#define LIN_LD 72                            /* row stride of a shared tile: LIN_DV columns, zeros to a multiple of 8 */
+#define LIN_DV (LIN_D + 1)                   /* [v | 1] columns; also the row stride of every shared tile */
 #define LIN_TILE 64                          /* rows of a chunk tile: the largest supported chunk */
-#define LIN_TILE_FLOATS (LIN_TILE * LIN_LD)  /* one (64, 72) shared tile */
+#define LIN_TILE_FLOATS (LIN_TILE * LIN_DV)  /* one (64, 65) shared tile */
 #define LIN_STATE_FLOATS (LIN_D * LIN_DV)    /* one state S' (D, D+1) */
 #define LIN_THREADS 256                      /* 16 x 16 threads, 4 x 4 outputs each */
 #define LIN_EPS 1e-6f
@@ -66,46 +60,23 @@ __device__ __forceinline__ lin_chunk lin_chunk_of_block(int T, int Lc) {
     return p;
 }
 
-/* acc[i][j] += sum_{k < K} A(r_i, k) B(k, c_j), r_i = ty + 16 i, c_j = tx + 16 j (this thread's 4 x 4 of a 64 x 64
- * product), over shared (64, LIN_LD) tiles; A(r, k) = A[k][r] when TA (else A[r][k]), B(k, c) = B[c][k] when TB (else
- * B[k][c]); K a multiple of 8, at most LIN_LD (entries past a tile's data must be zero). On the tensor cores in TF32
- * (wmma m16n16k8: inputs rounded to 10 mantissa bits, fp32 sums): warp w computes the 16 x 16 blocks (w / 2, 2 (w % 2))
- * and (w / 2, 2 (w % 2) + 1), stores them to `scratch` (64, LIN_LD), and after a barrier every thread adds its 16
- * outputs. Every thread calls it, with the tiles complete (barrier before); it leaves scratch free (barrier after). */
+/* acc[i][j] += sum_{k < K} A(r_i, k) B(k, c_j) over shared (64, 65) tiles, r_i = ty + 16 i, c_j = tx + 16 j;
+ * A(r, k) = A[k][r] when TA (else A[r][k]), B(k, c) = B[c][k] when TB (else B[k][c]). The odd row stride keeps
+ * the transposed reads free of bank conflicts. */
 template <bool TA, bool TB>
-__device__ void lin_mm(float acc[4][4], const float *A, const float *Bm, int K, float *scratch) {
-    using namespace nvcuda;
-    using a_layout = typename std::conditional<TA, wmma::col_major, wmma::row_major>::type;
-    using b_layout = typename std::conditional<TB, wmma::col_major, wmma::row_major>::type;
-    const int warp = threadIdx.x / 32, bi = warp / 2, bj0 = (warp % 2) * 2;
-    wmma::fragment<wmma::accumulator, 16, 16, 8, float> c[2];
-    wmma::fill_fragment(c[0], 0.0f);
-    wmma::fill_fragment(c[1], 0.0f);
-    for (int k = 0; k < K; k += 8) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, a_layout> af;
-        wmma::load_matrix_sync(af, TA ? A + k * LIN_LD + bi * 16 : A + bi * 16 * LIN_LD + k, LIN_LD);
-#pragma unroll
-        for (int t = 0; t < af.num_elements; t++) af.x[t] = wmma::__float_to_tf32(af.x[t]);
-#pragma unroll
-        for (int jj = 0; jj < 2; jj++) {
-            const int bj = bj0 + jj;
-            wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, b_layout> bf;
-            wmma::load_matrix_sync(bf, TB ? Bm + bj * 16 * LIN_LD + k : Bm + k * LIN_LD + bj * 16, LIN_LD);
-#pragma unroll
-            for (int t = 0; t < bf.num_elements; t++) bf.x[t] = wmma::__float_to_tf32(bf.x[t]);
-            wmma::mma_sync(c[jj], af, bf, c[jj]);
-        }
-    }
-#pragma unroll
-    for (int jj = 0; jj < 2; jj++)
-        wmma::store_matrix_sync(scratch + bi * 16 * LIN_LD + (bj0 + jj) * 16, c[jj], LIN_LD, wmma::mem_row_major);
-    __syncthreads();
+__device__ __forceinline__ void lin_mm(float acc[4][4], const float *A, const float *Bm, int K) {
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    for (int k = 0; k < K; k++) {
+        float av[4], bv[4];
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 4; i++) av[i] = TA ? A[k * LIN_DV + ty + 16 * i] : A[(ty + 16 * i) * LIN_DV + k];
 #pragma unroll
-        for (int jq = 0; jq < 4; jq++) acc[i][jq] += scratch[(ty + 16 * i) * LIN_LD + tx + 16 * jq];
-    __syncthreads();
+        for (int j = 0; j < 4; j++) bv[j] = TB ? Bm[(tx + 16 * j) * LIN_DV + k] : Bm[k * LIN_DV + tx + 16 * j];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
 }
 
 __device__ __forceinline__ void lin_zero(float acc[4][4]) {
@@ -115,24 +86,24 @@ __device__ __forceinline__ void lin_zero(float acc[4][4]) {
         for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
 }
 
-/* P (64, 64 of LIN_LD) = phi(Q) phi(K)^T of a chunk under the inclusive causal mask (column c <= row r, else 0), from
- * a = phi(Q) and bk = phi(K), both (64, LIN_LD) in shared memory. */
-__device__ __forceinline__ void lin_masked_scores(float *P, const float *a, const float *bk, float *scratch) {
+/* P (64, LIN_DV) = phi(Q) phi(K)^T of a chunk under the inclusive causal mask (column c <= row r, else 0), from
+ * a = phi(Q) and bk = phi(K), both (64, LIN_DV) in shared memory. */
+__device__ __forceinline__ void lin_masked_scores(float *P, const float *a, const float *bk) {
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     float acc[4][4];
     lin_zero(acc);
-    lin_mm<false, true>(acc, a, bk, LIN_D, scratch);
+    lin_mm<false, true>(acc, a, bk, LIN_D);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const int r = ty + 16 * i, c = tx + 16 * j;
-            P[r * LIN_LD + c] = c <= r ? acc[i][j] : 0.0f;
+            P[r * LIN_DV + c] = c <= r ? acc[i][j] : 0.0f;
         }
 }
 
-/* dst (64, LIN_LD) rows r < L = part (0 q, 1 k, 2 v) of head h at positions t0 + r of qkv (B,T,3C), phi applied
- * when `phi`; rows >= L zero (they then add nothing to any product). Columns D .. LIN_LD-1 are left alone. */
+/* dst (64, 65) rows r < L = part (0 q, 1 k, 2 v) of head h at positions t0 + r of qkv (B,T,3C), phi applied
+ * when `phi`; rows >= L zero (they then add nothing to any product). Column D is left alone. */
 __device__ void lin_load_part(float *dst, const bf16 *qkv, const lin_chunk &p, int T, int C, int part, bool phi) {
     for (int i = threadIdx.x; i < LIN_TILE * LIN_D; i += blockDim.x) {
         const int r = i / LIN_D, d = i % LIN_D;
@@ -141,27 +112,21 @@ __device__ void lin_load_part(float *dst, const bf16 *qkv, const lin_chunk &p, i
             v = bf2f(qkv[((size_t)p.b * T + p.t0 + r) * 3 * C + part * C + p.h * LIN_D + d]);
             if (phi) v = lin_phi(v);
         }
-        dst[r * LIN_LD + d] = v;
+        dst[r * LIN_DV + d] = v;
     }
 }
 
-/* dst (64, LIN_LD) = `rows` rows of src (rows, LIN_DV) fp32, zero below and in the padding columns (so products over
- * K = LIN_LD read zeros there) */
+/* dst (64, 65) = `rows` rows of src (rows, 65) fp32, zero below */
 __device__ void lin_load_rows(float *dst, const float *src, int rows) {
-    for (int i = threadIdx.x; i < LIN_TILE_FLOATS; i += blockDim.x) {
-        const int r = i / LIN_LD, c = i % LIN_LD;
-        dst[i] = r < rows && c < LIN_DV ? src[r * LIN_DV + c] : 0.0f;
-    }
+    for (int i = threadIdx.x; i < LIN_TILE_FLOATS; i += blockDim.x) dst[i] = i < rows * LIN_DV ? src[i] : 0.0f;
 }
 
 /* One chunk's state increment X^T Y' (D, D+1) into inc (B,H,nc,D,D+1):
  *   forward  (dop == NULL): X = phi(K_c), Y' = [V_c | 1]     (S' increments)
  *   backward:               X = phi(Q_c), Y' = dO'_c          (R increments; dop (B,H,T,D+1)) */
-#define LIN_STATE_SMEM (3 * LIN_TILE_FLOATS * sizeof(float))
 __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_state_kernel(float *inc, const bf16 *qkv, const float *dop,
                                                                       int T, int H, int Lc, int nc) {
-    extern __shared__ __align__(32) float sh[];
-    float *X = sh, *Y = X + LIN_TILE_FLOATS, *scratch = Y + LIN_TILE_FLOATS;
+    __shared__ float X[LIN_TILE_FLOATS], Y[LIN_TILE_FLOATS];
     const lin_chunk p = lin_chunk_of_block(T, Lc);
     const int C = H * LIN_D, bh = p.b * H + p.h;
     if (dop) {
@@ -170,13 +135,13 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_state_kernel(float *inc
     } else {
         lin_load_part(X, qkv, p, T, C, 1, true);
         lin_load_part(Y, qkv, p, T, C, 2, false);
-        for (int r = threadIdx.x; r < LIN_TILE; r += blockDim.x) Y[r * LIN_LD + LIN_D] = r < p.L ? 1.0f : 0.0f;
+        for (int r = threadIdx.x; r < LIN_TILE; r += blockDim.x) Y[r * LIN_DV + LIN_D] = r < p.L ? 1.0f : 0.0f;
     }
     __syncthreads();
     float *out = inc + ((size_t)bh * nc + blockIdx.x) * LIN_STATE_FLOATS;
     float acc[4][4];
     lin_zero(acc);
-    lin_mm<true, false>(acc, X, Y, LIN_TILE, scratch); /* rows >= L are zero */
+    lin_mm<true, false>(acc, X, Y, p.L);
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 #pragma unroll
     for (int i = 0; i < 4; i++)
@@ -185,7 +150,7 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_state_kernel(float *inc
     if (threadIdx.x < LIN_D) { /* column D */
         const int d = threadIdx.x;
         float s = 0.0f;
-        for (int r = 0; r < p.L; r++) s = fmaf(X[r * LIN_LD + d], Y[r * LIN_LD + LIN_D], s);
+        for (int r = 0; r < p.L; r++) s = fmaf(X[r * LIN_DV + d], Y[r * LIN_DV + LIN_D], s);
         out[d * LIN_DV + LIN_D] = s;
     }
 }
@@ -208,14 +173,13 @@ __global__ void lin_scan_kernel(float *inc, float *total, int BH, int nc, int re
 
 /* Outputs of one chunk from the state before it, states (B,H,nc,D,D+1): y (B,T,C) and, when o != NULL, its copy
  * o (B,T,C) and rden (B,H,T) = 1 / (den + eps) for the backward. */
-#define LIN_FWD_SMEM (6 * LIN_TILE_FLOATS * sizeof(float) + LIN_TILE * sizeof(float))
+#define LIN_FWD_SMEM (5 * LIN_TILE_FLOATS * sizeof(float) + LIN_TILE * sizeof(float))
 __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_forward_kernel(bf16 *y, bf16 *o, float *rden, const bf16 *qkv,
                                                                         const float *states, int T, int H, int Lc,
                                                                         int nc) {
-    extern __shared__ __align__(32) float sh[];
+    extern __shared__ float sh[];
     float *a = sh, *bk = a + LIN_TILE_FLOATS, *v = bk + LIN_TILE_FLOATS, *S = v + LIN_TILE_FLOATS;
-    float *P = S + LIN_TILE_FLOATS, *scratch = P + LIN_TILE_FLOATS;
-    float *rd = scratch + LIN_TILE_FLOATS; /* rd (64): 1 / (den + eps) per row */
+    float *P = S + LIN_TILE_FLOATS, *rd = P + LIN_TILE_FLOATS; /* rd (64): 1 / (den + eps) per row */
     const lin_chunk p = lin_chunk_of_block(T, Lc);
     const int C = H * LIN_D, bh = p.b * H + p.h, tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     lin_load_part(a, qkv, p, T, C, 0, true);
@@ -223,16 +187,16 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_forward_kernel(bf16 *y,
     lin_load_part(v, qkv, p, T, C, 2, false);
     lin_load_rows(S, states + ((size_t)bh * nc + blockIdx.x) * LIN_STATE_FLOATS, LIN_D);
     __syncthreads();
-    lin_masked_scores(P, a, bk, scratch); /* A = phi(Q) phi(K)^T, inclusive mask */
+    lin_masked_scores(P, a, bk); /* A = phi(Q) phi(K)^T, inclusive mask */
     __syncthreads();
     float acc[4][4];
     lin_zero(acc);
-    lin_mm<false, false>(acc, a, S, LIN_D, scratch);    /* phi(Q) S */
-    lin_mm<false, false>(acc, P, v, LIN_TILE, scratch); /* + A V (columns >= L of A are zero) */
+    lin_mm<false, false>(acc, a, S, LIN_D); /* phi(Q) S */
+    lin_mm<false, false>(acc, P, v, p.L);   /* + A V */
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     for (int r = warp; r < LIN_TILE; r += LIN_THREADS / 32) { /* den = phi(Q) z + rowsum(A) */
         float s = 0.0f;
-        for (int k = lane; k < LIN_D; k += 32) s += a[r * LIN_LD + k] * S[k * LIN_LD + LIN_D] + P[r * LIN_LD + k];
+        for (int k = lane; k < LIN_D; k += 32) s += a[r * LIN_DV + k] * S[k * LIN_DV + LIN_D] + P[r * LIN_DV + k];
         s = warp_sum(s);
         if (lane == 0) rd[r] = 1.0f / (s + LIN_EPS);
     }
@@ -273,14 +237,13 @@ __global__ void lin_dout_prime_kernel(float *dop, const bf16 *dy, const bf16 *o,
 
 /* dqkv (B,T,3C) of one chunk: every element of the chunk's rows in head h's q, k and v columns is written.
  * S_states: the forward state before the chunk, R_states: the reverse state after it (both (B,H,nc,D,D+1)). */
-#define LIN_BWD_SMEM (7 * LIN_TILE_FLOATS * sizeof(float))
+#define LIN_BWD_SMEM (6 * LIN_TILE_FLOATS * sizeof(float))
 __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_backward_kernel(bf16 *dqkv, const bf16 *qkv, const float *dop,
                                                                          const float *S_states, const float *R_states,
                                                                          int T, int H, int Lc, int nc) {
-    extern __shared__ __align__(32) float sh[];
+    extern __shared__ float sh[];
     float *a = sh, *bk = a + LIN_TILE_FLOATS, *v = bk + LIN_TILE_FLOATS, *G = v + LIN_TILE_FLOATS;
     float *P = G + LIN_TILE_FLOATS, *M = P + LIN_TILE_FLOATS; /* G = dO' (64, D+1); M = S', then R */
-    float *scratch = M + LIN_TILE_FLOATS;
     const lin_chunk p = lin_chunk_of_block(T, Lc);
     const int C = H * LIN_D, bh = p.b * H + p.h, tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     const size_t state = ((size_t)bh * nc + blockIdx.x) * LIN_STATE_FLOATS;
@@ -292,19 +255,19 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_backward_kernel(bf16 *d
     __syncthreads();
     float acc[4][4];
     lin_zero(acc);
-    lin_mm<false, true>(acc, G, v, LIN_D, scratch); /* dA = dO' V'^T (the ones column adds dO'[:, D]), masked */
+    lin_mm<false, true>(acc, G, v, LIN_D); /* dA = dO' V'^T (the ones column adds dO'[:, D]), masked */
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const int r = ty + 16 * i, c = tx + 16 * j;
-            P[r * LIN_LD + c] = c <= r && c < p.L ? acc[i][j] + G[r * LIN_LD + LIN_D] : 0.0f;
+            P[r * LIN_DV + c] = c <= r && c < p.L ? acc[i][j] + G[r * LIN_DV + LIN_D] : 0.0f;
         }
     __syncthreads();
     /* dphi(Q) = dA phi(K) + dO' S'^T -> dq */
     lin_zero(acc);
-    lin_mm<false, false>(acc, P, bk, LIN_TILE, scratch); /* columns >= L of dA are zero */
-    lin_mm<false, true>(acc, G, M, LIN_LD, scratch);     /* over the D + 1 columns, zeros after */
+    lin_mm<false, false>(acc, P, bk, p.L);
+    lin_mm<false, true>(acc, G, M, LIN_DV);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int r = ty + 16 * i;
@@ -321,8 +284,8 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_backward_kernel(bf16 *d
     __syncthreads();
     /* dphi(K) = dA^T phi(Q) + V' R^T -> dk */
     lin_zero(acc);
-    lin_mm<true, false>(acc, P, a, LIN_TILE, scratch); /* rows >= L of dA are zero */
-    lin_mm<false, true>(acc, v, M, LIN_D, scratch);
+    lin_mm<true, false>(acc, P, a, p.L);
+    lin_mm<false, true>(acc, v, M, LIN_D);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int r = ty + 16 * i;
@@ -331,16 +294,16 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_backward_kernel(bf16 *d
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const int d = tx + 16 * j;
-            dqkv[row + d] = f2bf((acc[i][j] + M[d * LIN_LD + LIN_D]) * lin_dphi(bf2f(qkv[row + d])));
+            dqkv[row + d] = f2bf((acc[i][j] + M[d * LIN_DV + LIN_D]) * lin_dphi(bf2f(qkv[row + d])));
         }
     }
     __syncthreads(); /* P (dA) read by every thread */
-    lin_masked_scores(P, a, bk, scratch); /* A = phi(Q) phi(K)^T, masked */
+    lin_masked_scores(P, a, bk); /* A = phi(Q) phi(K)^T, masked */
     __syncthreads();
     /* dV = A^T dO'[:, :D] + phi(K) R[:, :D] -> dv */
     lin_zero(acc);
-    lin_mm<true, false>(acc, P, G, LIN_TILE, scratch); /* rows >= L of A are zero */
-    lin_mm<false, false>(acc, bk, M, LIN_D, scratch);
+    lin_mm<true, false>(acc, P, G, p.L);
+    lin_mm<false, false>(acc, bk, M, LIN_D);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int r = ty + 16 * i;
@@ -450,9 +413,7 @@ static ab_status lin_states(ab_backend *be, const ab_attn_config *cfg, float *st
                             const float *dop, int B, int T) {
     const int H = cfg->H, Lc = cfg->hp.linear_chunk, nc = lin_chunks(cfg, T);
     cudaStream_t st = cuda_stream(be);
-    CUDA_TRY(cudaFuncSetAttribute(lin_chunk_state_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)LIN_STATE_SMEM),
-             "linear chunk_state shared memory");
-    lin_chunk_state_kernel<<<dim3(nc, H, B), LIN_THREADS, LIN_STATE_SMEM, st>>>(states, qkv, dop, T, H, Lc, nc);
+    lin_chunk_state_kernel<<<dim3(nc, H, B), LIN_THREADS, 0, st>>>(states, qkv, dop, T, H, Lc, nc);
     AB_TRY(cuda_check_launch("linear chunk_state"));
     const size_t n = (size_t)B * H * LIN_STATE_FLOATS;
     lin_scan_kernel<<<cuda_blocks(n, 256), 256, 0, st>>>(states, total, B * H, nc, dop != NULL);
