@@ -108,14 +108,6 @@ typedef struct ab_backend_ops {
      * (OC, may be NULL); out aliases neither inp nor residual */
     ab_status (*matmul_residual_forward)(ab_backend *be, void *out, const void *inp, const void *weight,
                                          const void *bias, const void *residual, int N, int C, int OC);
-    /* matmul_residual_forward + layernorm_forward of its result in one: out (N,OC) = residual (N,OC) + inp (N,C) @
-     * weight (C,OC) + bias (OC, may be NULL); ln_out (N,OC) = LayerNorm(out) with ln_weight, ln_bias (OC), and
-     * ln_mean, ln_rstd f32 (N) as layernorm_forward writes them (statistics of out as stored); ln_out aliases none of
-     * out, inp and residual, out neither inp nor residual */
-    ab_status (*matmul_residual_layernorm_forward)(ab_backend *be, void *out, void *ln_out, float *ln_mean, float *ln_rstd,
-                                                   const void *inp, const void *weight, const void *bias,
-                                                   const void *residual, const void *ln_weight, const void *ln_bias,
-                                                   int N, int C, int OC);
     /* matmul_forward + gelu_forward in one: pre (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC, may be NULL),
      * out (N,OC) = gelu(pre) */
     ab_status (*matmul_gelu_forward)(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,

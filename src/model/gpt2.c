@@ -10,8 +10,7 @@
  * then lnf = LN(residual3[L-1]) and the tied classifier (logits = lnf @ wte^T) with cross-entropy.
  * Backward walks the same graph in reverse; every backend op accumulates into gradients, so one
  * d_residual buffer carries the residual-stream gradient through the layers. Where the backend has the
- * optional fused ops, each projection adds its residual itself and writes the LayerNorm that reads its result (ln_2
- * after attn.c_proj; the next block's ln_1, or ln_f, after mlp.c_proj), c_fc + gelu is one call forward and
+ * optional fused ops, each projection adds its residual itself, c_fc + gelu is one call forward and
  * gelu' + c_proj's backward one call backward. Where the backend records steps (graph ops, be->graphs), a
  * decode step is recorded once per cache and replayed; it reads its tokens and position from the cache's step
  * buffer, uploaded inside the recording (docs/ARCHITECTURE.md, "Recorded decode steps").
@@ -383,30 +382,10 @@ static ab_status project_add(ab_gpt2 *m, void *out, const void *inp, const void 
     return ops->residual_forward(m->be, out, out, residual, (size_t)N * OC);
 }
 
-/* A LayerNorm written by the projection before it: out (N,C), mean / rstd f32 (N), its weight and bias (C). */
-typedef struct {
-    void *out;
-    float *mean, *rstd;
-    const void *w, *b;
-} ln_dest;
-
-/* out (N,OC) = residual + inp (N,C) @ W + b, then ln->out = LN(out): one fused op where the backend has it */
-static ab_status project_add_ln(ab_gpt2 *m, void *out, const ln_dest *ln, const void *inp, const void *w, const void *b,
-                                const void *residual, int N, int C, int OC) {
-    const ab_backend_ops *ops = m->be->ops;
-    if (ops->matmul_residual_layernorm_forward)
-        return ops->matmul_residual_layernorm_forward(m->be, out, ln->out, ln->mean, ln->rstd, inp, w, b, residual, ln->w,
-                                                      ln->b, N, C, OC);
-    AB_TRY(project_add(m, out, inp, w, b, residual, N, C, OC));
-    return ops->layernorm_forward(m->be, ln->out, ln->mean, ln->rstd, out, ln->w, ln->b, N, OC);
-}
-
-/* One GPT-2 block on `residual` (B,T,C), its ln_1 already in io->ln1 / io->ln1_stats (written by the projection
- * before it, or by trunk_forward for block 0); the output is io->res3, and `next` = the LayerNorm of io->res3 (the
- * next block's ln_1, or ln_f), which must not be io->res2 or io->fchg (read by the last projection). Decode: pos is
- * the position, also held by pos_dev (backend memory, what the attention kernels read). */
-static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const ln_dest *next, const void *residual, int B,
-                               int T, block_mode mode, void *cache, const int32_t *pos_dev, int pos) {
+/* One GPT-2 block on `residual` (B,T,C); the output is io->res3. Decode: pos is the position, also held by pos_dev
+ * (backend memory, what the attention kernels read). */
+static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void *residual, int B, int T, block_mode mode,
+                               void *cache, const int32_t *pos_dev, int pos) {
     const ab_backend_ops *ops = m->be->ops;
     ab_backend *be = m->be;
     const int C = m->cfg.n_embd;
@@ -416,13 +395,16 @@ static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const ln_d
     ab_attn_weights w;
     layer_weights(m, l, &w, NULL);
 #define LP(idx) param(m, P_LAYER(m, l, (idx)))
+    AB_TRY(check(ops->layernorm_forward(be, io->ln1, io->ln1_stats, io->ln1_stats + BT, residual, LP(P_LN1_W), LP(P_LN1_B),
+                                        (int)BT, C), m, "ln_1", l));
     ab_status s = mode == BLOCK_FORWARD   ? m->attn->forward(&ctx, &w, io->attn_saved, io->atty, io->ln1, B, T)
                   : mode == BLOCK_PREFILL ? m->attn->prefill(&ctx, &w, cache, io->atty, io->ln1, B, T)
                                           : m->attn->decode(&ctx, &w, cache, io->atty, io->ln1, B, pos);
     AB_TRY(check(s, m, mode == BLOCK_FORWARD ? "attention forward" : mode == BLOCK_PREFILL ? "attention prefill" : "attention decode", l));
-    const ln_dest ln2 = {io->ln2, io->ln2_stats, io->ln2_stats + BT, LP(P_AFTER(m, A_LN2_W)), LP(P_AFTER(m, A_LN2_B))};
-    AB_TRY(check(project_add_ln(m, io->res2, &ln2, io->atty, LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), residual,
-                                (int)BT, C, C), m, "attn.c_proj + ln_2", l));
+    AB_TRY(check(project_add(m, io->res2, io->atty, LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), residual, (int)BT, C, C),
+                 m, "attn.c_proj", l));
+    AB_TRY(ops->layernorm_forward(be, io->ln2, io->ln2_stats, io->ln2_stats + BT, io->res2, LP(P_AFTER(m, A_LN2_W)),
+                                  LP(P_AFTER(m, A_LN2_B)), (int)BT, C));
     if (ops->matmul_gelu_forward) { /* fused where the backend has it */
         AB_TRY(check(ops->matmul_gelu_forward(be, io->fchg, io->fch, io->ln2, LP(P_AFTER(m, A_FC_W)), LP(P_AFTER(m, A_FC_B)),
                                               (int)BT, C, 4 * C), m, "mlp.c_fc + gelu", l));
@@ -431,9 +413,8 @@ static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const ln_d
                                          4 * C), m, "mlp.c_fc", l));
         AB_TRY(ops->gelu_forward(be, io->fchg, io->fch, BTC * 4));
     }
-    AB_TRY(check(project_add_ln(m, io->res3, next, io->fchg, LP(P_AFTER(m, A_FCPROJ_W)), LP(P_AFTER(m, A_FCPROJ_B)),
-                                io->res2, (int)BT, 4 * C, C),
-                 m, l + 1 < m->cfg.n_layer ? "mlp.c_proj + next ln_1" : "mlp.c_proj + ln_f", l));
+    AB_TRY(check(project_add(m, io->res3, io->fchg, LP(P_AFTER(m, A_FCPROJ_W)), LP(P_AFTER(m, A_FCPROJ_B)), io->res2, (int)BT,
+                             4 * C, C), m, "mlp.c_proj", l));
 #undef LP
     return AB_OK;
 }
@@ -450,25 +431,14 @@ static ab_status trunk_forward(ab_gpt2 *m, const int32_t *tokens, const int32_t 
     const size_t BT = (size_t)B * T;
     AB_TRY(ops->encoder_forward(be, a->encoded.ptr, tokens, param(m, P_WTE), param(m, P_WPE), pos_dev, B, T, C));
     const void *residual = a->encoded.ptr;
-    block_io io = block_slot(m, 0, B, T, keep_all_layers);
-    AB_TRY(check(ops->layernorm_forward(be, io.ln1, io.ln1_stats, io.ln1_stats + BT, residual,
-                                        param(m, P_LAYER(m, 0, P_LN1_W)), param(m, P_LAYER(m, 0, P_LN1_B)), (int)BT, C),
-                 m, "ln_1", 0));
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        /* block l ends with the next LayerNorm: block l+1's ln_1 in its slot (without keep_all_layers the same slot as
-         * block l's, whose ln_1 the attention has read by then), or ln_f */
-        const int last = l + 1 == m->cfg.n_layer;
-        const block_io nio = last ? io : block_slot(m, l + 1, B, T, keep_all_layers);
-        const ln_dest next = last ? (ln_dest){a->lnf.ptr, f32_at(&a->lnf_stats, 0), f32_at(&a->lnf_stats, BT),
-                                              param(m, P_LNF_W(m)), param(m, P_LNF_B(m))}
-                                  : (ln_dest){nio.ln1, nio.ln1_stats, nio.ln1_stats + BT,
-                                              param(m, P_LAYER(m, l + 1, P_LN1_W)), param(m, P_LAYER(m, l + 1, P_LN1_B))};
+        block_io io = block_slot(m, l, B, T, keep_all_layers);
         void *cache = mode == BLOCK_FORWARD ? NULL : m->cache.layers[l].ptr;
-        AB_TRY(block_forward(m, l, &io, &next, residual, B, T, mode, cache, pos_dev, pos));
+        AB_TRY(block_forward(m, l, &io, residual, B, T, mode, cache, pos_dev, pos));
         residual = io.res3;
-        io = nio;
     }
-    return AB_OK;
+    return ops->layernorm_forward(be, a->lnf.ptr, f32_at(&a->lnf_stats, 0), f32_at(&a->lnf_stats, BT), residual,
+                                  param(m, P_LNF_W(m)), param(m, P_LNF_B(m)), (int)BT, C);
 }
 
 static ab_status check_tokens(const ab_gpt2 *m, const int32_t *tokens, size_t n) {

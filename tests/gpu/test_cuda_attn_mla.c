@@ -10,9 +10,9 @@
  *    filled with NaN, so reading a slot that was never written (a later position, another sequence) fails;
  *  - cache size: d_c bf16 per token and sequence, nothing else; head sizes other than 64 refused with
  *    AB_ERR_UNSUPPORTED by every op.
- * Shapes cover T not a multiple of the 64-tile, B > 1, H in {2, 3, 4, 5, 12} (decode blocks of 1 to 4 heads),
- * d_c in {40, 64, 256, 320, 520} (1, 2 and 4 latent chunks a lane), max_T = T + 3 and
- * 1024 (decode of positions 0..299 of a long cache).
+ * Shapes cover T not a multiple of the 64-tile, B > 1, H in {2, 3, 4, 5, 12}, d_c in {40, 64, 256, 320, 520} (1, 2 and
+ * 4 latent chunks a lane), max_T = T + 3, 1024 (decode of positions 0..299 of a long cache) and 8192 at B = 4 (decode
+ * blocks of 2, 3 and 4 heads, which the kernel takes from B * max_T >= 32768; one head a block below).
  * A failing case names the shape (B, T, H, dc), the tensor and its worst element.
  *
  * Tolerance against the fp32 CPU reference: relative L2 error <= 2e-2 per tensor and every element within 5%
@@ -72,9 +72,10 @@ int main(void) {
     static const int cases[][5] = {/* B, T, H, dc, max_T (0: T + 3) */
                                    {2, 100, 2, 64, 0}, {1, 128, 2, 256, 0}, {2, 257, 12, 256, 0}, {3, 64, 3, 64, 0},
                                    {1, 9, 2, 256, 0},  {2, 130, 12, 64, 0}, {2, 77, 2, 40, 0},
-                                   /* the decode kernel's other instantiations: 1 head a block (H = 5), latents past
-                                    * 256 (2 and 4 chunks a lane) */
+                                   /* latents past 256 (2 and 4 chunks a lane) */
                                    {1, 70, 5, 64, 0},  {2, 50, 4, 320, 0}, {1, 40, 2, 520, 0},
+                                   /* B * max_T >= 32768: decode blocks of several heads (4, 2 with 2 chunks a lane, 3) */
+                                   {4, 40, 12, 256, 8192}, {4, 24, 2, 320, 8192}, {4, 24, 3, 64, 8192},
                                    /* GPT-2's heads and rank with a 1024-position cache: the decode splits the
                                     * positions over blocks sized for the whole cache, positions 0..299 use a few */
                                    {1, 300, 12, 256, 1024}, {2, 300, 4, 64, 1024}};

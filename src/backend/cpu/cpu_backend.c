@@ -336,7 +336,6 @@ const ab_backend_ops ab_cpu_backend = {
     .adamw = cpu_adamw,
     .sum_squares = cpu_sum_squares,
     .matmul_residual_forward = NULL, /* the model composes the plain ops */
-    .matmul_residual_layernorm_forward = NULL,
     .matmul_gelu_forward = NULL,
     .gelu_matmul_backward = NULL,
     .host_alloc = NULL, /* no recorded steps: every decode step runs directly */

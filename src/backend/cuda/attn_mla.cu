@@ -17,8 +17,9 @@
  * Inference (absorbed): the cache holds only c_t, (max_T, B, dc) bf16, position-major like the other CUDA
  * caches. Prefill runs the training forward and copies c into the cache; decode computes q and c of the new
  * token, appends c, then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax,
- * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel whose blocks split the positions (flash-decoding) and serve up to
- * four heads each, so a latent is read once for them (mla_decode_kernel). Decode's kernels read pos on the device (cuda_decode_pos).
+ * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel whose blocks split the positions (flash-decoding) and, for long
+ * caches, serve up to four heads each, so a latent is read once for them (mla_decode_kernel, mla_decode_pick).
+ * Decode's kernels read pos on the device (cuda_decode_pos).
  * Head size 64 only (the flash kernels are built for it); any other fails with AB_ERR_UNSUPPORTED.
  *
  * saved per layer:  qkv (B,T,3C) bf16 | a (B,T,dc) bf16 | c (B,T,dc) bf16 | rstd (B,T) fp32 | O (B,T,C) bf16 |
@@ -451,13 +452,18 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
 }
 
 /* The instantiations: heads per block HG (a divisor of H) and 256-value latent chunks per lane RC (dc <= 256 RC), with
- * HG * RC <= MLA_STATE_REGS so q~ and o stay in registers; the most heads per block that divide H. */
+ * HG * RC <= MLA_STATE_REGS so q~ and o stay in registers. A block serving HG heads reads each latent once for them but
+ * runs the per-head steps 1 and 3 one head after the other, so several heads a block pay only when the caches are
+ * long: from B * max_T >= MLA_SHARED_LATENT_TOKENS, then the most heads per block that divide H, else one. Measured on
+ * an H200 (GPT-2 124M, decode ms a token, one head a block against four): B = 1, max_T = 1024: 0.565 / 0.789;
+ * B = 16, 1024: 0.866 / 1.061; B = 1, 8192: 0.920 / 1.200; B = 4, 8192: 1.766 / 1.578 (docs/PERF.md). */
+#define MLA_SHARED_LATENT_TOKENS 32768
 typedef void (*mla_decode_fn)(bf16 *, float *, unsigned *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, int,
                               int, int, const int32_t *, float);
-static mla_decode_fn mla_decode_pick(int H, int dc, int *hg) {
+static mla_decode_fn mla_decode_pick(int H, int dc, int B, int max_T, int *hg) {
     const int chunks = dc <= 256 ? 0 : dc <= 512 ? 1 : 2, rc = 1 << chunks; /* row: RC = 1, 2, 4 */
     *hg = 1;
-    for (int k = MLA_STATE_REGS / rc; k > 1; k--)
+    for (int k = MLA_STATE_REGS / rc; k > 1 && (long)B * max_T >= MLA_SHARED_LATENT_TOKENS; k--)
         if (H % k == 0) {
             *hg = k;
             break;
@@ -484,7 +490,7 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     if (((uintptr_t)cache | (uintptr_t)ctx->workspace | (uintptr_t)w->t[W_UK] | (uintptr_t)w->t[W_UV]) & 15)
         return ab_fail(AB_ERR_UNSUPPORTED, "cuda mla decode: the cache, workspace and up-projections must be 16-byte aligned");
     int hg;
-    const mla_decode_fn kernel = mla_decode_pick(cfg->H, dc, &hg);
+    const mla_decode_fn kernel = mla_decode_pick(cfg->H, dc, B, cfg->max_T, &hg);
     const int groups = B * cfg->H / hg;
     /* splits sized for the longest context, not for pos (the kernel reads pos) */
     const int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS);

@@ -316,10 +316,10 @@ __global__ void layernorm_forward_kernel(bf16 *out, float *mean, float *rstd, co
                                          const bf16 *b, int N, int C) {
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (row >= N) return;
-    layernorm_row<false>(out + (size_t)row * C, mean + row, rstd + row, inp + (size_t)row * C, w, b, C);
+    layernorm_row(out + (size_t)row * C, mean + row, rstd + row, inp + (size_t)row * C, w, b, C);
 }
 
-ab_status cuda_layernorm_forward(ab_backend *be, void *out, float *mean, float *rstd, const void *inp,
+static ab_status cuda_layernorm_forward(ab_backend *be, void *out, float *mean, float *rstd, const void *inp,
                                  const void *weight, const void *bias, int N, int C) {
     layernorm_forward_kernel<<<cuda_blocks((size_t)N, 8), 256, 0, cuda_stream(be)>>>(
         (bf16 *)out, mean, rstd, (const bf16 *)inp, (const bf16 *)weight, (const bf16 *)bias, N, C);
@@ -824,7 +824,6 @@ extern "C" const ab_backend_ops ab_cuda_backend = {
     /* .adamw = */ cuda_adamw,
     /* .sum_squares = */ cuda_sum_squares,
     /* .matmul_residual_forward = */ cuda_matmul_residual_forward,
-    /* .matmul_residual_layernorm_forward = */ cuda_matmul_residual_layernorm_forward,
     /* .matmul_gelu_forward = */ cuda_matmul_gelu_forward,
     /* .gelu_matmul_backward = */ cuda_gelu_matmul_backward,
     /* .host_alloc = */ cuda_host_alloc,

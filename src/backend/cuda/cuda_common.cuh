@@ -110,29 +110,18 @@ ab_status cuda_matmul_backward(ab_backend *be, void *dinp, void *dweight, void *
                                const void *inp, const void *weight, int N, int C, int OC);
 ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
                                        const void *residual, int N, int C, int OC);
-ab_status cuda_matmul_residual_layernorm_forward(ab_backend *be, void *out, void *ln_out, float *ln_mean, float *ln_rstd,
-                                                 const void *inp, const void *weight, const void *bias, const void *residual,
-                                                 const void *ln_weight, const void *ln_bias, int N, int C, int OC);
 ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,
                                    const void *bias, int N, int C, int OC);
 ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
                                     const void *act, const void *pre, const void *weight, int N, int C, int OC);
 
-/* The backend's LayerNorm forward (layernorm_forward of the op table), for the fused projection's fallback. */
-ab_status cuda_layernorm_forward(ab_backend *be, void *out, float *mean, float *rstd, const void *inp, const void *weight,
-                                 const void *bias, int N, int C);
-
 /* ---- Conv1D forward products with few rows (decode), cuda_gemm_small.cu ----
  * out (M,OC) = inp (M,K) @ weight (K,OC) + bias (OC, may be NULL), then the epilogue: plain; + residual (M,OC);
- * GELU (pre = the sum, written, out = gelu(pre)). tail (may be NULL): what else the launch writes, below. Runs and sets *done = 1 when the bandwidth-bound kernel takes the shape
- * (M <= CUDA_SMALL_M, OC % 8 == 0, 16-byte aligned weight); *done = 0 (nothing queued): use cuBLASLt. */
+ * GELU (pre = the sum, written, out = gelu(pre)). tail (may be NULL): the decode step's KV append, below. Runs and
+ * sets *done = 1 when the bandwidth-bound kernel takes the shape (M <= CUDA_SMALL_M, OC % 8 == 0, 16-byte aligned weight); *done = 0 (nothing queued): use cuBLASLt. */
 #define CUDA_SMALL_M 4 /* measured on an H200: M = 1 decode 0.88 -> 0.48 ms a token, but M = 16 1.01 -> 1.36 (cuBLASLt wins) */
 typedef enum { SMALL_M_PLAIN = 0, SMALL_M_RESIDUAL, SMALL_M_GELU } small_m_epilogue;
 typedef struct {
-    /* when ln_out is not NULL: ln_out (M,OC) = LayerNorm(out) with ln_weight, ln_bias (OC); ln_mean, ln_rstd f32 (M) */
-    void *ln_out;
-    float *ln_mean, *ln_rstd;
-    const void *ln_weight, *ln_bias;
     /* any epilogue, when cache is not NULL (the decode step's KV append): out's columns [koff, koff + KV) of row m,
      * which holds position *pos, also into slot *pos % cap of cache (cap, M, KV) */
     void *cache;
@@ -180,16 +169,14 @@ __device__ __forceinline__ void unpack8(float out[8], uint4 u) {
     for (int k = 0; k < 8; k++) out[k] = bf2f(h[k]);
 }
 
-/* Loads x[i .. i+8) as floats (0 past n); 16-byte load when aligned and in bounds. L2: read from L2 (__ldcg), for
- * data other blocks of the same launch wrote. */
-template <bool L2 = false>
+/* Loads x[i .. i+8) as floats (0 past n); 16-byte load when aligned and in bounds. */
 __device__ __forceinline__ void load8(float out[8], const bf16 *x, size_t i, size_t n) {
     if (i + 8 <= n && (((uintptr_t)(x + i)) & 15) == 0) {
         const uint4 *p = reinterpret_cast<const uint4 *>(x + i);
-        unpack8(out, L2 ? __ldcg(p) : *p);
+        unpack8(out, *p);
     } else {
 #pragma unroll
-        for (int k = 0; k < 8; k++) out[k] = i + k < n ? bf2f(L2 ? __ldcg(x + i + k) : x[i + k]) : 0.0f;
+        for (int k = 0; k < 8; k++) out[k] = i + k < n ? bf2f(x[i + k]) : 0.0f;
     }
 }
 
@@ -208,25 +195,22 @@ __device__ __forceinline__ void store8(bf16 *x, size_t i, size_t n, const float 
 }
 
 /* LayerNorm of one row by the calling warp (every lane calls it): o (C) = (x (C) - mean) * rstd * w (C) + b (C),
- * *mean and *rstd written by lane 0. Statistics in fp32, two passes over the row (the second from L1; from L2 when L2:
- * x written by other blocks of the same launch). The one definition behind layernorm_forward and the LayerNorm tail of
- * the small-M projection, so the two give the same bits. */
+ * *mean and *rstd written by lane 0. Statistics in fp32, two passes over the row (the second from L1). */
 #define LN_EPS 1e-5f
-template <bool L2>
 __device__ __forceinline__ void layernorm_row(bf16 *o, float *mean, float *rstd, const bf16 *x, const bf16 *w,
                                               const bf16 *b, int C) {
     const int lane = threadIdx.x % 32;
     float s = 0.0f;
     for (int c = lane * 8; c < C; c += 256) {
         float v[8];
-        load8<L2>(v, x, c, C);
+        load8(v, x, c, C);
 #pragma unroll
         for (int k = 0; k < 8; k++) s += v[k];
     }
     float m = warp_sum(s) / C, ss = 0.0f;
     for (int c = lane * 8; c < C; c += 256) {
         float v[8];
-        load8<L2>(v, x, c, C);
+        load8(v, x, c, C);
 #pragma unroll
         for (int k = 0; k < 8; k++)
             if (c + k < C) ss += (v[k] - m) * (v[k] - m);
@@ -234,7 +218,7 @@ __device__ __forceinline__ void layernorm_row(bf16 *o, float *mean, float *rstd,
     float r = rsqrtf(warp_sum(ss) / C + LN_EPS);
     for (int c = lane * 8; c < C; c += 256) {
         float v[8], wv[8], bv[8];
-        load8<L2>(v, x, c, C);
+        load8(v, x, c, C);
         load8(wv, w, c, C);
         load8(bv, b, c, C);
 #pragma unroll

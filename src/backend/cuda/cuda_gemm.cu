@@ -245,21 +245,6 @@ ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *in
     return cuda_gemm(be, &g);
 }
 
-ab_status cuda_matmul_residual_layernorm_forward(ab_backend *be, void *out, void *ln_out, float *ln_mean, float *ln_rstd,
-                                                 const void *inp, const void *weight, const void *bias, const void *residual,
-                                                 const void *ln_weight, const void *ln_bias, int N, int C, int OC) {
-    /* out (N,OC) = residual + inp (N,C) @ weight (C,OC) + bias; ln_out (N,OC), ln_mean / ln_rstd (N) = LayerNorm(out):
-     * decode rows in one launch (the small-M kernel's LayerNorm tail), else the two ops */
-    small_m_tail ln;
-    memset(&ln, 0, sizeof ln);
-    ln.ln_out = ln_out; ln.ln_mean = ln_mean; ln.ln_rstd = ln_rstd; ln.ln_weight = ln_weight; ln.ln_bias = ln_bias;
-    int done;
-    AB_TRY(cuda_gemm_small_m(be, SMALL_M_RESIDUAL, out, NULL, inp, weight, bias, residual, &ln, N, C, OC, &done));
-    if (done) return AB_OK;
-    AB_TRY(cuda_matmul_residual_forward(be, out, inp, weight, bias, residual, N, C, OC));
-    return cuda_layernorm_forward(be, ln_out, ln_mean, ln_rstd, out, ln_weight, ln_bias, N, OC);
-}
-
 ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,
                                    const void *bias, int N, int C, int OC) {
     /* pre (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC); out = gelu(pre): one GEMM, both written by the epilogue */

@@ -2,8 +2,8 @@
  * cuda_gemm_small.cu — the Conv1D forward products with few rows (decode: M = batch <= CUDA_SMALL_M), which
  * cuBLASLt's tile kernels run far below bandwidth: out (M,OC) = inp (M,K) @ W (K,OC) + bias (OC, may be NULL), with
  * the epilogues of the op table: plain, + residual (M,OC), GELU (pre (M,OC) = the sum, out = gelu(pre)); and, as the
- * launch's tail (small_m_tail), the LayerNorm of out (ln_out (M,OC), mean / rstd f32 (M)) and the decode step's KV
- * append (out's key and value columns also into the cache slot of the position the device holds).
+ * launch's tail (small_m_tail), the decode step's KV append (out's key and value columns also into the cache slot of
+ * the position the device holds).
  * Such a product is bound by reading W (K,OC) bf16 once, so the kernel streams it with coalesced 16-byte loads and
  * spreads it over enough blocks to keep every SM's loads in flight.
  *
@@ -19,18 +19,13 @@
  * adds the splits in split order and applies the epilogue: deterministic, one launch, nothing allocated, nothing
  * depending on the host beyond the shape (safe to record in a CUDA graph).
  *
- * LayerNorm epilogue. A row's LayerNorm needs all its OC columns, which the tiles finish in separate blocks: every
- * block that stores a tile of out (the last of the tile's blocks to finish, or each block when K is not split) arrives
- * on one more counter, past the tile counters (split_arrive: its __threadfence makes the block's stores of out
- * visible device-wide before it is counted), and the last of the tiles to arrive reads the M finished rows back
- * from L2 and writes their LayerNorm, one warp per row, with the same code as layernorm_forward (layernorm_row), so
- * the result is the same bits as the two ops run apart. Still one launch, and the counter resets itself.
- *
  * Programmatic dependent launch (ci->pdl: sm_90+, unless AB_CUDA_PDL=0). A decode step is a chain of short kernels,
- * each waiting for the one before; the products need nothing from it to start reading W. So they are launched with
- * programmatic stream serialization: a block sends its slice of W towards L2 and only then waits (pdl_wait) for x
- * and the residual, and the kernels before them (the decode attention kernels, the products themselves) release
- * their successor early (pdl_release), so the fetch of W overlaps the end of the previous kernel and the launch gap.
+ * each waiting for the one before. The products are launched with programmatic stream serialization and the kernels
+ * before them (the decode attention kernels, the products themselves) release their successor early (pdl_release):
+ * the blocks of a product are scheduled while the kernel before it finishes and wait there (pdl_wait) for x and the
+ * residual, so the launch gap is hidden (measured on an H200: 0.466 -> 0.452 ms a flash decode step at batch 1).
+ * Sending the block's slice of W towards L2 before the wait (prefetch.global.L2) made the step slower, 0.452 -> 0.478
+ * ms (docs/PERF.md), and is not done.
  */
 #include <string.h>
 
@@ -47,10 +42,9 @@
 typedef struct {
     bf16 *out, *pre;                     /* (M,OC); pre only for GELU */
     const bf16 *inp, *w, *bias, *residual; /* (M,K), (K,OC), (OC) or NULL, (M,OC) for RESIDUAL */
-    small_m_tail tail;                   /* the LayerNorm and the cache append; zeros: none */
+    small_m_tail tail;                   /* the cache append; zeros: none */
     float *part;                         /* (tiles, splits, M, SM_TILE) fp32 partial sums when splits > 1 */
-    unsigned *counters;                  /* (tiles) split counters when splits > 1, then the tiles' counter for
-                                          * LayerNorm (at index tiles) */
+    unsigned *counters;                  /* (tiles) split counters when splits > 1 */
     int M, K, OC, rows, splits;
     small_m_epilogue ep;
 } small_m_params;
@@ -73,18 +67,14 @@ __device__ __forceinline__ void small_m_store(const small_m_params &p, int m, in
     }
 }
 
-__device__ __forceinline__ void prefetch_l2(const void *ptr) { asm volatile("prefetch.global.L2 [%0];" ::"l"(ptr)); }
-
 template <int MR>
 __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     __shared__ float sh[MR * SM_MAX_ROWS]; /* x [m][k - k0] (row stride nk), then the warps' sums [warp][m][SM_TILE] */
     const int tile = blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
     const int chunk = tid % SM_CHUNKS, slot = tid / SM_CHUNKS, lane = tid % 32, warp = tid / 32;
     const int k0 = split * p.rows, nk = min(p.rows, p.K - k0), col = tile * SM_TILE + chunk * 8;
-    /* Launched programmatically, this runs while the kernel before it finishes: start the block's slice of W (nk row
-     * segments of SM_TILE columns, a 128-byte line each) on its way to L2, let the next kernel start too, then wait
-     * for x and the residual, which earlier kernels write. */
-    for (int k = tid; k < nk; k += SM_THREADS) prefetch_l2(p.w + (size_t)(k0 + k) * p.OC + tile * SM_TILE);
+    /* Launched programmatically, this runs while the kernel before it finishes: let the next kernel's blocks be
+     * scheduled too, then wait for x and the residual, which earlier kernels write. */
     pdl_release();
     pdl_wait();
     for (int i = tid; i < MR * nk; i += SM_THREADS) {
@@ -161,11 +151,6 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
             small_m_store(p, m, tile * SM_TILE + c, v);
         }
     }
-    /* this block has stored its tile of out; the last of the tiles to arrive finds the M rows whole: their LayerNorm */
-    if (!p.tail.ln_out || !split_arrive(p.counters + gridDim.x, gridDim.x)) return;
-    if (warp < p.M)
-        layernorm_row<true>((bf16 *)p.tail.ln_out + (size_t)warp * p.OC, p.tail.ln_mean + warp, p.tail.ln_rstd + warp,
-                            p.out + (size_t)warp * p.OC, (const bf16 *)p.tail.ln_weight, (const bf16 *)p.tail.ln_bias, p.OC);
 }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
@@ -190,14 +175,11 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
     p.splits = ceil_div(K, p.rows);
     p.part = (float *)ci->lt_workspace;
     p.counters = NULL;
-    /* the tile counters when K is split, the tiles' counter after them for the LayerNorm */
-    const int groups = p.tail.ln_out ? tiles + 1 : p.splits > 1 ? tiles : 0;
     if (p.splits > 1) {
         const size_t part_bytes = (size_t)tiles * p.splits * M * SM_TILE * sizeof(float);
-        if (part_bytes > ci->lt_workspace_bytes || p.splits > 65535) return AB_OK;
+        if (tiles > CUDA_SPLIT_COUNTERS || part_bytes > ci->lt_workspace_bytes || p.splits > 65535) return AB_OK;
+        AB_TRY(cuda_split_counters(be, tiles, &p.counters));
     }
-    if (groups > CUDA_SPLIT_COUNTERS) return AB_OK;
-    if (groups > 0) AB_TRY(cuda_split_counters(be, groups, &p.counters));
     /* programmatic dependent launch where the backend has it (ci->pdl): see the prologue of small_m_kernel */
     cudaLaunchAttribute pdl;
     pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
