@@ -295,10 +295,10 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  * (dc, C), y (B,C); fp32 throughout.
  *  1. q~_h (dc) = tau W_uk,h q_h for each of the HG heads into shared memory: 8 lanes per row of W_uk's (dc, 64) slice
  *     (16-byte loads, q_h in registers), 16 rows per pass, MLA_UNROLL loads in flight, sums by shuffles in the 8 lanes;
- *  2. split s of the n = pos + 1 positions (chunk = ceil(n / splits)): a warp per position, each lane RC chunks of 8
- *     latent values (16-byte loads, its slices of the HG q~ in registers), the HG scores by warp sums, the position
- *     folded into the warp's HG softmax states over the latent (o_h = sum_j e^(s_hj - m_h) c_j); the 4 warps' states
- *     merge in shared memory, head by head;
+ *  2. split s of the n = pos + 1 positions (chunk = ceil(n / splits)): a warp per position (NP at a time), each lane
+ *     RC chunks of 8 latent values (16-byte loads, its slices of the HG q~ in registers), the HG scores by warp sums,
+ *     the position folded into the warp's HG softmax states over the latent (o_h = sum_j e^(s_hj - m_h) c_j); the 4
+ *     warps' states merge in shared memory, head by head;
  *  3. the block's HG states to part (B * H/HG, splits, HG x (dc + 2)) and the last block of the group merges the splits
  *     in order into cbar_h = sum_j p_hj c_j / sum_j p_hj (with one split, directly), then o_h = cbar_h W_uv,h: 8 lanes
  *     per row of the (dc, 64) slice, 16 rows per pass, the 16 row groups summed in shared memory in order.
@@ -374,30 +374,44 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
     }
     const bf16 *cb = cache + (size_t)b * dc; /* c_j of sequence b: cb + j * slot */
     const size_t slot = (size_t)B * dc;
-    for (int j = j0 + warp; j < j1; j += MLA_WARPS) {
-        uint4 u[RC];
+    /* NP positions a warp at a time (j, j + MLA_WARPS, ...: the order of one at a time, so the same sums), their loads
+     * and score sums independent, so their latencies overlap; NP * HG * RC <= MLA_STATE_REGS keeps them in registers */
+    constexpr int NP = HG * RC < MLA_STATE_REGS ? MLA_STATE_REGS / (HG * RC) : 1;
+    for (int j = j0 + warp; j < j1; j += MLA_WARPS * NP) {
+        float c[NP][RC][8];
 #pragma unroll
-        for (int i = 0; i < RC; i++) {
-            const int r = 8 * lane + 256 * i;
-            u[i] = r < dc ? *reinterpret_cast<const uint4 *>(cb + j * slot + r) : make_uint4(0u, 0u, 0u, 0u);
+        for (int q = 0; q < NP; q++) {
+            const int jq = j + q * MLA_WARPS;
+#pragma unroll
+            for (int i = 0; i < RC; i++) {
+                const int r = 8 * lane + 256 * i;
+                unpack8(c[q][i], r < dc && jq < j1 ? *reinterpret_cast<const uint4 *>(cb + jq * slot + r)
+                                                   : make_uint4(0u, 0u, 0u, 0u));
+            }
         }
-        float c[RC][8];
-#pragma unroll
-        for (int i = 0; i < RC; i++) unpack8(c[i], u[i]);
 #pragma unroll
         for (int hg = 0; hg < HG; hg++) {
-            float s = 0.0f;
+            float s[NP];
 #pragma unroll
-            for (int i = 0; i < RC; i++)
+            for (int q = 0; q < NP; q++) {
+                s[q] = 0.0f;
 #pragma unroll
-                for (int e = 0; e < 8; e++) s += qr[hg][i][e] * c[i][e];
-            s = warp_sum(s);
-            float scale, p;
-            softmax_state_step(&m[hg], &l[hg], s, &scale, &p);
+                for (int i = 0; i < RC; i++)
 #pragma unroll
-            for (int i = 0; i < RC; i++)
+                    for (int e = 0; e < 8; e++) s[q] += qr[hg][i][e] * c[q][i][e];
+            }
 #pragma unroll
-                for (int e = 0; e < 8; e++) o[hg][i][e] = o[hg][i][e] * scale + p * c[i][e];
+            for (int q = 0; q < NP; q++) s[q] = warp_sum(s[q]);
+#pragma unroll
+            for (int q = 0; q < NP; q++) {
+                if (j + q * MLA_WARPS >= j1) break;
+                float scale, p;
+                softmax_state_step(&m[hg], &l[hg], s[q], &scale, &p);
+#pragma unroll
+                for (int i = 0; i < RC; i++)
+#pragma unroll
+                    for (int e = 0; e < 8; e++) o[hg][i][e] = o[hg][i][e] * scale + p * c[q][i][e];
+            }
         }
     }
 #pragma unroll
