@@ -200,6 +200,34 @@ static void test_cli(void) {
     TEST_TRUE("cli_report_missing_dir", rc == 1 && strstr(out, "run.json"), "rc %d: %s", rc, out);
 }
 
+/* The Variants table names the commit of the binary that ran each variant (a study resumed with another build mixes
+ * them): flash's from its run.json entry, n/a for the others (the recorded run predates the field). */
+static void test_variant_commits(void) {
+    char dir[4200], p[4400];
+    copy_run("commits", dir, sizeof dir);
+    snprintf(p, sizeof p, "%s/run.json", dir);
+    json_error_t err;
+    json_t *run = json_load_file(p, 0, &err), *v;
+    size_t i;
+    if (run) {
+        json_array_foreach(json_object_get(run, "variants"), i, v) if (!strcmp(json_string_value(json_object_get(v, "name")), "flash"))
+            json_object_set_new(v, "tool", json_pack("{s:s,s:s,s:s}", "name", "attnbench", "version", "0.1.0", "git_commit",
+                                                     "0123456789ab"));
+        if (json_dump_file(run, p, JSON_INDENT(1)) != 0) printf("# cannot rewrite %s\n", p);
+        json_decref(run);
+    }
+    ab_report_opts o = {.gnuplot = ""};
+    ab_report_outcome out;
+    ab_status st = ab_report_write(dir, &o, &out);
+    char *md = slurp(dir, "report.md");
+    const char *sec = md ? strstr(md, "## Variants") : NULL;
+    TEST_TRUE("variants_commit_column", st == AB_OK && sec && strstr(sec, "| epochs | commit |"), "st %d: %.400s", st,
+              sec ? sec : "");
+    TEST_TRUE("variants_commit_recorded", sec && strstr(sec, "| flash | ok |  | 2 | 0123456789ab |"), "%.1200s", sec ? sec : "");
+    TEST_TRUE("variants_commit_absent_na", sec && strstr(sec, "| baseline | ok |  | 2 | n/a |"), "%.1200s", sec ? sec : "");
+    free(md);
+}
+
 int main(void) {
     fake_src_dir(__FILE__, tests_dir, sizeof tests_dir);
     if (!fake_tmpdir(tmp, sizeof tmp, "report")) return 1;
@@ -207,6 +235,7 @@ int main(void) {
     test_without_gnuplot();
     test_compare();
     test_repeats();
+    test_variant_commits();
     test_cli();
     fake_rmtree(tmp);
     return TEST_SUMMARY();

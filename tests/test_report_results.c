@@ -284,6 +284,8 @@ static void test_full_run(const char *tmp, cpu_energy *ce, json_t *schema) {
     TEST_TRUE("memory_peak", json_integer_value(json_object_get(json_object_get(v0, "memory"), "peak_allocated_bytes")) == 4000,
               "peak");
     TEST_TRUE("run_finished", !strcmp(json_string_value(json_object_get(s.run, "status")), "finished"), "status");
+    const char *vc = json_string_value(json_object_get(json_object_get(v0, "tool"), "git_commit"));
+    TEST_TRUE("variant_tool_commit", vc && !strcmp(vc, AB_GIT_COMMIT), "variant tool.git_commit %s", vc ? vc : "(none)");
     TEST_TRUE("epochs_csv", count_lines(dir, "epochs.csv") == 1 + 3, "%d lines", count_lines(dir, "epochs.csv"));
     TEST_TRUE("steps_csv", count_lines(dir, "steps.csv") == 1 + 9, "%d lines", count_lines(dir, "steps.csv"));
     TEST_TRUE("inference_csv", count_lines(dir, "inference.csv") == 1 + 2, "%d lines", count_lines(dir, "inference.csv"));

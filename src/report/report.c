@@ -301,6 +301,8 @@ static void row_status(const ab_report_entry *e, char row[AB_CELL_COLS][AB_CELL_
     snprintf(row[2], AB_CELL_LEN, "%s", ab_json_str(e->v, "status"));
     snprintf(row[3], AB_CELL_LEN, "%s", ab_json_str(e->v, "failure_reason"));
     snprintf(row[4], AB_CELL_LEN, "%d", (int)json_array_size(json_object_get(e->v, "epochs")));
+    const char *commit = ab_json_str(json_object_get(e->v, "tool"), "git_commit"); /* absent in older runs */
+    snprintf(row[5], AB_CELL_LEN, "%s", commit[0] ? commit : "n/a");
 }
 
 static void row_time(const ab_report_entry *e, char row[AB_CELL_COLS][AB_CELL_LEN]) {
@@ -403,8 +405,8 @@ static void section_metrics(doc *d, const ab_report_data *rd) {
     double vals[AB_REPORT_MAX_ENTRIES];
 
     doc_h(d, 2, "Variants");
-    static const char *const h_status[] = {"variant", "name", "status", "failure reason", "epochs"};
-    entry_table(d, rd, 5, h_status, row_status);
+    static const char *const h_status[] = {"variant", "name", "status", "failure reason", "epochs", "commit"};
+    entry_table(d, rd, 6, h_status, row_status);
 
     doc_h(d, 2, "Training time");
     doc_p(d, "Epoch time runs from the first batch to the device synchronisation after the last optimizer step "
