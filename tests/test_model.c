@@ -1,7 +1,7 @@
 /*
  * test_model.c — the whole GPT-2 on the CPU backend: gradients against finite differences for every
  * variant, loss at initialisation, overfitting one batch, determinism, checkpoint round trips and bad
- * checkpoints.
+ * checkpoints; the training benchmark's table (energies over short windows marked).
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "core/fsutil.h"
 #include "core/rng.h"
+#include "model/bench_train.h"
 #include "model/checkpoint.h"
 #include "model/gpt2.h"
 #include "model/train.h"
@@ -289,6 +290,48 @@ static void test_bad_config(void) {
     TEST_TRUE("embd not a multiple of heads: usage error", s == AB_ERR_USAGE, "status %d: %s", s, ab_error());
 }
 
+/* The training benchmark's table marks an energy measured over too short a window (the result carries the reason)
+ * with '*' and explains it under the table; a reliable one and a missing one (n/a) are not marked. */
+static void test_bench_train_table(void) {
+    ab_bench_train_args a;
+    memset(&a, 0, sizeof a);
+    a.be = &be;
+    a.warmup_steps = 5;
+    a.timed_steps = 20;
+    ab_bench_train_result r[3];
+    memset(r, 0, sizeof r);
+    const ab_variant_id ids[3] = {VARIANT_BASELINE, VARIANT_FLASH, VARIANT_GQA};
+    const double joules[3] = {10.5, 15.68, NAN};
+    static const char *const reasons[3] = {"", "window of 0.300 s is shorter than 1.0 s", "no energy source"};
+    for (int i = 0; i < 3; i++) {
+        r[i].variant = ids[i];
+        r[i].ok = 1;
+        r[i].energy_per_step_j = joules[i];
+        snprintf(r[i].energy_reason, sizeof r[i].energy_reason, "%s", reasons[i]);
+        r[i].mfu = NAN;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return;
+    ab_bench_train_print(f, &a, r, 3);
+    fclose(f);
+    const char *flash = strstr(text, "\nflash "), *gqa = strstr(text, "\ngqa ");
+    TEST_TRUE("bench table: a reliable energy unmarked", strstr(text, " 10.50 ") != NULL, "%s", text);
+    TEST_TRUE("bench table: a short window's energy marked", flash && strstr(flash, " 15.68* "), "%s", text);
+    TEST_TRUE("bench table: a missing energy n/a, unmarked", gqa && strstr(gqa, " n/a ") && !strstr(gqa, "n/a*"), "%s", text);
+    TEST_TRUE("bench table: the mark explained", strstr(text, "* energy over the timed steps of a window under 1 s"), "%s", text);
+    r[1].energy_reason[0] = '\0';
+    free(text);
+    text = NULL;
+    f = open_memstream(&text, &len);
+    if (!f) return;
+    ab_bench_train_print(f, &a, r, 3);
+    fclose(f);
+    TEST_TRUE("bench table: no mark, no note when every window is long", !strchr(text, '*'), "%s", text);
+    free(text);
+}
+
 int main(void) {
     if (ab_backend_open(BACKEND_CPU, 0, &be) != AB_OK) {
         printf("FAIL cpu backend\n# passed 0 failed 1\n");
@@ -306,6 +349,7 @@ int main(void) {
     test_checkpoint();
     test_schedule();
     test_bad_config();
+    test_bench_train_table();
     ab_backend_close(&be);
     return TEST_SUMMARY();
 }

@@ -104,6 +104,7 @@ void ab_bench_train_print(FILE *out, const ab_bench_train_args *a, const ab_benc
             a->train.grad_accum, a->warmup_steps, a->timed_steps, a->be->deterministic ? ", deterministic" : "");
     fprintf(out, "%-16s %10s %10s %12s %12s %10s %9s %7s\n", "variant", "step ms", "p90 ms", "tokens/s", "peak alloc", "J/step",
             "TFLOP/s", "MFU");
+    int short_windows = 0; /* energies over a window too short to trust (METRICS.md): marked with '*' */
     for (int i = 0; i < n; i++) {
         const ab_bench_train_result *x = &r[i];
         const char *name = ab_variants[x->variant]->name;
@@ -112,11 +113,17 @@ void ab_bench_train_print(FILE *out, const ab_bench_train_args *a, const ab_benc
             continue;
         }
         char energy[32], mfu[32];
-        snprintf(energy, sizeof energy, isnan(x->energy_per_step_j) ? "n/a" : "%.2f", x->energy_per_step_j);
+        const int unreliable = !isnan(x->energy_per_step_j) && x->energy_reason[0];
+        short_windows += unreliable;
+        snprintf(energy, sizeof energy, isnan(x->energy_per_step_j) ? "n/a" : unreliable ? "%.2f*" : "%.2f",
+                 x->energy_per_step_j);
         snprintf(mfu, sizeof mfu, isnan(x->mfu) ? "n/a" : "%.1f%%", 100.0 * x->mfu);
         fprintf(out, "%-16s %10.2f %10.2f %12.0f %10.2f GB %10s %9.1f %7s\n", name, x->step_ms_median, x->step_ms_p90, x->tokens_per_s,
                 x->peak_allocated_bytes / 1e9, energy, x->achieved_tflops, mfu);
     }
+    if (short_windows)
+        fprintf(out, "* energy over the timed steps of a window under %.0f s: unreliable (the counter updates every "
+                     "20-100 ms); more --steps give a longer window\n", AB_ENERGY_MIN_RELIABLE_S);
 }
 
 ab_status ab_bench_train_write_json(const char *path, const ab_bench_train_args *a, const ab_bench_train_result *r, int n) {
