@@ -127,7 +127,7 @@ $(BUILD)/%.o: %.c
 # The files that report the commit rebuild when HEAD moves: the stamp is rewritten only when the commit differs.
 COMMIT_STAMP := $(BUILD)/git-commit
 $(shell mkdir -p $(BUILD) && { [ "$$(cat $(COMMIT_STAMP) 2>/dev/null)" = "$(GIT_COMMIT)" ] || echo "$(GIT_COMMIT)" > $(COMMIT_STAMP); })
-$(addprefix $(BUILD)/src/,main.o cli/info.o report/env.o report/results.o): $(COMMIT_STAMP)
+$(addprefix $(BUILD)/src/,main.o cli/info.o report/env.o): $(COMMIT_STAMP)
 
 # src/data/embedded.c pulls these files in with .incbin, which -MMD does not see.
 $(BUILD)/src/data/embedded.o: data/gpt2/encoder.json data/gpt2/vocab.bpe data/sample/tulu_sample.jsonl

@@ -104,12 +104,13 @@ static json_t *gpu_json(const ab_energy_meter *m) {
     return g;
 }
 
+json_t *ab_env_tool_json(void) {
+    return json_pack("{s:s, s:s, s:s}", "name", "attnbench", "version", AB_VERSION, "git_commit", AB_GIT_COMMIT);
+}
+
 ab_status ab_env_collect(const ab_energy_meter *m, int argc, char **argv, json_t **out) {
     json_t *e = json_object();
-    json_t *tool = json_object();
-    json_object_set_new(tool, "version", json_string(AB_VERSION));
-    json_object_set_new(tool, "git_commit", json_string(AB_GIT_COMMIT));
-    json_object_set_new(e, "tool", tool);
+    json_object_set_new(e, "tool", ab_env_tool_json());
     json_object_set_new(e, "build", build_json());
     char host[256] = "unknown";
     gethostname(host, sizeof host - 1);

@@ -11,6 +11,10 @@
 #include "core/status.h"
 #include "prof/energy.h"
 
+/* {"name": "attnbench", "version", "git_commit"}: the binary, as run.json records it for the run, for each variant
+ * (a resumed study may run its variants with other builds) and in the environment block. */
+json_t *ab_env_tool_json(void);
+
 /* A new JSON object describing this machine and build. m may be NULL (no GPU/RAPL section then says
  * "not probed"); argv may be NULL. */
 ab_status ab_env_collect(const ab_energy_meter *m, int argc, char **argv, json_t **out);

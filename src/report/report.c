@@ -538,19 +538,20 @@ static double epoch_loss_gap(const json_t *ea, const json_t *eb, size_t n, const
 /* A variant that finished in several of the runs compared, under the same configuration (a repeated study): whether
  * its training repeated bit for bit (the same train and validation loss at every epoch), how far apart the losses
  * got, and how much the training time moved. Nothing when no variant repeats. */
+static int finished_ok(const ab_report_entry *e) { return strcmp(ab_json_str(e->v, "status"), "ok") == 0; }
+
 static void section_repeats(doc *d, const ab_report_data *rd) {
     static char cells[AB_REPORT_MAX_ENTRIES][AB_CELL_COLS][AB_CELL_LEN];
     int rows = 0, grouped[AB_REPORT_MAX_ENTRIES] = {0};
     for (int i = 0; i < rd->n && rd->n_runs > 1; i++) {
         const ab_report_entry *a = &rd->e[i];
-        if (grouped[i] || strcmp(ab_json_str(a->v, "status"), "ok") != 0) continue;
+        if (grouped[i] || !finished_ok(a)) continue;
         const json_t *config = json_object_get(rd->runs[a->run].st.run, "config");
         int member[AB_REPORT_MAX_RUNS], n = 0;
         member[n++] = i;
         for (int j = i + 1; j < rd->n && n < AB_REPORT_MAX_RUNS; j++) {
             const ab_report_entry *b = &rd->e[j];
-            if (grouped[j] || b->run == a->run || strcmp(b->name, a->name) != 0 ||
-                strcmp(ab_json_str(b->v, "status"), "ok") != 0 ||
+            if (grouped[j] || b->run == a->run || strcmp(b->name, a->name) != 0 || !finished_ok(b) ||
                 !json_equal(config, json_object_get(rd->runs[b->run].st.run, "config")))
                 continue;
             grouped[j] = 1;

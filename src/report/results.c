@@ -17,6 +17,7 @@
 #include "core/fsutil.h"
 #include "prof/memory.h"
 #include "prof/timer.h"
+#include "report/env.h"
 
 #define JSON_DUMP_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(12))
 
@@ -463,15 +464,6 @@ static void load_power_prefix(ab_results *r) {
     free(text);
 }
 
-/* The binary that writes: {"name": "attnbench", "version", "git_commit"}, for the run and for each variant */
-static json_t *tool_json(void) {
-    json_t *tool = json_object();
-    set_str(tool, "name", "attnbench");
-    set_str(tool, "version", AB_VERSION);
-    set_str(tool, "git_commit", AB_GIT_COMMIT);
-    return tool;
-}
-
 ab_status ab_results_open(ab_results **out, const char *dir, json_t *env, json_t *config, const ab_results_opts *opts) {
     *out = NULL;
     AB_TRY(ab_mkdir_p(dir));
@@ -516,7 +508,7 @@ ab_status ab_results_open(ab_results **out, const char *dir, json_t *env, json_t
     } else {
         r->run = json_object();
         set_int(r->run, "schema_version", AB_RESULTS_SCHEMA_VERSION);
-        json_object_set_new(r->run, "tool", tool_json());
+        json_object_set_new(r->run, "tool", ab_env_tool_json());
         ab_utc_iso8601(r->wall0, ts, sizeof ts);
         set_str(r->run, "started_at", ts);
         r->run_start_unix_s = r->wall0;
@@ -576,7 +568,7 @@ ab_status ab_results_begin_variant(ab_results *r, const ab_variant_begin *b) {
     set_str(v, "name", b->name);
     set_str(v, "title", b->title ? b->title : b->name);
     set_str(v, "backend", b->backend ? b->backend : "cpu");
-    json_object_set_new(v, "tool", tool_json()); /* a resumed study may run its variants with other binaries */
+    json_object_set_new(v, "tool", ab_env_tool_json()); /* a resumed study may run variants with other builds */
     set_str(v, "status", "running");
     json_object_del(v, "failure_reason");
     set_str(v, "started_at", ts);

@@ -208,6 +208,21 @@ static inline void check_head_size_refused(const char *name, const ab_attn_ops *
     check_refused(name, ops, (ab_attn_config){.C = 256, .H = 8, .D = 32, .max_T = 64, .train_T = 64}, "head size 32");
 }
 
+/* After a backward (`what` names it in the case names): dx and the gradient of every tensor that has one (fixed
+ * tensors, dw.t[i] == NULL, have none) against the reference. */
+static inline void check_grads(const att_case *c, const dev_layer *d, case_namer case_name, const char *what) {
+    char name[200], label[96];
+    snprintf(label, sizeof label, "%s.dx", what);
+    case_name(name, sizeof name, c, label);
+    tc_check_tensor(name, &d->dx, c->dx, ATTN_REL_TOL, ATTN_ELEM_FRAC, c->cfg.C, c->T);
+    for (int i = 0; i < c->n_t; i++) {
+        if (!c->dw.t[i]) continue;
+        snprintf(label, sizeof label, "%s.dW(%s)", what, c->tens[i].name);
+        case_name(name, sizeof name, c, label);
+        tc_check_tensor(name, &d->dw[i], c->dw.t[i], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[i].cols, 0);
+    }
+}
+
 /* The deterministic backward (be->deterministic: the flash family's dQ summed in order, without atomics; the other
  * variants are deterministic anyway): from the same start values and saved forward as the backward just checked, its
  * gradients against the reference, then a second run must give the same bits. */
@@ -215,7 +230,7 @@ static inline void check_backward_deterministic(const att_case *c, const ab_attn
                                                 case_namer case_name, const float *dx0,
                                                 float *const dw0[AB_ATTN_MAX_TENSORS]) {
     char name[200], what[96];
-    const int B = c->B, T = c->T, C = c->cfg.C;
+    const int B = c->B, T = c->T;
     float *first[AB_ATTN_MAX_TENSORS + 1] = {NULL}; /* dx, then the dW */
     tc_cuda->deterministic = 1;
     for (int run = 0; run < 2; run++) {
@@ -224,19 +239,18 @@ static inline void check_backward_deterministic(const att_case *c, const ab_attn
             if (dw0[i]) g_set(&d->dw[i], dw0[i]);
         case_name(name, sizeof name, c, "backward(deterministic)");
         tc_check_status(ops->backward(&d->ctx, &d->wt, &d->dwt, d->saved.ptr, d->dx.ptr, d->dy.ptr, d->x.ptr, B, T), name);
-        for (int i = -1; i < c->n_t; i++) {
+        if (run == 0) check_grads(c, d, case_name, "backward(deterministic)");
+        for (int i = -1; i < c->n_t; i++) { /* the first run's bits, and the second's against them */
             if (i >= 0 && !c->dw.t[i]) continue;
             const gbuf *g = i < 0 ? &d->dx : &d->dw[i];
-            if (i < 0) snprintf(what, sizeof what, "backward(deterministic%s).dx", run ? ", again" : "");
-            else snprintf(what, sizeof what, "backward(deterministic%s).dW(%s)", run ? ", again" : "", c->tens[i].name);
-            case_name(name, sizeof name, c, what);
             if (run == 0) {
-                tc_check_tensor(name, g, i < 0 ? c->dx : c->dw.t[i], ATTN_REL_TOL, ATTN_ELEM_FRAC, i < 0 ? C : c->tens[i].cols,
-                                i < 0 ? T : 0);
                 first[i + 1] = g_get(g, NULL);
-            } else {
-                g_check(name, g, first[i + 1], 0.0, 0.0);
+                continue;
             }
+            if (i < 0) snprintf(what, sizeof what, "backward(deterministic, again).dx");
+            else snprintf(what, sizeof what, "backward(deterministic, again).dW(%s)", c->tens[i].name);
+            case_name(name, sizeof name, c, what);
+            g_check(name, g, first[i + 1], 0.0, 0.0);
         }
     }
     tc_cuda->deterministic = 0;
@@ -249,7 +263,7 @@ static inline void check_backward_deterministic(const att_case *c, const ab_attn
  * first_col .. C-1 of the tokens after T/3 (0: the whole tokens). Decode is checked against the CPU forward and
  * the CUDA forward. */
 static inline void check_layer_from(att_case *c, const ab_attn_ops *ops, case_namer case_name, int first_col) {
-    char name[200], what[96];
+    char name[200];
     const int B = c->B, T = c->T;
     const int C = c->cfg.C;
     const size_t n = att_n(c);
@@ -271,14 +285,7 @@ static inline void check_layer_from(att_case *c, const ab_attn_ops *ops, case_na
     tc_check_tensor(name, &d.y, c->y, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, T);
     case_name(name, sizeof name, c, "backward");
     tc_check_status(ops->backward(&d.ctx, &d.wt, &d.dwt, d.saved.ptr, d.dx.ptr, d.dy.ptr, d.x.ptr, B, T), name);
-    case_name(name, sizeof name, c, "backward.dx");
-    tc_check_tensor(name, &d.dx, c->dx, ATTN_REL_TOL, ATTN_ELEM_FRAC, C, T);
-    for (int i = 0; i < c->n_t; i++) {
-        if (!c->dw.t[i]) continue;
-        snprintf(what, sizeof what, "backward.dW(%s)", c->tens[i].name);
-        case_name(name, sizeof name, c, what);
-        tc_check_tensor(name, &d.dw[i], c->dw.t[i], ATTN_REL_TOL, ATTN_ELEM_FRAC, c->tens[i].cols, 0);
-    }
+    check_grads(c, &d, case_name, "backward");
     check_backward_deterministic(c, ops, &d, case_name, dx0, dw0);
 
     /* causality: tokens after t0 change; rows <= t0 must not */

@@ -120,7 +120,7 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, float *
                                                                 const bf16 *cache, int B, int H, int G, int D, int gl,
                                                                 int seen, const int32_t *pos_dev, int cap, float tau) {
     extern __shared__ float sh[];
-    pdl_release(); /* the output projection after this may start fetching its weights (cuda_common.cuh) */
+    pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
     const int pos = *pos_dev, lo = pos - seen + 1 > 0 ? pos - seen + 1 : 0, n = pos - lo + 1;
     const int bh = blockIdx.x, b = bh / H, h = bh % H, split = blockIdx.y, nsplit = gridDim.y;
     const int C = H * D, GD = G * D, ngroups = KVD_THREADS / gl, per_warp = 32 / gl;

@@ -319,7 +319,7 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_backward_kernel(bf16 *d
  * column e of S'. */
 __global__ void lin_decode_kernel(bf16 *y, float *cache, const bf16 *qkv1, int H, const int32_t *pos_dev) {
     __shared__ float a[LIN_D], kk[LIN_D], vv[LIN_DV], out[LIN_DV];
-    pdl_release(); /* the output projection after this may start fetching its weights (cuda_common.cuh) */
+    pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
     const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * LIN_D, fresh = *pos_dev == 0;
     const bf16 *q = qkv1 + (size_t)b * 3 * C + h * LIN_D;
     for (int d = threadIdx.x; d < LIN_D; d += blockDim.x) {

@@ -490,7 +490,7 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
                                                                         const bf16 *rot, const int32_t *pos_dev,
                                                                         lsh_shape s, int max_T) {
     extern __shared__ float sh[];
-    pdl_release(); /* the output projection after this may start fetching its weights (cuda_common.cuh) */
+    pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
     float *q = sh, *khat = q + FLASH_HD, *o_r = khat + FLASH_HD, *lse = o_r + s.nh * FLASH_HD, *part = lse + s.nh;
     float *sc = part + 2 * FLASH_HD;
     int *cand = (int *)(sc + s.window), *bk = cand + s.window, *scratch = bk + s.nh;

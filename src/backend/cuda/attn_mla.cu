@@ -326,7 +326,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
                                                                          const bf16 *Wuk, const bf16 *Wuv, int B, int H,
                                                                          int dc, const int32_t *pos_dev, float tau) {
     extern __shared__ float sh[];
-    pdl_release(); /* the output projection after this may start fetching its weights (cuda_common.cuh) */
+    pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
     const int n = *pos_dev + 1, groups = H / HG, g = blockIdx.x, b = g / groups, h0 = (g % groups) * HG;
     const int split = blockIdx.y, nsplit = gridDim.y, C = H * FLASH_HD, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int rg = threadIdx.x / 8, c8 = (threadIdx.x % 8) * 8; /* weight-slice row group, column offset in a head */

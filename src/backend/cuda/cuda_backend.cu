@@ -14,6 +14,7 @@
 
 #include "backend/cuda/cuda_common.cuh"
 
+#define LN_EPS 1e-5f
 #define LT_WORKSPACE_BYTES (32u << 20)   /* cuBLASLt workspace: 32 MiB, what Hopper kernels ask for */
 #define CLASSIFIER_ROWS 4096             /* rows of bf16 logits per chunk: 4096 x 50304 x 2 B = 412 MB (+ 2 x 77 MB padded wte, dwte) */
 
@@ -204,6 +205,33 @@ static void cuda_graph_free(ab_backend *be, void *graph) {
     if (graph) cudaGraphExecDestroy((cudaGraphExec_t)graph);
 }
 
+/* ------------------------------------------------------------------ 8-wide bf16 access */
+
+/* Loads x[i .. i+8) as floats (0 past n); 16-byte load when aligned and in bounds. */
+__device__ __forceinline__ void load8(float out[8], const bf16 *x, size_t i, size_t n) {
+    if (i + 8 <= n && (((uintptr_t)(x + i)) & 15) == 0) {
+        const uint4 *p = reinterpret_cast<const uint4 *>(x + i);
+        unpack8(out, *p);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) out[k] = i + k < n ? bf2f(x[i + k]) : 0.0f;
+    }
+}
+
+__device__ __forceinline__ void store8(bf16 *x, size_t i, size_t n, const float v[8]) {
+    if (i + 8 <= n && (((uintptr_t)(x + i)) & 15) == 0) {
+        uint4 u;
+        bf16 *h = reinterpret_cast<bf16 *>(&u);
+#pragma unroll
+        for (int k = 0; k < 8; k++) h[k] = f2bf(v[k]);
+        *reinterpret_cast<uint4 *>(x + i) = u;
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (i + k < n) x[i + k] = f2bf(v[k]);
+    }
+}
+
 /* ------------------------------------------------------------------ encoder */
 
 /* out (B,T,C) = wte[tokens] (V,C) + wpe[p0 + t] (maxT,C), p0 = *pos0 or 0; one thread per 8 channels */
@@ -311,16 +339,47 @@ static ab_status cuda_encoder_backward(ab_backend *be, void *dwte, void *dwpe, c
 
 /* ------------------------------------------------------------------ layernorm */
 
-/* out (N,C) = (inp - mean) * rstd * w + b, mean / rstd f32 (N); one warp per row (layernorm_row). */
+/* out (N,C) = (inp - mean) * rstd * w + b; one warp per row, statistics in fp32 (two passes over the
+ * row, the second from L1). */
 __global__ void layernorm_forward_kernel(bf16 *out, float *mean, float *rstd, const bf16 *inp, const bf16 *w,
                                          const bf16 *b, int N, int C) {
-    const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
-    layernorm_row(out + (size_t)row * C, mean + row, rstd + row, inp + (size_t)row * C, w, b, C);
+    const bf16 *x = inp + (size_t)row * C;
+    float s = 0.0f;
+    for (int c = lane * 8; c < C; c += 256) {
+        float v[8];
+        load8(v, x, c, C);
+#pragma unroll
+        for (int k = 0; k < 8; k++) s += v[k];
+    }
+    float m = warp_sum(s) / C, ss = 0.0f;
+    for (int c = lane * 8; c < C; c += 256) {
+        float v[8];
+        load8(v, x, c, C);
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (c + k < C) ss += (v[k] - m) * (v[k] - m);
+    }
+    float r = rsqrtf(warp_sum(ss) / C + LN_EPS);
+    bf16 *o = out + (size_t)row * C;
+    for (int c = lane * 8; c < C; c += 256) {
+        float v[8], wv[8], bv[8];
+        load8(v, x, c, C);
+        load8(wv, w, c, C);
+        load8(bv, b, c, C);
+#pragma unroll
+        for (int k = 0; k < 8; k++) v[k] = (v[k] - m) * r * wv[k] + bv[k];
+        store8(o, c, C, v);
+    }
+    if (lane == 0) {
+        mean[row] = m;
+        rstd[row] = r;
+    }
 }
 
 static ab_status cuda_layernorm_forward(ab_backend *be, void *out, float *mean, float *rstd, const void *inp,
-                                 const void *weight, const void *bias, int N, int C) {
+                                        const void *weight, const void *bias, int N, int C) {
     layernorm_forward_kernel<<<cuda_blocks((size_t)N, 8), 256, 0, cuda_stream(be)>>>(
         (bf16 *)out, mean, rstd, (const bf16 *)inp, (const bf16 *)weight, (const bf16 *)bias, N, C);
     return cuda_check_launch("layernorm_forward");

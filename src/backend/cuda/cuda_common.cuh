@@ -118,7 +118,8 @@ ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, v
 /* ---- Conv1D forward products with few rows (decode), cuda_gemm_small.cu ----
  * out (M,OC) = inp (M,K) @ weight (K,OC) + bias (OC, may be NULL), then the epilogue: plain; + residual (M,OC);
  * GELU (pre = the sum, written, out = gelu(pre)). tail (may be NULL): the decode step's KV append, below. Runs and
- * sets *done = 1 when the bandwidth-bound kernel takes the shape (M <= CUDA_SMALL_M, OC % 8 == 0, 16-byte aligned weight); *done = 0 (nothing queued): use cuBLASLt. */
+ * sets *done = 1 when the bandwidth-bound kernel takes the shape (M <= CUDA_SMALL_M, OC % 8 == 0, 16-byte aligned
+ * weight); *done = 0 (nothing queued): use cuBLASLt. */
 #define CUDA_SMALL_M 4 /* measured on an H200: M = 1 decode 0.88 -> 0.48 ms a token, but M = 16 1.01 -> 1.36 (cuBLASLt wins) */
 typedef enum { SMALL_M_PLAIN = 0, SMALL_M_RESIDUAL, SMALL_M_GELU } small_m_epilogue;
 typedef struct {
@@ -167,68 +168,6 @@ __device__ __forceinline__ void unpack8(float out[8], uint4 u) {
     const bf16 *h = reinterpret_cast<const bf16 *>(&u);
 #pragma unroll
     for (int k = 0; k < 8; k++) out[k] = bf2f(h[k]);
-}
-
-/* Loads x[i .. i+8) as floats (0 past n); 16-byte load when aligned and in bounds. */
-__device__ __forceinline__ void load8(float out[8], const bf16 *x, size_t i, size_t n) {
-    if (i + 8 <= n && (((uintptr_t)(x + i)) & 15) == 0) {
-        const uint4 *p = reinterpret_cast<const uint4 *>(x + i);
-        unpack8(out, *p);
-    } else {
-#pragma unroll
-        for (int k = 0; k < 8; k++) out[k] = i + k < n ? bf2f(x[i + k]) : 0.0f;
-    }
-}
-
-__device__ __forceinline__ void store8(bf16 *x, size_t i, size_t n, const float v[8]) {
-    if (i + 8 <= n && (((uintptr_t)(x + i)) & 15) == 0) {
-        uint4 u;
-        bf16 *h = reinterpret_cast<bf16 *>(&u);
-#pragma unroll
-        for (int k = 0; k < 8; k++) h[k] = f2bf(v[k]);
-        *reinterpret_cast<uint4 *>(x + i) = u;
-    } else {
-#pragma unroll
-        for (int k = 0; k < 8; k++)
-            if (i + k < n) x[i + k] = f2bf(v[k]);
-    }
-}
-
-/* LayerNorm of one row by the calling warp (every lane calls it): o (C) = (x (C) - mean) * rstd * w (C) + b (C),
- * *mean and *rstd written by lane 0. Statistics in fp32, two passes over the row (the second from L1). */
-#define LN_EPS 1e-5f
-__device__ __forceinline__ void layernorm_row(bf16 *o, float *mean, float *rstd, const bf16 *x, const bf16 *w,
-                                              const bf16 *b, int C) {
-    const int lane = threadIdx.x % 32;
-    float s = 0.0f;
-    for (int c = lane * 8; c < C; c += 256) {
-        float v[8];
-        load8(v, x, c, C);
-#pragma unroll
-        for (int k = 0; k < 8; k++) s += v[k];
-    }
-    float m = warp_sum(s) / C, ss = 0.0f;
-    for (int c = lane * 8; c < C; c += 256) {
-        float v[8];
-        load8(v, x, c, C);
-#pragma unroll
-        for (int k = 0; k < 8; k++)
-            if (c + k < C) ss += (v[k] - m) * (v[k] - m);
-    }
-    float r = rsqrtf(warp_sum(ss) / C + LN_EPS);
-    for (int c = lane * 8; c < C; c += 256) {
-        float v[8], wv[8], bv[8];
-        load8(v, x, c, C);
-        load8(wv, w, c, C);
-        load8(bv, b, c, C);
-#pragma unroll
-        for (int k = 0; k < 8; k++) v[k] = (v[k] - m) * r * wv[k] + bv[k];
-        store8(o, c, C, v);
-    }
-    if (lane == 0) {
-        *mean = m;
-        *rstd = r;
-    }
 }
 
 /* ---- programmatic dependent launch (compute capability 9.0+) ----

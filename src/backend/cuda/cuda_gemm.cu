@@ -5,10 +5,9 @@
  * cached per shape, transposition, alignment and epilogue, so the heuristic runs once per distinct GEMM.
  *
  * Also here: the matmul ops of the op table (Conv1D weights (in, out)), the bias gradient, the projection
- * that adds the residual as the GEMM's C input (and, fused, the LayerNorm of its result), and the MLP's c_fc -> GELU
- * -> c_proj pair with the GELU folded into the GEMM epilogues. The four forward ops send products of at most
- * CUDA_SMALL_M rows (decode) to the bandwidth-bound kernel of cuda_gemm_small.cu first and use cuBLASLt for the rest
- * (the LayerNorm then a kernel of its own).
+ * that adds the residual as the GEMM's C input, and the MLP's c_fc -> GELU -> c_proj pair with the GELU folded into
+ * the GEMM epilogues. The three forward ops send products of at most CUDA_SMALL_M rows (decode) to the
+ * bandwidth-bound kernel of cuda_gemm_small.cu first and use cuBLASLt for the rest.
  */
 #include <string.h>
 

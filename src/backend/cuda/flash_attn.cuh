@@ -95,25 +95,12 @@ struct flash_mask_band {
     }
 };
 
-/* lsh: the band of p.window sorted keys, narrowed per query to [row_lo, i] (lo: row_lo of query i), which
- * depends on the data: no tile is known to be unmasked */
-struct flash_mask_sorted {
+/* lsh: the band of p.window sorted keys (the band mask's block ranges and skipped tiles), narrowed per query to
+ * [row_lo, i] (lo: row_lo of query i), which depends on the data: no tile is known to be unmasked */
+struct flash_mask_sorted : flash_mask_band {
     static constexpr bool sorted = true;
-    static __device__ __forceinline__ int kv_begin(const flash_params &p, int q0) { return flash_mask_band::kv_begin(p, q0); }
-    static __device__ __forceinline__ int kv_end(const flash_params &p, int q1) { return flash_mask_band::kv_end(p, q1); }
-    static __device__ __forceinline__ int q_begin(const flash_params &p, int k0) { return flash_mask_band::q_begin(p, k0); }
-    static __device__ __forceinline__ int q_end(const flash_params &p, int k1) { return flash_mask_band::q_end(p, k1); }
     static __device__ __forceinline__ bool full(const flash_params &p, int q0, int q1, int k0, int k1) { return false; }
     static __device__ __forceinline__ bool allowed(const flash_params &p, int i, int j, int lo) { return j <= i && j >= lo; }
-    static __device__ __forceinline__ bool none(const flash_params &p, int q0, int q1, int k0, int k1) {
-        return flash_mask_band::none(p, q0, q1, k0, k1);
-    }
-};
-
-/* a tile's row count as a type (for generic lambdas) */
-template <int R>
-struct flash_rows {
-    static constexpr int value = R;
 };
 
 /* ---- PTX wrappers ---- */
@@ -162,6 +149,17 @@ __device__ __forceinline__ void load_tile_async(bf16 *s, const bf16 *g, long lon
         long long row = GATHER ? (ok ? rows[r] : 0) : r;
         cp_async16(smem_addr(s + sw(r, ch)), ok ? g + row * row_stride + ch * 8 : g, ok);
     }
+}
+
+/* tile rows r0 .. r0 + ROWS - 1 of a (batch, head)'s tensor at g (row stride in elements; rows past T zero), by
+ * THREADS threads: in sorted space through the permutation `rows` of that (batch, head), else rows r0 .. in order */
+template <class Mask, int ROWS, int THREADS>
+__device__ __forceinline__ void load_rows_async(bf16 *dst, const bf16 *g, long long stride, int r0, int T, int tid,
+                                                const int *rows) {
+    if constexpr (Mask::sorted)
+        load_tile_async<ROWS, THREADS, true>(dst, g, stride, T - r0, tid, rows + r0);
+    else
+        load_tile_async<ROWS, THREADS>(dst, g + r0 * stride, stride, T - r0, tid);
 }
 
 /* A fragments (16 rows from row0, k = 64) of a [row][k] tile: af[ks] for k-step ks */
@@ -221,10 +219,7 @@ struct flash_qblock {
     }
     /* tile rows r0 .. r0 + 63 of a (batch, head)'s tensor at g (asynchronous) */
     __device__ __forceinline__ void load_rows(bf16 *dst, const bf16 *g, long long stride, int r0) const {
-        if constexpr (Mask::sorted)
-            load_tile_async<FLASH_BLOCK, FLASH_THREADS, true>(dst, g, stride, p.T - r0, tid, rows + r0);
-        else
-            load_tile_async(dst, g + r0 * stride, stride, p.T - r0, tid);
+        load_rows_async<Mask, FLASH_BLOCK, FLASH_THREADS>(dst, g, stride, r0, p.T, tid, rows);
     }
     /* the first key block's K, V into buffer 0 (committed with the caller's first loads) */
     __device__ __forceinline__ void load_first_kv(bf16 *sK, bf16 *sV) const {
@@ -399,20 +394,13 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward
     const int nq = qb_end > qb_begin ? qb_end - qb_begin : 0, total = nq * p.h_per_kv;
     const float sl2 = p.scale_log2;
 
-    /* R tile rows r0 .. r0 + R-1 of a (batch, head)'s tensor at g */
-    auto load_rows = [&](auto rows_c, bf16 *dst, const bf16 *g, long long stride, int r0) {
-        constexpr int R = decltype(rows_c)::value;
-        if constexpr (Mask::sorted)
-            load_tile_async<R, THREADS, true>(dst, g, stride, T - r0, tid, rows + r0);
-        else
-            load_tile_async<R, THREADS>(dst, g + r0 * stride, stride, T - r0, tid);
-    };
     /* loads of iteration it (head h = hk*h_per_kv + it/nq, query block qb_begin + it%nq) into buffer buf */
     auto issue_loads = [&](int it, int buf) {
         int h = hk * p.h_per_kv + it / nq, q0 = (qb_begin + it % nq) * FLASH_BLOCK;
-        load_rows(flash_rows<FLASH_BLOCK>(), sQ + buf * FLASH_BLOCK * FLASH_HD, p.q + b * p.q_sb + h * p.q_sh, p.q_st, q0);
-        load_rows(flash_rows<FLASH_BLOCK>(), sdO + buf * FLASH_BLOCK * FLASH_HD, p.dout + b * p.o_sb + h * p.o_sh,
-                  p.o_st, q0);
+        load_rows_async<Mask, FLASH_BLOCK, THREADS>(sQ + buf * FLASH_BLOCK * FLASH_HD, p.q + b * p.q_sb + h * p.q_sh, p.q_st,
+                                                    q0, T, tid, rows);
+        load_rows_async<Mask, FLASH_BLOCK, THREADS>(sdO + buf * FLASH_BLOCK * FLASH_HD, p.dout + b * p.o_sb + h * p.o_sh,
+                                                    p.o_st, q0, T, tid, rows);
         if (tid < FLASH_BLOCK) {
             const int i = q0 + tid;
             const bool ok = i < T;
@@ -427,8 +415,8 @@ __global__ void __launch_bounds__(WARPS * 32, WARPS == 4 ? 2 : 1) flash_backward
         }
     };
 
-    load_rows(flash_rows<KB>(), sK, kg, p.kv_st, k0);
-    load_rows(flash_rows<KB>(), sV, vg, p.kv_st, k0);
+    load_rows_async<Mask, KB, THREADS>(sK, kg, p.kv_st, k0, T, tid, rows);
+    load_rows_async<Mask, KB, THREADS>(sV, vg, p.kv_st, k0, T, tid, rows);
     if (total > 0) issue_loads(0, 0);
     cp_async_commit();
     cp_async_wait_all();
