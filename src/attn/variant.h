@@ -99,6 +99,11 @@ typedef struct {
      * recorded launches with the arguments of the first step. NULL (tests calling decode directly): the op
      * stages `pos` itself (cuda: cuda_decode_pos). The cpu ops read `pos`. */
     const int32_t *pos_dev;
+    /* decode only, NULL otherwise: the model folds ln_1 into the decode (backend.h, layernorm_matmul_forward; only
+     * on a backend with that op, whose variants all honour this). x is then the block's residual and the input of
+     * the attention is LN(x) with ln->w, ln->b: the variant's projections normalise x on the fly, or write LN(x)
+     * to ln->out first where they cannot. */
+    const ab_layernorm_input *ln;
 } ab_attn_ctx;
 
 /* The tensors of one layer, in the order the variant's tensor list gives (act dtype). */

@@ -37,6 +37,15 @@ typedef struct {
     int step; /* 1-based, for the bias correction */
 } ab_adamw_args;
 
+/* A LayerNorm folded into the product that reads it (decode steps: layernorm_matmul_forward, ab_attn_ctx.ln): its
+ * weight and bias (C), and where LN(x) (N,C) and its statistics (N each) go when the product cannot normalise its
+ * rows itself. */
+typedef struct {
+    const void *w, *b;
+    void *out;
+    float *mean, *rstd;
+} ab_layernorm_input;
+
 typedef struct ab_backend_ops {
     const char *name;      /* "cpu", "cuda" */
     ab_backend_id id;
@@ -112,6 +121,13 @@ typedef struct ab_backend_ops {
      * out (N,OC) = gelu(pre) */
     ab_status (*matmul_gelu_forward)(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,
                                      const void *bias, int N, int C, int OC);
+    /* layernorm_forward folded into the product after it, for decode steps (few rows): out (N,OC) = LN(x (N,C)) @
+     * weight (C,OC) + bias (OC, may be NULL), or with pre (not NULL) pre = that and out = gelu(pre). The rows are
+     * normalised on the fly where the backend can, else LN(x) is written to ln->out (with ln->mean, ln->rstd) as
+     * layernorm_forward would and the product reads it there. A backend with this op also has every attention
+     * variant's decode honour ab_attn_ctx.ln (ln_1 folded into the variant's projections). */
+    ab_status (*layernorm_matmul_forward)(ab_backend *be, const ab_layernorm_input *ln, void *out, void *pre,
+                                          const void *x, const void *weight, const void *bias, int N, int C, int OC);
     /* Backward of out = gelu(pre) @ weight + bias, with act = gelu(pre) (N,C) and pre as matmul_gelu_forward
      * left them: dpre (N,C) = gelu'(pre) * (dout (N,OC) @ W^T) is WRITTEN, not accumulated (the exception to
      * the rule above: d(act) never exists, so there is nothing to add to); dweight (C,OC) += act^T @ dout and

@@ -395,23 +395,36 @@ static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void
     ab_attn_weights w;
     layer_weights(m, l, &w, NULL);
 #define LP(idx) param(m, P_LAYER(m, l, (idx)))
-    AB_TRY(check(ops->layernorm_forward(be, io->ln1, io->ln1_stats, io->ln1_stats + BT, residual, LP(P_LN1_W), LP(P_LN1_B),
-                                        (int)BT, C), m, "ln_1", l));
+    /* Decode, where the backend folds a LayerNorm into the product after it: ln_1 into the variant's projections
+     * (ctx.ln, the attention reads the residual), ln_2 into c_fc. Elsewhere each is its own op. */
+    const int fold_ln = mode == BLOCK_DECODE && ops->layernorm_matmul_forward;
+    const ab_layernorm_input ln1 = {LP(P_LN1_W), LP(P_LN1_B), io->ln1, io->ln1_stats, io->ln1_stats + BT};
+    const ab_layernorm_input ln2 = {LP(P_AFTER(m, A_LN2_W)), LP(P_AFTER(m, A_LN2_B)), io->ln2, io->ln2_stats,
+                                    io->ln2_stats + BT};
+    if (fold_ln)
+        ctx.ln = &ln1;
+    else
+        AB_TRY(check(ops->layernorm_forward(be, ln1.out, ln1.mean, ln1.rstd, residual, ln1.w, ln1.b, (int)BT, C), m, "ln_1",
+                     l));
     ab_status s = mode == BLOCK_FORWARD   ? m->attn->forward(&ctx, &w, io->attn_saved, io->atty, io->ln1, B, T)
                   : mode == BLOCK_PREFILL ? m->attn->prefill(&ctx, &w, cache, io->atty, io->ln1, B, T)
-                                          : m->attn->decode(&ctx, &w, cache, io->atty, io->ln1, B, pos);
+                                          : m->attn->decode(&ctx, &w, cache, io->atty, fold_ln ? residual : io->ln1, B, pos);
     AB_TRY(check(s, m, mode == BLOCK_FORWARD ? "attention forward" : mode == BLOCK_PREFILL ? "attention prefill" : "attention decode", l));
     AB_TRY(check(project_add(m, io->res2, io->atty, LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), residual, (int)BT, C, C),
                  m, "attn.c_proj", l));
-    AB_TRY(ops->layernorm_forward(be, io->ln2, io->ln2_stats, io->ln2_stats + BT, io->res2, LP(P_AFTER(m, A_LN2_W)),
-                                  LP(P_AFTER(m, A_LN2_B)), (int)BT, C));
-    if (ops->matmul_gelu_forward) { /* fused where the backend has it */
-        AB_TRY(check(ops->matmul_gelu_forward(be, io->fchg, io->fch, io->ln2, LP(P_AFTER(m, A_FC_W)), LP(P_AFTER(m, A_FC_B)),
-                                              (int)BT, C, 4 * C), m, "mlp.c_fc + gelu", l));
+    if (fold_ln) {
+        AB_TRY(check(ops->layernorm_matmul_forward(be, &ln2, io->fchg, io->fch, io->res2, LP(P_AFTER(m, A_FC_W)),
+                                                   LP(P_AFTER(m, A_FC_B)), (int)BT, C, 4 * C), m, "ln_2 + mlp.c_fc + gelu", l));
     } else {
-        AB_TRY(check(ops->matmul_forward(be, io->fch, io->ln2, LP(P_AFTER(m, A_FC_W)), LP(P_AFTER(m, A_FC_B)), (int)BT, C,
-                                         4 * C), m, "mlp.c_fc", l));
-        AB_TRY(ops->gelu_forward(be, io->fchg, io->fch, BTC * 4));
+        AB_TRY(ops->layernorm_forward(be, ln2.out, ln2.mean, ln2.rstd, io->res2, ln2.w, ln2.b, (int)BT, C));
+        if (ops->matmul_gelu_forward) { /* fused where the backend has it */
+            AB_TRY(check(ops->matmul_gelu_forward(be, io->fchg, io->fch, io->ln2, LP(P_AFTER(m, A_FC_W)),
+                                                  LP(P_AFTER(m, A_FC_B)), (int)BT, C, 4 * C), m, "mlp.c_fc + gelu", l));
+        } else {
+            AB_TRY(check(ops->matmul_forward(be, io->fch, io->ln2, LP(P_AFTER(m, A_FC_W)), LP(P_AFTER(m, A_FC_B)), (int)BT,
+                                             C, 4 * C), m, "mlp.c_fc", l));
+            AB_TRY(ops->gelu_forward(be, io->fchg, io->fch, BTC * 4));
+        }
     }
     AB_TRY(check(project_add(m, io->res3, io->fchg, LP(P_AFTER(m, A_FCPROJ_W)), LP(P_AFTER(m, A_FCPROJ_B)), io->res2, (int)BT,
                              4 * C, C), m, "mlp.c_proj", l));
@@ -655,7 +668,8 @@ ab_status ab_gpt2_prefill(ab_gpt2 *m, const int32_t *tokens, int B, int T, float
 }
 
 /* What one decode step runs, recorded once where the backend records steps: [pos | tokens] from the staging into
- * the step buffer (a recorded copy reads the staging when it replays), then the trunk at the position it holds. */
+ * the step buffer (a recorded copy reads the staging when it replays), the trunk at the position it holds, and the
+ * next token's logits (B,V) into the cache's logits buffer: a step is everything a token costs on the device. */
 static ab_status decode_step(ab_gpt2 *m, int B, int pos) {
     ab_infer_cache *c = &m->cache;
     const ab_backend_ops *ops = m->be->ops;
@@ -663,7 +677,8 @@ static ab_status decode_step(ab_gpt2 *m, int B, int pos) {
     const size_t bytes = (size_t)(1 + B) * sizeof(int32_t);
     AB_TRY(ops->copy_to_device_async ? ops->copy_to_device_async(m->be, step, c->step_host, bytes)
                                      : ops->copy_to_device(m->be, step, c->step_host, bytes));
-    return trunk_forward(m, step + 1, step, B, 1, BLOCK_DECODE, 0, pos);
+    AB_TRY(trunk_forward(m, step + 1, step, B, 1, BLOCK_DECODE, 0, pos));
+    return ops->logits(m->be, c->logits.ptr, m->act.lnf.ptr, param(m, P_WTE), B, m->cfg.n_embd, m->cfg.vocab_size);
 }
 
 static ab_status record_decode_step(ab_gpt2 *m, int B, int pos) {
@@ -693,5 +708,6 @@ ab_status ab_gpt2_decode(ab_gpt2 *m, const int32_t *tokens, int B, int pos, floa
     } else {
         AB_TRY(decode_step(m, B, pos));
     }
-    return last_logits(m, B, 1, logits_host);
+    if (!logits_host) return AB_OK;
+    return be->ops->copy_to_host(be, logits_host, c->logits.ptr, (size_t)B * m->cfg.vocab_size * sizeof(float));
 }

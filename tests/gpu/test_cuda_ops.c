@@ -7,8 +7,8 @@
  * check that they accumulate. Shapes are odd on purpose (tails of the 8-wide vector paths, partial rows). The forward
  * products are also run at decode sizes (1 to 16 rows: the small-M kernel with its K split over blocks up to
  * CUDA_SMALL_M rows, cuBLASLt above and for the shapes the kernel leaves to it) on GPT-2's projection shapes, and the
- * fused projection + residual + LayerNorm against cuda's own two ops (the same bits expected), run twice and replayed
- * from a CUDA graph; and a decode step's chain of dependent products queued, and replayed, against one op at a time.
+ * decode-sized products run twice (the same bits expected); the logits at decode sizes; and a decode step's chain of
+ * dependent products and LayerNorms queued, and replayed from a CUDA graph, against one op at a time.
  */
 #include <math.h>
 
@@ -254,6 +254,48 @@ static void test_mlp_fused(int N, int C, int H) {
     free(junk);
 }
 
+/* ------------------------------------------------------------------ LayerNorm folded into the product after it */
+
+/* layernorm_matmul_forward (a decode step's ln_2 + c_fc + GELU, or with pre NULL its ln_1 + c_attn) against the CPU's
+ * layernorm_forward, the bf16 rounding of its output (what cuda's LayerNorm writes and the product reads) and
+ * matmul_forward (+ gelu). With one row the small-M kernel normalises it itself (its statistics summed in another
+ * order: a few LN outputs may round to the neighbouring bf16); with more, LN(x) is written to ln->out first, which is
+ * checked too. The residual stream is large on purpose (offset 3, scale 4): a one-pass variance would lose it. */
+static void test_layernorm_matmul(int N, int C, int OC, int gelu) {
+    char name[160];
+    float *x = tc_randn(&rng, (size_t)N * C, 4.0, 3.0), *lw = tc_randn(&rng, C, 0.5, 1.0), *lb = tc_randn(&rng, C, 0.2, 0.0);
+    float *w = tc_randn(&rng, (size_t)C * OC, 1.0 / sqrt((double)C), 0.0), *b = tc_randn(&rng, OC, 0.5, 0.0);
+    float *ln = calloc((size_t)N * C, 4), *stats = calloc((size_t)2 * N, 4), *pre = calloc((size_t)N * OC, 4);
+    float *out = calloc((size_t)N * OC, 4);
+    cpu.ops->layernorm_forward(&cpu, ln, stats, stats + N, x, lw, lb, N, C);
+    for (size_t i = 0; i < (size_t)N * C; i++) ln[i] = tc_round_bf16(ln[i]);
+    cpu.ops->matmul_forward(&cpu, pre, ln, w, b, N, C, OC);
+    if (gelu) cpu.ops->gelu_forward(&cpu, out, pre, (size_t)N * OC);
+    else memcpy(out, pre, (size_t)N * OC * 4);
+    gbuf gx = g_new((size_t)N * C, 2), glw = g_new(C, 2), glb = g_new(C, 2), gw = g_new((size_t)C * OC, 2), gb = g_new(OC, 2);
+    gbuf gln = g_new((size_t)N * C, 2), gst = g_new((size_t)2 * N, 4), gpre = g_new((size_t)N * OC, 2);
+    gbuf gout = g_new((size_t)N * OC, 2);
+    g_set(&gx, x); g_set(&glw, lw); g_set(&glb, lb); g_set(&gw, w); g_set(&gb, b);
+    const ab_layernorm_input lni = {glw.ptr, glb.ptr, gln.ptr, gst.ptr, (float *)gst.ptr + N};
+    tc_check_status(cuda.ops->layernorm_matmul_forward(&cuda, &lni, gout.ptr, gelu ? gpre.ptr : NULL, gx.ptr, gw.ptr, gb.ptr,
+                                                       N, C, OC), "layernorm_matmul_forward");
+    /* as matmul_forward's checks: fp32 accumulation, one bf16 rounding (a flipped LN rounding adds ~2^-8 |w| per
+     * element, far inside) */
+    snprintf(name, sizeof name, "layernorm_matmul_forward%s.out[N=%d,C=%d,OC=%d]", gelu ? "+gelu" : "", N, C, OC);
+    g_check(name, &gout, out, 1e-2, 1.0 / 128);
+    if (gelu) {
+        snprintf(name, sizeof name, "layernorm_matmul_forward+gelu.pre[N=%d,C=%d,OC=%d]", N, C, OC);
+        g_check(name, &gpre, pre, 1e-2, 1.0 / 128);
+    }
+    if (N > 1) { /* written out first */
+        snprintf(name, sizeof name, "layernorm_matmul_forward.ln_out[N=%d,C=%d]", N, C);
+        g_check(name, &gln, ln, 1e-2, 1.0 / 128);
+    }
+    g_free(&gx); g_free(&glw); g_free(&glb); g_free(&gw); g_free(&gb); g_free(&gln); g_free(&gst); g_free(&gpre);
+    g_free(&gout);
+    free(x); free(lw); free(lb); free(w); free(b); free(ln); free(stats); free(pre); free(out);
+}
+
 /* ------------------------------------------------------------------ decode-sized products */
 
 /* Products of at most CUDA_SMALL_M (4) rows (decode) run the bandwidth-bound kernel of cuda_gemm_small.cu, which
@@ -370,6 +412,13 @@ static void test_small_m(void) {
     test_small_m_deterministic(1, 768, 2304);
     test_small_m_chain(1, 12);
     test_small_m_chain(4, 3);
+    static const int ln_rows[] = {1, 2, 3, 4, 5, 16};
+    for (size_t i = 0; i < sizeof ln_rows / sizeof ln_rows[0]; i++) {
+        test_layernorm_matmul(ln_rows[i], 768, 3072, 1); /* ln_2 + c_fc + GELU */
+        test_layernorm_matmul(ln_rows[i], 768, 2304, 0); /* ln_1 + c_attn */
+    }
+    test_layernorm_matmul(1, 1600, 4800, 0); /* gpt2-xl: K split over more blocks, each normalising its own range */
+    test_layernorm_matmul(1, 72, 40, 1);
 }
 
 /* ------------------------------------------------------------------ element-wise */
@@ -479,15 +528,23 @@ static void test_classifier_backward(int N, int C, int V) {
     g_check(name, &gdx, dx, 0.02 * dloss, 1.0 / 64);
     snprintf(name, sizeof name, "classifier_backward.dwte[N=%d,C=%d,V=%d]", N, C, V);
     g_check(name, &gdw, dwte, 0.02 * dloss * sqrt(N / 64.0 + 1), 1.0 / 64);
+    g_free(&gx); g_free(&gw); g_free(&gt); g_free(&gl); g_free(&gdx); g_free(&gdw);
+    free(x); free(wte); free(tg); free(losses); free(dx); free(dwte);
+}
 
+/* logits (N,V) fp32 = x @ wte^T: cuBLASLt, or at decode sizes (N <= 16, C <= 1024) the kernel that streams wte */
+static void test_logits(int N, int C, int V) {
+    char name[160];
+    float *x = tc_randn(&rng, (size_t)N * C, 1.0, 0.0), *wte = tc_randn(&rng, (size_t)V * C, 2.0 / sqrt((double)C), 0.0);
     float *logits = calloc((size_t)N * V, 4);
     cpu.ops->logits(&cpu, logits, x, wte, N, C, V);
-    gbuf glo = g_new((size_t)N * V, 4);
+    gbuf gx = g_new((size_t)N * C, 2), gw = g_new((size_t)V * C, 2), glo = g_new((size_t)N * V, 4);
+    g_set(&gx, x); g_set(&gw, wte);
     tc_check_status(cuda.ops->logits(&cuda, glo.ptr, gx.ptr, gw.ptr, N, C, V), "logits");
     snprintf(name, sizeof name, "logits[N=%d,C=%d,V=%d]", N, C, V);
     g_check(name, &glo, logits, 1e-4, 1e-4); /* fp32 output of identical bf16 inputs, fp32 accumulation */
-    g_free(&gx); g_free(&gw); g_free(&gt); g_free(&gl); g_free(&gdx); g_free(&gdw); g_free(&glo);
-    free(x); free(wte); free(tg); free(losses); free(dx); free(dwte); free(logits);
+    g_free(&gx); g_free(&gw); g_free(&glo);
+    free(x); free(wte); free(logits);
 }
 
 /* ------------------------------------------------------------------ optimizer */
@@ -547,6 +604,9 @@ int main(void) {
     test_layernorm(37, 768);
     test_layernorm(5, 72);
     test_layernorm(1000, 1024);
+    test_layernorm(1, 768);   /* a decode row */
+    test_layernorm(3, 1600);  /* gpt2-xl's width: the 8-chunk kernel */
+    test_layernorm(9, 2048);  /* the widest built */
     test_matmul(37, 64, 200, 1);
     test_matmul(128, 768, 2304, 1);
     test_matmul(61, 96, 40, 0);
@@ -563,6 +623,14 @@ int main(void) {
     test_classifier_backward(37, 64, 1000);
     test_classifier_backward(4100, 64, 301); /* more rows than one chunk (4096) */
     test_classifier_backward(64, 768, 50257);
+    test_logits(64, 768, 50257);
+    test_logits(1, 768, 50257); /* decode sizes: the small-M kernel (N <= 16, C <= 1024) */
+    test_logits(3, 1024, 1001);
+    test_logits(4, 72, 37);
+    test_logits(16, 768, 50257);
+    test_logits(7, 1024, 333);
+    test_logits(17, 768, 50257); /* cuBLASLt again: above 16 rows, and above C = 1024 */
+    test_logits(2, 1280, 999);
     test_adamw(1001);
     test_adamw(1 << 18);
     test_sum_squares(100003);

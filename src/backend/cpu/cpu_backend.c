@@ -337,6 +337,7 @@ const ab_backend_ops ab_cpu_backend = {
     .sum_squares = cpu_sum_squares,
     .matmul_residual_forward = NULL, /* the model composes the plain ops */
     .matmul_gelu_forward = NULL,
+    .layernorm_matmul_forward = NULL,
     .gelu_matmul_backward = NULL,
     .host_alloc = NULL, /* no recorded steps: every decode step runs directly */
     .host_free = NULL,

@@ -1,6 +1,6 @@
 /*
  * attn_common.cu — the parts of attention every CUDA variant shares: the c_attn projection (through the
- * backend's cuBLASLt matmul), head permutes, the decode position in device memory (cuda_decode_pos), and the
+ * backend's cuBLASLt matmul) and a decode's input projections (cuda_decode_projection), head permutes, the decode position in device memory (cuda_decode_pos), and the
  * KV cache with its one-token decode kernel (flash-decoding: the keys of a head split over several blocks, 16-byte
  * loads, softmax states merged in a fixed order), which reads the position on the device so that a recorded decode
  * step replays at every position.
@@ -95,6 +95,20 @@ static ab_status kv_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B, in
     return cuda_check_launch("kv_cache_fill");
 }
 
+ab_status cuda_decode_projection(const ab_attn_ctx *ctx, void *out, const void *x, const void *w, const void *b,
+                                 const small_m_tail *tail, int M, int K, int OC) {
+    const void *in;
+    const ab_layernorm_input *fold;
+    AB_TRY(cuda_layernorm_input(ctx->be, ctx->ln, x, w, M, K, OC, &in, &fold));
+    int done;
+    AB_TRY(cuda_gemm_small_m(ctx->be, SMALL_M_PLAIN, out, NULL, in, fold, w, b, NULL, tail, M, K, OC, &done));
+    if (done) return AB_OK;
+    AB_TRY(cuda_matmul_forward(ctx->be, out, in, w, b, M, K, OC));
+    return tail ? kv_fill(ctx->be, (bf16 *)tail->cache, (const bf16 *)out, M, 1, 0, OC, tail->koff, tail->KV, tail->pos,
+                          tail->cap)
+                : AB_OK;
+}
+
 ab_status attn_kv_cache_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B, int T, int C) {
     return kv_fill(be, cache, qkv, B, T, 0, 3 * C, C, 2 * C, NULL, T);
 }
@@ -121,6 +135,7 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, float *
                                                                 int seen, const int32_t *pos_dev, int cap, float tau) {
     extern __shared__ float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
+    pdl_wait();    /* launched dependent: the product before this wrote its input */
     const int pos = *pos_dev, lo = pos - seen + 1 > 0 ? pos - seen + 1 : 0, n = pos - lo + 1;
     const int bh = blockIdx.x, b = bh / H, h = bh % H, split = blockIdx.y, nsplit = gridDim.y;
     const int C = H * D, GD = G * D, ngroups = KVD_THREADS / gl, per_warp = 32 / gl;
@@ -209,20 +224,14 @@ ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L,
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B, C + 2*G*D) */
     float *part = (float *)((char *)ctx->workspace + qkv1_bytes(cfg, B)); /* (B*H, splits, D + 2) */
-    /* c_attn with the append of k | v to the cache in its epilogue (decode rows), else the product and the append */
+    /* c_attn with the append of k | v to the cache */
     small_m_tail append;
     memset(&append, 0, sizeof append);
     append.cache = cache; append.pos = pos_dev; append.koff = C; append.KV = KV; append.cap = L->cap;
-    int appended;
-    AB_TRY(cuda_gemm_small_m(ctx->be, SMALL_M_PLAIN, qkv1, NULL, x, w->t[0], w->t[1], NULL, &append, B, C, C + KV, &appended));
-    if (!appended) {
-        AB_TRY(cuda_matmul_forward(ctx->be, qkv1, x, w->t[0], w->t[1], B, C, C + KV));
-        AB_TRY(kv_fill(ctx->be, (bf16 *)cache, qkv1, B, 1, 0, C + KV, C, KV, pos_dev, L->cap));
-    }
-    kv_decode_kernel<<<dim3((unsigned)(B * H), (unsigned)splits), KVD_THREADS, shmem, cuda_stream(ctx->be)>>>(
-        (bf16 *)y, part, counters, qkv1, (const bf16 *)cache, B, H, G, D, gl, seen, pos_dev, L->cap,
-        1.0f / sqrtf((float)D));
-    return cuda_check_launch("kv_decode");
+    AB_TRY(cuda_decode_projection(ctx, qkv1, x, w->t[0], w->t[1], &append, B, C, C + KV));
+    return cuda_launch_dependent(ctx->be, "kv_decode", kv_decode_kernel, dim3((unsigned)(B * H), (unsigned)splits),
+                                 dim3(KVD_THREADS), shmem, (bf16 *)y, part, counters, (const bf16 *)qkv1,
+                                 (const bf16 *)cache, B, H, G, D, gl, seen, pos_dev, L->cap, 1.0f / sqrtf((float)D));
 }
 
 ab_status attn_kv_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x, int B,

@@ -320,6 +320,7 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_backward_kernel(bf16 *d
 __global__ void lin_decode_kernel(bf16 *y, float *cache, const bf16 *qkv1, int H, const int32_t *pos_dev) {
     __shared__ float a[LIN_D], kk[LIN_D], vv[LIN_DV], out[LIN_DV];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
+    pdl_wait();    /* launched dependent: the product before this wrote its input */
     const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * LIN_D, fresh = *pos_dev == 0;
     const bf16 *q = qkv1 + (size_t)b * 3 * C + h * LIN_D;
     for (int d = threadIdx.x; d < LIN_D; d += blockDim.x) {
@@ -498,9 +499,9 @@ static ab_status linear_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w,
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B,3C) */
-    AB_TRY(cuda_matmul_forward(ctx->be, qkv1, x, w->t[0], w->t[1], B, cfg->C, 3 * cfg->C));
-    lin_decode_kernel<<<B * cfg->H, 96, 0, cuda_stream(ctx->be)>>>((bf16 *)y, (float *)cache, qkv1, cfg->H, pos_dev);
-    return cuda_check_launch("linear decode");
+    AB_TRY(cuda_decode_projection(ctx, qkv1, x, w->t[0], w->t[1], NULL, B, cfg->C, 3 * cfg->C));
+    return cuda_launch_dependent(ctx->be, "linear decode", lin_decode_kernel, dim3((unsigned)(B * cfg->H)), dim3(96), 0,
+                                 (bf16 *)y, (float *)cache, (const bf16 *)qkv1, cfg->H, pos_dev);
 }
 
 extern "C" const ab_attn_ops ab_cuda_attn_linear = {

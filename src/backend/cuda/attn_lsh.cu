@@ -491,6 +491,7 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
                                                                         lsh_shape s, int max_T) {
     extern __shared__ float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
+    pdl_wait();    /* launched dependent: the product before this wrote its input */
     float *q = sh, *khat = q + FLASH_HD, *o_r = khat + FLASH_HD, *lse = o_r + s.nh * FLASH_HD, *part = lse + s.nh;
     float *sc = part + 2 * FLASH_HD;
     int *cand = (int *)(sc + s.window), *bk = cand + s.window, *scratch = bk + s.nh;
@@ -597,11 +598,11 @@ static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     const int32_t *pos_dev;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B, 2C) */
-    AB_TRY(cuda_matmul_forward(ctx->be, qkv1, x, w->t[W_ATTN], w->t[W_BIAS], B, cfg->C, 2 * cfg->C));
-    lsh_decode_kernel<<<B * cfg->H, LSH_DECODE_THREADS, smem, cuda_stream(ctx->be)>>>(
-        (bf16 *)y, (bf16 *)cache, (int16_t *)((char *)cache + cache_kv_bytes(cfg, B, cfg->max_T)), qkv1,
-        (const bf16 *)w->t[W_ROT], pos_dev, s, cfg->max_T);
-    return cuda_check_launch("lsh_decode");
+    AB_TRY(cuda_decode_projection(ctx, qkv1, x, w->t[W_ATTN], w->t[W_BIAS], NULL, B, cfg->C, 2 * cfg->C));
+    return cuda_launch_dependent(ctx->be, "lsh_decode", lsh_decode_kernel, dim3((unsigned)(B * cfg->H)),
+                                 dim3(LSH_DECODE_THREADS), smem, (bf16 *)y, (bf16 *)cache,
+                                 (int16_t *)((char *)cache + cache_kv_bytes(cfg, B, cfg->max_T)), (const bf16 *)qkv1,
+                                 (const bf16 *)w->t[W_ROT], pos_dev, s, cfg->max_T);
 }
 
 extern "C" const ab_attn_ops ab_cuda_attn_lsh = {

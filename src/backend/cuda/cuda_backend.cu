@@ -14,7 +14,6 @@
 
 #include "backend/cuda/cuda_common.cuh"
 
-#define LN_EPS 1e-5f
 #define LT_WORKSPACE_BYTES (32u << 20)   /* cuBLASLt workspace: 32 MiB, what Hopper kernels ask for */
 #define CLASSIFIER_ROWS 4096             /* rows of bf16 logits per chunk: 4096 x 50304 x 2 B = 412 MB (+ 2 x 77 MB padded wte, dwte) */
 
@@ -339,38 +338,61 @@ static ab_status cuda_encoder_backward(ab_backend *be, void *dwte, void *dwpe, c
 
 /* ------------------------------------------------------------------ layernorm */
 
-/* out (N,C) = (inp - mean) * rstd * w + b; one warp per row, statistics in fp32 (two passes over the
- * row, the second from L1). */
+/* out (N,C) = (inp - mean) * rstd * w + b; one warp per row, statistics in fp32 (C % 8 == 0, rows 16-byte aligned).
+ * Lane l holds the 16-byte chunks l + 32*k (k < CHUNKS, C <= 256*CHUNKS) of the row, of the weight and of the bias
+ * in registers, all requested at once: a decode step's row costs one memory round trip, not one per pass. The sums
+ * run in column order within the lane, then across the warp (two passes over the registers: the mean, then the
+ * squares about it). Launched programmatically dependent (cuda_launch_dependent): in a decode step it is scheduled
+ * while the product before it finishes. */
+template <int CHUNKS>
 __global__ void layernorm_forward_kernel(bf16 *out, float *mean, float *rstd, const bf16 *inp, const bf16 *w,
                                          const bf16 *b, int N, int C) {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    pdl_release();
+    pdl_wait();
+    const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, n8 = C / 8;
     if (row >= N) return;
-    const bf16 *x = inp + (size_t)row * C;
-    float s = 0.0f;
-    for (int c = lane * 8; c < C; c += 256) {
-        float v[8];
-        load8(v, x, c, C);
+    const uint4 *x = reinterpret_cast<const uint4 *>(inp + (size_t)row * C);
+    uint4 ux[CHUNKS], uw[CHUNKS], ub[CHUNKS];
 #pragma unroll
-        for (int k = 0; k < 8; k++) s += v[k];
+    for (int k = 0; k < CHUNKS; k++) {
+        const int i = lane + 32 * k;
+        if (i < n8) {
+            ux[k] = x[i];
+            uw[k] = reinterpret_cast<const uint4 *>(w)[i];
+            ub[k] = reinterpret_cast<const uint4 *>(b)[i];
+        }
     }
-    float m = warp_sum(s) / C, ss = 0.0f;
-    for (int c = lane * 8; c < C; c += 256) {
-        float v[8];
-        load8(v, x, c, C);
+    float s = 0.0f, v[8];
 #pragma unroll
-        for (int k = 0; k < 8; k++)
-            if (c + k < C) ss += (v[k] - m) * (v[k] - m);
+    for (int k = 0; k < CHUNKS; k++) {
+        if (lane + 32 * k >= n8) break;
+        unpack8(v, ux[k]);
+#pragma unroll
+        for (int e = 0; e < 8; e++) s += v[e];
     }
-    float r = rsqrtf(warp_sum(ss) / C + LN_EPS);
-    bf16 *o = out + (size_t)row * C;
-    for (int c = lane * 8; c < C; c += 256) {
-        float v[8], wv[8], bv[8];
-        load8(v, x, c, C);
-        load8(wv, w, c, C);
-        load8(bv, b, c, C);
+    const float m = warp_sum(s) / C;
+    float ss = 0.0f;
 #pragma unroll
-        for (int k = 0; k < 8; k++) v[k] = (v[k] - m) * r * wv[k] + bv[k];
-        store8(o, c, C, v);
+    for (int k = 0; k < CHUNKS; k++) {
+        if (lane + 32 * k >= n8) break;
+        unpack8(v, ux[k]);
+#pragma unroll
+        for (int e = 0; e < 8; e++) ss += (v[e] - m) * (v[e] - m);
+    }
+    const float r = rsqrtf(warp_sum(ss) / C + LN_EPS);
+    uint4 *o = reinterpret_cast<uint4 *>(out + (size_t)row * C);
+#pragma unroll
+    for (int k = 0; k < CHUNKS; k++) {
+        if (lane + 32 * k >= n8) break;
+        float wv[8], bv[8];
+        unpack8(v, ux[k]);
+        unpack8(wv, uw[k]);
+        unpack8(bv, ub[k]);
+        uint4 u;
+        bf16 *h = reinterpret_cast<bf16 *>(&u);
+#pragma unroll
+        for (int e = 0; e < 8; e++) h[e] = f2bf((v[e] - m) * r * wv[e] + bv[e]);
+        o[lane + 32 * k] = u;
     }
     if (lane == 0) {
         mean[row] = m;
@@ -380,9 +402,16 @@ __global__ void layernorm_forward_kernel(bf16 *out, float *mean, float *rstd, co
 
 static ab_status cuda_layernorm_forward(ab_backend *be, void *out, float *mean, float *rstd, const void *inp,
                                         const void *weight, const void *bias, int N, int C) {
-    layernorm_forward_kernel<<<cuda_blocks((size_t)N, 8), 256, 0, cuda_stream(be)>>>(
-        (bf16 *)out, mean, rstd, (const bf16 *)inp, (const bf16 *)weight, (const bf16 *)bias, N, C);
-    return cuda_check_launch("layernorm_forward");
+    if (C > 2048 || C % 8)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda layernorm_forward: C = %d (a multiple of 8, at most 2048, is built)", C);
+    if (((uintptr_t)out | (uintptr_t)inp | (uintptr_t)weight | (uintptr_t)bias) & 15)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda layernorm_forward: tensors must be 16-byte aligned");
+    const dim3 grid(cuda_blocks((size_t)N, 8)), block(256);
+    bf16 *o = (bf16 *)out;
+    const bf16 *x = (const bf16 *)inp, *w = (const bf16 *)weight, *b = (const bf16 *)bias;
+    void (*kernel)(bf16 *, float *, float *, const bf16 *, const bf16 *, const bf16 *, int, int) =
+        C <= 768 ? layernorm_forward_kernel<3> : C <= 1024 ? layernorm_forward_kernel<4> : layernorm_forward_kernel<8>;
+    return cuda_launch_dependent(be, "layernorm_forward", kernel, grid, block, 0, o, mean, rstd, x, w, b, N, C);
 }
 
 /* dinp (N,C) += LN backward, stage 1 of 2. One warp per row, grid-stride; lane l owns columns l*8 + 256*k
@@ -715,6 +744,9 @@ static ab_status cuda_classifier(ab_backend *be, float *losses, void *dx, void *
 }
 
 static ab_status cuda_logits(ab_backend *be, float *logits, const void *x, const void *wte, int N, int C, int V) {
+    int done;
+    AB_TRY(cuda_logits_small_m(be, logits, x, wte, N, C, V, &done)); /* a decode step's rows */
+    if (done) return AB_OK;
     cuda_gemm_args g; /* logits (N,V) f32 = x (N,C) @ wte^T */
     memset(&g, 0, sizeof g);
     g.trans_b = 1; g.M = N; g.N = V; g.K = C; g.alpha = 1.0f; g.beta = 0.0f;
@@ -884,6 +916,7 @@ extern "C" const ab_backend_ops ab_cuda_backend = {
     /* .sum_squares = */ cuda_sum_squares,
     /* .matmul_residual_forward = */ cuda_matmul_residual_forward,
     /* .matmul_gelu_forward = */ cuda_matmul_gelu_forward,
+    /* .layernorm_matmul_forward = */ cuda_layernorm_matmul_forward,
     /* .gelu_matmul_backward = */ cuda_gelu_matmul_backward,
     /* .host_alloc = */ cuda_host_alloc,
     /* .host_free = */ cuda_host_free,

@@ -38,7 +38,7 @@ typedef struct {
     size_t lt_workspace_bytes;
     ab_buffer lt_workspace_buf;
     int sm_count;
-    int pdl;                     /* programmatic dependent launch of the small-M products (sm_90+, AB_CUDA_PDL) */
+    int pdl;                     /* programmatic dependent launch (cuda_launch_dependent: sm_90+, AB_CUDA_PDL) */
     cuda_scratch reduce;         /* layernorm weight / bias gradient sums (2C fp32) */
     cuda_scratch partials;       /* sum_squares per-block partials (double) */
     cuda_scratch classifier;     /* logits chunk f32 + dlogits chunk bf16 */
@@ -112,12 +112,20 @@ ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *in
                                        const void *residual, int N, int C, int OC);
 ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const void *inp, const void *weight,
                                    const void *bias, int N, int C, int OC);
+ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input *ln, void *out, void *pre, const void *x,
+                                        const void *weight, const void *bias, int N, int C, int OC);
+/* The input of a decode product x (N,C) @ weight (C,OC) that reads LN(x) (ln; NULL: x itself): *in = x and *fold = ln
+ * where the small-M kernel takes the shape and so normalises the rows itself; else LN(x) is written to ln->out
+ * (layernorm_forward), *in = ln->out and *fold = NULL. */
+ab_status cuda_layernorm_input(ab_backend *be, const ab_layernorm_input *ln, const void *x, const void *weight, int N,
+                               int C, int OC, const void **in, const ab_layernorm_input **fold);
 ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
                                     const void *act, const void *pre, const void *weight, int N, int C, int OC);
 
 /* ---- Conv1D forward products with few rows (decode), cuda_gemm_small.cu ----
- * out (M,OC) = inp (M,K) @ weight (K,OC) + bias (OC, may be NULL), then the epilogue: plain; + residual (M,OC);
- * GELU (pre = the sum, written, out = gelu(pre)). tail (may be NULL): the decode step's KV append, below. Runs and
+ * out (M,OC) = in @ weight (K,OC) + bias (OC, may be NULL), then the epilogue: plain; + residual (M,OC); GELU (pre =
+ * the sum, written, out = gelu(pre)). in = inp (M,K), or with ln (may be NULL; M = 1 only) LN(inp) with ln->w, ln->b,
+ * computed in the prologue (ln->out is not written). tail (may be NULL): the decode step's KV append, below. Runs and
  * sets *done = 1 when the bandwidth-bound kernel takes the shape (M <= CUDA_SMALL_M, OC % 8 == 0, 16-byte aligned
  * weight); *done = 0 (nothing queued): use cuBLASLt. */
 #define CUDA_SMALL_M 4 /* measured on an H200: M = 1 decode 0.88 -> 0.48 ms a token, but M = 16 1.01 -> 1.36 (cuBLASLt wins) */
@@ -129,9 +137,18 @@ typedef struct {
     const int32_t *pos;
     int koff, KV, cap;
 } small_m_tail;
-ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp, const void *weight,
-                            const void *bias, const void *residual, const small_m_tail *tail, int M, int K, int OC,
-                            int *done);
+ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp,
+                            const ab_layernorm_input *ln, const void *weight, const void *bias, const void *residual,
+                            const small_m_tail *tail, int M, int K, int OC, int *done);
+/* whether cuda_gemm_small_m takes the shape (folds_ln: with a LayerNorm folded in, which also needs M = 1,
+ * K % 8 == 0, K <= 2048 and a 16-byte aligned inp) */
+bool cuda_gemm_small_m_takes(ab_backend *be, int M, int K, int OC, const void *weight, const void *inp, int folds_ln);
+
+/* logits (N,V) fp32 = x (N,C) @ wte^T (wte (V,C)) for N <= LOGITS_SMALL_M, C % 8 == 0, C <= 1024, 16-byte aligned:
+ * *done = 1 when queued, else 0 (nothing queued: use cuBLASLt) */
+#define LOGITS_SMALL_M 16 /* decode at batch 16: cuBLASLt's fp32 (16, 50257) product took ~0.1 ms of a 0.63 ms step */
+ab_status cuda_logits_small_m(ab_backend *be, float *logits, const void *x, const void *wte, int N, int C, int V,
+                              int *done);
 
 /* ---- reductions split across the blocks of one launch ----
  * A group of blocks (one output tile, one attention head) each writes its partial result to global memory and calls
@@ -157,6 +174,8 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+#define LN_EPS 1e-5f /* LayerNorm's epsilon (GPT-2's), for layernorm_forward and the products that fold it */
+
 /* GELU, tanh form (GPT-2's) */
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 __device__ __forceinline__ float gelu_tanh(float x) {
@@ -171,7 +190,7 @@ __device__ __forceinline__ void unpack8(float out[8], uint4 u) {
 }
 
 /* ---- programmatic dependent launch (compute capability 9.0+) ----
- * A kernel launched with the programmatic-serialization attribute (cuda_gemm_small_m when ci->pdl) may be scheduled
+ * A kernel launched with the programmatic-serialization attribute (cuda_launch_dependent when ci->pdl) may be scheduled
  * while the kernel before it in the stream still runs, once every block of that one has called pdl_release() or
  * ended. Before pdl_wait() it may only do work that reads nothing an earlier kernel wrote (this kernel's weights);
  * pdl_wait() returns when the kernels before it have finished and their writes are visible. Every block of such a
@@ -188,6 +207,27 @@ __device__ __forceinline__ void pdl_release() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
+}
+
+/* Launch kernel<<<grid, block, shmem>>>(args) on the backend's stream, programmatically dependent on the kernel before
+ * it where the backend has it (ci->pdl; a normal launch otherwise). The kernel keeps the contract above: every block
+ * calls pdl_wait() before it reads what an earlier kernel wrote, and before it ends. */
+template <typename... Params, typename... Args>
+static ab_status cuda_launch_dependent(ab_backend *be, const char *what, void (*kernel)(Params...), dim3 grid, dim3 block,
+                                       size_t shmem, Args... args) {
+    cuda_impl *ci = cuda_of(be);
+    cudaLaunchAttribute pdl;
+    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t lc = {};
+    lc.gridDim = grid;
+    lc.blockDim = block;
+    lc.dynamicSmemBytes = shmem;
+    lc.stream = ci->stream;
+    lc.attrs = &pdl;
+    lc.numAttrs = ci->pdl ? 1 : 0;
+    CUDA_TRY(cudaLaunchKernelEx(&lc, kernel, args...), what);
+    return AB_OK;
 }
 
 /* Called by every thread of the block after writing its part of the block's partial result (see cuda_split_counters):

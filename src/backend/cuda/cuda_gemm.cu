@@ -7,7 +7,9 @@
  * Also here: the matmul ops of the op table (Conv1D weights (in, out)), the bias gradient, the projection
  * that adds the residual as the GEMM's C input, and the MLP's c_fc -> GELU -> c_proj pair with the GELU folded into
  * the GEMM epilogues. The three forward ops send products of at most CUDA_SMALL_M rows (decode) to the
- * bandwidth-bound kernel of cuda_gemm_small.cu first and use cuBLASLt for the rest.
+ * bandwidth-bound kernel of cuda_gemm_small.cu first and use cuBLASLt for the rest. And a decode step's LayerNorms
+ * folded into the product after them (layernorm_matmul_forward, the variants' cuda_decode_projection): normalised
+ * in that kernel's prologue where it takes the shape, else written out by layernorm_forward first.
  */
 #include <string.h>
 
@@ -203,7 +205,7 @@ static cuda_gemm_args linear_forward_args(void *out, const void *inp, const void
 ab_status cuda_matmul_forward(ab_backend *be, void *out, const void *inp, const void *weight, const void *bias,
                               int N, int C, int OC) {
     int done;
-    AB_TRY(cuda_gemm_small_m(be, SMALL_M_PLAIN, out, NULL, inp, weight, bias, NULL, NULL, N, C, OC, &done));
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_PLAIN, out, NULL, inp, NULL, weight, bias, NULL, NULL, N, C, OC, &done));
     if (done) return AB_OK;
     cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     return cuda_gemm(be, &g);
@@ -236,7 +238,7 @@ ab_status cuda_matmul_residual_forward(ab_backend *be, void *out, const void *in
                                        const void *residual, int N, int C, int OC) {
     /* out (N,OC) = residual (N,OC) + inp (N,C) @ weight (C,OC) + bias (OC): residual read as C with beta 1 */
     int done;
-    AB_TRY(cuda_gemm_small_m(be, SMALL_M_RESIDUAL, out, NULL, inp, weight, bias, residual, NULL, N, C, OC, &done));
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_RESIDUAL, out, NULL, inp, NULL, weight, bias, residual, NULL, N, C, OC, &done));
     if (done) return AB_OK;
     cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     g.beta = 1.0f;
@@ -248,11 +250,36 @@ ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const v
                                    const void *bias, int N, int C, int OC) {
     /* pre (N,OC) = inp (N,C) @ weight (C,OC) + bias (OC); out = gelu(pre): one GEMM, both written by the epilogue */
     int done;
-    AB_TRY(cuda_gemm_small_m(be, SMALL_M_GELU, out, pre, inp, weight, bias, NULL, NULL, N, C, OC, &done));
+    AB_TRY(cuda_gemm_small_m(be, SMALL_M_GELU, out, pre, inp, NULL, weight, bias, NULL, NULL, N, C, OC, &done));
     if (done) return AB_OK;
     cuda_gemm_args g = linear_forward_args(out, inp, weight, bias, N, C, OC);
     g.gelu = GEMM_GELU_FORWARD; g.aux = pre; g.ld_aux = OC;
     return cuda_gemm(be, &g);
+}
+
+ab_status cuda_layernorm_input(ab_backend *be, const ab_layernorm_input *ln, const void *x, const void *weight, int N,
+                               int C, int OC, const void **in, const ab_layernorm_input **fold) {
+    *in = x;
+    *fold = ln;
+    if (!ln || cuda_gemm_small_m_takes(be, N, C, OC, weight, x, 1)) return AB_OK;
+    AB_TRY(be->ops->layernorm_forward(be, ln->out, ln->mean, ln->rstd, x, ln->w, ln->b, N, C));
+    *in = ln->out;
+    *fold = NULL;
+    return AB_OK;
+}
+
+ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input *ln, void *out, void *pre, const void *x,
+                                        const void *weight, const void *bias, int N, int C, int OC) {
+    const void *in;
+    const ab_layernorm_input *fold;
+    AB_TRY(cuda_layernorm_input(be, ln, x, weight, N, C, OC, &in, &fold));
+    if (!fold)
+        return pre ? cuda_matmul_gelu_forward(be, out, pre, in, weight, bias, N, C, OC)
+                   : cuda_matmul_forward(be, out, in, weight, bias, N, C, OC);
+    int done;
+    AB_TRY(cuda_gemm_small_m(be, pre ? SMALL_M_GELU : SMALL_M_PLAIN, out, pre, in, fold, weight, bias, NULL, NULL, N, C,
+                             OC, &done));
+    return done ? AB_OK : ab_fail(AB_ERR_INTERNAL, "cuda: the small-M kernel refused a shape it takes");
 }
 
 ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,

@@ -3,7 +3,8 @@
  * cuBLASLt's tile kernels run far below bandwidth: out (M,OC) = inp (M,K) @ W (K,OC) + bias (OC, may be NULL), with
  * the epilogues of the op table: plain, + residual (M,OC), GELU (pre (M,OC) = the sum, out = gelu(pre)); and, as the
  * launch's tail (small_m_tail), the decode step's KV append (out's key and value columns also into the cache slot of
- * the position the device holds).
+ * the position the device holds). Also the decode step's next-token logits x @ wte^T (cuda_logits_small_m, at the
+ * end).
  * Such a product is bound by reading W (K,OC) bf16 once, so the kernel streams it with coalesced 16-byte loads and
  * spreads it over enough blocks to keep every SM's loads in flight.
  *
@@ -20,16 +21,20 @@
  * depending on the host beyond the shape (safe to record in a CUDA graph).
  *
  * Programmatic dependent launch (ci->pdl: sm_90+, unless AB_CUDA_PDL=0). A decode step is a chain of short kernels,
- * each waiting for the one before. The products are launched with programmatic stream serialization and the kernels
- * before them (the decode attention kernels, the products themselves) release their successor early (pdl_release):
- * the blocks of a product are scheduled while the kernel before it finishes and wait there (pdl_wait) for x and the
- * residual, so the launch gap is hidden (measured on an H200: 0.466 -> 0.452 ms a flash decode step at batch 1).
- * Sending the block's slice of W towards L2 before the wait (prefetch.global.L2) made the step slower, 0.452 -> 0.478
- * ms (docs/PERF.md), and is not done.
+ * each waiting for the one before. Every kernel of the chain (the products, the LayerNorms, the decode attention
+ * kernels) is launched with programmatic stream serialization (cuda_launch_dependent) and releases its successor
+ * early (pdl_release): the blocks of a product are scheduled while the kernel before it finishes, request their
+ * first rows of W (constant) into registers, and then wait (pdl_wait) for x and the residual, so both the launch gap
+ * and the first W latency are hidden. Measured on an H200, flash decode at batch 1: 0.466 -> 0.452 ms for the PDL of
+ * the products; 0.447 -> 0.405 ms for the rest of the chain launched so, with W requested before the wait (0.423
+ * with W requested after it). Sending the block's slice of W towards L2 before the wait (prefetch.global.L2) instead
+ * made the step slower, 0.452 -> 0.478 ms (docs/PERF.md).
  */
 #include <string.h>
 
 #include "backend/cuda/cuda_common.cuh"
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 #define SM_THREADS 256
 #define SM_TILE 64                          /* columns of W per block */
@@ -42,6 +47,7 @@
 typedef struct {
     bf16 *out, *pre;                     /* (M,OC); pre only for GELU */
     const bf16 *inp, *w, *bias, *residual; /* (M,K), (K,OC), (OC) or NULL, (M,OC) for RESIDUAL */
+    const bf16 *ln_w, *ln_b;             /* (K): the product's input is LN(inp) with them; NULL: inp itself */
     small_m_tail tail;                   /* the cache append; zeros: none */
     float *part;                         /* (tiles, splits, M, SM_TILE) fp32 partial sums when splits > 1 */
     unsigned *counters;                  /* (tiles) split counters when splits > 1 */
@@ -67,6 +73,43 @@ __device__ __forceinline__ void small_m_store(const small_m_params &p, int m, in
     }
 }
 
+/* u[j] = the thread's 16 bytes of W row k + j * SM_SLOTS of the block's range (zeros past nk or past OC) */
+__device__ __forceinline__ void small_m_load_w(uint4 u[SM_UNROLL], const uint4 *wp, size_t row_stride, int k, int nk,
+                                               bool on) {
+#pragma unroll
+    for (int j = 0; j < SM_UNROLL; j++) {
+        const int kk = k + j * SM_SLOTS;
+        u[j] = on && kk < nk ? __ldcs(wp + kk * row_stride) : make_uint4(0u, 0u, 0u, 0u); /* W is streamed once */
+    }
+}
+
+/* LayerNorm statistics of the one row of p.inp over all K columns, which every block of a folded product computes for
+ * itself (1.5 KB): st[0] = mean, st[1] = rstd, fp32, two passes as layernorm_forward (the mean, then the squares
+ * about it). Thread t holds the row's 16-byte chunk t in registers: one memory round trip (K <= 8 * SM_THREADS,
+ * K % 8 == 0, the row 16-byte aligned: cuda_gemm_small_m_takes); red holds the warps' partial sums. */
+__device__ void small_m_ln_stats(const small_m_params &p, float red[SM_THREADS / 32], float st[2]) {
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const bool on = tid < p.K / 8;
+    float v[8];
+    unpack8(v, on ? reinterpret_cast<const uint4 *>(p.inp)[tid] : make_uint4(0u, 0u, 0u, 0u));
+    for (int pass = 0; pass < 2; pass++) {
+        float s = 0.0f;
+        if (on)
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += pass == 0 ? v[e] : (v[e] - st[0]) * (v[e] - st[0]);
+        s = warp_sum(s);
+        if (lane == 0) red[warp] = s;
+        __syncthreads();
+        if (tid == 0) {
+            float t = 0.0f;
+#pragma unroll
+            for (int w = 0; w < SM_THREADS / 32; w++) t += red[w];
+            st[pass] = pass == 0 ? t / p.K : rsqrtf(t / p.K + LN_EPS);
+        }
+        __syncthreads();
+    }
+}
+
 template <int MR>
 __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     __shared__ float sh[MR * SM_MAX_ROWS]; /* x [m][k - k0] (row stride nk), then the warps' sums [warp][m][SM_TILE] */
@@ -76,10 +119,24 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     /* Launched programmatically, this runs while the kernel before it finishes: let the next kernel's blocks be
      * scheduled too, then wait for x and the residual, which earlier kernels write. */
     pdl_release();
+    /* The thread's first SM_UNROLL rows of W (constant: allowed before the wait) are requested first, so that their
+     * latency overlaps the wait and the staging of x; each pass then requests the next rows before it uses the ones
+     * it holds. Then wait for x and the residual, which earlier kernels write. */
+    const bool on = col < p.OC;
+    const uint4 *wp = reinterpret_cast<const uint4 *>(p.w + (size_t)k0 * p.OC + col);
+    const size_t row_stride = (size_t)p.OC / 8; /* in uint4 */
+    uint4 u[SM_UNROLL];
+    small_m_load_w(u, wp, row_stride, slot, nk, on);
     pdl_wait();
+    __shared__ float ln_red[SM_THREADS / 32], ln_st[2]; /* a folded LayerNorm (one row): partial sums; mean, rstd */
+    const bool folds_ln = MR == 1 && p.ln_w;
+    if (folds_ln) small_m_ln_stats(p, ln_red, ln_st);
     for (int i = tid; i < MR * nk; i += SM_THREADS) {
         const int m = i / nk, k = i % nk;
-        sh[i] = m < p.M ? bf2f(p.inp[(size_t)m * p.K + k0 + k]) : 0.0f;
+        float v = m < p.M ? bf2f(p.inp[(size_t)m * p.K + k0 + k]) : 0.0f;
+        if (folds_ln) /* the bf16 row layernorm_forward would have written */
+            v = bf2f(f2bf((v - ln_st[0]) * ln_st[1] * bf2f(p.ln_w[k0 + k]) + bf2f(p.ln_b[k0 + k])));
+        sh[i] = v;
     }
     __syncthreads();
     float acc[MR][8];
@@ -87,28 +144,22 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     for (int m = 0; m < MR; m++)
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[m][e] = 0.0f;
-    if (col < p.OC) {
-        const uint4 *wp = reinterpret_cast<const uint4 *>(p.w + (size_t)k0 * p.OC + col);
-        const size_t row_stride = (size_t)p.OC / 8; /* in uint4 */
-        for (int k = slot; k < nk; k += SM_SLOTS * SM_UNROLL) {
-            uint4 u[SM_UNROLL];
+    for (int k = slot; on && k < nk; k += SM_SLOTS * SM_UNROLL) {
+        uint4 cur[SM_UNROLL];
 #pragma unroll
-            for (int j = 0; j < SM_UNROLL; j++) {
-                const int kk = k + j * SM_SLOTS;
-                u[j] = kk < nk ? __ldcs(wp + kk * row_stride) : make_uint4(0u, 0u, 0u, 0u); /* W is streamed once */
-            }
+        for (int j = 0; j < SM_UNROLL; j++) cur[j] = u[j];
+        small_m_load_w(u, wp, row_stride, k + SM_SLOTS * SM_UNROLL, nk, on);
 #pragma unroll
-            for (int j = 0; j < SM_UNROLL; j++) {
-                const int kk = k + j * SM_SLOTS;
-                if (kk >= nk) break;
-                float wv[8];
-                unpack8(wv, u[j]);
+        for (int j = 0; j < SM_UNROLL; j++) {
+            const int kk = k + j * SM_SLOTS;
+            if (kk >= nk) break;
+            float wv[8];
+            unpack8(wv, cur[j]);
 #pragma unroll
-                for (int m = 0; m < MR; m++) {
-                    const float xv = sh[m * nk + kk];
+            for (int m = 0; m < MR; m++) {
+                const float xv = sh[m * nk + kk];
 #pragma unroll
-                    for (int e = 0; e < 8; e++) acc[m][e] = fmaf(xv, wv[e], acc[m][e]);
-                }
+                for (int e = 0; e < 8; e++) acc[m][e] = fmaf(xv, wv[e], acc[m][e]);
             }
         }
     }
@@ -153,47 +204,128 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     }
 }
 
-static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+/* The grid of a product: tiles of SM_TILE columns, K split in `splits` ranges of `rows` rows (a multiple of a pass):
+ * as few splits as the shared memory allows, more until the grid fills the GPU. False when the kernel does not take
+ * the shape. */
+static bool small_m_plan(const cuda_impl *ci, int M, int K, int OC, const void *weight, const void *inp, int folds_ln,
+                         int *tiles, int *splits, int *rows) {
+    if (M < 1 || M > CUDA_SMALL_M || K < 1 || OC < 8 || OC % 8 || ((uintptr_t)weight & 15)) return false;
+    /* A LayerNorm is folded into one row only: with 4 rows (batch 4 x 8192 positions) the step was 0.07 ms slower than
+     * with the LayerNorms as kernels of their own, at 1 row 0.01-0.02 ms faster (docs/PERF.md). small_m_ln_stats
+     * reads a 16-byte chunk of the row per thread. */
+    if (folds_ln && (M != 1 || K % 8 || K > 8 * SM_THREADS || ((uintptr_t)inp & 15))) return false;
+    *tiles = ceil_div(OC, SM_TILE);
+    int s = ceil_div(K, SM_MAX_ROWS), fill = ceil_div(SM_BLOCKS_PER_SM * ci->sm_count, *tiles);
+    if (fill > s) s = fill;
+    *rows = ceil_div(ceil_div(K, s), SM_SLOTS) * SM_SLOTS;
+    *splits = ceil_div(K, *rows);
+    if (*splits == 1) return true;
+    const size_t part_bytes = (size_t)*tiles * *splits * M * SM_TILE * sizeof(float);
+    return *tiles <= CUDA_SPLIT_COUNTERS && part_bytes <= ci->lt_workspace_bytes && *splits <= 65535;
+}
 
-ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp, const void *weight,
-                            const void *bias, const void *residual, const small_m_tail *tail, int M, int K, int OC,
-                            int *done) {
+bool cuda_gemm_small_m_takes(ab_backend *be, int M, int K, int OC, const void *weight, const void *inp, int folds_ln) {
+    int tiles, splits, rows;
+    return small_m_plan(cuda_of(be), M, K, OC, weight, inp, folds_ln, &tiles, &splits, &rows);
+}
+
+ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp,
+                            const ab_layernorm_input *ln, const void *weight, const void *bias, const void *residual,
+                            const small_m_tail *tail, int M, int K, int OC, int *done) {
     cuda_impl *ci = cuda_of(be);
     *done = 0;
-    if (M < 1 || M > CUDA_SMALL_M || K < 1 || OC < 8 || OC % 8 || ((uintptr_t)weight & 15)) return AB_OK;
+    int tiles;
     small_m_params p;
+    if (!small_m_plan(ci, M, K, OC, weight, inp, ln != NULL, &tiles, &p.splits, &p.rows)) return AB_OK;
     p.out = (bf16 *)out; p.pre = (bf16 *)pre;
     p.inp = (const bf16 *)inp; p.w = (const bf16 *)weight; p.bias = (const bf16 *)bias; p.residual = (const bf16 *)residual;
+    p.ln_w = ln ? (const bf16 *)ln->w : NULL; p.ln_b = ln ? (const bf16 *)ln->b : NULL;
     if (tail) p.tail = *tail;
     else memset(&p.tail, 0, sizeof p.tail);
     p.M = M; p.K = K; p.OC = OC; p.ep = ep;
-    const int tiles = ceil_div(OC, SM_TILE);
-    /* as few splits as the shared memory allows, more until the grid fills the GPU; rows a multiple of a pass */
-    int splits = ceil_div(K, SM_MAX_ROWS), fill = ceil_div(SM_BLOCKS_PER_SM * ci->sm_count, tiles);
-    if (fill > splits) splits = fill;
-    p.rows = ceil_div(ceil_div(K, splits), SM_SLOTS) * SM_SLOTS;
-    p.splits = ceil_div(K, p.rows);
     p.part = (float *)ci->lt_workspace;
     p.counters = NULL;
-    if (p.splits > 1) {
-        const size_t part_bytes = (size_t)tiles * p.splits * M * SM_TILE * sizeof(float);
-        if (tiles > CUDA_SPLIT_COUNTERS || part_bytes > ci->lt_workspace_bytes || p.splits > 65535) return AB_OK;
-        AB_TRY(cuda_split_counters(be, tiles, &p.counters));
+    if (p.splits > 1) AB_TRY(cuda_split_counters(be, tiles, &p.counters));
+    /* programmatic dependent launch where the backend has it: see the prologue of small_m_kernel */
+    void (*kernel)(small_m_params) = M == 1 ? small_m_kernel<1> : M == 2 ? small_m_kernel<2> : small_m_kernel<4>; /* M = 3, 4 */
+    AB_TRY(cuda_launch_dependent(be, "small-M matmul", kernel, dim3((unsigned)tiles, (unsigned)p.splits), dim3(SM_THREADS), 0,
+                                 p));
+    *done = 1;
+    return AB_OK;
+}
+
+/* logits (N,V) fp32 = x (N,C) @ wte^T, wte (V,C), for N <= LOGITS_SMALL_M rows (a decode step's next-token logits).
+ * Bound by reading wte once (77 MB for GPT-2), which cuBLASLt's kernels for V = 50257 fp32 columns read far below
+ * bandwidth. The x rows are staged in shared memory (bf16, as given; rows past N are zeros). A warp takes a
+ * vocabulary row at a time (grid-stride), lane l its 16-byte chunks l + 32*j (j < LG_CHUNKS: C <= 1024) against the
+ * same columns of every x row (16-byte shared loads, consecutive across the lanes). The next row is requested before
+ * the current one is summed; the lanes' sums are added by shuffles in a fixed order. wte is constant, so a warp's
+ * first row is requested before the wait for x (cuda_common.cuh). */
+#define LG_WARPS 8
+#define LG_CHUNKS 4
+#define LG_BLOCKS_PER_SM 4
+
+template <int MR>
+__global__ void __launch_bounds__(LG_WARPS * 32) logits_small_m_kernel(float *logits, const bf16 *x, const bf16 *wte, int N,
+                                                                       int C, int V) {
+    extern __shared__ uint4 xs[]; /* (MR, C/8) */
+    const int lane = threadIdx.x % 32, n8 = C / 8, stride = gridDim.x * LG_WARPS;
+    int v = blockIdx.x * LG_WARPS + threadIdx.x / 32;
+    pdl_release();
+    uint4 u[LG_CHUNKS];
+#pragma unroll
+    for (int j = 0; j < LG_CHUNKS; j++)
+        u[j] = v < V && lane + 32 * j < n8 ? __ldcs(reinterpret_cast<const uint4 *>(wte + (size_t)v * C) + lane + 32 * j)
+                                           : make_uint4(0u, 0u, 0u, 0u);
+    pdl_wait();
+    for (int i = threadIdx.x; i < MR * n8; i += LG_WARPS * 32)
+        xs[i] = i < N * n8 ? reinterpret_cast<const uint4 *>(x)[i] : make_uint4(0u, 0u, 0u, 0u);
+    __syncthreads();
+    for (; v < V; v += stride) {
+        const int next = v + stride;
+        float acc[MR];
+#pragma unroll
+        for (int m = 0; m < MR; m++) acc[m] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < LG_CHUNKS; j++) {
+            if (lane + 32 * j >= n8) break;
+            float w[8], xv[8];
+            unpack8(w, u[j]);
+            u[j] = next < V ? __ldcs(reinterpret_cast<const uint4 *>(wte + (size_t)next * C) + lane + 32 * j)
+                            : make_uint4(0u, 0u, 0u, 0u); /* the next row, requested before this one is summed */
+#pragma unroll
+            for (int m = 0; m < MR; m++) {
+                unpack8(xv, xs[m * n8 + lane + 32 * j]);
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[m] = fmaf(xv[e], w[e], acc[m]);
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < MR; m++) {
+            const float t = warp_sum(acc[m]);
+            if (lane == 0 && m < N) logits[(size_t)m * V + v] = t;
+        }
     }
-    /* programmatic dependent launch where the backend has it (ci->pdl): see the prologue of small_m_kernel */
-    cudaLaunchAttribute pdl;
-    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    pdl.val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t lc = {};
-    lc.gridDim = dim3((unsigned)tiles, (unsigned)p.splits);
-    lc.blockDim = dim3(SM_THREADS);
-    lc.stream = ci->stream;
-    lc.attrs = &pdl;
-    lc.numAttrs = ci->pdl ? 1 : 0;
-    CUDA_TRY(M == 1   ? cudaLaunchKernelEx(&lc, small_m_kernel<1>, p)
-             : M == 2 ? cudaLaunchKernelEx(&lc, small_m_kernel<2>, p)
-                      : cudaLaunchKernelEx(&lc, small_m_kernel<4>, p), /* M = 3, 4 */
-             "small-M matmul");
+}
+
+ab_status cuda_logits_small_m(ab_backend *be, float *logits, const void *x, const void *wte, int N, int C, int V,
+                              int *done) {
+    cuda_impl *ci = cuda_of(be);
+    *done = 0;
+    if (N < 1 || N > LOGITS_SMALL_M || C % 8 || C > 32 * 8 * LG_CHUNKS || (((uintptr_t)wte | (uintptr_t)x) & 15))
+        return AB_OK;
+    int blocks = LG_BLOCKS_PER_SM * ci->sm_count;
+    if (blocks > (V + LG_WARPS - 1) / LG_WARPS) blocks = (V + LG_WARPS - 1) / LG_WARPS;
+    const int mr = N == 1 ? 1 : N == 2 ? 2 : N <= 4 ? 4 : N <= 8 ? 8 : 16;
+    void (*kernel)(float *, const bf16 *, const bf16 *, int, int, int) =
+        mr == 1 ? logits_small_m_kernel<1>
+        : mr == 2 ? logits_small_m_kernel<2>
+        : mr == 4 ? logits_small_m_kernel<4>
+        : mr == 8 ? logits_small_m_kernel<8>
+                  : logits_small_m_kernel<16>;
+    const size_t shmem = (size_t)mr * C * sizeof(bf16); /* <= 16 x 1024 bf16: 32 KB */
+    AB_TRY(cuda_launch_dependent(be, "logits (small M)", kernel, dim3((unsigned)blocks), dim3(LG_WARPS * 32), shmem, logits,
+                                 (const bf16 *)x, (const bf16 *)wte, N, C, V));
     *done = 1;
     return AB_OK;
 }
