@@ -1,9 +1,9 @@
 /*
  * attn_common.cu — the parts of attention every CUDA variant shares: the c_attn projection (through the
- * backend's cuBLASLt matmul) and a decode's input projections (cuda_decode_projection), head permutes, the decode position in device memory (cuda_decode_pos), and the
- * KV cache with its one-token decode kernel (flash-decoding: the keys of a head split over several blocks, 16-byte
- * loads, softmax states merged in a fixed order), which reads the position on the device so that a recorded decode
- * step replays at every position.
+ * backend's cuBLASLt matmul) and a decode's input projections (cuda_decode_projection), head permutes, the decode
+ * position in device memory (cuda_decode_pos), and the KV cache with its one-token decode kernel (flash-decoding: the
+ * keys of a head split over several blocks, 16-byte loads, softmax states merged in a fixed order), which reads the
+ * position on the device so that a recorded decode step replays at every position.
  */
 #include <string.h>
 
