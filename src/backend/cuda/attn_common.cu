@@ -97,16 +97,10 @@ static ab_status kv_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B, in
 
 ab_status cuda_decode_projection(const ab_attn_ctx *ctx, void *out, const void *x, const void *w, const void *b,
                                  const small_m_tail *tail, int M, int K, int OC) {
-    const void *in;
-    const ab_layernorm_input *fold;
-    AB_TRY(cuda_layernorm_input(ctx->be, ctx->ln, x, w, M, K, OC, &in, &fold));
-    int done;
-    AB_TRY(cuda_gemm_small_m(ctx->be, SMALL_M_PLAIN, out, NULL, in, fold, w, b, NULL, tail, M, K, OC, &done));
-    if (done) return AB_OK;
-    AB_TRY(cuda_matmul_forward(ctx->be, out, in, w, b, M, K, OC));
-    return tail ? kv_fill(ctx->be, (bf16 *)tail->cache, (const bf16 *)out, M, 1, 0, OC, tail->koff, tail->KV, tail->pos,
-                          tail->cap)
-                : AB_OK;
+    int small_m;
+    AB_TRY(cuda_layernorm_product(ctx->be, ctx->ln, out, NULL, x, w, b, tail, M, K, OC, &small_m));
+    if (small_m || !tail) return AB_OK;
+    return kv_fill(ctx->be, (bf16 *)tail->cache, (const bf16 *)out, M, 1, 0, OC, tail->koff, tail->KV, tail->pos, tail->cap);
 }
 
 ab_status attn_kv_cache_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B, int T, int C) {

@@ -519,11 +519,15 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
-    AB_TRY(cuda_decode_projection(ctx, v.q1, x, w->t[W_Q], NULL, NULL, B, C, C));
-    AB_TRY(cuda_decode_projection(ctx, v.a1, x, w->t[W_DKV], NULL, NULL, B, C, dc));
+    /* both projections read ln_1's output: written out once where the products cannot normalise x themselves */
+    ab_attn_ctx pc = *ctx;
+    const void *in;
+    AB_TRY(cuda_layernorm_input(be, ctx->ln, x, w->t[W_Q], B, C, C, &in, &pc.ln));
+    AB_TRY(cuda_decode_projection(&pc, v.q1, in, w->t[W_Q], NULL, NULL, B, C, C));
+    AB_TRY(cuda_decode_projection(&pc, v.a1, in, w->t[W_DKV], NULL, NULL, B, C, dc));
     AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
     /* launched normally: programmatically dependent (cuda_launch_dependent), the step was slower on an H200, 0.50 ->
-     * 0.55 ms at batch 1 x 512 and 0.685 -> 0.78 ms at batch 1 x 8192 (docs/PERF.md); its pdl_wait is then a no-op */
+     * 0.55 ms at batch 1 x 512 and 0.685 -> 0.78 ms at batch 1 x 8192 (docs/PERF.md) */
     kernel<<<dim3((unsigned)groups, (unsigned)splits), MLA_DECODE_THREADS, shmem, cuda_stream(be)>>>(
         (bf16 *)y, v.part, counters, v.q1, (const bf16 *)cache, (const bf16 *)w->t[W_UK], (const bf16 *)w->t[W_UV], B,
         cfg->H, dc, pos_dev, 1.0f / sqrtf((float)cfg->D));

@@ -24,7 +24,7 @@ ab_status attn_qkv_backward(const ab_attn_ctx *ctx, const ab_attn_weights *w, co
                             const bf16 *dqkv, const void *x, void *dx, int BT);
 
 /* A decode's input projection: out (M,OC) = in @ w (K,OC) + b (may be NULL), in = x (M,K) or, with ctx->ln (ln_1
- * folded into the decode), LN(x) (cuda_layernorm_input); tail (may be NULL): the KV append, in the small-M kernel's
+ * folded into the decode), LN(x) (cuda_layernorm_product); tail (may be NULL): the KV append, in the small-M kernel's
  * epilogue, else after cuBLASLt's product. */
 ab_status cuda_decode_projection(const ab_attn_ctx *ctx, void *out, const void *x, const void *w, const void *b,
                                  const small_m_tail *tail, int M, int K, int OC);

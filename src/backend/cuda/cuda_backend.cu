@@ -400,12 +400,18 @@ __global__ void layernorm_forward_kernel(bf16 *out, float *mean, float *rstd, co
     }
 }
 
+/* what both LayerNorm kernels are built for: C a multiple of 8, at most 2048 (8 chunks a lane); `aligned`, the OR of
+ * the tensors' addresses, 16-byte aligned */
+static ab_status layernorm_shape(const char *op, int C, uintptr_t aligned) {
+    if (C > 2048 || C % 8)
+        return ab_fail(AB_ERR_UNSUPPORTED, "cuda %s: C = %d (a multiple of 8, at most 2048, is built)", op, C);
+    if (aligned & 15) return ab_fail(AB_ERR_UNSUPPORTED, "cuda %s: tensors must be 16-byte aligned", op);
+    return AB_OK;
+}
+
 static ab_status cuda_layernorm_forward(ab_backend *be, void *out, float *mean, float *rstd, const void *inp,
                                         const void *weight, const void *bias, int N, int C) {
-    if (C > 2048 || C % 8)
-        return ab_fail(AB_ERR_UNSUPPORTED, "cuda layernorm_forward: C = %d (a multiple of 8, at most 2048, is built)", C);
-    if (((uintptr_t)out | (uintptr_t)inp | (uintptr_t)weight | (uintptr_t)bias) & 15)
-        return ab_fail(AB_ERR_UNSUPPORTED, "cuda layernorm_forward: tensors must be 16-byte aligned");
+    AB_TRY(layernorm_shape("layernorm_forward", C, (uintptr_t)out | (uintptr_t)inp | (uintptr_t)weight | (uintptr_t)bias));
     const dim3 grid(cuda_blocks((size_t)N, 8)), block(256);
     bf16 *o = (bf16 *)out;
     const bf16 *x = (const bf16 *)inp, *w = (const bf16 *)weight, *b = (const bf16 *)bias;
@@ -523,10 +529,7 @@ static ab_status cuda_layernorm_backward(ab_backend *be, void *dinp, void *dweig
                                          const void *inp, const void *weight, const float *mean, const float *rstd,
                                          int N, int C) {
     cuda_impl *ci = cuda_of(be);
-    if (C > 2048 || C % 8)
-        return ab_fail(AB_ERR_UNSUPPORTED, "cuda layernorm_backward: C = %d (a multiple of 8, at most 2048, is built)", C);
-    if (((uintptr_t)dinp | (uintptr_t)dout | (uintptr_t)inp | (uintptr_t)weight) & 15)
-        return ab_fail(AB_ERR_UNSUPPORTED, "cuda layernorm_backward: tensors must be 16-byte aligned");
+    AB_TRY(layernorm_shape("layernorm_backward", C, (uintptr_t)dinp | (uintptr_t)dout | (uintptr_t)inp | (uintptr_t)weight));
     int blocks = ci->sm_count * (C <= 768 ? LNB_BLOCKS_PER_SM(3) : LNB_BLOCKS_PER_SM(4));
     if (blocks > (N + LNB_WARPS - 1) / LNB_WARPS) blocks = (N + LNB_WARPS - 1) / LNB_WARPS;
     if (blocks < 1) blocks = 1;

@@ -114,11 +114,6 @@ ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const v
                                    const void *bias, int N, int C, int OC);
 ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input *ln, void *out, void *pre, const void *x,
                                         const void *weight, const void *bias, int N, int C, int OC);
-/* The input of a decode product x (N,C) @ weight (C,OC) that reads LN(x) (ln; NULL: x itself): *in = x and *fold = ln
- * where the small-M kernel takes the shape and so normalises the rows itself; else LN(x) is written to ln->out
- * (layernorm_forward), *in = ln->out and *fold = NULL. */
-ab_status cuda_layernorm_input(ab_backend *be, const ab_layernorm_input *ln, const void *x, const void *weight, int N,
-                               int C, int OC, const void **in, const ab_layernorm_input **fold);
 ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
                                     const void *act, const void *pre, const void *weight, int N, int C, int OC);
 
@@ -143,6 +138,19 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
 /* whether cuda_gemm_small_m takes the shape (folds_ln: with a LayerNorm folded in, which also needs M = 1,
  * K % 8 == 0, K <= 2048 and a 16-byte aligned inp) */
 bool cuda_gemm_small_m_takes(ab_backend *be, int M, int K, int OC, const void *weight, const void *inp, int folds_ln);
+
+/* Decode products with a LayerNorm folded in (cuda_gemm.cu, on the kernel above).
+ * The input of a decode product x (N,C) @ weight (C,OC) that reads LN(x) (ln; NULL: x itself): *in = x and *fold = ln
+ * where the small-M kernel takes the shape and so normalises the rows itself; else LN(x) is written to ln->out
+ * (layernorm_forward), *in = ln->out and *fold = NULL. */
+ab_status cuda_layernorm_input(ab_backend *be, const ab_layernorm_input *ln, const void *x, const void *weight, int N,
+                               int C, int OC, const void **in, const ab_layernorm_input **fold);
+/* A decode product: out (N,OC) = in @ weight + bias, with pre (not NULL) pre = that and out = gelu(pre); in = x or LN(x)
+ * (ln, cuda_layernorm_input); tail (may be NULL): the KV append, which only the small-M kernel does: *small_m says
+ * whether it ran (else cuBLASLt did the product and the caller owes the append). */
+ab_status cuda_layernorm_product(ab_backend *be, const ab_layernorm_input *ln, void *out, void *pre, const void *x,
+                                 const void *weight, const void *bias, const small_m_tail *tail, int N, int C, int OC,
+                                 int *small_m);
 
 /* logits (N,V) fp32 = x (N,C) @ wte^T (wte (V,C)) for N <= LOGITS_SMALL_M, C % 8 == 0, C <= 1024, 16-byte aligned:
  * *done = 1 when queued, else 0 (nothing queued: use cuBLASLt) */

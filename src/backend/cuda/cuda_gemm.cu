@@ -268,18 +268,24 @@ ab_status cuda_layernorm_input(ab_backend *be, const ab_layernorm_input *ln, con
     return AB_OK;
 }
 
-ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input *ln, void *out, void *pre, const void *x,
-                                        const void *weight, const void *bias, int N, int C, int OC) {
+ab_status cuda_layernorm_product(ab_backend *be, const ab_layernorm_input *ln, void *out, void *pre, const void *x,
+                                 const void *weight, const void *bias, const small_m_tail *tail, int N, int C, int OC,
+                                 int *small_m) {
     const void *in;
     const ab_layernorm_input *fold;
     AB_TRY(cuda_layernorm_input(be, ln, x, weight, N, C, OC, &in, &fold));
-    if (!fold)
-        return pre ? cuda_matmul_gelu_forward(be, out, pre, in, weight, bias, N, C, OC)
-                   : cuda_matmul_forward(be, out, in, weight, bias, N, C, OC);
-    int done;
-    AB_TRY(cuda_gemm_small_m(be, pre ? SMALL_M_GELU : SMALL_M_PLAIN, out, pre, in, fold, weight, bias, NULL, NULL, N, C,
-                             OC, &done));
-    return done ? AB_OK : ab_fail(AB_ERR_INTERNAL, "cuda: the small-M kernel refused a shape it takes");
+    AB_TRY(cuda_gemm_small_m(be, pre ? SMALL_M_GELU : SMALL_M_PLAIN, out, pre, in, fold, weight, bias, NULL, tail, N, C, OC,
+                             small_m));
+    if (*small_m) return AB_OK;
+    if (fold) return ab_fail(AB_ERR_INTERNAL, "cuda: the small-M kernel refused a shape it takes");
+    return pre ? cuda_matmul_gelu_forward(be, out, pre, in, weight, bias, N, C, OC)
+               : cuda_matmul_forward(be, out, in, weight, bias, N, C, OC);
+}
+
+ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input *ln, void *out, void *pre, const void *x,
+                                        const void *weight, const void *bias, int N, int C, int OC) {
+    int small_m;
+    return cuda_layernorm_product(be, ln, out, pre, x, weight, bias, NULL, N, C, OC, &small_m);
 }
 
 ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,

@@ -26,8 +26,8 @@
  * early (pdl_release): the blocks of a product are scheduled while the kernel before it finishes, request their
  * first rows of W (constant) into registers, and then wait (pdl_wait) for x and the residual, so both the launch gap
  * and the first W latency are hidden. Measured on an H200, flash decode at batch 1: 0.466 -> 0.452 ms for the PDL of
- * the products; 0.447 -> 0.405 ms for the rest of the chain launched so, with W requested before the wait (0.423
- * with W requested after it). Sending the block's slice of W towards L2 before the wait (prefetch.global.L2) instead
+ * the products; 0.447 -> 0.423 ms for the rest of the chain launched so (with the LayerNorm row held in registers),
+ * then 0.405 ms with W requested before the wait. Sending the block's slice of W towards L2 before the wait (prefetch.global.L2) instead
  * made the step slower, 0.452 -> 0.478 ms (docs/PERF.md).
  */
 #include <string.h>
@@ -117,11 +117,10 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     const int chunk = tid % SM_CHUNKS, slot = tid / SM_CHUNKS, lane = tid % 32, warp = tid / 32;
     const int k0 = split * p.rows, nk = min(p.rows, p.K - k0), col = tile * SM_TILE + chunk * 8;
     /* Launched programmatically, this runs while the kernel before it finishes: let the next kernel's blocks be
-     * scheduled too, then wait for x and the residual, which earlier kernels write. */
+     * scheduled too; request the thread's first SM_UNROLL rows of W (constant: allowed before the wait), so that their
+     * latency overlaps the wait and the staging of x (each pass then requests the next rows before it uses the ones
+     * it holds); then wait for x and the residual, which earlier kernels write. */
     pdl_release();
-    /* The thread's first SM_UNROLL rows of W (constant: allowed before the wait) are requested first, so that their
-     * latency overlaps the wait and the staging of x; each pass then requests the next rows before it uses the ones
-     * it holds. Then wait for x and the residual, which earlier kernels write. */
     const bool on = col < p.OC;
     const uint4 *wp = reinterpret_cast<const uint4 *>(p.w + (size_t)k0 * p.OC + col);
     const size_t row_stride = (size_t)p.OC / 8; /* in uint4 */
