@@ -159,7 +159,7 @@ ab_status cuda_logits_small_m(ab_backend *be, float *logits, const void *x, cons
                               int *done);
 
 /* ---- reductions split across the blocks of one launch ----
- * A group of blocks (one output tile, one attention head) each writes its partial result to global memory and calls
+ * A group of blocks (one attention head of a decode kernel) each writes its partial result to global memory and calls
  * split_arrive on the group's counter; the last block to arrive gets true, reads the partials (__ldcg: from L2, not
  * a stale L1) and combines them in a fixed order, so the result does not depend on the arrival order. The counters
  * (cuda_split_counters: zeroed at init) are reset by the last block, so the next launch finds them at zero: nothing
@@ -218,24 +218,39 @@ __device__ __forceinline__ void pdl_release() {
 }
 
 /* Launch kernel<<<grid, block, shmem>>>(args) on the backend's stream, programmatically dependent on the kernel before
- * it where the backend has it (ci->pdl; a normal launch otherwise). The kernel keeps the contract above: every block
- * calls pdl_wait() before it reads what an earlier kernel wrote, and before it ends. */
+ * it where the backend has it (ci->pdl; a normal launch otherwise), in thread-block clusters of `cluster` blocks
+ * (1 x 1 x 1: none). The kernel keeps the contract above: every block calls pdl_wait() before it reads what an earlier
+ * kernel wrote, and before it ends. */
 template <typename... Params, typename... Args>
-static ab_status cuda_launch_dependent(ab_backend *be, const char *what, void (*kernel)(Params...), dim3 grid, dim3 block,
-                                       size_t shmem, Args... args) {
+static ab_status cuda_launch_dependent_cluster(ab_backend *be, const char *what, void (*kernel)(Params...), dim3 grid,
+                                               dim3 cluster, dim3 block, size_t shmem, Args... args) {
     cuda_impl *ci = cuda_of(be);
-    cudaLaunchAttribute pdl;
-    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    pdl.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchAttribute attrs[2];
+    unsigned n = 0;
+    if (ci->pdl) {
+        attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attrs[n++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster.x * cluster.y * cluster.z > 1) {
+        attrs[n].id = cudaLaunchAttributeClusterDimension;
+        attrs[n].val.clusterDim.x = cluster.x;
+        attrs[n].val.clusterDim.y = cluster.y;
+        attrs[n++].val.clusterDim.z = cluster.z;
+    }
     cudaLaunchConfig_t lc = {};
     lc.gridDim = grid;
     lc.blockDim = block;
     lc.dynamicSmemBytes = shmem;
     lc.stream = ci->stream;
-    lc.attrs = &pdl;
-    lc.numAttrs = ci->pdl ? 1 : 0;
+    lc.attrs = attrs;
+    lc.numAttrs = n;
     CUDA_TRY(cudaLaunchKernelEx(&lc, kernel, args...), what);
     return AB_OK;
+}
+template <typename... Params, typename... Args>
+static ab_status cuda_launch_dependent(ab_backend *be, const char *what, void (*kernel)(Params...), dim3 grid, dim3 block,
+                                       size_t shmem, Args... args) {
+    return cuda_launch_dependent_cluster(be, what, kernel, grid, dim3(1, 1, 1), block, shmem, args...);
 }
 
 /* Called by every thread of the block after writing its part of the block's partial result (see cuda_split_counters):

@@ -15,10 +15,11 @@
  * shared memory as fp32; each thread accumulates MR x 8 fp32 sums (MR = M rounded up to a power of two, the rows
  * past M are zeros). Reduction in a fixed order: the 4 row slots of a warp by shuffles, the 8 warps in shared memory.
  * Grid (tiles, splits): K is split across blocks until there are about SM_BLOCKS_PER_SM blocks per SM (a 768-wide
- * output has only 12 tiles); each split block then writes its (M, 64) partial sums to the GEMM workspace (the
- * cuBLASLt workspace: one stream, so the two never overlap) and the last block of the tile to finish (split_arrive)
- * adds the splits in split order and applies the epilogue: deterministic, one launch, nothing allocated, nothing
- * depending on the host beyond the shape (safe to record in a CUDA graph).
+ * output has only 12 tiles), at most SM_MAX_CLUSTER: a tile's splits are one thread-block cluster, each block keeps
+ * its (M, 64) sums in shared memory and the cluster's first block adds them in split order from the others' shared
+ * memory (distributed shared memory) and applies the epilogue: no partials through global memory, no counter;
+ * deterministic, one launch, nothing allocated, nothing depending on the host beyond the shape (safe to record in a
+ * CUDA graph).
  *
  * Programmatic dependent launch (ci->pdl: sm_90+, unless AB_CUDA_PDL=0). A decode step is a chain of short kernels,
  * each waiting for the one before. Every kernel of the chain (the products, the LayerNorms, the decode attention
@@ -32,7 +33,11 @@
  */
 #include <string.h>
 
+#include <cooperative_groups.h>
+
 #include "backend/cuda/cuda_common.cuh"
+
+namespace cg = cooperative_groups;
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
@@ -43,14 +48,13 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 #define SM_MAX_ROWS 512                     /* rows per block: x (MR x 512 fp32) and the warps' sums fit in 32 KB */
 #define SM_UNROLL 4                         /* loads in flight per thread */
 #define SM_BLOCKS_PER_SM 2
+#define SM_MAX_CLUSTER 16                   /* splits of a tile: one thread-block cluster (Hopper: up to 16) */
 
 typedef struct {
     bf16 *out, *pre;                     /* (M,OC); pre only for GELU */
     const bf16 *inp, *w, *bias, *residual; /* (M,K), (K,OC), (OC) or NULL, (M,OC) for RESIDUAL */
     const bf16 *ln_w, *ln_b;             /* (K): the product's input is LN(inp) with them; NULL: inp itself */
     small_m_tail tail;                   /* the cache append; zeros: none */
-    float *part;                         /* (tiles, splits, M, SM_TILE) fp32 partial sums when splits > 1 */
-    unsigned *counters;                  /* (tiles) split counters when splits > 1 */
     int M, K, OC, rows, splits;
     small_m_epilogue ep;
 } small_m_params;
@@ -179,6 +183,7 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
             for (int e = 0; e < 8; e++) sh[(warp * MR + m) * SM_TILE + chunk * 8 + e] = acc[m][e];
     __syncthreads();
     const int ncols = min(SM_TILE, p.OC - tile * SM_TILE);
+    __shared__ float part[MR * SM_TILE]; /* the block's sums (M, SM_TILE), read by the cluster's first block */
     for (int i = tid; i < p.M * SM_TILE; i += SM_THREADS) {
         const int m = i / SM_TILE, c = i % SM_TILE;
         if (c >= ncols) continue;
@@ -188,19 +193,22 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
         if (p.splits == 1)
             small_m_store(p, m, tile * SM_TILE + c, v);
         else
-            p.part[(((size_t)tile * p.splits + split) * p.M + m) * SM_TILE + c] = v;
+            part[i] = v;
     }
-    if (p.splits > 1) {
-        if (!split_arrive(p.counters + tile, (unsigned)p.splits)) return;
-        for (int i = tid; i < p.M * SM_TILE; i += SM_THREADS) { /* the last block of the tile: splits in order */
+    if (p.splits == 1) return;
+    /* the tile's splits are one cluster (1, splits): its block of rank 0 (split 0) adds them in split order from the
+     * others' shared memory, which stays until the second barrier */
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();
+    if (split == 0)
+        for (int i = tid; i < p.M * SM_TILE; i += SM_THREADS) {
             const int m = i / SM_TILE, c = i % SM_TILE;
             if (c >= ncols) continue;
-            const float *src = p.part + ((size_t)tile * p.splits * p.M + m) * SM_TILE + c;
             float v = 0.0f;
-            for (int s = 0; s < p.splits; s++) v += __ldcg(src + (size_t)s * p.M * SM_TILE);
+            for (int s = 0; s < p.splits; s++) v += cluster.map_shared_rank(part, s)[i];
             small_m_store(p, m, tile * SM_TILE + c, v);
         }
-    }
+    cluster.sync();
 }
 
 /* The grid of a product: tiles of SM_TILE columns, K split in `splits` ranges of `rows` rows (a multiple of a pass):
@@ -215,12 +223,11 @@ static bool small_m_plan(const cuda_impl *ci, int M, int K, int OC, const void *
     if (folds_ln && (M != 1 || K % 8 || K > 8 * SM_THREADS || ((uintptr_t)inp & 15))) return false;
     *tiles = ceil_div(OC, SM_TILE);
     int s = ceil_div(K, SM_MAX_ROWS), fill = ceil_div(SM_BLOCKS_PER_SM * ci->sm_count, *tiles);
-    if (fill > s) s = fill;
+    if (s > SM_MAX_CLUSTER || *tiles > 65535) return false; /* a tile's splits are one cluster */
+    if (fill > s) s = fill < SM_MAX_CLUSTER ? fill : SM_MAX_CLUSTER;
     *rows = ceil_div(ceil_div(K, s), SM_SLOTS) * SM_SLOTS;
     *splits = ceil_div(K, *rows);
-    if (*splits == 1) return true;
-    const size_t part_bytes = (size_t)*tiles * *splits * M * SM_TILE * sizeof(float);
-    return *tiles <= CUDA_SPLIT_COUNTERS && part_bytes <= ci->lt_workspace_bytes && *splits <= 65535;
+    return true;
 }
 
 bool cuda_gemm_small_m_takes(ab_backend *be, int M, int K, int OC, const void *weight, const void *inp, int folds_ln) {
@@ -242,13 +249,13 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
     if (tail) p.tail = *tail;
     else memset(&p.tail, 0, sizeof p.tail);
     p.M = M; p.K = K; p.OC = OC; p.ep = ep;
-    p.part = (float *)ci->lt_workspace;
-    p.counters = NULL;
-    if (p.splits > 1) AB_TRY(cuda_split_counters(be, tiles, &p.counters));
-    /* programmatic dependent launch where the backend has it: see the prologue of small_m_kernel */
+    /* programmatic dependent launch where the backend has it (see the prologue of small_m_kernel), a tile's splits one
+     * cluster (more than 8 blocks: a non-portable size, which Hopper has) */
     void (*kernel)(small_m_params) = M == 1 ? small_m_kernel<1> : M == 2 ? small_m_kernel<2> : small_m_kernel<4>; /* M = 3, 4 */
-    AB_TRY(cuda_launch_dependent(be, "small-M matmul", kernel, dim3((unsigned)tiles, (unsigned)p.splits), dim3(SM_THREADS), 0,
-                                 p));
+    if (p.splits > 8)
+        CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), "small-M matmul clusters");
+    AB_TRY(cuda_launch_dependent_cluster(be, "small-M matmul", kernel, dim3((unsigned)tiles, (unsigned)p.splits),
+                                         dim3(1, (unsigned)p.splits), dim3(SM_THREADS), 0, p));
     *done = 1;
     return AB_OK;
 }
