@@ -119,14 +119,14 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * ceil(n / splits)). A key is read by a group of gl lanes (gl = D/8 rounded up to a power of two), each holding 8 of
  * its D elements: one 16-byte load of k and one of v per lane, q (times tau) in registers, the score summed by shuffles
  * within the group, then the key folded into the group's running softmax state. The groups' states merge in shared
- * memory; with one split that is y, else each block writes its state to part (B*H, splits, D + 2) and the last block
- * of (b, h) merges the splits in order into y (b, h*D .. h*D + D - 1). fp32 throughout, y bf16.
+ * memory; with one split that is y, else the splits of (b, h) are one cluster (1, splits) whose first block merges
+ * the blocks' states in split order from their shared memory into y (b, h*D .. h*D + D - 1). fp32 throughout, y bf16.
  * Shared memory: the groups' states (KVD_THREADS/gl) x (D + 2) | the block's state (D + 2) | merge weights. */
 #define KVD_THREADS 128
 #define KVD_MIN_KEYS 32 /* keys per split at the longest context, at least */
-__global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, float *part, unsigned *counters, const bf16 *qkv1,
-                                                                const bf16 *cache, int B, int H, int G, int D, int gl,
-                                                                int seen, const int32_t *pos_dev, int cap, float tau) {
+__global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, int B, int H,
+                                                                int G, int D, int gl, int seen, const int32_t *pos_dev,
+                                                                int cap, float tau) {
     extern __shared__ float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
     pdl_wait();    /* launched dependent: the product before this wrote its input */
@@ -176,10 +176,10 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, float *
 #pragma unroll
         for (int e = 0; e < 8; e++) mine[2 + d0 + e] = o[e];
     __syncthreads();
-    softmax_states_merge<false>(bst, wsh, gst, ngroups, D + 2, D, nsplit == 1);
+    softmax_states_merge(bst, wsh, gst, ngroups, D + 2, D, nsplit == 1);
     __syncthreads();
     bf16 *yh = y + (size_t)b * C + h * D;
-    if (nsplit > 1 && !softmax_states_split_merge(bst, wsh, part, counters + bh, bh, split, nsplit, D)) return;
+    if (nsplit > 1 && !softmax_states_cluster_merge(bst, gst, wsh, split, nsplit, D)) return; /* gst: free by now */
     for (int d = threadIdx.x; d < D; d += KVD_THREADS) yh[d] = f2bf(bst[2 + d]);
 }
 
@@ -193,9 +193,7 @@ int attn_decode_splits(ab_backend *be, int BH, int seen, int min_keys) {
 /* the decode workspace's first part: qkv1 (B, 3C) bf16, room for any G */
 static size_t qkv1_bytes(const ab_attn_config *cfg, int B) { return align256((size_t)B * 3 * cfg->C * sizeof(bf16)); }
 
-size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B) {
-    return qkv1_bytes(cfg, B) + (size_t)B * cfg->H * KVD_MAX_SPLITS * (cfg->D + 2) * sizeof(float);
-}
+size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B) { return qkv1_bytes(cfg, B); }
 
 ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
                                 void *y, const void *x, int B, int pos) {
@@ -212,20 +210,17 @@ ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L,
     while (gl * 8 < D) gl *= 2;
     const int splits = attn_decode_splits(ctx->be, B * H, seen, KVD_MIN_KEYS), ngroups = KVD_THREADS / gl;
     const size_t shmem = (size_t)((ngroups + 1) * (D + 2) + (ngroups > splits ? ngroups : splits)) * sizeof(float);
-    unsigned *counters = NULL;
-    if (splits > 1) AB_TRY(cuda_split_counters(ctx->be, B * H, &counters));
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B, C + 2*G*D) */
-    float *part = (float *)((char *)ctx->workspace + qkv1_bytes(cfg, B)); /* (B*H, splits, D + 2) */
     /* c_attn with the append of k | v to the cache */
     small_m_tail append;
     memset(&append, 0, sizeof append);
     append.cache = cache; append.pos = pos_dev; append.koff = C; append.KV = KV; append.cap = L->cap;
     AB_TRY(cuda_decode_projection(ctx, qkv1, x, w->t[0], w->t[1], &append, B, C, C + KV));
-    return cuda_launch_dependent(ctx->be, "kv_decode", kv_decode_kernel, dim3((unsigned)(B * H), (unsigned)splits),
-                                 dim3(KVD_THREADS), shmem, (bf16 *)y, part, counters, (const bf16 *)qkv1,
-                                 (const bf16 *)cache, B, H, G, D, gl, seen, pos_dev, L->cap, 1.0f / sqrtf((float)D));
+    return cuda_launch(ctx->be, "kv_decode", kv_decode_kernel, dim3((unsigned)(B * H), (unsigned)splits),
+                       dim3(1, (unsigned)splits), dim3(KVD_THREADS), shmem, 1, (bf16 *)y, (const bf16 *)qkv1,
+                       (const bf16 *)cache, B, H, G, D, gl, seen, pos_dev, L->cap, 1.0f / sqrtf((float)D));
 }
 
 ab_status attn_kv_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x, int B,

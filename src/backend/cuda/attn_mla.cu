@@ -27,7 +27,7 @@
  * workspace:        the largest of: backward dqkv (B,T,3C) bf16, then a region used first by flash's
  *                   dq_accum (B,H,T,64) fp32 | Delta (B,H,T) fp32 and afterwards by dlat (B,T,dc) fp32 |
  *                   da (B,T,dc) bf16 | dg terms (B,T,dc) bf16; prefill: the saved tensors; decode: q (B,C) bf16 |
- *                   a (B,dc) bf16 | split softmax states (B*H, KVD_MAX_SPLITS, dc + 2) fp32
+ *                   a (B,dc) bf16
  */
 #include <math.h>
 #include <string.h>
@@ -107,7 +107,6 @@ static mla_grads mla_grad_views(const ab_attn_config *cfg, void *ws, int B, int 
 
 typedef struct {
     bf16 *q1, *a1; /* (B,C), (B,dc) */
-    float *part;   /* the split blocks' softmax states (B*H, KVD_MAX_SPLITS, dc + 2) */
 } mla_decode_ws;
 
 static mla_decode_ws mla_decode_views(const ab_attn_config *cfg, void *ws, int B, size_t *total) {
@@ -116,7 +115,6 @@ static mla_decode_ws mla_decode_views(const ab_attn_config *cfg, void *ws, int B
     size_t off = 0;
     v.q1 = (bf16 *)at(ws, off);    off += bf16_bytes(B * C);
     v.a1 = (bf16 *)at(ws, off);    off += bf16_bytes(B * dc);
-    v.part = (float *)at(ws, off); off += f32_bytes((size_t)B * cfg->H * KVD_MAX_SPLITS * (dc + 2));
     if (total) *total = off;
     return v;
 }
@@ -301,8 +299,7 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  *     RC chunks of 8 latent values (16-byte loads, its slices of the HG q~ in registers), the HG scores by warp sums,
  *     the position folded into the warp's HG softmax states over the latent (o_h = sum_j e^(s_hj - m_h) c_j); the 4
  *     warps' states merge in shared memory, head by head;
- *  3. the block's HG states to part (B * H/HG, splits, HG x (dc + 2)) and the last block of the group merges the splits
- *     in order into cbar_h = sum_j p_hj c_j / sum_j p_hj (with one split, directly), then o_h = cbar_h W_uv,h: 8 lanes
+ *  3. the splits of the group (one cluster) merged in order by its first block from the blocks' shared memory into cbar_h = sum_j p_hj c_j / sum_j p_hj (with one split, directly), then o_h = cbar_h W_uv,h: 8 lanes
  *     per row of the (dc, 64) slice, 16 rows per pass, the 16 row groups summed in shared memory in order.
  * Shared memory: q~ HG x dc | warp states 4 x HG x (dc + 2) | block states HG x (dc + 2) | merge weights |
  * row sums 16 x 64. */
@@ -323,8 +320,7 @@ __device__ __forceinline__ void mla_load_rows(uint4 u[MLA_UNROLL], const bf16 *W
 }
 
 template <int HG, int RC>
-__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, float *part, unsigned *counters,
-                                                                         const bf16 *q1, const bf16 *cache,
+__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, const bf16 *q1, const bf16 *cache,
                                                                          const bf16 *Wuk, const bf16 *Wuv, int B, int H,
                                                                          int dc, const int32_t *pos_dev, float tau) {
     extern __shared__ float sh[];
@@ -433,11 +429,11 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
     }
     __syncthreads();
     for (int hg = 0; hg < HG; hg++) { /* head hg's warp states lie HG states apart */
-        softmax_states_merge<false>(bst + hg * sw, wsh, wst + hg * sw, MLA_WARPS, HG * sw, dc, nsplit == 1);
+        softmax_states_merge(bst + hg * sw, wsh, wst + hg * sw, MLA_WARPS, HG * sw, dc, nsplit == 1);
         __syncthreads();
     }
     /* 3. the splits merged (last block), then o_h = cbar_h W_uv,h */
-    if (nsplit > 1 && !softmax_states_split_merge(bst, wsh, part, counters + g, g, split, nsplit, dc, HG)) return;
+    if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, dc, HG)) return; /* wst: free by now */
     for (int hg = 0; hg < HG; hg++) {
         const int col = (h0 + hg) * FLASH_HD + c8;
         const float *cbar = bst + hg * sw + 2;
@@ -474,8 +470,8 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
  * an H200 (GPT-2 124M, decode ms a token, one head a block against four): B = 1, max_T = 1024: 0.565 / 0.789;
  * B = 16, 1024: 0.866 / 1.061; B = 1, 8192: 0.920 / 1.200; B = 4, 8192: 1.766 / 1.578 (docs/PERF.md). */
 #define MLA_SHARED_LATENT_TOKENS 32768
-typedef void (*mla_decode_fn)(bf16 *, float *, unsigned *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, int,
-                              int, int, const int32_t *, float);
+typedef void (*mla_decode_fn)(bf16 *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, int, int, int,
+                              const int32_t *, float);
 static mla_decode_fn mla_decode_pick(int H, int dc, int B, int max_T, int *hg) {
     const int chunks = dc <= 256 ? 0 : dc <= 512 ? 1 : 2, rc = 1 << chunks; /* row: RC = 1, 2, 4 */
     *hg = 1;
@@ -514,8 +510,6 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
      * a launch gets without an attribute */
     const size_t shmem = (size_t)(hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) + (splits > MLA_WARPS ? splits : MLA_WARPS) +
                                   MLA_ROWS * FLASH_HD) * sizeof(float);
-    unsigned *counters = NULL;
-    if (splits > 1) AB_TRY(cuda_split_counters(be, groups, &counters));
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
@@ -526,12 +520,12 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     AB_TRY(cuda_decode_projection(&pc, v.q1, in, w->t[W_Q], NULL, NULL, B, C, C));
     AB_TRY(cuda_decode_projection(&pc, v.a1, in, w->t[W_DKV], NULL, NULL, B, C, dc));
     AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
-    /* launched normally: programmatically dependent (cuda_launch_dependent), the step was slower on an H200, 0.50 ->
-     * 0.55 ms at batch 1 x 512 and 0.685 -> 0.78 ms at batch 1 x 8192 (docs/PERF.md) */
-    kernel<<<dim3((unsigned)groups, (unsigned)splits), MLA_DECODE_THREADS, shmem, cuda_stream(be)>>>(
-        (bf16 *)y, v.part, counters, v.q1, (const bf16 *)cache, (const bf16 *)w->t[W_UK], (const bf16 *)w->t[W_UV], B,
-        cfg->H, dc, pos_dev, 1.0f / sqrtf((float)cfg->D));
-    return cuda_check_launch("mla_decode");
+    /* not programmatically dependent: so the step was slower on an H200, 0.50 -> 0.55 ms at batch 1 x 512 and 0.685
+     * -> 0.78 ms at batch 1 x 8192 (docs/PERF.md); a group's splits are one cluster */
+    return cuda_launch(be, "mla_decode", kernel, dim3((unsigned)groups, (unsigned)splits), dim3(1, (unsigned)splits),
+                       dim3(MLA_DECODE_THREADS), shmem, 0, (bf16 *)y, (const bf16 *)v.q1, (const bf16 *)cache,
+                       (const bf16 *)w->t[W_UK], (const bf16 *)w->t[W_UV], B, cfg->H, dc, pos_dev,
+                       1.0f / sqrtf((float)cfg->D));
 }
 
 extern "C" const ab_attn_ops ab_cuda_attn_mla = {

@@ -7,6 +7,8 @@
 #ifndef AB_CUDA_ATTN_CUH
 #define AB_CUDA_ATTN_CUH
 
+#include <cooperative_groups.h>
+
 #include "backend/cuda/cuda_attn.h"
 #include "backend/cuda/cuda_common.cuh"
 
@@ -56,16 +58,17 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * the position read on the device (cuda_decode_pos), slot pos % cap computed there */
 ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
                                 void *y, const void *x, int B, int pos);
-/* qkv1 (B, 3C) bf16 | the split blocks' softmax states (B, H, KVD_MAX_SPLITS, D + 2) fp32 */
+/* qkv1 (B, 3C) bf16 */
 size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B);
 
 /* ---- flash-decoding: one query against many keys, split over blocks ----
  * A set of keys j with scores s_j and values v_j (n wide) is summarised by its softmax state [m, l, o[n]] (fp32, n + 2
  * floats): m = max s_j, l = sum_j e^(s_j - m), o = sum_j e^(s_j - m) v_j; the empty set is m = -inf, l = 0, o = 0.
  * A decode kernel folds its keys into such states one key at a time (per group of lanes), merges the groups' states
- * in shared memory, and, when a (b, h) is split over several blocks, the blocks' states through global memory
- * (split_arrive): every merge runs in a fixed order, so the result does not depend on scheduling. */
-#define KVD_MAX_SPLITS 32 /* blocks per (b, h) at most */
+ * in shared memory, and, when a (b, h) is split over several blocks (one thread-block cluster), the blocks' states
+ * from the cluster's distributed shared memory: every merge runs in a fixed order, so the result does not depend on
+ * scheduling. */
+#define KVD_MAX_SPLITS 16 /* blocks per (b, h) at most: one cluster (Hopper's largest, non-portable) */
 
 /* One key of score s into the running (m, l): returns in *scale the factor for the old o and in *p the new key's
  * weight (o = o * scale + p * v). */
@@ -77,29 +80,25 @@ __device__ __forceinline__ void softmax_state_step(float *m, float *l, float s, 
     *m = mn;
 }
 
-/* out (n + 2 floats, shared memory) = the merge of `count` states of width n at a stride of `stride` floats, in order
- * 0..count-1, with o divided by l when `normalize`. st is shared memory or, FROM_GLOBAL, global memory written by
- * other blocks of this launch (read past L1). w: `count` floats of shared scratch. Every thread of the block calls it
- * (it synchronises); out is complete after the caller's next __syncthreads. */
-template <bool FROM_GLOBAL>
-__device__ void softmax_states_merge(float *out, float *w, const float *st, int count, int stride, int n, bool normalize) {
-    auto ld = [](const float *p) {
-        if constexpr (FROM_GLOBAL) return __ldcg(p);
-        else return *p;
-    };
+/* out (n + 2 floats, shared memory) = the merge of `count` states of width n, state k at at(k) (this block's shared
+ * memory, or another block's of the cluster), in order 0..count-1, with o divided by l when `normalize`. out is none
+ * of the states. w: `count` floats of shared scratch. Every thread of the block calls it (it synchronises); out is
+ * complete after the caller's next __syncthreads. */
+template <typename StateAt>
+__device__ void softmax_states_merge_at(float *out, float *w, StateAt at, int count, int n, bool normalize) {
     float M = -INFINITY;
-    for (int k = 0; k < count; k++) M = fmaxf(M, ld(st + (size_t)k * stride));
+    for (int k = 0; k < count; k++) M = fmaxf(M, at(k)[0]);
     for (int k = threadIdx.x; k < count; k += blockDim.x) {
-        const float mk = ld(st + (size_t)k * stride);
+        const float mk = at(k)[0];
         w[k] = mk == -INFINITY ? 0.0f : __expf(mk - M);
     }
     __syncthreads();
     float l = 0.0f;
-    for (int k = 0; k < count; k++) l += w[k] * ld(st + (size_t)k * stride + 1);
+    for (int k = 0; k < count; k++) l += w[k] * at(k)[1];
     const float scale = normalize ? 1.0f / l : 1.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         float o = 0.0f;
-        for (int k = 0; k < count; k++) o += w[k] * ld(st + (size_t)k * stride + 2 + i);
+        for (int k = 0; k < count; k++) o += w[k] * at(k)[2 + i];
         out[2 + i] = o * scale;
     }
     if (threadIdx.x == 0) {
@@ -107,22 +106,34 @@ __device__ void softmax_states_merge(float *out, float *w, const float *st, int 
         out[1] = l;
     }
 }
+/* the same over `count` states of this block's shared memory at a stride of `stride` floats from st */
+__device__ __forceinline__ void softmax_states_merge(float *out, float *w, const float *st, int count, int stride, int n,
+                                                     bool normalize) {
+    softmax_states_merge_at(out, w, [=](int k) { return st + (size_t)k * stride; }, count, n, normalize);
+}
 
-/* The tail of a decode kernel whose group g (a (b, h), or mla's (b, heads)) runs over nsplit > 1 blocks: this block's
- * `states` states st (each n + 2 floats, one after the other, shared memory) go to part[g][split] (global, (groups,
- * nsplit, states x (n + 2)) fp32); the last block of the group to arrive (split_arrive on counter) merges each state's
- * nsplit copies in split order, normalised, into st and returns true; the others return false and are done.
- * w: max(nsplit, ...) floats of shared scratch. Every thread of the block calls it. */
-__device__ __forceinline__ bool softmax_states_split_merge(float *st, float *w, float *part, unsigned *counter, int g,
-                                                           int split, int nsplit, int n, int states = 1) {
-    const int row = states * (n + 2);
-    float *mine = part + ((size_t)g * nsplit + split) * row;
-    for (int i = threadIdx.x; i < row; i += blockDim.x) mine[i] = st[i];
-    if (!split_arrive(counter, (unsigned)nsplit)) return false;
-    for (int k = 0; k < states; k++) {
-        softmax_states_merge<true>(st + k * (n + 2), w, part + (size_t)g * nsplit * row + k * (n + 2), nsplit, row, n, true);
-        __syncthreads();
-    }
+/* The tail of a decode kernel whose group (a (b, h), or mla's (b, heads)) runs over nsplit > 1 blocks, launched as one
+ * cluster (1, nsplit) per group, so that this block is split `split` = its rank: each block's `states` states st (n + 2
+ * floats each, one after the other, shared memory at the same offset in every block) are merged by the cluster's
+ * first block, from the others' shared memory in split order, normalised, into st; it returns true, the others false
+ * (done, once the first has read them). tmp: states x (n + 2) floats of shared scratch the kernel no longer needs;
+ * w: nsplit floats of shared scratch. Every thread of the block calls it. */
+__device__ __forceinline__ bool softmax_states_cluster_merge(float *st, float *tmp, float *w, int split, int nsplit, int n,
+                                                             int states = 1) {
+    cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+    const int row = n + 2;
+    cluster.sync(); /* every block's states are in its shared memory */
+    if (split == 0)
+        for (int k = 0; k < states; k++) {
+            float *mine = st + k * row;
+            softmax_states_merge_at(tmp + k * row, w, [&](int r) { return cluster.map_shared_rank(mine, r); }, nsplit, n,
+                                    true);
+            __syncthreads();
+        }
+    cluster.sync(); /* the others' states are read: they may end */
+    if (split != 0) return false;
+    for (int i = threadIdx.x; i < states * row; i += blockDim.x) st[i] = tmp[i];
+    __syncthreads();
     return true;
 }
 

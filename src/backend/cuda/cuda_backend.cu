@@ -82,14 +82,6 @@ ab_status cuda_scratch_reserve(ab_backend *be, cuda_scratch *s, size_t bytes, me
 
 void cuda_scratch_release(ab_backend *be, cuda_scratch *s) { cuda_free_op(be, &s->buf); }
 
-ab_status cuda_split_counters(ab_backend *be, int groups, unsigned **counters) {
-    if (groups > CUDA_SPLIT_COUNTERS)
-        return ab_fail(AB_ERR_UNSUPPORTED, "cuda: %d groups of split blocks in one launch (at most %d)", groups,
-                       CUDA_SPLIT_COUNTERS);
-    *counters = (unsigned *)cuda_of(be)->split_counters.buf.ptr;
-    return AB_OK;
-}
-
 static ab_status cuda_memzero(ab_backend *be, void *ptr, size_t bytes) {
     CUDA_TRY(cudaMemsetAsync(ptr, 0, bytes, cuda_stream(be)), "memzero");
     return AB_OK;
@@ -833,7 +825,6 @@ static void cuda_shutdown(ab_backend *be) {
     cuda_scratch_release(be, &ci->encoder);
     cuda_scratch_release(be, &ci->ones);
     cuda_scratch_release(be, &ci->decode_pos);
-    cuda_scratch_release(be, &ci->split_counters);
     cuda_free_op(be, &ci->lt_workspace_buf);
     if (ci->host_buckets) cudaFreeHost(ci->host_buckets);
     free(ci->host_keys);
@@ -877,9 +868,6 @@ static ab_status cuda_init(ab_backend *be) {
     if ((st = cuda_alloc_op(be, &ci->lt_workspace_buf, LT_WORKSPACE_BYTES, MEM_WORKSPACE)) != AB_OK) goto fail;
     ci->lt_workspace = ci->lt_workspace_buf.ptr;
     ci->lt_workspace_bytes = LT_WORKSPACE_BYTES;
-    /* zeroed by the allocation, kept at zero by the kernels that use them */
-    if ((st = cuda_alloc_op(be, &ci->split_counters.buf, CUDA_SPLIT_COUNTERS * sizeof(unsigned), MEM_WORKSPACE)) != AB_OK)
-        goto fail;
     be->graphs = ab_backend_switch_env("AB_CUDA_GRAPHS");
     ci->pdl = prop.major >= 9 && ab_backend_switch_env("AB_CUDA_PDL");
     return AB_OK;

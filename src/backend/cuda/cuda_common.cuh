@@ -45,7 +45,6 @@ typedef struct {
     cuda_scratch encoder;        /* token buckets for encoder_backward */
     cuda_scratch ones;           /* bf16 ones for bias gradients as GEMMs */
     cuda_scratch decode_pos;     /* int32: the position cuda_decode_pos stages when ctx->pos_dev is NULL */
-    cuda_scratch split_counters; /* CUDA_SPLIT_COUNTERS uint32, zero between launches (split_arrive), from init */
     int64_t *host_keys;          /* encoder_backward sort keys token*BT + row (BT) */
     int32_t *host_buckets;       /* pinned: encoder_backward buckets (3*BT + 2 int32) */
     size_t host_cap;             /* capacity of host_buckets, in int32 */
@@ -158,17 +157,6 @@ ab_status cuda_layernorm_product(ab_backend *be, const ab_layernorm_input *ln, v
 ab_status cuda_logits_small_m(ab_backend *be, float *logits, const void *x, const void *wte, int N, int C, int V,
                               int *done);
 
-/* ---- reductions split across the blocks of one launch ----
- * A group of blocks (one attention head of a decode kernel) each writes its partial result to global memory and calls
- * split_arrive on the group's counter; the last block to arrive gets true, reads the partials (__ldcg: from L2, not
- * a stale L1) and combines them in a fixed order, so the result does not depend on the arrival order. The counters
- * (cuda_split_counters: zeroed at init) are reset by the last block, so the next launch finds them at zero: nothing
- * is allocated or synchronised per launch (safe to record in a graph). Every kernel using them runs on the backend's
- * one stream, one after the other, so they share the counters. */
-#define CUDA_SPLIT_COUNTERS 16384
-/* *counters = the first `groups` counters (AB_ERR_UNSUPPORTED beyond CUDA_SPLIT_COUNTERS) */
-ab_status cuda_split_counters(ab_backend *be, int groups, unsigned **counters);
-
 /* ---- device helpers ---- */
 __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ bf16 f2bf(float x) { return __float2bfloat16_rn(x); }
@@ -217,21 +205,24 @@ __device__ __forceinline__ void pdl_release() {
 #endif
 }
 
-/* Launch kernel<<<grid, block, shmem>>>(args) on the backend's stream, programmatically dependent on the kernel before
- * it where the backend has it (ci->pdl; a normal launch otherwise), in thread-block clusters of `cluster` blocks
- * (1 x 1 x 1: none). The kernel keeps the contract above: every block calls pdl_wait() before it reads what an earlier
- * kernel wrote, and before it ends. */
+/* Launch kernel<<<grid, block, shmem>>>(args) on the backend's stream in thread-block clusters of `cluster` blocks
+ * (1 x 1 x 1: none; above 8 blocks, a non-portable size, which Hopper has up to 16) and, when `dependent` and the
+ * backend has it (ci->pdl), programmatically dependent on the kernel before it. Such a kernel keeps the contract
+ * above: every block calls pdl_wait() before it reads what an earlier kernel wrote, and before it ends. */
 template <typename... Params, typename... Args>
-static ab_status cuda_launch_dependent_cluster(ab_backend *be, const char *what, void (*kernel)(Params...), dim3 grid,
-                                               dim3 cluster, dim3 block, size_t shmem, Args... args) {
+static ab_status cuda_launch(ab_backend *be, const char *what, void (*kernel)(Params...), dim3 grid, dim3 cluster,
+                             dim3 block, size_t shmem, int dependent, Args... args) {
     cuda_impl *ci = cuda_of(be);
     cudaLaunchAttribute attrs[2];
     unsigned n = 0;
-    if (ci->pdl) {
+    if (dependent && ci->pdl) {
         attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
         attrs[n++].val.programmaticStreamSerializationAllowed = 1;
     }
-    if (cluster.x * cluster.y * cluster.z > 1) {
+    const unsigned blocks = cluster.x * cluster.y * cluster.z;
+    if (blocks > 1) {
+        if (blocks > 8)
+            CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), what);
         attrs[n].id = cudaLaunchAttributeClusterDimension;
         attrs[n].val.clusterDim.x = cluster.x;
         attrs[n].val.clusterDim.y = cluster.y;
@@ -247,25 +238,11 @@ static ab_status cuda_launch_dependent_cluster(ab_backend *be, const char *what,
     CUDA_TRY(cudaLaunchKernelEx(&lc, kernel, args...), what);
     return AB_OK;
 }
+/* cuda_launch without clusters, programmatically dependent */
 template <typename... Params, typename... Args>
 static ab_status cuda_launch_dependent(ab_backend *be, const char *what, void (*kernel)(Params...), dim3 grid, dim3 block,
                                        size_t shmem, Args... args) {
-    return cuda_launch_dependent_cluster(be, what, kernel, grid, dim3(1, 1, 1), block, shmem, args...);
-}
-
-/* Called by every thread of the block after writing its part of the block's partial result (see cuda_split_counters):
- * true in the last of the `nblocks` blocks of the group to arrive, which may then read the others' partials. */
-__device__ __forceinline__ bool split_arrive(unsigned *counter, unsigned nblocks) {
-    __shared__ bool last;
-    __threadfence(); /* this thread's partial is visible device-wide before the block is counted */
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        last = atomicAdd(counter, 1u) == nblocks - 1;
-        if (last) *counter = 0u; /* every block of the group has arrived: ready for the next launch */
-    }
-    __syncthreads();
-    if (last) __threadfence();
-    return last;
+    return cuda_launch(be, what, kernel, grid, dim3(1, 1, 1), block, shmem, 1, args...);
 }
 
 #endif

@@ -250,12 +250,10 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
     else memset(&p.tail, 0, sizeof p.tail);
     p.M = M; p.K = K; p.OC = OC; p.ep = ep;
     /* programmatic dependent launch where the backend has it (see the prologue of small_m_kernel), a tile's splits one
-     * cluster (more than 8 blocks: a non-portable size, which Hopper has) */
+     * cluster */
     void (*kernel)(small_m_params) = M == 1 ? small_m_kernel<1> : M == 2 ? small_m_kernel<2> : small_m_kernel<4>; /* M = 3, 4 */
-    if (p.splits > 8)
-        CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), "small-M matmul clusters");
-    AB_TRY(cuda_launch_dependent_cluster(be, "small-M matmul", kernel, dim3((unsigned)tiles, (unsigned)p.splits),
-                                         dim3(1, (unsigned)p.splits), dim3(SM_THREADS), 0, p));
+    AB_TRY(cuda_launch(be, "small-M matmul", kernel, dim3((unsigned)tiles, (unsigned)p.splits), dim3(1, (unsigned)p.splits),
+                       dim3(SM_THREADS), 0, 1, p));
     *done = 1;
     return AB_OK;
 }
