@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
 #pragma unroll
         for (int e = 0; e < 8; e++) mine[2 + d0 + e] = o[e];
     __syncthreads();
-    softmax_states_merge(bst, wsh, gst, ngroups, D + 2, D, nsplit == 1);
+    softmax_states_merge(bst, wsh, gst, ngroups, D + 2, 1, D, nsplit == 1);
     __syncthreads();
     bf16 *yh = y + (size_t)b * C + h * D;
     if (nsplit > 1 && !softmax_states_cluster_merge(bst, gst, wsh, split, nsplit, D)) return; /* gst: free by now */

@@ -107,6 +107,8 @@ static mla_grads mla_grad_views(const ab_attn_config *cfg, void *ws, int B, int 
 
 typedef struct {
     bf16 *q1, *a1; /* (B,C), (B,dc) */
+    bf16 *qt;      /* tensor-core path: q~ (B,H,dc) */
+    float *cbar;   /* tensor-core path: cbar (B,H,dc) */
 } mla_decode_ws;
 
 static mla_decode_ws mla_decode_views(const ab_attn_config *cfg, void *ws, int B, size_t *total) {
@@ -115,6 +117,8 @@ static mla_decode_ws mla_decode_views(const ab_attn_config *cfg, void *ws, int B
     size_t off = 0;
     v.q1 = (bf16 *)at(ws, off);    off += bf16_bytes(B * C);
     v.a1 = (bf16 *)at(ws, off);    off += bf16_bytes(B * dc);
+    v.qt = (bf16 *)at(ws, off);    off += bf16_bytes((size_t)B * cfg->H * dc);
+    v.cbar = (float *)at(ws, off); off += f32_bytes((size_t)B * cfg->H * dc);
     if (total) *total = off;
     return v;
 }
@@ -298,11 +302,12 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  *  2. split s of the n = pos + 1 positions (chunk = ceil(n / splits)): a warp per position (NP at a time), each lane
  *     RC chunks of 8 latent values (16-byte loads, its slices of the HG q~ in registers), the HG scores by warp sums,
  *     the position folded into the warp's HG softmax states over the latent (o_h = sum_j e^(s_hj - m_h) c_j); the 4
- *     warps' states merge in shared memory, head by head;
- *  3. the splits of the group (one cluster) merged in order by its first block from the blocks' shared memory into cbar_h = sum_j p_hj c_j / sum_j p_hj (with one split, directly), then o_h = cbar_h W_uv,h: 8 lanes
- *     per row of the (dc, 64) slice, 16 rows per pass, the 16 row groups summed in shared memory in order.
+ *     warps' states merge in shared memory, the HG heads side by side;
+ *  3. the splits of the group (one cluster) merged in order by its first block from the blocks' shared memory into
+ *     cbar_h = sum_j p_hj c_j / sum_j p_hj (with one split, directly), then o_h = cbar_h W_uv,h: 8 lanes per row of
+ *     the (dc, 64) slice, 16 rows per pass, the 16 row groups summed in shared memory in order.
  * Shared memory: q~ HG x dc | warp states 4 x HG x (dc + 2) | block states HG x (dc + 2) | merge weights |
- * row sums 16 x 64. */
+ * row sums 16 x 64. Merge weights: HG x max(splits, 4) floats. */
 #define MLA_MAX_RANK 1024
 #define MLA_WARPS (MLA_DECODE_THREADS / 32)
 #define MLA_ROWS (MLA_DECODE_THREADS / 8)   /* rows of a (dc, 64) weight slice per pass */
@@ -319,6 +324,37 @@ __device__ __forceinline__ void mla_load_rows(uint4 u[MLA_UNROLL], const bf16 *W
     }
 }
 
+/* y (b, h*64 .. h*64 + 63) = cbar (dc, shared memory) W_uv,h, by the MLA_DECODE_THREADS threads of the block: 8 lanes
+ * per row of the (dc, 64) slice, MLA_ROWS rows per pass, MLA_UNROLL loads in flight, the row groups summed in rows
+ * (MLA_ROWS x 64 fp32 of shared memory) in order. Every thread calls it (it synchronises). */
+__device__ __forceinline__ void mla_up_project(bf16 *y, const float *cbar, const bf16 *Wuv, int b, int h, int C, int dc,
+                                               float *rows) {
+    const int rg = threadIdx.x / 8, c8 = (threadIdx.x % 8) * 8, col = h * FLASH_HD + c8;
+    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    for (int r0 = rg; r0 < dc; r0 += MLA_ROWS * MLA_UNROLL) {
+        uint4 u[MLA_UNROLL];
+        mla_load_rows(u, Wuv, C, col, r0, dc);
+#pragma unroll
+        for (int i = 0; i < MLA_UNROLL; i++) {
+            const int r = r0 + i * MLA_ROWS;
+            float w[8];
+            unpack8(w, u[i]);
+            const float cr = r < dc ? cbar[r] : 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] += cr * w[e];
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) rows[rg * FLASH_HD + c8 + e] = acc[e];
+    __syncthreads();
+    if (threadIdx.x < FLASH_HD) {
+        float v = 0.0f;
+        for (int r = 0; r < MLA_ROWS; r++) v += rows[r * FLASH_HD + threadIdx.x];
+        y[(size_t)b * C + h * FLASH_HD + threadIdx.x] = f2bf(v);
+    }
+    __syncthreads(); /* rows may be rewritten next */
+}
+
 template <int HG, int RC>
 __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, const bf16 *q1, const bf16 *cache,
                                                                          const bf16 *Wuk, const bf16 *Wuv, int B, int H,
@@ -330,7 +366,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
     const int rg = threadIdx.x / 8, c8 = (threadIdx.x % 8) * 8; /* weight-slice row group, column offset in a head */
     const int sw = dc + 2;                                      /* floats per softmax state */
     float *qt = sh, *wst = qt + HG * dc, *bst = wst + MLA_WARPS * HG * sw, *wsh = bst + HG * sw;
-    float *rows = wsh + (nsplit > MLA_WARPS ? nsplit : MLA_WARPS); /* MLA_ROWS x FLASH_HD */
+    float *rows = wsh + HG * (nsplit > MLA_WARPS ? nsplit : MLA_WARPS); /* MLA_ROWS x FLASH_HD */
     /* 1. q~_h = tau W_uk,h q_h */
     for (int hg = 0; hg < HG; hg++) {
         const int col = (h0 + hg) * FLASH_HD + c8;
@@ -428,39 +464,11 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
             }
     }
     __syncthreads();
-    for (int hg = 0; hg < HG; hg++) { /* head hg's warp states lie HG states apart */
-        softmax_states_merge(bst + hg * sw, wsh, wst + hg * sw, MLA_WARPS, HG * sw, dc, nsplit == 1);
-        __syncthreads();
-    }
-    /* 3. the splits merged (last block), then o_h = cbar_h W_uv,h */
+    softmax_states_merge(bst, wsh, wst, MLA_WARPS, HG * sw, HG, dc, nsplit == 1); /* warp w's HG states at wst + w HG sw */
+    __syncthreads();
+    /* 3. the splits merged (the cluster's first block), then o_h = cbar_h W_uv,h */
     if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, dc, HG)) return; /* wst: free by now */
-    for (int hg = 0; hg < HG; hg++) {
-        const int col = (h0 + hg) * FLASH_HD + c8;
-        const float *cbar = bst + hg * sw + 2;
-        float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        for (int r0 = rg; r0 < dc; r0 += MLA_ROWS * MLA_UNROLL) {
-            uint4 u[MLA_UNROLL];
-            mla_load_rows(u, Wuv, C, col, r0, dc);
-#pragma unroll
-            for (int i = 0; i < MLA_UNROLL; i++) {
-                const int r = r0 + i * MLA_ROWS;
-                float w[8];
-                unpack8(w, u[i]);
-                const float cr = r < dc ? cbar[r] : 0.0f;
-#pragma unroll
-                for (int e = 0; e < 8; e++) acc[e] += cr * w[e];
-            }
-        }
-#pragma unroll
-        for (int e = 0; e < 8; e++) rows[rg * FLASH_HD + c8 + e] = acc[e];
-        __syncthreads();
-        if (threadIdx.x < FLASH_HD) {
-            float v = 0.0f;
-            for (int r = 0; r < MLA_ROWS; r++) v += rows[r * FLASH_HD + threadIdx.x];
-            y[(size_t)b * C + (h0 + hg) * FLASH_HD + threadIdx.x] = f2bf(v);
-        }
-        __syncthreads(); /* rows is rewritten for the next head */
-    }
+    for (int hg = 0; hg < HG; hg++) mla_up_project(y, bst + hg * sw + 2, Wuv, b, h0 + hg, C, dc, rows);
 }
 
 /* The instantiations: heads per block HG (a divisor of H) and 256-value latent chunks per lane RC (dc <= 256 RC), with
@@ -468,7 +476,9 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
  * runs the per-head steps 1 and 3 one head after the other, so several heads a block pay only when the caches are
  * long: from B * max_T >= MLA_SHARED_LATENT_TOKENS, then the most heads per block that divide H, else one. Measured on
  * an H200 (GPT-2 124M, decode ms a token, one head a block against four): B = 1, max_T = 1024: 0.565 / 0.789;
- * B = 16, 1024: 0.866 / 1.061; B = 1, 8192: 0.920 / 1.200; B = 4, 8192: 1.766 / 1.578 (docs/PERF.md). */
+ * B = 16, 1024: 0.866 / 1.061; B = 1, 8192: 0.920 / 1.200; B = 4, 8192: 1.766 / 1.578 (docs/PERF.md). The
+ * tensor-core path below takes d_c = 256, H <= 16 from B * max_T >= MLA_TC_TOKENS, so several heads a block remain
+ * for the other ranks and head counts. */
 #define MLA_SHARED_LATENT_TOKENS 32768
 typedef void (*mla_decode_fn)(bf16 *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, int, int, int,
                               const int32_t *, float);
@@ -486,6 +496,222 @@ static mla_decode_fn mla_decode_pick(int H, int dc, int B, int max_T, int *hg) {
         {mla_decode_kernel<1, 4>, NULL, NULL, NULL},
     };
     return table[chunks][*hg - 1];
+}
+
+/* ---- long contexts: the absorbed decode on the tensor cores ----
+ * Absorbed, decode is attention with the H heads as the query rows (padded to 16) against one matrix c of the
+ * positions' latents, which is both key and value: S = Q~ C^T, O = P C. From B >= MLA_TC_MIN_BATCH and B * max_T >=
+ * MLA_TC_TOKENS (H <= 16, dc = MLA_TC_DC) it runs as three kernels: mla_qt_kernel (q~ = tau W_uk,h q_h, bf16), mla_tc_kernel (one block per
+ * (b, split) of the positions, reading each latent once for all heads; m16n8k16 products, online softmax per head row
+ * as in the flash kernels; the warps' and the splits' states merged in order into cbar), mla_uv_kernel (y_h = cbar_h
+ * W_uv,h). Below the threshold the single CUDA-core kernel above is faster: fewer launches, and at batch 1 a grid of
+ * B x splits <= 16 blocks is too few (batch 1 x 8192 on an H200: 1.10 ms a token against 0.64, docs/PERF.md). */
+#define MLA_TC_DC 256
+#define MLA_TC_WARPS 4
+#define MLA_TC_POS 16        /* positions per tile: one k block of P C */
+#define MLA_TC_MIN_KEYS 64   /* positions per split at the longest context, at least */
+#define MLA_TC_TOKENS 8192   /* B * max_T from which the tensor-core path runs */
+#define MLA_TC_MIN_BATCH 2
+
+/* q~ (B,H,dc) bf16 = tau W_uk,h q_h: grid B*H, 256 threads, thread r < dc its row's 64 weights (8 x 16 bytes in
+ * flight) against q_h in shared memory */
+__global__ void __launch_bounds__(256) mla_qt_kernel(bf16 *qt, const bf16 *q1, const bf16 *Wuk, int H, int dc, float tau) {
+    __shared__ float q[FLASH_HD];
+    const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * FLASH_HD;
+    if (threadIdx.x < FLASH_HD) q[threadIdx.x] = bf2f(q1[(size_t)b * C + h * FLASH_HD + threadIdx.x]);
+    __syncthreads();
+    for (int r = threadIdx.x; r < dc; r += blockDim.x) {
+        const uint4 *w = reinterpret_cast<const uint4 *>(Wuk + (size_t)r * C + h * FLASH_HD);
+        uint4 u[FLASH_HD / 8];
+#pragma unroll
+        for (int i = 0; i < FLASH_HD / 8; i++) u[i] = w[i];
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < FLASH_HD / 8; i++) {
+            float wv[8];
+            unpack8(wv, u[i]);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += wv[e] * q[i * 8 + e];
+        }
+        qt[(size_t)bh * dc + r] = f2bf(tau * s);
+    }
+}
+
+/* y (B,C) = cbar_h W_uv,h: grid B*H, MLA_DECODE_THREADS threads (mla_up_project) */
+__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_uv_kernel(bf16 *y, const float *cbar, const bf16 *Wuv, int H,
+                                                                     int dc) {
+    extern __shared__ float sh[]; /* cbar_h (dc) | rows MLA_ROWS x 64 */
+    const int bh = blockIdx.x;
+    for (int r = threadIdx.x; r < dc; r += blockDim.x) sh[r] = cbar[(size_t)bh * dc + r];
+    __syncthreads();
+    mla_up_project(y, sh, Wuv, bh / H, bh % H, H * FLASH_HD, dc, sh + dc);
+}
+
+/* element offset of (row, 16-byte chunk) in a swizzled tile of rows of MLA_TC_DC bf16 (chunk ^ (row & 7): the 8 rows
+ * an ldmatrix reads at one chunk fall in 8 different bank groups) */
+__device__ __forceinline__ int mla_tc_sw(int row, int chunk) { return row * MLA_TC_DC + ((chunk ^ (row & 7)) << 3); }
+
+/* cbar (B,H,dc) fp32: grid (B, splits), MLA_TC_WARPS warps. Split s takes the positions s*chunk .. of the n = pos + 1
+ * (chunk = ceil(n / splits)); warp w the tiles of MLA_TC_POS positions w, w + MLA_TC_WARPS, ... of them, staged by
+ * cp.async into the warp's two tile buffers (the next one loads while this one is used). Per tile: S (16 x 16) =
+ * Q~ (16 x dc, A fragments by ldmatrix) C^T (ldmatrix of the position-major tile), positions past the split masked;
+ * the online softmax of each head row (rows g and g + 8 of the thread, quad shuffles); O (16 x dc, 32 accumulator
+ * tiles) += P C (P from S's registers as bf16 A fragments, C by ldmatrix.trans). The warps' states merge in shared
+ * memory, the heads side by side, then the splits (one cluster (1, splits) per b: softmax_states_cluster_merge, in split order); cbar =
+ * o / l. Shared memory: Q~ 16 x dc bf16 | the warps' tiles 4 x 2 x 16 x dc bf16, later the warps' states 4 x H x
+ * (dc + 2) fp32 | the block's states H x (dc + 2) | merge weights. */
+__global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *cbar, const bf16 *qt,
+                                                                    const bf16 *cache, int B, int H,
+                                                                    const int32_t *pos_dev) {
+    constexpr int DC = MLA_TC_DC, NCH = DC / 8, SW = DC + 2, TILE = MLA_TC_POS * DC;
+    extern __shared__ __align__(16) unsigned char mla_tc_smem[];
+    bf16 *sQ = reinterpret_cast<bf16 *>(mla_tc_smem), *sC = sQ + 16 * DC;
+    const int n = *pos_dev + 1, b = blockIdx.x, split = blockIdx.y, nsplit = gridDim.y;
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, c = lane % 4;
+    const size_t wstates = (size_t)MLA_TC_WARPS * H * SW * sizeof(float), tiles = (size_t)MLA_TC_WARPS * 2 * TILE * sizeof(bf16);
+    float *wst = reinterpret_cast<float *>(sC), *bst = reinterpret_cast<float *>(reinterpret_cast<unsigned char *>(sC) +
+                                                                                   (wstates > tiles ? wstates : tiles));
+    float *wsh = bst + H * SW;
+    /* Q~ rows 0..H-1 of b, zeros below */
+    for (int i = tid; i < 16 * NCH; i += blockDim.x) {
+        const int row = i / NCH, ch = i % NCH;
+        cp_async16(smem_addr(sQ + mla_tc_sw(row, ch)), qt + ((size_t)b * H + (row < H ? row : 0)) * DC + ch * 8, row < H);
+    }
+    cp_async_commit();
+    const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
+    const bf16 *cb = cache + (size_t)b * DC; /* c_j of sequence b: cb + j * slot */
+    const size_t slot = (size_t)B * DC;
+    bf16 *const buf0 = sC + (size_t)warp * 2 * TILE; /* the warp's two tile buffers: buf0, buf0 + TILE */
+    auto stage = [&](bf16 *dst, int jt) { /* positions jt .. jt + 15 (zeros past j1) */
+        for (int i = lane; i < MLA_TC_POS * NCH; i += 32) {
+            const int row = i / NCH, ch = i % NCH, j = jt + row;
+            cp_async16(smem_addr(dst + mla_tc_sw(row, ch)), cb + (size_t)(j < j1 ? j : j0) * slot + ch * 8, j < j1);
+        }
+    };
+    const int step = MLA_TC_POS * MLA_TC_WARPS;
+    int jt = j0 + warp * MLA_TC_POS;
+    if (jt < j1) stage(buf0, jt);
+    cp_async_commit();
+    asm volatile("cp.async.wait_group 1;\n" ::); /* this thread's part of Q~ is in (its first tile may not be) */
+    __syncthreads();                               /* every thread's: the warps read all of Q~ */
+    float o[DC / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int t = 0; t < DC / 8; t++) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
+    for (int it = 0; jt < j1; jt += step, it ^= 1) {
+        if (jt + step < j1) stage(buf0 + (it ^ 1) * TILE, jt + step);
+        cp_async_commit();
+        asm volatile("cp.async.wait_group 1;\n" ::); /* this tile is in (the lane's copies) */
+        __syncwarp();                                  /* and the other lanes' */
+        const bf16 *tC = buf0 + it * TILE;
+        /* S = Q~ C^T */
+        float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+        for (int ks = 0; ks < DC / 16; ks++) {
+            uint32_t a[4], bk[4];
+            ldsm_x4(a, smem_addr(sQ + mla_tc_sw((lane & 7) + ((lane >> 3) & 1) * 8, 2 * ks + (lane >> 4))));
+            ldsm_x4(bk, smem_addr(tC + mla_tc_sw((lane & 7) + (lane >> 4) * 8, 2 * ks + ((lane >> 3) & 1))));
+            mma_bf16(s[0], a, bk[0], bk[1]);
+            mma_bf16(s[1], a, bk[2], bk[3]);
+        }
+        /* the online softmax of rows g (s[.][0..1]) and g + 8 (s[.][2..3]) */
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                if (jt + nt * 8 + 2 * c + (e & 1) >= j1) s[nt][e] = -INFINITY;
+        float scale[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = fmaxf(fmaxf(s[0][2 * r], s[0][2 * r + 1]), fmaxf(s[1][2 * r], s[1][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mn = fmaxf(m[r], mx); /* finite: a tile holds at least one position of the split */
+            scale[r] = __expf(m[r] - mn);
+            m[r] = mn;
+            float sum = 0.0f;
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    s[nt][2 * r + e] = __expf(s[nt][2 * r + e] - mn);
+                    sum += s[nt][2 * r + e];
+                }
+            l[r] = l[r] * scale[r] + sum;
+        }
+#pragma unroll
+        for (int t = 0; t < DC / 8; t++) {
+            o[t][0] *= scale[0]; o[t][1] *= scale[0];
+            o[t][2] *= scale[1]; o[t][3] *= scale[1];
+        }
+        /* O += P C */
+        const uint32_t pa[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]), pack_bf16(s[1][0], s[1][1]),
+                                pack_bf16(s[1][2], s[1][3])};
+#pragma unroll
+        for (int dt = 0; dt < DC / 16; dt++) {
+            uint32_t bv[4];
+            ldsm_x4_t(bv, smem_addr(tC + mla_tc_sw((lane & 7) + ((lane >> 3) & 1) * 8, 2 * dt + (lane >> 4))));
+            mma_bf16(o[2 * dt], pa, bv[0], bv[1]);
+            mma_bf16(o[2 * dt + 1], pa, bv[2], bv[3]);
+        }
+        __syncwarp(); /* this buffer is staged again two tiles on */
+    }
+    cp_async_wait_all();
+    __syncthreads(); /* the tile buffers become the warps' states */
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        const int h = g + 8 * r;
+        if (h >= H) continue;
+        float *mine = wst + ((size_t)warp * H + h) * SW;
+        if (c == 0) {
+            mine[0] = m[r];
+            mine[1] = l[r];
+        }
+#pragma unroll
+        for (int t = 0; t < DC / 8; t++) {
+            mine[2 + t * 8 + 2 * c] = o[t][2 * r];
+            mine[2 + t * 8 + 2 * c + 1] = o[t][2 * r + 1];
+        }
+    }
+    __syncthreads();
+    softmax_states_merge(bst, wsh, wst, MLA_TC_WARPS, H * SW, H, DC, nsplit == 1); /* warp w's H states at wst + w H SW */
+    __syncthreads();
+    if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, DC, H)) return; /* wst: free by now */
+    for (int i = tid; i < H * DC; i += blockDim.x) cbar[(size_t)b * H * DC + i] = bst[(i / DC) * SW + 2 + i % DC];
+}
+
+/* mla_tc_kernel's dynamic shared memory for H heads */
+static size_t mla_tc_smem_bytes(int H) {
+    const size_t q = (size_t)16 * MLA_TC_DC * sizeof(bf16), tiles = (size_t)MLA_TC_WARPS * 2 * MLA_TC_POS * MLA_TC_DC * sizeof(bf16);
+    const size_t wstates = (size_t)MLA_TC_WARPS * H * (MLA_TC_DC + 2) * sizeof(float);
+    return q + (tiles > wstates ? tiles : wstates) + (size_t)H * (MLA_TC_DC + 2) * sizeof(float) +
+           (size_t)H * (KVD_MAX_SPLITS > MLA_TC_WARPS ? KVD_MAX_SPLITS : MLA_TC_WARPS) * sizeof(float);
+}
+
+/* the tensor-core path of mla_decode from the three projections' outputs on (see above) */
+static ab_status mla_decode_tc(const ab_attn_ctx *ctx, const ab_attn_weights *w, const mla_decode_ws *v, void *cache,
+                               void *y, int B, const int32_t *pos_dev) {
+    const ab_attn_config *cfg = ctx->cfg;
+    ab_backend *be = ctx->be;
+    const int H = cfg->H, dc = cfg->hp.mla_kv_rank;
+    mla_qt_kernel<<<B * H, 256, 0, cuda_stream(be)>>>(v->qt, v->q1, (const bf16 *)w->t[W_UK], H, dc,
+                                                      1.0f / sqrtf((float)cfg->D));
+    AB_TRY(cuda_check_launch("mla q~"));
+    const int splits = attn_decode_splits(be, B, cfg->max_T, MLA_TC_MIN_KEYS);
+    const size_t smem = mla_tc_smem_bytes(H);
+    static int smem_allowed; /* once, outside any recording (the first call is a direct one or a recording's first) */
+    if (smem_allowed < (int)smem) {
+        CUDA_TRY(cudaFuncSetAttribute(mla_tc_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                 "mla_tc shared memory");
+        smem_allowed = (int)smem;
+    }
+    AB_TRY(cuda_launch(be, "mla_tc", mla_tc_kernel, dim3((unsigned)B, (unsigned)splits), dim3(1, (unsigned)splits),
+                       dim3(MLA_TC_WARPS * 32), smem, 0, v->cbar, (const bf16 *)v->qt, (const bf16 *)cache, B, H,
+                       pos_dev));
+    mla_uv_kernel<<<B * H, MLA_DECODE_THREADS, (size_t)(dc + MLA_ROWS * FLASH_HD) * sizeof(float), cuda_stream(be)>>>(
+        (bf16 *)y, v->cbar, (const bf16 *)w->t[W_UV], H, dc);
+    return cuda_check_launch("mla up-projection");
 }
 
 static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
@@ -508,7 +734,7 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     const int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS);
     /* hg * dc <= 1024 (MLA_STATE_REGS chunks of 256) and splits <= KVD_MAX_SPLITS: at most ~29 KB, under the 48 KB
      * a launch gets without an attribute */
-    const size_t shmem = (size_t)(hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) + (splits > MLA_WARPS ? splits : MLA_WARPS) +
+    const size_t shmem = (size_t)(hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) + hg * (splits > MLA_WARPS ? splits : MLA_WARPS) +
                                   MLA_ROWS * FLASH_HD) * sizeof(float);
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
@@ -520,6 +746,8 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     AB_TRY(cuda_decode_projection(&pc, v.q1, in, w->t[W_Q], NULL, NULL, B, C, C));
     AB_TRY(cuda_decode_projection(&pc, v.a1, in, w->t[W_DKV], NULL, NULL, B, C, dc));
     AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
+    if (B >= MLA_TC_MIN_BATCH && (long)B * cfg->max_T >= MLA_TC_TOKENS && cfg->H <= 16 && dc == MLA_TC_DC)
+        return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
     /* not programmatically dependent: so the step was slower on an H200, 0.50 -> 0.55 ms at batch 1 x 512 and 0.685
      * -> 0.78 ms at batch 1 x 8192 (docs/PERF.md); a group's splits are one cluster */
     return cuda_launch(be, "mla_decode", kernel, dim3((unsigned)groups, (unsigned)splits), dim3(1, (unsigned)splits),

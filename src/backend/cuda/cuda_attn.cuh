@@ -80,36 +80,40 @@ __device__ __forceinline__ void softmax_state_step(float *m, float *l, float s, 
     *m = mn;
 }
 
-/* out (n + 2 floats, shared memory) = the merge of `count` states of width n, state k at at(k) (this block's shared
- * memory, or another block's of the cluster), in order 0..count-1, with o divided by l when `normalize`. out is none
- * of the states. w: `count` floats of shared scratch. Every thread of the block calls it (it synchronises); out is
- * complete after the caller's next __syncthreads. */
+/* out (`states` states of width n, one after the other, shared memory) = for each state s, the merge of its `count`
+ * copies, copy k at at(k) + s * (n + 2) (this block's shared memory, or another block's of the cluster), in order
+ * 0..count-1, with o divided by l when `normalize`. The states are merged side by side: one thread per state finds
+ * its m and the copies' weights, then every thread sums o elements of any state. out is none of the copies. w:
+ * states x count floats of shared scratch. Every thread of the block calls it (it synchronises); out is complete
+ * after the caller's next __syncthreads. */
 template <typename StateAt>
-__device__ void softmax_states_merge_at(float *out, float *w, StateAt at, int count, int n, bool normalize) {
-    float M = -INFINITY;
-    for (int k = 0; k < count; k++) M = fmaxf(M, at(k)[0]);
-    for (int k = threadIdx.x; k < count; k += blockDim.x) {
-        const float mk = at(k)[0];
-        w[k] = mk == -INFINITY ? 0.0f : __expf(mk - M);
+__device__ void softmax_states_merge_at(float *out, float *w, StateAt at, int count, int states, int n, bool normalize) {
+    const int row = n + 2;
+    for (int s = threadIdx.x; s < states; s += blockDim.x) {
+        float M = -INFINITY, l = 0.0f;
+        for (int k = 0; k < count; k++) M = fmaxf(M, at(k)[s * row]);
+        for (int k = 0; k < count; k++) {
+            const float *c = at(k) + s * row;
+            const float wk = c[0] == -INFINITY ? 0.0f : __expf(c[0] - M);
+            w[s * count + k] = wk;
+            l += wk * c[1];
+        }
+        out[s * row] = M;
+        out[s * row + 1] = l;
     }
     __syncthreads();
-    float l = 0.0f;
-    for (int k = 0; k < count; k++) l += w[k] * at(k)[1];
-    const float scale = normalize ? 1.0f / l : 1.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    for (int i = threadIdx.x; i < states * n; i += blockDim.x) {
+        const int s = i / n, e = 2 + i % n;
+        const float *ws = w + s * count;
         float o = 0.0f;
-        for (int k = 0; k < count; k++) o += w[k] * at(k)[2 + i];
-        out[2 + i] = o * scale;
-    }
-    if (threadIdx.x == 0) {
-        out[0] = M;
-        out[1] = l;
+        for (int k = 0; k < count; k++) o += ws[k] * at(k)[s * row + e];
+        out[s * row + e] = normalize ? o * (1.0f / out[s * row + 1]) : o;
     }
 }
-/* the same over `count` states of this block's shared memory at a stride of `stride` floats from st */
-__device__ __forceinline__ void softmax_states_merge(float *out, float *w, const float *st, int count, int stride, int n,
-                                                     bool normalize) {
-    softmax_states_merge_at(out, w, [=](int k) { return st + (size_t)k * stride; }, count, n, normalize);
+/* the same over `count` copies in this block's shared memory, copy k at st + k * stride */
+__device__ __forceinline__ void softmax_states_merge(float *out, float *w, const float *st, int count, int stride,
+                                                     int states, int n, bool normalize) {
+    softmax_states_merge_at(out, w, [=](int k) { return st + (size_t)k * stride; }, count, states, n, normalize);
 }
 
 /* The tail of a decode kernel whose group (a (b, h), or mla's (b, heads)) runs over nsplit > 1 blocks, launched as one
@@ -117,22 +121,18 @@ __device__ __forceinline__ void softmax_states_merge(float *out, float *w, const
  * floats each, one after the other, shared memory at the same offset in every block) are merged by the cluster's
  * first block, from the others' shared memory in split order, normalised, into st; it returns true, the others false
  * (done, once the first has read them). tmp: states x (n + 2) floats of shared scratch the kernel no longer needs;
- * w: nsplit floats of shared scratch. Every thread of the block calls it. */
+ * w: states x nsplit floats of shared scratch. Every thread of the block calls it. */
 __device__ __forceinline__ bool softmax_states_cluster_merge(float *st, float *tmp, float *w, int split, int nsplit, int n,
                                                              int states = 1) {
     cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
-    const int row = n + 2;
     cluster.sync(); /* every block's states are in its shared memory */
-    if (split == 0)
-        for (int k = 0; k < states; k++) {
-            float *mine = st + k * row;
-            softmax_states_merge_at(tmp + k * row, w, [&](int r) { return cluster.map_shared_rank(mine, r); }, nsplit, n,
-                                    true);
-            __syncthreads();
-        }
+    if (split == 0) {
+        softmax_states_merge_at(tmp, w, [&](int r) { return cluster.map_shared_rank(st, r); }, nsplit, states, n, true);
+        __syncthreads();
+    }
     cluster.sync(); /* the others' states are read: they may end */
     if (split != 0) return false;
-    for (int i = threadIdx.x; i < states * row; i += blockDim.x) st[i] = tmp[i];
+    for (int i = threadIdx.x; i < states * (n + 2); i += blockDim.x) st[i] = tmp[i];
     __syncthreads();
     return true;
 }
