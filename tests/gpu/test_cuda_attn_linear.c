@@ -16,8 +16,9 @@
  *
  * Tolerance against the fp32 CPU reference: relative L2 error <= 2e-2 per tensor and every element within 5% of
  * the tensor's largest magnitude (the gqa/window tests' bound), because the GPU keeps q, k, v (after the
- * projection), y and dqkv in bf16 (2^-9 relative rounding each) while the reference keeps them in fp32; the
- * chunk products and the states are fp32 on both sides. NaN or inf anywhere fails.
+ * projection), y and dqkv in bf16 (2^-9 relative rounding each) and its chunk products take bf16 operands (phi(q),
+ * phi(k), the masked scores, the states, dO': the flash kernels' rounding of P and dO) with fp32 sums, while the
+ * reference keeps everything in fp32. NaN or inf anywhere fails.
  */
 #include <math.h>
 

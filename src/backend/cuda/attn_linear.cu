@@ -16,8 +16,11 @@
  *     dphi(K) = (dO' V'^T (.) M)^T phi(Q) + V' R^T
  *     dV      = (phi(Q) phi(K)^T (.) M)^T dO'[:, :D] + phi(K) R[:, :D]
  * through phi'(x) = 1 for x > 0 else exp(x) into dqkv, then the c_attn backward (cuda_matmul_backward).
- * The chunk products (64 x 64 x 64) run on fp32 CUDA cores from shared memory (each thread a 4 x 4 block of
- * a 64 x 64 tile): q, k, v are bf16 after the projection, everything after that is fp32 like the reference.
+ * The chunk products (64 x 64 x 64) run on the tensor cores as the flash kernels' do (m16n8k16, bf16 operands from
+ * swizzled 64 x 64 shared tiles or from the registers of an earlier product, fp32 accumulators; 4 warps a chunk,
+ * 16 rows each): q, k, v are bf16 after the projection; phi(q), phi(k), the states, dO' and the masked scores are
+ * rounded to bf16 where they enter a product; the sums, the denominators, the states' column D and the scans
+ * across chunks stay fp32.
  *
  * Decode is the recurrent form on the cached S' = [S | z] per head: S' += phi(k) [v | 1]^T (the token sees
  * itself), o = phi(q)^T S' normalised. Position 0 starts a sequence (the cache's old contents are ignored); the
@@ -34,14 +37,16 @@
 #include <math.h>
 
 #include "backend/cuda/cuda_attn.cuh"
+#include "backend/cuda/flash_attn.cuh"
 
-#define LIN_D 64                             /* head size */
-#define LIN_DV (LIN_D + 1)                   /* [v | 1] columns; also the row stride of every shared tile */
-#define LIN_TILE 64                          /* rows of a chunk tile: the largest supported chunk */
-#define LIN_TILE_FLOATS (LIN_TILE * LIN_DV)  /* one (64, 65) shared tile */
-#define LIN_STATE_FLOATS (LIN_D * LIN_DV)    /* one state S' (D, D+1) */
-#define LIN_THREADS 256                      /* 16 x 16 threads, 4 x 4 outputs each */
+#define LIN_D 64                          /* head size */
+#define LIN_DV (LIN_D + 1)                /* [v | 1] columns: the row of a state S' and of dO' */
+#define LIN_TILE 64                       /* rows of a chunk tile: the largest supported chunk */
+#define LIN_STATE_FLOATS (LIN_D * LIN_DV) /* one state S' (D, D+1) */
+#define LIN_WARPS 4                       /* a chunk kernel's warps: 16 tile rows each */
+#define LIN_THREADS (32 * LIN_WARPS)
 #define LIN_EPS 1e-6f
+static_assert(LIN_D == FLASH_HD && LIN_TILE == 16 * LIN_WARPS, "a chunk tile is one of flash_attn.cuh's 64 x 64 tiles");
 
 __device__ __forceinline__ float lin_phi(float x) { return x > 0.0f ? x + 1.0f : expf(x); }
 __device__ __forceinline__ float lin_dphi(float x) { return x > 0.0f ? 1.0f : expf(x); }
@@ -60,97 +65,133 @@ __device__ __forceinline__ lin_chunk lin_chunk_of_block(int T, int Lc) {
     return p;
 }
 
-/* acc[i][j] += sum_{k < K} A(r_i, k) B(k, c_j) over shared (64, 65) tiles, r_i = ty + 16 i, c_j = tx + 16 j;
- * A(r, k) = A[k][r] when TA (else A[r][k]), B(k, c) = B[c][k] when TB (else B[k][c]). The odd row stride keeps
- * the transposed reads free of bank conflicts. */
-template <bool TA, bool TB>
-__device__ __forceinline__ void lin_mm(float acc[4][4], const float *A, const float *Bm, int K) {
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    for (int k = 0; k < K; k++) {
-        float av[4], bv[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) av[i] = TA ? A[k * LIN_DV + ty + 16 * i] : A[(ty + 16 * i) * LIN_DV + k];
-#pragma unroll
-        for (int j = 0; j < 4; j++) bv[j] = TB ? Bm[(tx + 16 * j) * LIN_DV + k] : Bm[k * LIN_DV + tx + 16 * j];
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-            for (int j = 0; j < 4; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
-    }
-}
-
-__device__ __forceinline__ void lin_zero(float acc[4][4]) {
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
-}
-
-/* P (64, LIN_DV) = phi(Q) phi(K)^T of a chunk under the inclusive causal mask (column c <= row r, else 0), from
- * a = phi(Q) and bk = phi(K), both (64, LIN_DV) in shared memory. */
-__device__ __forceinline__ void lin_masked_scores(float *P, const float *a, const float *bk) {
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    float acc[4][4];
-    lin_zero(acc);
-    lin_mm<false, true>(acc, a, bk, LIN_D);
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const int r = ty + 16 * i, c = tx + 16 * j;
-            P[r * LIN_DV + c] = c <= r ? acc[i][j] : 0.0f;
-        }
-}
-
-/* dst (64, 65) rows r < L = part (0 q, 1 k, 2 v) of head h at positions t0 + r of qkv (B,T,3C), phi applied
- * when `phi`; rows >= L zero (they then add nothing to any product). Column D is left alone. */
-__device__ void lin_load_part(float *dst, const bf16 *qkv, const lin_chunk &p, int T, int C, int part, bool phi) {
-    for (int i = threadIdx.x; i < LIN_TILE * LIN_D; i += blockDim.x) {
-        const int r = i / LIN_D, d = i % LIN_D;
-        float v = 0.0f;
+/* dst (a 64 x 64 bf16 tile, swizzled as flash_attn.cuh's) = rows r < L of part `part` (0 q, 1 k, 2 v) of head h at
+ * positions t0 + r of qkv (B,T,3C), phi applied (then rounded to bf16) when `phi`; rows >= L zero, so that they add
+ * nothing to any product. */
+__device__ void lin_stage_part(bf16 *dst, const bf16 *qkv, const lin_chunk &p, int T, int C, int part, bool phi) {
+    for (int i = threadIdx.x; i < LIN_TILE * 8; i += LIN_THREADS) {
+        const int r = i / 8, ch = i % 8;
+        uint4 u = make_uint4(0u, 0u, 0u, 0u);
         if (r < p.L) {
-            v = bf2f(qkv[((size_t)p.b * T + p.t0 + r) * 3 * C + part * C + p.h * LIN_D + d]);
-            if (phi) v = lin_phi(v);
+            u = *reinterpret_cast<const uint4 *>(qkv + ((size_t)p.b * T + p.t0 + r) * 3 * C + part * C + p.h * LIN_D +
+                                                 ch * 8);
+            if (phi) {
+                float f[8];
+                unpack8(f, u);
+                u = make_uint4(pack_bf16(lin_phi(f[0]), lin_phi(f[1])), pack_bf16(lin_phi(f[2]), lin_phi(f[3])),
+                               pack_bf16(lin_phi(f[4]), lin_phi(f[5])), pack_bf16(lin_phi(f[6]), lin_phi(f[7])));
+            }
         }
-        dst[r * LIN_DV + d] = v;
+        *reinterpret_cast<uint4 *>(dst + sw(r, ch)) = u;
     }
 }
 
-/* dst (64, 65) = `rows` rows of src (rows, 65) fp32, zero below */
-__device__ void lin_load_rows(float *dst, const float *src, int rows) {
-    for (int i = threadIdx.x; i < LIN_TILE_FLOATS; i += blockDim.x) dst[i] = i < rows * LIN_DV ? src[i] : 0.0f;
+/* dst (64 x 64 bf16 tile) = columns 0..D-1 of the rows r < rows of src (rows, D+1) fp32 (a state, or dO'), rounded to
+ * bf16; last (64 floats) = their column D, in fp32; zero below `rows`. */
+__device__ void lin_stage_f32(bf16 *dst, float *last, const float *src, int rows) {
+    for (int i = threadIdx.x; i < LIN_TILE * 8; i += LIN_THREADS) {
+        const int r = i / 8, ch = i % 8;
+        uint4 u = make_uint4(0u, 0u, 0u, 0u);
+        if (r < rows) {
+            const float *s = src + (size_t)r * LIN_DV + ch * 8;
+            u = make_uint4(pack_bf16(s[0], s[1]), pack_bf16(s[2], s[3]), pack_bf16(s[4], s[5]), pack_bf16(s[6], s[7]));
+        }
+        *reinterpret_cast<uint4 *>(dst + sw(r, ch)) = u;
+    }
+    for (int r = threadIdx.x; r < LIN_TILE; r += LIN_THREADS) last[r] = r < rows ? src[(size_t)r * LIN_DV + LIN_D] : 0.0f;
+}
+
+/* A fragments (rows m0 .. m0 + 15 of the transpose, k = 64) of a [k][m] tile through ldmatrix.trans: af[ks] for
+ * k-step ks (load_a_frags reads a [m][k] tile) */
+__device__ __forceinline__ void lin_a_frags_km(uint32_t af[4][4], const bf16 *s, int m0, int lane) {
+#pragma unroll
+    for (int ks = 0; ks < 4; ks++)
+        ldsm_x4_t(af[ks], smem_addr(s + sw(16 * ks + (lane & 7) + ((lane >> 4) << 3), m0 / 8 + ((lane >> 3) & 1))));
+}
+
+/* c (a warp's 16 x 64, 8 n-tiles) += A B over k = 64: A the fragments af; B a 64 x 64 tile held [n][k] (NK: plain
+ * ldmatrix) or [k][n] (ldmatrix.trans). */
+template <bool NK>
+__device__ __forceinline__ void lin_mma(float c[8][4], const uint32_t af[4][4], const bf16 *tile, int lane) {
+    if constexpr (NK) {
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+            uint32_t bf[8];
+            load_b_frags_nk(bf, tile, nt, lane);
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) mma_bf16(c[nt], af[ks], bf[2 * ks], bf[2 * ks + 1]);
+        }
+    } else {
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++)
+#pragma unroll
+            for (int pp = 0; pp < 4; pp++) {
+                uint32_t bf[4];
+                load_b_frags_kn(bf, tile, ks, pp, lane);
+                mma_bf16(c[2 * pp], af[ks], bf[0], bf[1]);
+                mma_bf16(c[2 * pp + 1], af[ks], bf[2], bf[3]);
+            }
+    }
+}
+
+/* The accumulator element (nt, e) of a warp's 16 x 64 tile at rows r0 ..: its tile row and column */
+__device__ __forceinline__ int lin_row(int r0, int lane, int e) { return r0 + lane / 4 + 8 * (e >> 1); }
+__device__ __forceinline__ int lin_col(int lane, int nt, int e) { return nt * 8 + 2 * (lane % 4) + (e & 1); }
+
+/* c(r, col) = f(r, col, c(r, col)) over a warp's 16 x 64 tile at rows r0 .. */
+template <typename F>
+__device__ __forceinline__ void lin_apply(float c[8][4], int r0, int lane, F f) {
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) c[nt][e] = f(lin_row(r0, lane, e), lin_col(lane, nt, e), c[nt][e]);
+}
+
+/* The rows r < L of a warp's 16 x 64 tile c at rows r0 .. to dst (row r at dst + r * stride, 64 columns), bf16 */
+__device__ __forceinline__ void lin_store(bf16 *dst, size_t stride, const float c[8][4], int r0, int L, int lane) {
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int r = lin_row(r0, lane, 2 * hr);
+        if (r >= L) continue;
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+            *reinterpret_cast<uint32_t *>(dst + r * stride + lin_col(lane, nt, 0)) =
+                pack_bf16(c[nt][2 * hr], c[nt][2 * hr + 1]);
+    }
 }
 
 /* One chunk's state increment X^T Y' (D, D+1) into inc (B,H,nc,D,D+1):
  *   forward  (dop == NULL): X = phi(K_c), Y' = [V_c | 1]     (S' increments)
- *   backward:               X = phi(Q_c), Y' = dO'_c          (R increments; dop (B,H,T,D+1)) */
+ *   backward:               X = phi(Q_c), Y' = dO'_c          (R increments; dop (B,H,T,D+1))
+ * Warp w the state rows d = 16w ..: A = X^T through ldmatrix.trans, B = Y'[:, :D]; column D in fp32 from the bf16 X. */
 __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_state_kernel(float *inc, const bf16 *qkv, const float *dop,
                                                                       int T, int H, int Lc, int nc) {
-    __shared__ float X[LIN_TILE_FLOATS], Y[LIN_TILE_FLOATS];
+    __shared__ __align__(16) bf16 sX[LIN_TILE * LIN_D], sY[LIN_TILE * LIN_D];
+    __shared__ float ylast[LIN_TILE]; /* Y'[:, D] */
     const lin_chunk p = lin_chunk_of_block(T, Lc);
-    const int C = H * LIN_D, bh = p.b * H + p.h;
+    const int C = H * LIN_D, bh = p.b * H + p.h, lane = threadIdx.x % 32, d0 = 16 * (threadIdx.x / 32);
     if (dop) {
-        lin_load_part(X, qkv, p, T, C, 0, true);
-        lin_load_rows(Y, dop + ((size_t)bh * T + p.t0) * LIN_DV, p.L);
+        lin_stage_part(sX, qkv, p, T, C, 0, true);
+        lin_stage_f32(sY, ylast, dop + ((size_t)bh * T + p.t0) * LIN_DV, p.L);
     } else {
-        lin_load_part(X, qkv, p, T, C, 1, true);
-        lin_load_part(Y, qkv, p, T, C, 2, false);
-        for (int r = threadIdx.x; r < LIN_TILE; r += blockDim.x) Y[r * LIN_DV + LIN_D] = r < p.L ? 1.0f : 0.0f;
+        lin_stage_part(sX, qkv, p, T, C, 1, true);
+        lin_stage_part(sY, qkv, p, T, C, 2, false);
+        for (int r = threadIdx.x; r < LIN_TILE; r += LIN_THREADS) ylast[r] = r < p.L ? 1.0f : 0.0f;
     }
     __syncthreads();
+    uint32_t ax[4][4];
+    lin_a_frags_km(ax, sX, d0, lane);
+    float acc[8][4] = {};
+    lin_mma<false>(acc, ax, sY, lane);
     float *out = inc + ((size_t)bh * nc + blockIdx.x) * LIN_STATE_FLOATS;
-    float acc[4][4];
-    lin_zero(acc);
-    lin_mm<true, false>(acc, X, Y, p.L);
-    const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+    for (int nt = 0; nt < 8; nt++)
 #pragma unroll
-        for (int j = 0; j < 4; j++) out[(ty + 16 * i) * LIN_DV + tx + 16 * j] = acc[i][j];
+        for (int e = 0; e < 4; e++) out[lin_row(d0, lane, e) * LIN_DV + lin_col(lane, nt, e)] = acc[nt][e];
     if (threadIdx.x < LIN_D) { /* column D */
         const int d = threadIdx.x;
         float s = 0.0f;
-        for (int r = 0; r < p.L; r++) s = fmaf(X[r * LIN_DV + d], Y[r * LIN_DV + LIN_D], s);
+        for (int r = 0; r < p.L; r++) s = fmaf(bf2f(sX[sw(r, d / 8) + d % 8]), ylast[r], s);
         out[d * LIN_DV + LIN_D] = s;
     }
 }
@@ -172,48 +213,50 @@ __global__ void lin_scan_kernel(float *inc, float *total, int BH, int nc, int re
 }
 
 /* Outputs of one chunk from the state before it, states (B,H,nc,D,D+1): y (B,T,C) and, when o != NULL, its copy
- * o (B,T,C) and rden (B,H,T) = 1 / (den + eps) for the backward. */
-#define LIN_FWD_SMEM (5 * LIN_TILE_FLOATS * sizeof(float) + LIN_TILE * sizeof(float))
+ * o (B,T,C) and rden (B,H,T) = 1 / (den + eps) for the backward. Warp w the chunk rows 16w ..:
+ *   A (16 x 64) = phi(Q_w) phi(K)^T, masked to key <= row;  den = rowsum(A) (fp32) + phi(Q_w) z;
+ *   out (16 x 64) = A V + phi(Q_w) S  (A rounded to bf16 as the A operand, like the flash kernels' P). */
 __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_forward_kernel(bf16 *y, bf16 *o, float *rden, const bf16 *qkv,
                                                                         const float *states, int T, int H, int Lc,
                                                                         int nc) {
-    extern __shared__ float sh[];
-    float *a = sh, *bk = a + LIN_TILE_FLOATS, *v = bk + LIN_TILE_FLOATS, *S = v + LIN_TILE_FLOATS;
-    float *P = S + LIN_TILE_FLOATS, *rd = P + LIN_TILE_FLOATS; /* rd (64): 1 / (den + eps) per row */
+    __shared__ __align__(16) bf16 sQ[LIN_TILE * LIN_D], sK[LIN_TILE * LIN_D], sV[LIN_TILE * LIN_D], sS[LIN_D * LIN_D];
+    __shared__ float z[LIN_D]; /* S'[:, D] */
     const lin_chunk p = lin_chunk_of_block(T, Lc);
-    const int C = H * LIN_D, bh = p.b * H + p.h, tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    lin_load_part(a, qkv, p, T, C, 0, true);
-    lin_load_part(bk, qkv, p, T, C, 1, true);
-    lin_load_part(v, qkv, p, T, C, 2, false);
-    lin_load_rows(S, states + ((size_t)bh * nc + blockIdx.x) * LIN_STATE_FLOATS, LIN_D);
+    const int C = H * LIN_D, bh = p.b * H + p.h, lane = threadIdx.x % 32, r0 = 16 * (threadIdx.x / 32);
+    lin_stage_part(sQ, qkv, p, T, C, 0, true);
+    lin_stage_part(sK, qkv, p, T, C, 1, true);
+    lin_stage_part(sV, qkv, p, T, C, 2, false);
+    lin_stage_f32(sS, z, states + ((size_t)bh * nc + blockIdx.x) * LIN_STATE_FLOATS, LIN_D);
     __syncthreads();
-    lin_masked_scores(P, a, bk); /* A = phi(Q) phi(K)^T, inclusive mask */
-    __syncthreads();
-    float acc[4][4];
-    lin_zero(acc);
-    lin_mm<false, false>(acc, a, S, LIN_D); /* phi(Q) S */
-    lin_mm<false, false>(acc, P, v, p.L);   /* + A V */
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    for (int r = warp; r < LIN_TILE; r += LIN_THREADS / 32) { /* den = phi(Q) z + rowsum(A) */
+    uint32_t aq[4][4];
+    load_a_frags(aq, sQ, r0, lane);
+    float a[8][4] = {}, out[8][4] = {};
+    lin_mma<true>(a, aq, sK, lane); /* phi(K) [key][d]: [n][k] */
+    lin_apply(a, r0, lane, [](int r, int c, float v) { return c <= r ? v : 0.0f; });
+    float rd[2]; /* 1 / (den + eps) of rows lin_row(r0, lane, 0) and + 8, summed over the lane's quad */
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int r = lin_row(r0, lane, 2 * hr);
         float s = 0.0f;
-        for (int k = lane; k < LIN_D; k += 32) s += a[r * LIN_DV + k] * S[k * LIN_DV + LIN_D] + P[r * LIN_DV + k];
-        s = warp_sum(s);
-        if (lane == 0) rd[r] = 1.0f / (s + LIN_EPS);
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) s += a[nt][2 * hr] + a[nt][2 * hr + 1];
+        for (int d = 16 * (lane % 4); d < 16 * (lane % 4) + 16; d++) s += bf2f(sQ[sw(r, d / 8) + d % 8]) * z[d];
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        rd[hr] = 1.0f / (s + LIN_EPS);
     }
-    __syncthreads();
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int r = ty + 16 * i;
-        if (r >= p.L) continue;
-        const size_t row = ((size_t)p.b * T + p.t0 + r) * C + p.h * LIN_D;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const bf16 out = f2bf(acc[i][j] * rd[r]);
-            y[row + tx + 16 * j] = out;
-            if (o) o[row + tx + 16 * j] = out;
+    mma_acc_a_kn(out, a, sV, lane);   /* A V: V [key][e] is [k][n] */
+    lin_mma<false>(out, aq, sS, lane); /* phi(Q) S: S [d][e] is [k][n] */
+    lin_apply(out, r0, lane, [&](int r, int c, float v) { return v * rd[(r - r0) / 8]; });
+    const size_t row0 = ((size_t)p.b * T + p.t0) * C + p.h * LIN_D;
+    lin_store(y + row0, C, out, r0, p.L, lane);
+    if (!o) return;
+    lin_store(o + row0, C, out, r0, p.L, lane);
+    if (lane % 4 == 0)
+        for (int hr = 0; hr < 2; hr++) {
+            const int r = lin_row(r0, lane, 2 * hr);
+            if (r < p.L) rden[(size_t)bh * T + p.t0 + r] = rd[hr];
         }
-        if (o && tx == 0) rden[(size_t)bh * T + p.t0 + r] = rd[r];
-    }
 }
 
 /* dO' (B,H,T,D+1) = [dy * rden | -(dy . o) * rden] per row; one warp per (b, h, t) */
@@ -236,81 +279,69 @@ __global__ void lin_dout_prime_kernel(float *dop, const bf16 *dy, const bf16 *o,
 }
 
 /* dqkv (B,T,3C) of one chunk: every element of the chunk's rows in head h's q, k and v columns is written.
- * S_states: the forward state before the chunk, R_states: the reverse state after it (both (B,H,nc,D,D+1)). */
-#define LIN_BWD_SMEM (6 * LIN_TILE_FLOATS * sizeof(float))
+ * S_states: the forward state before the chunk, R_states: the reverse state after it (both (B,H,nc,D,D+1)).
+ * Warp w first serves the chunk's query rows 16w .. (dq), then its key rows 16w .. (dk, dv), so every product has
+ * the warp's rows as its A rows and no tile is transposed through shared memory:
+ *   dA     = dO' V'^T masked to key <= query < L              dq = phi'(q) (dA phi(K) + dO' S'^T)
+ *   dA^T   = V' dO'^T, the same mask                          dk = phi'(k) (dA^T phi(Q) + V' R^T)
+ *   A^T    = phi(K) phi(Q)^T, masked                          dv = A^T dO'[:, :D] + phi(K) R[:, :D]
+ * with V' = [V | 1]: the ones column adds dO'[:, D] to dA, dO'[:, D] z^T to dO' S'^T and R[:, D] to V' R^T. */
 __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_backward_kernel(bf16 *dqkv, const bf16 *qkv, const float *dop,
                                                                          const float *S_states, const float *R_states,
                                                                          int T, int H, int Lc, int nc) {
-    extern __shared__ float sh[];
-    float *a = sh, *bk = a + LIN_TILE_FLOATS, *v = bk + LIN_TILE_FLOATS, *G = v + LIN_TILE_FLOATS;
-    float *P = G + LIN_TILE_FLOATS, *M = P + LIN_TILE_FLOATS; /* G = dO' (64, D+1); M = S', then R */
+    /* phi(Q), phi(K), V, dO'[:, :D], then S'[:, :D] and later R[:, :D] */
+    __shared__ __align__(16) bf16 sQ[LIN_TILE * LIN_D], sK[LIN_TILE * LIN_D], sV[LIN_TILE * LIN_D],
+        sG[LIN_TILE * LIN_D], sM[LIN_D * LIN_D];
+    __shared__ float gl[LIN_TILE], ml[LIN_D]; /* dO'[:, D]; S'[:, D], later R[:, D] */
     const lin_chunk p = lin_chunk_of_block(T, Lc);
-    const int C = H * LIN_D, bh = p.b * H + p.h, tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-    const size_t state = ((size_t)bh * nc + blockIdx.x) * LIN_STATE_FLOATS;
-    lin_load_part(a, qkv, p, T, C, 0, true);
-    lin_load_part(bk, qkv, p, T, C, 1, true);
-    lin_load_part(v, qkv, p, T, C, 2, false);
-    lin_load_rows(G, dop + ((size_t)bh * T + p.t0) * LIN_DV, p.L);
-    lin_load_rows(M, S_states + state, LIN_D);
+    const int C = H * LIN_D, bh = p.b * H + p.h, lane = threadIdx.x % 32, r0 = 16 * (threadIdx.x / 32), L = p.L;
+    const size_t state = ((size_t)bh * nc + blockIdx.x) * LIN_STATE_FLOATS, ld = 3 * (size_t)C;
+    const size_t row0 = ((size_t)p.b * T + p.t0) * ld + p.h * LIN_D; /* head h's q of the chunk's first row */
+    lin_stage_part(sQ, qkv, p, T, C, 0, true);
+    lin_stage_part(sK, qkv, p, T, C, 1, true);
+    lin_stage_part(sV, qkv, p, T, C, 2, false);
+    lin_stage_f32(sG, gl, dop + ((size_t)bh * T + p.t0) * LIN_DV, L);
+    lin_stage_f32(sM, ml, S_states + state, LIN_D);
     __syncthreads();
-    float acc[4][4];
-    lin_zero(acc);
-    lin_mm<false, true>(acc, G, v, LIN_D); /* dA = dO' V'^T (the ones column adds dO'[:, D]), masked */
-#pragma unroll
-    for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const int r = ty + 16 * i, c = tx + 16 * j;
-            P[r * LIN_DV + c] = c <= r && c < p.L ? acc[i][j] + G[r * LIN_DV + LIN_D] : 0.0f;
-        }
-    __syncthreads();
-    /* dphi(Q) = dA phi(K) + dO' S'^T -> dq */
-    lin_zero(acc);
-    lin_mm<false, false>(acc, P, bk, p.L);
-    lin_mm<false, true>(acc, G, M, LIN_DV);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int r = ty + 16 * i;
-        if (r >= p.L) continue;
-        const size_t row = ((size_t)p.b * T + p.t0 + r) * 3 * C + p.h * LIN_D;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const size_t k = row + tx + 16 * j;
-            dqkv[k] = f2bf(acc[i][j] * lin_dphi(bf2f(qkv[k])));
-        }
+    { /* query rows r0 ..: dq */
+        uint32_t ag[4][4];
+        load_a_frags(ag, sG, r0, lane);
+        float da[8][4] = {}, dq[8][4] = {};
+        lin_mma<true>(da, ag, sV, lane); /* V [key][e]: [n][k] */
+        lin_apply(da, r0, lane, [&](int r, int c, float v) { return c <= r && c < L ? v + gl[r] : 0.0f; });
+        mma_acc_a_kn(dq, da, sK, lane);  /* phi(K) [key][d]: [k][n] */
+        lin_mma<true>(dq, ag, sM, lane); /* S' [d][e]: [n][k] */
+        const bf16 *q = qkv + row0;
+        lin_apply(dq, r0, lane, [&](int r, int c, float v) { /* rows >= L are not stored (nor read: past T) */
+            return r < L ? (v + gl[r] * ml[c]) * lin_dphi(bf2f(q[r * ld + c])) : 0.0f;
+        });
+        lin_store(dqkv + row0, ld, dq, r0, L, lane);
     }
-    __syncthreads(); /* M (S') read by every thread */
-    lin_load_rows(M, R_states + state, LIN_D);
+    __syncthreads(); /* S' read by every warp */
+    lin_stage_f32(sM, ml, R_states + state, LIN_D);
     __syncthreads();
-    /* dphi(K) = dA^T phi(Q) + V' R^T -> dk */
-    lin_zero(acc);
-    lin_mm<true, false>(acc, P, a, p.L);
-    lin_mm<false, true>(acc, v, M, LIN_D);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int r = ty + 16 * i;
-        if (r >= p.L) continue;
-        const size_t row = ((size_t)p.b * T + p.t0 + r) * 3 * C + C + p.h * LIN_D;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            const int d = tx + 16 * j;
-            dqkv[row + d] = f2bf((acc[i][j] + M[d * LIN_DV + LIN_D]) * lin_dphi(bf2f(qkv[row + d])));
-        }
+    { /* key rows r0 ..: dk */
+        uint32_t av[4][4];
+        load_a_frags(av, sV, r0, lane);
+        float dat[8][4] = {}, dk[8][4] = {};
+        lin_mma<true>(dat, av, sG, lane); /* dO' [query][e]: [n][k] */
+        lin_apply(dat, r0, lane, [&](int r, int c, float v) { return r <= c && r < L ? v + gl[c] : 0.0f; });
+        mma_acc_a_kn(dk, dat, sQ, lane);  /* phi(Q) [query][d]: [k][n] */
+        lin_mma<true>(dk, av, sM, lane); /* R [d][e]: [n][k] */
+        const bf16 *k = qkv + row0 + C;
+        lin_apply(dk, r0, lane,
+                  [&](int r, int c, float v) { return r < L ? (v + ml[c]) * lin_dphi(bf2f(k[r * ld + c])) : 0.0f; });
+        lin_store(dqkv + row0 + C, ld, dk, r0, L, lane);
     }
-    __syncthreads(); /* P (dA) read by every thread */
-    lin_masked_scores(P, a, bk); /* A = phi(Q) phi(K)^T, masked */
-    __syncthreads();
-    /* dV = A^T dO'[:, :D] + phi(K) R[:, :D] -> dv */
-    lin_zero(acc);
-    lin_mm<true, false>(acc, P, G, p.L);
-    lin_mm<false, false>(acc, bk, M, LIN_D);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int r = ty + 16 * i;
-        if (r >= p.L) continue;
-        const size_t row = ((size_t)p.b * T + p.t0 + r) * 3 * C + 2 * C + p.h * LIN_D;
-#pragma unroll
-        for (int j = 0; j < 4; j++) dqkv[row + tx + 16 * j] = f2bf(acc[i][j]);
+    { /* key rows r0 ..: dv */
+        uint32_t ak[4][4];
+        load_a_frags(ak, sK, r0, lane);
+        float at[8][4] = {}, dv[8][4] = {};
+        lin_mma<true>(at, ak, sQ, lane); /* phi(Q) [query][d]: [n][k] */
+        lin_apply(at, r0, lane, [](int r, int c, float v) { return r <= c ? v : 0.0f; });
+        mma_acc_a_kn(dv, at, sG, lane);   /* dO' [query][e]: [k][n] */
+        lin_mma<false>(dv, ak, sM, lane); /* R [d][e]: [k][n] */
+        lin_store(dqkv + row0 + 2 * C, ld, dv, r0, L, lane);
     }
 }
 
@@ -429,10 +460,7 @@ static ab_status lin_run_forward(const ab_attn_ctx *ctx, const ab_attn_weights *
     const int C = cfg->C, H = cfg->H, Lc = cfg->hp.linear_chunk, nc = lin_chunks(cfg, T);
     AB_TRY(cuda_matmul_forward(ctx->be, qkv, x, w->t[0], w->t[1], B * T, C, 3 * C));
     AB_TRY(lin_states(ctx->be, cfg, states, total, qkv, NULL, B, T));
-    CUDA_TRY(cudaFuncSetAttribute(lin_chunk_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  (int)LIN_FWD_SMEM),
-             "linear chunk_forward shared memory");
-    lin_chunk_forward_kernel<<<dim3(nc, H, B), LIN_THREADS, LIN_FWD_SMEM, cuda_stream(ctx->be)>>>(
+    lin_chunk_forward_kernel<<<dim3(nc, H, B), LIN_THREADS, 0, cuda_stream(ctx->be)>>>(
         (bf16 *)y, o, rden, qkv, states, T, H, Lc, nc);
     return cuda_check_launch("linear chunk_forward");
 }
@@ -464,11 +492,8 @@ static ab_status linear_backward(const ab_attn_ctx *ctx, const ab_attn_weights *
     AB_TRY(cuda_check_launch("linear dout_prime"));
     AB_TRY(lin_states(ctx->be, cfg, S_states, NULL, sv.qkv, NULL, B, T));
     AB_TRY(lin_states(ctx->be, cfg, R_states, NULL, sv.qkv, dop, B, T));
-    CUDA_TRY(cudaFuncSetAttribute(lin_chunk_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  (int)LIN_BWD_SMEM),
-             "linear chunk_backward shared memory");
-    lin_chunk_backward_kernel<<<dim3(nc, H, B), LIN_THREADS, LIN_BWD_SMEM, st>>>(dqkv, sv.qkv, dop, S_states, R_states,
-                                                                                 T, H, Lc, nc);
+    lin_chunk_backward_kernel<<<dim3(nc, H, B), LIN_THREADS, 0, st>>>(dqkv, sv.qkv, dop, S_states, R_states, T, H, Lc,
+                                                                      nc);
     AB_TRY(cuda_check_launch("linear chunk_backward"));
     return cuda_matmul_backward(ctx->be, dx, dw ? dw->t[0] : NULL, dw ? dw->t[1] : NULL, dqkv, x, w->t[0], B * T, C,
                                 3 * C);
