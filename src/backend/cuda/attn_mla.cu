@@ -477,7 +477,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
  * long: from B * max_T >= MLA_SHARED_LATENT_TOKENS, then the most heads per block that divide H, else one. Measured on
  * an H200 (GPT-2 124M, decode ms a token, one head a block against four): B = 1, max_T = 1024: 0.565 / 0.789;
  * B = 16, 1024: 0.866 / 1.061; B = 1, 8192: 0.920 / 1.200; B = 4, 8192: 1.766 / 1.578 (docs/PERF.md). The
- * tensor-core path below takes d_c = 256, H <= 16 from B * max_T >= MLA_TC_TOKENS, so several heads a block remain
+ * tensor-core path below takes d_c = 256, H <= 16 from B >= 4 and max_T >= 4096, so several heads a block remain
  * for the other ranks and head counts. */
 #define MLA_SHARED_LATENT_TOKENS 32768
 typedef void (*mla_decode_fn)(bf16 *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, int, int, int,
@@ -500,18 +500,20 @@ static mla_decode_fn mla_decode_pick(int H, int dc, int B, int max_T, int *hg) {
 
 /* ---- long contexts: the absorbed decode on the tensor cores ----
  * Absorbed, decode is attention with the H heads as the query rows (padded to 16) against one matrix c of the
- * positions' latents, which is both key and value: S = Q~ C^T, O = P C. From B >= MLA_TC_MIN_BATCH and B * max_T >=
- * MLA_TC_TOKENS (H <= 16, dc = MLA_TC_DC) it runs as three kernels: mla_qt_kernel (q~ = tau W_uk,h q_h, bf16), mla_tc_kernel (one block per
- * (b, split) of the positions, reading each latent once for all heads; m16n8k16 products, online softmax per head row
- * as in the flash kernels; the warps' and the splits' states merged in order into cbar), mla_uv_kernel (y_h = cbar_h
- * W_uv,h). Below the threshold the single CUDA-core kernel above is faster: fewer launches, and at batch 1 a grid of
- * B x splits <= 16 blocks is too few (batch 1 x 8192 on an H200: 1.10 ms a token against 0.64, docs/PERF.md). */
+ * positions' latents, which is both key and value: S = Q~ C^T, O = P C. From B >= MLA_TC_MIN_BATCH and max_T >=
+ * MLA_TC_MIN_CONTEXT (H <= 16, dc = MLA_TC_DC) it runs as three kernels: mla_qt_kernel (q~ = tau W_uk,h q_h, bf16),
+ * mla_tc_kernel (one block per (b, split) of the positions, reading each latent once for all heads; m16n8k16
+ * products, online softmax per head row as in the flash kernels; the warps' and the splits' states merged in order
+ * into cbar), mla_uv_kernel (y_h = cbar_h W_uv,h). Its grid is B x splits <= 16 blocks of 4 warps, so it needs both
+ * a batch and a long cache to fill the GPU; elsewhere the CUDA-core kernel above is faster. Measured on an H200
+ * (GPT-2 124M, decode ms a token, CUDA-core / tensor-core): B = 4, max_T = 8192: 1.50 / 0.87; B = 2, 8192: 0.74 /
+ * 0.80; B = 1, 8192: 0.64 / 1.10; B = 16, 512: 0.72 / 1.13 (docs/PERF.md). */
 #define MLA_TC_DC 256
 #define MLA_TC_WARPS 4
 #define MLA_TC_POS 16        /* positions per tile: one k block of P C */
 #define MLA_TC_MIN_KEYS 64   /* positions per split at the longest context, at least */
-#define MLA_TC_TOKENS 8192   /* B * max_T from which the tensor-core path runs */
-#define MLA_TC_MIN_BATCH 2
+#define MLA_TC_MIN_BATCH 4
+#define MLA_TC_MIN_CONTEXT 4096
 
 /* q~ (B,H,dc) bf16 = tau W_uk,h q_h: grid B*H, 256 threads, thread r < dc its row's 64 weights (8 x 16 bytes in
  * flight) against q_h in shared memory */
@@ -746,7 +748,7 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     AB_TRY(cuda_decode_projection(&pc, v.q1, in, w->t[W_Q], NULL, NULL, B, C, C));
     AB_TRY(cuda_decode_projection(&pc, v.a1, in, w->t[W_DKV], NULL, NULL, B, C, dc));
     AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
-    if (B >= MLA_TC_MIN_BATCH && (long)B * cfg->max_T >= MLA_TC_TOKENS && cfg->H <= 16 && dc == MLA_TC_DC)
+    if (B >= MLA_TC_MIN_BATCH && cfg->max_T >= MLA_TC_MIN_CONTEXT && cfg->H <= 16 && dc == MLA_TC_DC)
         return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
     /* not programmatically dependent: so the step was slower on an H200, 0.50 -> 0.55 ms at batch 1 x 512 and 0.685
      * -> 0.78 ms at batch 1 x 8192 (docs/PERF.md); a group's splits are one cluster */

@@ -82,32 +82,33 @@ __device__ __forceinline__ void softmax_state_step(float *m, float *l, float s, 
 
 /* out (`states` states of width n, one after the other, shared memory) = for each state s, the merge of its `count`
  * copies, copy k at at(k) + s * (n + 2) (this block's shared memory, or another block's of the cluster), in order
- * 0..count-1, with o divided by l when `normalize`. The states are merged side by side: one thread per state finds
- * its m and the copies' weights, then every thread sums o elements of any state. out is none of the copies. w:
- * states x count floats of shared scratch. Every thread of the block calls it (it synchronises); out is complete
- * after the caller's next __syncthreads. */
+ * 0..count-1, with o divided by l when `normalize`. The states are merged side by side and nothing runs serially in
+ * one thread: a thread per (state, copy) finds the state's m and the copy's weight, then a thread per element sums
+ * l and o over the copies. out is none of the copies. w: states x count floats of shared scratch. Every thread of
+ * the block calls it (it synchronises); out is complete after the caller's next __syncthreads. */
 template <typename StateAt>
 __device__ void softmax_states_merge_at(float *out, float *w, StateAt at, int count, int states, int n, bool normalize) {
     const int row = n + 2;
-    for (int s = threadIdx.x; s < states; s += blockDim.x) {
-        float M = -INFINITY, l = 0.0f;
-        for (int k = 0; k < count; k++) M = fmaxf(M, at(k)[s * row]);
-        for (int k = 0; k < count; k++) {
-            const float *c = at(k) + s * row;
-            const float wk = c[0] == -INFINITY ? 0.0f : __expf(c[0] - M);
-            w[s * count + k] = wk;
-            l += wk * c[1];
-        }
-        out[s * row] = M;
-        out[s * row + 1] = l;
+    for (int t = threadIdx.x; t < states * count; t += blockDim.x) {
+        const int s = t / count, k = t % count;
+        float M = -INFINITY;
+        for (int j = 0; j < count; j++) M = fmaxf(M, at(j)[s * row]);
+        const float mk = at(k)[s * row];
+        w[t] = mk == -INFINITY ? 0.0f : __expf(mk - M);
+        if (k == 0) out[s * row] = M;
     }
     __syncthreads();
     for (int i = threadIdx.x; i < states * n; i += blockDim.x) {
         const int s = i / n, e = 2 + i % n;
         const float *ws = w + s * count;
-        float o = 0.0f;
-        for (int k = 0; k < count; k++) o += ws[k] * at(k)[s * row + e];
-        out[s * row + e] = normalize ? o * (1.0f / out[s * row + 1]) : o;
+        float l = 0.0f, o = 0.0f;
+        for (int k = 0; k < count; k++) {
+            const float *c = at(k) + s * row;
+            l += ws[k] * c[1];
+            o += ws[k] * c[e];
+        }
+        out[s * row + e] = normalize ? o * (1.0f / l) : o;
+        if (e == 2) out[s * row + 1] = l;
     }
 }
 /* the same over `count` copies in this block's shared memory, copy k at st + k * stride */
