@@ -98,7 +98,8 @@ __device__ void lin_stage_f32(bf16 *dst, float *last, const float *src, int rows
         }
         *reinterpret_cast<uint4 *>(dst + sw(r, ch)) = u;
     }
-    for (int r = threadIdx.x; r < LIN_TILE; r += LIN_THREADS) last[r] = r < rows ? src[(size_t)r * LIN_DV + LIN_D] : 0.0f;
+    for (int r = threadIdx.x; r < LIN_TILE; r += LIN_THREADS)
+        last[r] = r < rows ? src[(size_t)r * LIN_DV + LIN_D] : 0.0f;
 }
 
 /* A fragments (rows m0 .. m0 + 15 of the transpose, k = 64) of a [k][m] tile through ldmatrix.trans: af[ks] for

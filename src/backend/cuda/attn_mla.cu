@@ -295,8 +295,11 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
 
 /* Grid (B * H/HG, splits), MLA_DECODE_THREADS threads, head size FLASH_HD, dc % 8 == 0, dc <= 256 * RC. A block serves
  * the HG heads h0 .. h0 + HG - 1 of sequence b (the latents are shared by all heads, so each is read once per HG heads,
- * not once per head). q1 (B,C), cache (max_T, B, dc) holding positions 0..pos, pos = *pos_dev < max_T, W_uk, W_uv
- * (dc, C), y (B,C); fp32 throughout.
+ * not once per head). q1 (B,C), cache (max_T, B, dc) holding positions 0..pos - 1, pos = *pos_dev < max_T, a1 (B,dc)
+ * the new token's down-projection, W_uk, W_uv (dc, C), y (B,C); fp32 throughout.
+ *  0. the new latent c_pos = RMSNorm(a1_b) g (mla_rmsnorm_forward_kernel's sums, warp by warp) into shared memory, as
+ *     bf16: the block reads position pos from there, and the first block of b (heads h0 = 0, split 0) writes it to
+ *     the cache's slot pos (no other block of the launch reads that slot);
  *  1. q~_h (dc) = tau W_uk,h q_h for each of the HG heads into shared memory: 8 lanes per row of W_uk's (dc, 64) slice
  *     (16-byte loads, q_h in registers), 16 rows per pass, MLA_UNROLL loads in flight, sums by shuffles in the 8 lanes;
  *  2. split s of the n = pos + 1 positions (chunk = ceil(n / splits)): a warp per position (NP at a time), each lane
@@ -306,8 +309,8 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  *  3. the splits of the group (one cluster) merged in order by its first block from the blocks' shared memory into
  *     cbar_h = sum_j p_hj c_j / sum_j p_hj (with one split, directly), then o_h = cbar_h W_uv,h: 8 lanes per row of
  *     the (dc, 64) slice, 16 rows per pass, the 16 row groups summed in shared memory in order.
- * Shared memory: q~ HG x dc | warp states 4 x HG x (dc + 2) | block states HG x (dc + 2) | merge weights |
- * row sums 16 x 64. Merge weights: HG x max(splits, 4) floats. */
+ * Shared memory: c_pos dc bf16 | q~ HG x dc | warp states 4 x HG x (dc + 2) | block states HG x (dc + 2) | merge
+ * weights HG x max(splits, 4) | row sums 16 x 64. */
 #define MLA_MAX_RANK 1024
 #define MLA_WARPS (MLA_DECODE_THREADS / 32)
 #define MLA_ROWS (MLA_DECODE_THREADS / 8)   /* rows of a (dc, 64) weight slice per pass */
@@ -356,17 +359,34 @@ __device__ __forceinline__ void mla_up_project(bf16 *y, const float *cbar, const
 }
 
 template <int HG, int RC>
-__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, const bf16 *q1, const bf16 *cache,
+__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, const bf16 *q1, bf16 *cache,
+                                                                         const bf16 *a1, const bf16 *gain,
                                                                          const bf16 *Wuk, const bf16 *Wuv, int B, int H,
                                                                          int dc, const int32_t *pos_dev, float tau) {
-    extern __shared__ float sh[];
+    extern __shared__ __align__(16) float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
     const int n = *pos_dev + 1, groups = H / HG, g = blockIdx.x, b = g / groups, h0 = (g % groups) * HG;
     const int split = blockIdx.y, nsplit = gridDim.y, C = H * FLASH_HD, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int rg = threadIdx.x / 8, c8 = (threadIdx.x % 8) * 8; /* weight-slice row group, column offset in a head */
     const int sw = dc + 2;                                      /* floats per softmax state */
-    float *qt = sh, *wst = qt + HG * dc, *bst = wst + MLA_WARPS * HG * sw, *wsh = bst + HG * sw;
+    bf16 *cpos = reinterpret_cast<bf16 *>(sh); /* dc bf16: dc / 2 floats, a multiple of 4 */
+    float *qt = sh + dc / 2, *wst = qt + HG * dc, *bst = wst + MLA_WARPS * HG * sw, *wsh = bst + HG * sw;
     float *rows = wsh + HG * (nsplit > MLA_WARPS ? nsplit : MLA_WARPS); /* MLA_ROWS x FLASH_HD */
+    /* 0. c_pos: each warp sums a1_b's squares itself (the same order in every warp and block) */
+    {
+        const bf16 *ab = a1 + (size_t)b * dc;
+        float ss = 0.0f;
+        for (int i = lane; i < dc; i += 32) {
+            const float v = bf2f(ab[i]);
+            ss += v * v;
+        }
+        const float r = 1.0f / sqrtf(warp_sum(ss) / dc + MLA_RMS_EPS);
+        bf16 *slot = h0 == 0 && split == 0 ? cache + ((size_t)(n - 1) * B + b) * dc : nullptr;
+        for (int i = warp * 32 + lane; i < dc; i += MLA_DECODE_THREADS) {
+            cpos[i] = f2bf(bf2f(gain[i]) * bf2f(ab[i]) * r);
+            if (slot) slot[i] = cpos[i];
+        }
+    }
     /* 1. q~_h = tau W_uk,h q_h */
     for (int hg = 0; hg < HG; hg++) {
         const int col = (h0 + hg) * FLASH_HD + c8;
@@ -419,8 +439,9 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
 #pragma unroll
             for (int i = 0; i < RC; i++) {
                 const int r = 8 * lane + 256 * i;
-                unpack8(c[q][i], r < dc && jq < j1 ? *reinterpret_cast<const uint4 *>(cb + jq * slot + r)
-                                                   : make_uint4(0u, 0u, 0u, 0u));
+                const bf16 *cj = jq == n - 1 ? cpos : cb + jq * slot; /* c_pos from shared memory (step 0) */
+                unpack8(c[q][i],
+                        r < dc && jq < j1 ? *reinterpret_cast<const uint4 *>(cj + r) : make_uint4(0u, 0u, 0u, 0u));
             }
         }
 #pragma unroll
@@ -464,10 +485,10 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
             }
     }
     __syncthreads();
-    softmax_states_merge(bst, wsh, wst, MLA_WARPS, HG * sw, HG, dc, nsplit == 1); /* warp w's HG states at wst + w HG sw */
+    softmax_states_merge(bst, wsh, wst, MLA_WARPS, HG * sw, HG, dc, nsplit == 1); /* warp w's at wst + w HG sw */
     __syncthreads();
     /* 3. the splits merged (the cluster's first block), then o_h = cbar_h W_uv,h */
-    if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, dc, HG)) return; /* wst: free by now */
+    if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, dc, HG)) return; /* wst is free */
     for (int hg = 0; hg < HG; hg++) mla_up_project(y, bst + hg * sw + 2, Wuv, b, h0 + hg, C, dc, rows);
 }
 
@@ -480,8 +501,8 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
  * tensor-core path below takes d_c = 256, H <= 16 from B >= 4 and max_T >= 4096, so several heads a block remain
  * for the other ranks and head counts. */
 #define MLA_SHARED_LATENT_TOKENS 32768
-typedef void (*mla_decode_fn)(bf16 *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, int, int, int,
-                              const int32_t *, float);
+typedef void (*mla_decode_fn)(bf16 *, const bf16 *, bf16 *, const bf16 *, const bf16 *, const bf16 *, const bf16 *,
+                              int, int, int, const int32_t *, float);
 static mla_decode_fn mla_decode_pick(int H, int dc, int B, int max_T, int *hg) {
     const int chunks = dc <= 256 ? 0 : dc <= 512 ? 1 : 2, rc = 1 << chunks; /* row: RC = 1, 2, 4 */
     *hg = 1;
@@ -559,7 +580,8 @@ __device__ __forceinline__ int mla_tc_sw(int row, int chunk) { return row * MLA_
  * Q~ (16 x dc, A fragments by ldmatrix) C^T (ldmatrix of the position-major tile), positions past the split masked;
  * the online softmax of each head row (rows g and g + 8 of the thread, quad shuffles); O (16 x dc, 32 accumulator
  * tiles) += P C (P from S's registers as bf16 A fragments, C by ldmatrix.trans). The warps' states merge in shared
- * memory, the heads side by side, then the splits (one cluster (1, splits) per b: softmax_states_cluster_merge, in split order); cbar =
+ * memory, the heads side by side, then the splits (one cluster (1, splits) per b: softmax_states_cluster_merge, in
+ * split order); cbar =
  * o / l. Shared memory: Q~ 16 x dc bf16 | the warps' tiles 4 x 2 x 16 x dc bf16, later the warps' states 4 x H x
  * (dc + 2) fp32 | the block's states H x (dc + 2) | merge weights. */
 __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *cbar, const bf16 *qt,
@@ -570,14 +592,16 @@ __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *cbar, 
     bf16 *sQ = reinterpret_cast<bf16 *>(mla_tc_smem), *sC = sQ + 16 * DC;
     const int n = *pos_dev + 1, b = blockIdx.x, split = blockIdx.y, nsplit = gridDim.y;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, c = lane % 4;
-    const size_t wstates = (size_t)MLA_TC_WARPS * H * SW * sizeof(float), tiles = (size_t)MLA_TC_WARPS * 2 * TILE * sizeof(bf16);
+    const size_t wstates = (size_t)MLA_TC_WARPS * H * SW * sizeof(float);
+    const size_t tiles = (size_t)MLA_TC_WARPS * 2 * TILE * sizeof(bf16);
     float *wst = reinterpret_cast<float *>(sC), *bst = reinterpret_cast<float *>(reinterpret_cast<unsigned char *>(sC) +
                                                                                    (wstates > tiles ? wstates : tiles));
     float *wsh = bst + H * SW;
     /* Q~ rows 0..H-1 of b, zeros below */
     for (int i = tid; i < 16 * NCH; i += blockDim.x) {
         const int row = i / NCH, ch = i % NCH;
-        cp_async16(smem_addr(sQ + mla_tc_sw(row, ch)), qt + ((size_t)b * H + (row < H ? row : 0)) * DC + ch * 8, row < H);
+        const bf16 *src = qt + ((size_t)b * H + (row < H ? row : 0)) * DC + ch * 8;
+        cp_async16(smem_addr(sQ + mla_tc_sw(row, ch)), src, row < H);
     }
     cp_async_commit();
     const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
@@ -677,7 +701,7 @@ __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *cbar, 
         }
     }
     __syncthreads();
-    softmax_states_merge(bst, wsh, wst, MLA_TC_WARPS, H * SW, H, DC, nsplit == 1); /* warp w's H states at wst + w H SW */
+    softmax_states_merge(bst, wsh, wst, MLA_TC_WARPS, H * SW, H, DC, nsplit == 1); /* warp w's at wst + w H SW */
     __syncthreads();
     if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, DC, H)) return; /* wst: free by now */
     for (int i = tid; i < H * DC; i += blockDim.x) cbar[(size_t)b * H * DC + i] = bst[(i / DC) * SW + 2 + i % DC];
@@ -685,7 +709,8 @@ __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *cbar, 
 
 /* mla_tc_kernel's dynamic shared memory for H heads */
 static size_t mla_tc_smem_bytes(int H) {
-    const size_t q = (size_t)16 * MLA_TC_DC * sizeof(bf16), tiles = (size_t)MLA_TC_WARPS * 2 * MLA_TC_POS * MLA_TC_DC * sizeof(bf16);
+    const size_t q = (size_t)16 * MLA_TC_DC * sizeof(bf16);
+    const size_t tiles = (size_t)MLA_TC_WARPS * 2 * MLA_TC_POS * MLA_TC_DC * sizeof(bf16);
     const size_t wstates = (size_t)MLA_TC_WARPS * H * (MLA_TC_DC + 2) * sizeof(float);
     return q + (tiles > wstates ? tiles : wstates) + (size_t)H * (MLA_TC_DC + 2) * sizeof(float) +
            (size_t)H * (KVD_MAX_SPLITS > MLA_TC_WARPS ? KVD_MAX_SPLITS : MLA_TC_WARPS) * sizeof(float);
@@ -734,10 +759,10 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     const int groups = B * cfg->H / hg;
     /* splits sized for the longest context, not for pos (the kernel reads pos) */
     const int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS);
-    /* hg * dc <= 1024 (MLA_STATE_REGS chunks of 256) and splits <= KVD_MAX_SPLITS: at most ~29 KB, under the 48 KB
+    /* hg * dc <= 1024 (MLA_STATE_REGS chunks of 256) and splits <= KVD_MAX_SPLITS: at most ~31 KB, under the 48 KB
      * a launch gets without an attribute */
-    const size_t shmem = (size_t)(hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) + hg * (splits > MLA_WARPS ? splits : MLA_WARPS) +
-                                  MLA_ROWS * FLASH_HD) * sizeof(float);
+    const size_t shmem = (size_t)(dc / 2 + hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) +
+                                  hg * (splits > MLA_WARPS ? splits : MLA_WARPS) + MLA_ROWS * FLASH_HD) * sizeof(float);
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
@@ -747,15 +772,17 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     AB_TRY(cuda_layernorm_input(be, ctx->ln, x, w->t[W_Q], B, C, C, &in, &pc.ln));
     AB_TRY(cuda_decode_projection(&pc, v.q1, in, w->t[W_Q], NULL, NULL, B, C, C));
     AB_TRY(cuda_decode_projection(&pc, v.a1, in, w->t[W_DKV], NULL, NULL, B, C, dc));
-    AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
-    if (B >= MLA_TC_MIN_BATCH && cfg->max_T >= MLA_TC_MIN_CONTEXT && cfg->H <= 16 && dc == MLA_TC_DC)
+    if (B >= MLA_TC_MIN_BATCH && cfg->max_T >= MLA_TC_MIN_CONTEXT && cfg->H <= 16 && dc == MLA_TC_DC) {
+        AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
         return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
-    /* not programmatically dependent: so the step was slower on an H200, 0.50 -> 0.55 ms at batch 1 x 512 and 0.685
-     * -> 0.78 ms at batch 1 x 8192 (docs/PERF.md); a group's splits are one cluster */
+    }
+    /* the RMSNorm of the new latent inside (step 0), one kernel less a layer. Not programmatically dependent: so the
+     * step was slower on an H200, 0.50 -> 0.55 ms at batch 1 x 512 and 0.685 -> 0.78 ms at batch 1 x 8192
+     * (docs/PERF.md); a group's splits are one cluster */
     return cuda_launch(be, "mla_decode", kernel, dim3((unsigned)groups, (unsigned)splits), dim3(1, (unsigned)splits),
-                       dim3(MLA_DECODE_THREADS), shmem, 0, (bf16 *)y, (const bf16 *)v.q1, (const bf16 *)cache,
-                       (const bf16 *)w->t[W_UK], (const bf16 *)w->t[W_UV], B, cfg->H, dc, pos_dev,
-                       1.0f / sqrtf((float)cfg->D));
+                       dim3(MLA_DECODE_THREADS), shmem, 0, (bf16 *)y, (const bf16 *)v.q1, (bf16 *)cache,
+                       (const bf16 *)v.a1, (const bf16 *)w->t[W_NORM], (const bf16 *)w->t[W_UK],
+                       (const bf16 *)w->t[W_UV], B, cfg->H, dc, pos_dev, 1.0f / sqrtf((float)cfg->D));
 }
 
 extern "C" const ab_attn_ops ab_cuda_attn_mla = {
