@@ -12,14 +12,15 @@
  * Backward: flash gives dq, dk, dv in the same packed layout; dlat = dk W_uk^T + dv W_uv^T accumulates in
  * fp32; the RMSNorm backward gives da and, per element, dlat * a * rstd, whose column sums (the gain
  * gradient) are one GEMM with a ones vector (cuda_bias_grad, fp32 accumulation, deterministic); dx
- * collects the W_dkv and W_q paths. The only kernels here are the RMSNorm pair and the decode kernel.
+ * collects the W_dkv and W_q paths. The only training kernels here are the RMSNorm pair.
  *
  * Inference (absorbed): the cache holds only c_t, (max_T, B, dc) bf16, position-major like the other CUDA
- * caches. Prefill runs the training forward and copies c into the cache; decode computes q and c of the new
- * token, appends c, then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax,
- * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel whose blocks split the positions (flash-decoding) and, for long
- * caches, serve up to four heads each, so a latent is read once for them (mla_decode_kernel, mla_decode_pick).
- * Decode's kernels read pos on the device (cuda_decode_pos).
+ * caches. Prefill runs the training forward and copies c into the cache; decode computes q and a of the new
+ * token, then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax, o_h = (sum_j p_j c_j)
+ * W_uv,h, in fp32, one kernel that also normalises a into c_pos and appends it, whose blocks split the positions
+ * (flash-decoding) and, for long caches, serve up to four heads each, so a latent is read once for them
+ * (mla_decode_kernel, mla_decode_pick); from batch 4 and 4096 positions the same on the tensor cores in three
+ * kernels after the RMSNorm kernel (mla_decode_tc). Decode's kernels read pos on the device (cuda_decode_pos).
  * Head size 64 only (the flash kernels are built for it); any other fails with AB_ERR_UNSUPPORTED.
  *
  * saved per layer:  qkv (B,T,3C) bf16 | a (B,T,dc) bf16 | c (B,T,dc) bf16 | rstd (B,T) fp32 | O (B,T,C) bf16 |
@@ -27,7 +28,7 @@
  * workspace:        the largest of: backward dqkv (B,T,3C) bf16, then a region used first by flash's
  *                   dq_accum (B,H,T,64) fp32 | Delta (B,H,T) fp32 and afterwards by dlat (B,T,dc) fp32 |
  *                   da (B,T,dc) bf16 | dg terms (B,T,dc) bf16; prefill: the saved tensors; decode: q (B,C) bf16 |
- *                   a (B,dc) bf16
+ *                   a (B,dc) bf16 | tensor-core path: q~ (B,H,dc) bf16 | cbar (B,H,dc) fp32
  */
 #include <math.h>
 #include <string.h>
