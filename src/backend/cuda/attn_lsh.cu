@@ -6,10 +6,11 @@
  *
  * Forward:
  *  1. qkv (B,T,2C) = x W + b (cuBLASLt).
- *  2. lsh_hash_kernel, a warp per (b, t, h): n = sqrt(|qk|^2 + 1e-12), k^ = qk / n in fp32, kv = [k^ | v] (bf16,
- *     the key and value rows of the attention), and per round b = argmax([k^ R ; -k^ R]) (fp32, first maximum;
- *     the rows of R are read coalesced; D*n_b/2 FMAs per token, head and round against the attention's 2*W_l*D:
- *     1/32 of it at T = 512, 1/2 at T = 8192 with the defaults, n_b growing with T).
+ *  2. lsh_hash_kernel, a warp per 16 tokens of a (b, h): n = sqrt(|qk|^2 + 1e-12), k^ = qk / n in fp32, kv =
+ *     [k^ | v] (bf16, the key and value rows of the attention), and per round b = argmax([k^ R ; -k^ R]) (first
+ *     maximum) with k^ R on the tensor cores at fp32 accuracy (lsh_buckets_tile: k^ as three bf16 parts, R exact;
+ *     D*n_b/2 multiply-adds per token, head and round against the attention's 2*W_l*D: 1/32 of it at T = 512, 1/2
+ *     at T = 8192 with the defaults, n_b growing with T).
  *  3. lsh_sort_kernel, a block per (round, b, h): a bitonic sort of the unique keys bucket*T + t in shared memory
  *     (= the stable sort by (bucket, position)); rows[s] = position at sorted index s, row_lo[s] = max(its
  *     bucket's first index, s - W_l + 1): the query's candidates are the sorted keys row_lo[s] .. s.
@@ -24,7 +25,7 @@
  * gradient through the hashing or the sort; the rotations get none.
  * Inference: the cache holds [k^ | v] (B, max_T, 2C) bf16 and the n_h bucket ids per head and token, int16
  * (B, H, n_h, max_T); prefill runs the forward and copies both; decode (lsh_decode_kernel, a block per (b, h))
- * hashes the new token with the same warp routine as the forward, then per round gathers the last W_l positions
+ * hashes the new token with the forward's routine (a tile of one key), then per round gathers the last W_l positions
  * of its bucket (a backwards scan over the ids, 1024 positions per pass), attends to them in fp32 and combines
  * the rounds. The position is read on the device (cuda_decode_pos), so a recorded decode step replays at any.
  * Head size 64 only (the flash kernels); T <= 32768 (the sort's keys in shared memory); n_b <= 32768 (int16 ids).
@@ -47,7 +48,7 @@
 #define LSH_MAX_BUCKETS 32768 /* int16 ids in the cache */
 #define LSH_MAX_HASHES 8      /* lsh_validate's bound: the combine keeps the rounds in registers */
 #define LSH_DECODE_THREADS 128
-#define LSH_HASH_THREADS 256 /* a warp per (b, t, h) */
+#define LSH_HASH_WARPS 4 /* lsh_hash_kernel: 16 tokens a warp */
 
 enum { W_ATTN, W_BIAS, W_ROT };
 
@@ -154,38 +155,75 @@ __device__ __forceinline__ void first_max(float &v, int &i, float u, int j) {
     if (u > v || (u == v && j < i)) v = u, i = j;
 }
 
-/* The bucket of a unit key whose dimensions 2*lane, 2*lane+1 this lane holds (k0, k1), under R (D, half) bf16:
- * argmax of [u R ; -u R], the first maximum. The key goes to u (D floats of shared memory, this warp's own);
- * 32/half lanes per column when half < 32 (each sums D*half/32 consecutive dimensions, then the slices are added
- * by a butterfly), else a lane per column (l, l + 32, ...), so a row of R is read coalesced either way. Then the
- * warp takes the first maximum of the positive and of the negative half; a tie between the halves goes to the
- * positive one (it comes first). Every lane returns the same bucket. Shared by the forward and decode, so both
- * hash a token identically. */
-__device__ int lsh_bucket_warp(float k0, float k1, const bf16 *R, int half, int lane, float *u) {
-    u[2 * lane] = k0;
-    u[2 * lane + 1] = k1;
-    __syncwarp();
-    const int cols = half < 32 ? half : 32, dims = FLASH_HD * cols / 32; /* columns per pass, dimensions per lane */
-    const int slice = lane / cols, d0 = slice * dims;
-    float best_pos = -INFINITY, best_neg = -INFINITY;
-    int arg_pos = INT_MAX, arg_neg = INT_MAX;
-    for (int c0 = 0; c0 < half; c0 += cols) {
-        const int c = c0 + lane % cols;
-        float acc = 0.0f;
-        if (c < half)
-            for (int d = d0; d < d0 + dims; d++) acc = fmaf(u[d], bf2f(R[(size_t)d * half + c]), acc);
-        for (int o = cols; o < 32; o <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-        if (c < half && slice == 0) {
-            first_max(best_pos, arg_pos, acc, c);
-            first_max(best_neg, arg_neg, -acc, c);
+/* The buckets of 16 unit keys under R (D, half) bf16: for each key the argmax of [u R ; -u R], the first maximum,
+ * a tie between the halves going to the positive one (it comes first). The keys are the first `rows` rows of u
+ * (rows x D fp32, shared memory; the rows after them count as zero). u R runs on the tensor cores, one m16n8k16
+ * product per 8 columns and 16 dimensions: each key is split into three bf16 parts (hi + mid + lo carries fp32's
+ * 24 bits), R is exact in bf16, the sums are fp32, so the scores are the fp32 dot products up to their summation
+ * order (the CPU's order differs by ~1e-7 either way). R's B fragments are read straight from global memory (two
+ * rows' elements a register; the warps of a block share them through L1). The lane gets the buckets of keys lane/4
+ * and lane/4 + 8 in bk. A row's result does not depend on the other rows, so the forward (16 keys a warp) and decode
+ * (one) hash a token identically. */
+__device__ void lsh_buckets_tile(int bk[2], const float *u, int rows, const bf16 *R, int half, int lane) {
+    const int g = lane / 4, c = lane % 4;
+    uint32_t a[3][4][4]; /* [hi, mid, lo][k-step][register] */
+#pragma unroll
+    for (int ks = 0; ks < 4; ks++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int row = g + 8 * (j & 1), col = 16 * ks + 2 * c + 8 * (j >> 1);
+            float x[2], part[3][2];
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                x[e] = row < rows ? u[row * FLASH_HD + col + e] : 0.0f;
+#pragma unroll
+                for (int p = 0; p < 3; p++) {
+                    part[p][e] = bf2f(f2bf(x[e]));
+                    x[e] -= part[p][e];
+                }
+            }
+#pragma unroll
+            for (int p = 0; p < 3; p++) a[p][ks][j] = pack_bf16(part[p][0], part[p][1]);
+        }
+    float best_pos[2] = {-INFINITY, -INFINITY}, best_neg[2] = {-INFINITY, -INFINITY};
+    int arg_pos[2] = {INT_MAX, INT_MAX}, arg_neg[2] = {INT_MAX, INT_MAX};
+    const unsigned short *Rb = reinterpret_cast<const unsigned short *>(R);
+    for (int n0 = 0; n0 < half; n0 += 8) {
+        const int n = n0 + g;
+        uint32_t b[4][2]; /* B (k = d, n = column) of k-step ks: rows 16 ks + 2c (+1), and 8 rows on */
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const size_t d = 16 * ks + 2 * c + 8 * e;
+                b[ks][e] = n < half ? (uint32_t)__ldg(Rb + d * half + n) |
+                                          (uint32_t)__ldg(Rb + (d + 1) * half + n) << 16
+                                    : 0u;
+            }
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int p = 2; p >= 0; p--) /* the small parts first */
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) mma_bf16(acc, a[p][ks], b[ks][0], b[ks][1]);
+#pragma unroll
+        for (int e = 0; e < 4; e++) { /* acc[e]: key g + 8 (e >> 1), column n0 + 2c + (e & 1) */
+            const int col = n0 + 2 * c + (e & 1);
+            if (col < half) {
+                first_max(best_pos[e >> 1], arg_pos[e >> 1], acc[e], col);
+                first_max(best_neg[e >> 1], arg_neg[e >> 1], -acc[e], col);
+            }
         }
     }
-    __syncwarp(); /* u may be rewritten by the caller's next key */
-    for (int o = 16; o > 0; o >>= 1) {
-        first_max(best_pos, arg_pos, __shfl_xor_sync(0xffffffffu, best_pos, o), __shfl_xor_sync(0xffffffffu, arg_pos, o));
-        first_max(best_neg, arg_neg, __shfl_xor_sync(0xffffffffu, best_neg, o), __shfl_xor_sync(0xffffffffu, arg_neg, o));
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        for (int o = 1; o < 4; o <<= 1) { /* the quad's columns */
+            first_max(best_pos[r], arg_pos[r], __shfl_xor_sync(0xffffffffu, best_pos[r], o),
+                      __shfl_xor_sync(0xffffffffu, arg_pos[r], o));
+            first_max(best_neg[r], arg_neg[r], __shfl_xor_sync(0xffffffffu, best_neg[r], o),
+                      __shfl_xor_sync(0xffffffffu, arg_neg[r], o));
+        }
+        bk[r] = best_neg[r] > best_pos[r] ? half + arg_neg[r] : arg_pos[r];
     }
-    return best_neg > best_pos ? half + arg_neg : arg_pos;
 }
 
 /* k^ = qk / n of the lane's two dimensions, n = sqrt(|qk|^2 + 1e-12) (the CPU's formula); returns n */
@@ -196,26 +234,36 @@ __device__ float lsh_normalise_warp(float q0, float q1, float *k0, float *k1) {
     return n;
 }
 
-/* A warp per (b, t, h): kv (B,T,2C) = [k^ | v], nrm (B,T,H), bucket (n_h,B,H,T). */
-__global__ void lsh_hash_kernel(bf16 *kv, float *nrm, int *bucket, const bf16 *qkv, const bf16 *rot, lsh_shape s) {
-    __shared__ float u[LSH_HASH_THREADS / 32][FLASH_HD];
-    const int lane = threadIdx.x & 31;
-    const size_t row = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; /* (b, t, h) */
-    if (row >= (size_t)s.B * s.T * s.H) return;
-    const int h = (int)(row % s.H);
-    const size_t bt = row / s.H;
-    const int t = (int)(bt % s.T), b = (int)(bt / s.T);
-    const size_t off = bt * 2 * s.C + h * FLASH_HD + 2 * lane;
-    const __nv_bfloat162 q2 = *reinterpret_cast<const __nv_bfloat162 *>(qkv + off);
-    float k0, k1;
-    const float n = lsh_normalise_warp(bf2f(q2.x), bf2f(q2.y), &k0, &k1);
-    *reinterpret_cast<__nv_bfloat162 *>(kv + off) = __floats2bfloat162_rn(k0, k1);
-    *reinterpret_cast<__nv_bfloat162 *>(kv + off + s.C) = *reinterpret_cast<const __nv_bfloat162 *>(qkv + off + s.C);
-    if (lane == 0) nrm[row] = n;
+/* kv (B,T,2C) = [k^ | v], nrm (B,T,H), bucket (n_h,B,H,T). Grid (ceil(T / 64), H, B), LSH_HASH_WARPS warps; warp
+ * w normalises the 16 tokens t = 64 blockIdx.x + 16 w .. of head h one after another (lsh_normalise_warp: the lane's
+ * two dimensions) into its shared u (16 x D, tokens past T zero), then hashes them together per round. */
+__global__ void __launch_bounds__(LSH_HASH_WARPS * 32) lsh_hash_kernel(bf16 *kv, float *nrm, int *bucket,
+                                                                       const bf16 *qkv, const bf16 *rot, lsh_shape s) {
+    __shared__ float u[LSH_HASH_WARPS][16 * FLASH_HD];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, h = blockIdx.y, b = blockIdx.z;
+    const int t0 = blockIdx.x * 16 * LSH_HASH_WARPS + 16 * warp, rows = min(16, s.T - t0);
+    float *uw = u[warp];
+    for (int i = 0; i < rows; i++) {
+        const size_t bt = (size_t)b * s.T + t0 + i, off = bt * 2 * s.C + h * FLASH_HD + 2 * lane;
+        const __nv_bfloat162 q2 = *reinterpret_cast<const __nv_bfloat162 *>(qkv + off);
+        float k0, k1;
+        const float n = lsh_normalise_warp(bf2f(q2.x), bf2f(q2.y), &k0, &k1);
+        *reinterpret_cast<__nv_bfloat162 *>(kv + off) = __floats2bfloat162_rn(k0, k1);
+        *reinterpret_cast<__nv_bfloat162 *>(kv + off + s.C) =
+            *reinterpret_cast<const __nv_bfloat162 *>(qkv + off + s.C); /* v */
+        if (lane == 0) nrm[bt * s.H + h] = n;
+        uw[i * FLASH_HD + 2 * lane] = k0;
+        uw[i * FLASH_HD + 2 * lane + 1] = k1;
+    }
+    __syncwarp();
+    if (rows <= 0) return; /* whole warps */
     for (int r = 0; r < s.nh; r++) {
-        const int bk = lsh_bucket_warp(k0, k1, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane,
-                                       u[threadIdx.x >> 5]);
-        if (lane == 0) bucket[(((size_t)r * s.B + b) * s.H + h) * s.T + t] = bk;
+        int bk[2];
+        lsh_buckets_tile(bk, uw, rows, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane);
+        int *out = bucket + (((size_t)r * s.B + b) * s.H + h) * s.T + t0;
+        if (lane % 4 == 0)
+            for (int e = 0; e < 2; e++)
+                if (lane / 4 + 8 * e < rows) out[lane / 4 + 8 * e] = bk[e];
     }
 }
 
@@ -349,10 +397,11 @@ static ab_status run_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, c
     ab_backend *be = ctx->be;
     cudaStream_t st = cuda_stream(be);
     const lsh_shape s = lsh_shape_of(cfg, B, T);
-    const size_t rows = (size_t)B * T * cfg->H;
     AB_TRY(cuda_matmul_forward(be, sv->qkv, x, w->t[W_ATTN], w->t[W_BIAS], B * T, cfg->C, 2 * cfg->C));
-    lsh_hash_kernel<<<cuda_blocks(rows * 32, LSH_HASH_THREADS), LSH_HASH_THREADS, 0, st>>>(sv->kv, sv->nrm, sv->bucket, sv->qkv,
-                                                                 (const bf16 *)w->t[W_ROT], s);
+    const dim3 hash_grid((unsigned)((T + 16 * LSH_HASH_WARPS - 1) / (16 * LSH_HASH_WARPS)), (unsigned)cfg->H,
+                         (unsigned)B);
+    lsh_hash_kernel<<<hash_grid, LSH_HASH_WARPS * 32, 0, st>>>(sv->kv, sv->nrm, sv->bucket, sv->qkv,
+                                                               (const bf16 *)w->t[W_ROT], s);
     AB_TRY(cuda_check_launch("lsh_hash"));
     const unsigned P = pow2_at_least(T), threads = P < 1024 ? (P < 32 ? 32 : P) : 1024;
     const size_t smem = P * sizeof(unsigned);
@@ -368,6 +417,7 @@ static ab_status run_forward(const ab_attn_ctx *ctx, const ab_attn_weights *w, c
         p.lse = tmp.lse_r + (size_t)r * B * cfg->H * T;
         AB_TRY(flash_launch_forward<flash_mask_sorted>(be, p));
     }
+    const size_t rows = (size_t)B * T * cfg->H;
     lsh_combine_kernel<<<cuda_blocks(rows * 8, 256), 256, 0, st>>>(sv->o, (bf16 *)y, sv->lse, tmp.o_r, tmp.lse_r, s);
     return cuda_check_launch("lsh_combine");
 }
@@ -509,11 +559,15 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
         bf16 *rec = kv_b + (size_t)pos * 2 * C + h * FLASH_HD + 2 * lane;
         *reinterpret_cast<__nv_bfloat162 *>(rec) = __floats2bfloat162_rn(k0, k1);
         *reinterpret_cast<__nv_bfloat162 *>(rec + C) = *reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off + C);
-        for (int r = 0; r < s.nh; r++) {
-            const int me = lsh_bucket_warp(k0, k1, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane, khat);
+        khat[2 * lane] = k0;
+        khat[2 * lane + 1] = k1;
+        __syncwarp();
+        for (int r = 0; r < s.nh; r++) { /* the forward's hashing, on a tile of one key */
+            int me[2];
+            lsh_buckets_tile(me, khat, 1, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane);
             if (lane == 0) {
-                bk[r] = me;
-                ids[(((size_t)b * s.H + h) * s.nh + r) * max_T + pos] = (int16_t)me;
+                bk[r] = me[0];
+                ids[(((size_t)b * s.H + h) * s.nh + r) * max_T + pos] = (int16_t)me[0];
             }
         }
     }
