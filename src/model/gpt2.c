@@ -416,7 +416,8 @@ static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void
         AB_TRY(check(ops->layernorm_matmul_forward(be, &ln2, io->fchg, io->fch, io->res2, LP(P_AFTER(m, A_FC_W)),
                                                    LP(P_AFTER(m, A_FC_B)), (int)BT, C, 4 * C), m, "ln_2 + mlp.c_fc + gelu", l));
     } else {
-        AB_TRY(ops->layernorm_forward(be, ln2.out, ln2.mean, ln2.rstd, io->res2, ln2.w, ln2.b, (int)BT, C));
+        AB_TRY(check(ops->layernorm_forward(be, ln2.out, ln2.mean, ln2.rstd, io->res2, ln2.w, ln2.b, (int)BT, C), m, "ln_2",
+                     l));
         if (ops->matmul_gelu_forward) { /* fused where the backend has it */
             AB_TRY(check(ops->matmul_gelu_forward(be, io->fchg, io->fch, io->ln2, LP(P_AFTER(m, A_FC_W)),
                                                   LP(P_AFTER(m, A_FC_B)), (int)BT, C, 4 * C), m, "mlp.c_fc + gelu", l));
@@ -450,8 +451,9 @@ static ab_status trunk_forward(ab_gpt2 *m, const int32_t *tokens, const int32_t 
         AB_TRY(block_forward(m, l, &io, residual, B, T, mode, cache, pos_dev, pos));
         residual = io.res3;
     }
-    return ops->layernorm_forward(be, a->lnf.ptr, f32_at(&a->lnf_stats, 0), f32_at(&a->lnf_stats, BT), residual,
-                                  param(m, P_LNF_W(m)), param(m, P_LNF_B(m)), (int)BT, C);
+    return check(ops->layernorm_forward(be, a->lnf.ptr, f32_at(&a->lnf_stats, 0), f32_at(&a->lnf_stats, BT), residual,
+                                        param(m, P_LNF_W(m)), param(m, P_LNF_B(m)), (int)BT, C),
+                 m, "ln_f", m->cfg.n_layer - 1);
 }
 
 static ab_status check_tokens(const ab_gpt2 *m, const int32_t *tokens, size_t n) {

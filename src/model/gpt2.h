@@ -134,8 +134,8 @@ ab_status ab_gpt2_logits_of_last_forward(ab_gpt2 *m, float *logits_host);
  * logits of the last position, f32 (B,V) on the host (NULL: not needed).
  * Where the backend records steps (be->graphs: CUDA graphs unless AB_CUDA_GRAPHS=0), the first decode of a cache
  * records the step (token and position upload, every block, ln_f, the logits on the device) and every decode, the
- * first included, replays it; the logits are copied to the host after the replay when asked for. A step that cannot be recorded fails with the backend's error;
- * there is no silent fallback. */
+ * first included, replays it; the logits are copied to the host after the replay when asked for. A step that cannot
+ * be recorded fails with the backend's error; there is no silent fallback. */
 ab_status ab_gpt2_alloc_cache(ab_gpt2 *m, int B, int max_T);
 ab_status ab_gpt2_prefill(ab_gpt2 *m, const int32_t *tokens, int B, int T, float *logits_host);
 ab_status ab_gpt2_decode(ab_gpt2 *m, const int32_t *tokens, int B, int pos, float *logits_host);

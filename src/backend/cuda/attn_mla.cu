@@ -174,6 +174,22 @@ static ab_status packed_backward(ab_backend *be, void *dinp, int dinp_f32, float
 
 /* ---------------------------------------------------------------- RMSNorm with gain */
 
+/* rstd = 1/sqrt(mean(a^2) + eps) of a row a (dc), summed by the calling warp (lane l: elements l, l + 32, ..., then
+ * warp_sum); every lane gets it. With mla_rms_out, the one definition behind the RMSNorm kernel and mla's CUDA-core
+ * decode, which normalises the new latent itself: both give c the same bits. */
+__device__ __forceinline__ float mla_rms_rstd(const bf16 *a, int dc, int lane) {
+    float ss = 0.0f;
+    for (int i = lane; i < dc; i += 32) {
+        const float v = bf2f(a[i]);
+        ss += v * v;
+    }
+    return 1.0f / sqrtf(warp_sum(ss) / dc + MLA_RMS_EPS);
+}
+/* element i of c = g * a * rstd */
+__device__ __forceinline__ bf16 mla_rms_out(const bf16 *a, const bf16 *g, float r, int i) {
+    return f2bf(bf2f(g[i]) * bf2f(a[i]) * r);
+}
+
 /* c (N,dc) = g * a * rstd, rstd (N) = 1/sqrt(mean(a^2) + eps) (fp32; not written when NULL). With slot != NULL, c is
  * a cache (max_T, N, dc) and the rows go to its slot *slot (decode: the position, read on the device). One warp per
  * row. */
@@ -185,15 +201,9 @@ __global__ void mla_rmsnorm_forward_kernel(bf16 *c, float *rstd, const bf16 *a, 
     if (row >= N) return; /* whole warps */
     if (slot) c += (size_t)*slot * N * dc;
     const bf16 *ar = a + (size_t)row * dc;
-    float ss = 0.0f;
-    for (int i = lane; i < dc; i += 32) {
-        float v = bf2f(ar[i]);
-        ss += v * v;
-    }
-    ss = warp_sum(ss);
-    const float r = 1.0f / sqrtf(ss / dc + MLA_RMS_EPS);
+    const float r = mla_rms_rstd(ar, dc, lane);
     if (rstd && lane == 0) rstd[row] = r;
-    for (int i = lane; i < dc; i += 32) c[(size_t)row * dc + i] = f2bf(bf2f(g[i]) * bf2f(ar[i]) * r);
+    for (int i = lane; i < dc; i += 32) c[(size_t)row * dc + i] = mla_rms_out(ar, g, r, i);
 }
 
 /* da (N,dc) = r g dlat - r^3 a mean(g dlat a); dg_terms (N,dc) = dlat a r, whose column sums are the gain
@@ -298,9 +308,9 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  * the HG heads h0 .. h0 + HG - 1 of sequence b (the latents are shared by all heads, so each is read once per HG heads,
  * not once per head). q1 (B,C), cache (max_T, B, dc) holding positions 0..pos - 1, pos = *pos_dev < max_T, a1 (B,dc)
  * the new token's down-projection, W_uk, W_uv (dc, C), y (B,C); fp32 throughout.
- *  0. the new latent c_pos = RMSNorm(a1_b) g (mla_rmsnorm_forward_kernel's sums, warp by warp) into shared memory, as
- *     bf16: the block reads position pos from there, and the first block of b (heads h0 = 0, split 0) writes it to
- *     the cache's slot pos (no other block of the launch reads that slot);
+ *  0. the new latent c_pos = RMSNorm(a1_b) g (mla_rms_rstd, mla_rms_out: the RMSNorm kernel's bits) into shared
+ *     memory, as bf16: the block reads position pos from there, and the first block of b (heads h0 = 0, split 0)
+ *     writes it to the cache's slot pos (no other block of the launch reads that slot);
  *  1. q~_h (dc) = tau W_uk,h q_h for each of the HG heads into shared memory: 8 lanes per row of W_uk's (dc, 64) slice
  *     (16-byte loads, q_h in registers), 16 rows per pass, MLA_UNROLL loads in flight, sums by shuffles in the 8 lanes;
  *  2. split s of the n = pos + 1 positions (chunk = ceil(n / splits)): a warp per position (NP at a time), each lane
@@ -376,15 +386,10 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
     /* 0. c_pos: each warp sums a1_b's squares itself (the same order in every warp and block) */
     {
         const bf16 *ab = a1 + (size_t)b * dc;
-        float ss = 0.0f;
-        for (int i = lane; i < dc; i += 32) {
-            const float v = bf2f(ab[i]);
-            ss += v * v;
-        }
-        const float r = 1.0f / sqrtf(warp_sum(ss) / dc + MLA_RMS_EPS);
+        const float r = mla_rms_rstd(ab, dc, lane);
         bf16 *slot = h0 == 0 && split == 0 ? cache + ((size_t)(n - 1) * B + b) * dc : nullptr;
         for (int i = warp * 32 + lane; i < dc; i += MLA_DECODE_THREADS) {
-            cpos[i] = f2bf(bf2f(gain[i]) * bf2f(ab[i]) * r);
+            cpos[i] = mla_rms_out(ab, gain, r, i);
             if (slot) slot[i] = cpos[i];
         }
     }
@@ -571,9 +576,8 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_uv_kernel(bf16 *y, con
     mla_up_project(y, sh, Wuv, bh / H, bh % H, H * FLASH_HD, dc, sh + dc);
 }
 
-/* element offset of (row, 16-byte chunk) in a swizzled tile of rows of MLA_TC_DC bf16 (chunk ^ (row & 7): the 8 rows
- * an ldmatrix reads at one chunk fall in 8 different bank groups) */
-__device__ __forceinline__ int mla_tc_sw(int row, int chunk) { return row * MLA_TC_DC + ((chunk ^ (row & 7)) << 3); }
+/* element offset of (row, 16-byte chunk) in a swizzled tile of rows of MLA_TC_DC bf16 (flash_attn.cuh's swizzle) */
+__device__ __forceinline__ int mla_tc_sw(int row, int chunk) { return sw_cols<MLA_TC_DC>(row, chunk); }
 
 /* cbar (B,H,dc) fp32: grid (B, splits), MLA_TC_WARPS warps. Split s takes the positions s*chunk .. of the n = pos + 1
  * (chunk = ceil(n / splits)); warp w the tiles of MLA_TC_POS positions w, w + MLA_TC_WARPS, ... of them, staged by

@@ -28,8 +28,8 @@
  * first rows of W (constant) into registers, and then wait (pdl_wait) for x and the residual, so both the launch gap
  * and the first W latency are hidden. Measured on an H200, flash decode at batch 1: 0.466 -> 0.452 ms for the PDL of
  * the products; 0.447 -> 0.423 ms for the rest of the chain launched so (with the LayerNorm row held in registers),
- * then 0.405 ms with W requested before the wait. Sending the block's slice of W towards L2 before the wait (prefetch.global.L2) instead
- * made the step slower, 0.452 -> 0.478 ms (docs/PERF.md).
+ * then 0.405 ms with W requested before the wait. Sending the block's slice of W towards L2 before the wait
+ * (prefetch.global.L2) instead made the step slower, 0.452 -> 0.478 ms (docs/PERF.md).
  */
 #include <string.h>
 

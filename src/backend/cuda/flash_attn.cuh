@@ -134,8 +134,11 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     return *reinterpret_cast<uint32_t *>(&v);
 }
 
-/* element offset of (row, 16-byte chunk) in a swizzled 64 x 64 tile */
-__device__ __forceinline__ int sw(int row, int chunk) { return row * FLASH_HD + ((chunk ^ (row & 7)) << 3); }
+/* element offset of (row, 16-byte chunk) in a swizzled tile of rows of COLS bf16 (chunk ^ (row & 7): the 8 rows an
+ * ldmatrix reads at one chunk fall in 8 different bank groups); sw: the 64 x 64 tiles */
+template <int COLS>
+__device__ __forceinline__ int sw_cols(int row, int chunk) { return row * COLS + ((chunk ^ (row & 7)) << 3); }
+__device__ __forceinline__ int sw(int row, int chunk) { return sw_cols<FLASH_HD>(row, chunk); }
 
 /* rows [0, ROWS) of a tile from global (row stride in elements) by THREADS threads; rows >= rows_valid are
  * zero-filled. GATHER: tile row r is global row rows[r] (sorted space), else row r. */
