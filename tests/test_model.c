@@ -313,6 +313,7 @@ static void test_bench_train_table(void) {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
+    TEST_TRUE("bench table: an in-memory stream", f != NULL, "open_memstream failed");
     if (!f) return;
     ab_bench_train_print(f, &a, r, 3);
     fclose(f);
@@ -325,6 +326,7 @@ static void test_bench_train_table(void) {
     free(text);
     text = NULL;
     f = open_memstream(&text, &len);
+    TEST_TRUE("bench table: an in-memory stream again", f != NULL, "open_memstream failed");
     if (!f) return;
     ab_bench_train_print(f, &a, r, 3);
     fclose(f);
