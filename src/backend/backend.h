@@ -46,6 +46,16 @@ typedef struct {
     float *mean, *rstd;
 } ab_layernorm_input;
 
+/* The rest of a GPT-2 block after its attention, at decode (block_tail_forward): res2 = residual + atty @ proj_w +
+ * proj_b; pre = LN(res2) @ fc_w + fc_b (ln: ln_2, its out and statistics not written), act = gelu(pre); out = res2 +
+ * act @ fcproj_w + fcproj_b. atty, residual, res2, out (N,C); pre, act (N,4C); the weights as the block's Conv1Ds. */
+typedef struct {
+    void *res2, *pre, *act, *out;
+    const void *atty, *residual;
+    ab_layernorm_input ln;
+    const void *proj_w, *proj_b, *fc_w, *fc_b, *fcproj_w, *fcproj_b;
+} ab_block_tail;
+
 typedef struct ab_backend_ops {
     const char *name;      /* "cpu", "cuda" */
     ab_backend_id id;
@@ -134,6 +144,10 @@ typedef struct ab_backend_ops {
      * dbias (OC, may be NULL) += colsum(dout) accumulate as usual. */
     ab_status (*gelu_matmul_backward)(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
                                       const void *act, const void *pre, const void *weight, int N, int C, int OC);
+    /* A decode block's three products after its attention in one go where the backend can (ab_block_tail): *done = 1
+     * when queued, 0 when nothing was queued (the shape is not one it takes) and the model composes
+     * matmul_residual_forward, layernorm_matmul_forward and matmul_residual_forward itself. */
+    ab_status (*block_tail_forward)(ab_backend *be, const ab_block_tail *t, int N, int C, int *done);
 
     /* ---- optional recorded steps (CUDA graphs): NULL on cpu, where the model runs every step directly ----
      * The ops queued between graph_begin and graph_end are recorded, not run; graph_launch replays them with

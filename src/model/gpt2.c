@@ -410,6 +410,14 @@ static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void
                   : mode == BLOCK_PREFILL ? m->attn->prefill(&ctx, &w, cache, io->atty, io->ln1, B, T)
                                           : m->attn->decode(&ctx, &w, cache, io->atty, fold_ln ? residual : io->ln1, B, pos);
     AB_TRY(check(s, m, mode == BLOCK_FORWARD ? "attention forward" : mode == BLOCK_PREFILL ? "attention prefill" : "attention decode", l));
+    if (fold_ln && ops->block_tail_forward) { /* the three products after the attention at once, where the backend can */
+        const ab_block_tail tail = {io->res2, io->fch, io->fchg, io->res3, io->atty, residual, ln2,
+                                    LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), LP(P_AFTER(m, A_FC_W)),
+                                    LP(P_AFTER(m, A_FC_B)), LP(P_AFTER(m, A_FCPROJ_W)), LP(P_AFTER(m, A_FCPROJ_B))};
+        int done;
+        AB_TRY(check(ops->block_tail_forward(be, &tail, (int)BT, C, &done), m, "attn.c_proj + ln_2 + mlp", l));
+        if (done) return AB_OK;
+    }
     AB_TRY(check(project_add(m, io->res2, io->atty, LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), residual, (int)BT, C, C),
                  m, "attn.c_proj", l));
     if (fold_ln) {

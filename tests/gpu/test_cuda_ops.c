@@ -7,8 +7,10 @@
  * check that they accumulate. Shapes are odd on purpose (tails of the 8-wide vector paths, partial rows). The forward
  * products are also run at decode sizes (1 to 16 rows: the small-M kernel with its K split over blocks up to
  * CUDA_SMALL_M rows, cuBLASLt above and for the shapes the kernel leaves to it) on GPT-2's projection shapes, and the
- * decode-sized products run twice (the same bits expected); the logits at decode sizes; and a decode step's chain of
- * dependent products and LayerNorms queued, and replayed from a CUDA graph, against one op at a time.
+ * decode-sized products run twice (the same bits expected); the logits at decode sizes; a decode step's chain of
+ * dependent products and LayerNorms queued, and replayed from a CUDA graph, against one op at a time; and a decode
+ * block's three products after its attention as one launch (block_tail_forward), against the CPU and, chained, against
+ * itself run one launch at a time.
  */
 #include <math.h>
 
@@ -421,6 +423,127 @@ static void test_small_m(void) {
     test_layernorm_matmul(1, 72, 40, 1);
 }
 
+/* ------------------------------------------------------------------ a decode block's products in one launch */
+
+typedef struct {
+    int C;
+    gbuf w[3], b[3], lnw, lnb;    /* attn.c_proj (C,C), c_fc (C,4C), mlp.c_proj (4C,C); ln_2 (C) */
+    gbuf atty, res[2], res2, pre, act; /* res[0], res[1]: residual in and out, swapped from block to block */
+    float *hw[3], *hb[3], *hlnw, *hlnb;
+} tail_case;
+
+static ab_status tail_run(tail_case *t, int N, int from, int *done) {
+    const ab_block_tail bt = {t->res2.ptr, t->pre.ptr, t->act.ptr, t->res[1 - from].ptr, t->atty.ptr, t->res[from].ptr,
+                              {t->lnw.ptr, t->lnb.ptr, NULL, NULL, NULL},
+                              t->w[0].ptr, t->b[0].ptr, t->w[1].ptr, t->b[1].ptr, t->w[2].ptr, t->b[2].ptr};
+    return cuda.ops->block_tail_forward(&cuda, &bt, N, t->C, done);
+}
+
+/* The CPU's block tail on one row, rounded to bf16 where the GPU writes (res2, LN(res2) as the folded LayerNorm
+ * rounds it, pre, act, out) */
+static void tail_ref(const tail_case *t, const float *atty, const float *residual, float *res2, float *pre, float *act,
+                     float *out) {
+    const int C = t->C;
+    float *ln = calloc((size_t)C, 4), st[2], *mlp = calloc((size_t)C, 4);
+    cpu.ops->matmul_forward(&cpu, res2, atty, t->hw[0], t->hb[0], 1, C, C);
+    for (int i = 0; i < C; i++) res2[i] = tc_round_bf16(res2[i] + residual[i]);
+    cpu.ops->layernorm_forward(&cpu, ln, st, st + 1, res2, t->hlnw, t->hlnb, 1, C);
+    tc_round_all(ln, (size_t)C);
+    cpu.ops->matmul_forward(&cpu, pre, ln, t->hw[1], t->hb[1], 1, C, 4 * C);
+    cpu.ops->gelu_forward(&cpu, act, pre, (size_t)4 * C);
+    tc_round_all(pre, (size_t)4 * C);
+    tc_round_all(act, (size_t)4 * C);
+    cpu.ops->matmul_forward(&cpu, mlp, act, t->hw[2], t->hb[2], 1, 4 * C, C);
+    for (int i = 0; i < C; i++) out[i] = tc_round_bf16(mlp[i] + res2[i]);
+    free(ln);
+    free(mlp);
+}
+
+/* block_tail_forward at one row (one chained launch where cuda_small_m_chain takes the shape, else the three products
+ * one by one) against the CPU; the same launch again (the same bits); then a chain of L blocks, each block's output
+ * the next one's residual, queued back to back and twice replayed from one CUDA graph, against the same blocks run one
+ * at a time with the host waiting for each: the chained kernel's grid barrier must be back where it was after every
+ * launch, and a launch that read its input before the launch before it had written it would show. More than one row
+ * is left to the model (done = 0, nothing written). must_take: the shape fits the chained kernel on any Hopper GPU. */
+static void test_block_tail(int C, int L, int must_take) {
+    char name[160];
+    TEST_TRUE("block_tail_forward_present", cuda.ops->block_tail_forward != NULL, "cuda lacks it");
+    if (!cuda.ops->block_tail_forward) return;
+    static const int wk[3] = {1, 1, 4}, wn[3] = {1, 4, 1};
+    tail_case t = {.C = C};
+    for (int i = 0; i < 3; i++) {
+        const size_t n = (size_t)wk[i] * C * wn[i] * C;
+        t.hw[i] = tc_randn(&rng, n, 1.0 / sqrt((double)wk[i] * C), 0.0);
+        t.hb[i] = tc_randn(&rng, (size_t)wn[i] * C, 0.3, 0.0);
+        t.w[i] = g_new(n, 2); t.b[i] = g_new((size_t)wn[i] * C, 2);
+        g_set(&t.w[i], t.hw[i]); g_set(&t.b[i], t.hb[i]);
+    }
+    t.hlnw = tc_randn(&rng, C, 0.5, 1.0); t.hlnb = tc_randn(&rng, C, 0.2, 0.0);
+    t.lnw = g_new(C, 2); t.lnb = g_new(C, 2);
+    g_set(&t.lnw, t.hlnw); g_set(&t.lnb, t.hlnb);
+    float *atty = tc_randn(&rng, C, 1.0, 0.0), *res0 = tc_randn(&rng, C, 4.0, 3.0); /* a large residual stream */
+    t.atty = g_new(C, 2); t.res[0] = g_new(C, 2); t.res[1] = g_new(C, 2);
+    t.res2 = g_new(C, 2); t.pre = g_new((size_t)4 * C, 2); t.act = g_new((size_t)4 * C, 2);
+    g_set(&t.atty, atty); g_set(&t.res[0], res0);
+    /* more than one row: not taken, nothing written (the outputs are still the zeros g_new left) */
+    int done = 1;
+    tc_check_status(tail_run(&t, 2, 0, &done), "block_tail_forward (2 rows)");
+    float *zeros = calloc((size_t)4 * C, 4);
+    snprintf(name, sizeof name, "block_tail_forward.two_rows_not_taken[C=%d]", C);
+    TEST_TRUE(name, done == 0, "done = %d", done);
+    snprintf(name, sizeof name, "block_tail_forward.two_rows_untouched[C=%d]", C);
+    g_check(name, &t.act, zeros, 0.0, 0.0);
+    tc_check_status(tail_run(&t, 1, 0, &done), "block_tail_forward");
+    snprintf(name, sizeof name, "block_tail_forward.taken[C=%d]", C);
+    if (must_take) TEST_TRUE(name, done == 1, "done = %d: the chained kernel refused the shape", done);
+    if (!done) goto out; /* the model composes the three products itself */
+    float *res2 = calloc((size_t)C, 4), *pre = calloc((size_t)4 * C, 4), *act = calloc((size_t)4 * C, 4);
+    float *res3 = calloc((size_t)C, 4);
+    tail_ref(&t, atty, res0, res2, pre, act, res3);
+    /* as matmul_residual_forward's and layernorm_matmul_forward's checks: fp32 sums, one bf16 rounding each */
+    snprintf(name, sizeof name, "block_tail_forward.res2[C=%d]", C);
+    g_check(name, &t.res2, res2, 1e-2, 1.0 / 128);
+    snprintf(name, sizeof name, "block_tail_forward.pre[C=%d]", C);
+    g_check(name, &t.pre, pre, 1e-2, 1.0 / 128);
+    snprintf(name, sizeof name, "block_tail_forward.act[C=%d]", C);
+    g_check(name, &t.act, act, 1e-2, 1.0 / 128);
+    snprintf(name, sizeof name, "block_tail_forward.out[C=%d]", C);
+    g_check(name, &t.res[1], res3, 1e-2, 1.0 / 128);
+    float *first = g_get(&t.res[1], NULL);
+    tc_check_status(tail_run(&t, 1, 0, &done), "block_tail_forward");
+    snprintf(name, sizeof name, "block_tail_forward.deterministic[C=%d]", C);
+    g_check(name, &t.res[1], first, 0.0, 0.0);
+    /* L blocks, one at a time */
+    for (int l = 0; l < L; l++) {
+        tc_check_status(tail_run(&t, 1, l % 2, &done), "block_tail_forward (one at a time)");
+        free(g_get(&t.res[1 - l % 2], NULL));
+    }
+    float *ref = g_get(&t.res[L % 2], NULL);
+    g_set(&t.res[0], res0);
+    for (int l = 0; l < L; l++) tc_check_status(tail_run(&t, 1, l % 2, &done), "block_tail_forward (queued)");
+    snprintf(name, sizeof name, "block_tail_forward.queued[C=%d,L=%d]", C, L);
+    g_check(name, &t.res[L % 2], ref, 0.0, 0.0);
+    if (cuda.ops->graph_begin) {
+        void *graph = NULL;
+        tc_check_status(cuda.ops->graph_begin(&cuda), "graph_begin");
+        for (int l = 0; l < L; l++) tail_run(&t, 1, l % 2, &done);
+        tc_check_status(cuda.ops->graph_end(&cuda, &graph), "recording the block tails");
+        for (int r = 0; r < 2 && graph; r++) {
+            g_set(&t.res[0], res0);
+            tc_check_status(cuda.ops->graph_launch(&cuda, graph), "graph_launch");
+            snprintf(name, sizeof name, "block_tail_forward.replay%d[C=%d,L=%d]", r + 1, C, L);
+            g_check(name, &t.res[L % 2], ref, 0.0, 0.0);
+        }
+        cuda.ops->graph_free(&cuda, graph);
+    }
+    free(res2); free(pre); free(act); free(res3); free(first); free(ref);
+out:
+    for (int i = 0; i < 3; i++) { g_free(&t.w[i]); g_free(&t.b[i]); free(t.hw[i]); free(t.hb[i]); }
+    g_free(&t.lnw); g_free(&t.lnb); g_free(&t.atty); g_free(&t.res[0]); g_free(&t.res[1]);
+    g_free(&t.res2); g_free(&t.pre); g_free(&t.act);
+    free(t.hlnw); free(t.hlnb); free(atty); free(res0); free(zeros);
+}
+
 /* ------------------------------------------------------------------ element-wise */
 
 static void test_elementwise(size_t n) {
@@ -617,6 +740,11 @@ int main(void) {
     test_mlp_fused(37, 64, 200);
     test_mlp_fused(512, 768, 3072);
     test_small_m();
+    test_block_tail(768, 12, 1); /* GPT-2 124M */
+    test_block_tail(1024, 3, 1); /* gpt2-medium */
+    test_block_tail(64, 5, 1);   /* idle blocks in the narrow steps, a LayerNorm of 8 chunks */
+    test_block_tail(72, 4, 1);   /* chunks that do not fill a block's 2 or 4 */
+    test_block_tail(1600, 2, 0); /* gpt2-xl: c_fc's slices exceed shared memory, the products one by one */
     test_elementwise(1003);
     test_elementwise(1 << 16);
     test_classifier(37, 64, 1000);

@@ -826,6 +826,7 @@ static void cuda_shutdown(ab_backend *be) {
     cuda_scratch_release(be, &ci->ones);
     cuda_scratch_release(be, &ci->decode_pos);
     cuda_free_op(be, &ci->lt_workspace_buf);
+    cuda_free_op(be, &ci->chain_barrier);
     if (ci->host_buckets) cudaFreeHost(ci->host_buckets);
     free(ci->host_keys);
     if (ci->bucket_copied) cudaEventDestroy(ci->bucket_copied);
@@ -870,6 +871,9 @@ static ab_status cuda_init(ab_backend *be) {
     ci->lt_workspace_bytes = LT_WORKSPACE_BYTES;
     be->graphs = ab_backend_switch_env("AB_CUDA_GRAPHS");
     ci->pdl = prop.major >= 9 && ab_backend_switch_env("AB_CUDA_PDL");
+    ci->chain = ab_backend_switch_env("AB_CUDA_CHAIN");
+    ci->smem_optin = prop.sharedMemPerBlockOptin;
+    if ((st = cuda_alloc_op(be, &ci->chain_barrier, 256, MEM_WORKSPACE)) != AB_OK) goto fail;
     return AB_OK;
 fail:
     cuda_shutdown(be);
@@ -909,6 +913,7 @@ extern "C" const ab_backend_ops ab_cuda_backend = {
     /* .matmul_gelu_forward = */ cuda_matmul_gelu_forward,
     /* .layernorm_matmul_forward = */ cuda_layernorm_matmul_forward,
     /* .gelu_matmul_backward = */ cuda_gelu_matmul_backward,
+    /* .block_tail_forward = */ cuda_block_tail_forward,
     /* .host_alloc = */ cuda_host_alloc,
     /* .host_free = */ cuda_host_free,
     /* .copy_to_device_async = */ cuda_copy_to_device_async,

@@ -39,6 +39,9 @@ typedef struct {
     ab_buffer lt_workspace_buf;
     int sm_count;
     int pdl;                     /* programmatic dependent launch (cuda_launch_dependent: sm_90+, AB_CUDA_PDL) */
+    int chain;                   /* one launch for a decode block's products (cuda_small_m_chain, AB_CUDA_CHAIN) */
+    size_t smem_optin;           /* dynamic shared memory a block may opt in to */
+    ab_buffer chain_barrier;     /* the grid barrier word of cuda_small_m_chain (zeroed, and so after every launch) */
     cuda_scratch reduce;         /* layernorm weight / bias gradient sums (2C fp32) */
     cuda_scratch partials;       /* sum_squares per-block partials (double) */
     cuda_scratch classifier;     /* logits chunk f32 + dlogits chunk bf16 */
@@ -113,6 +116,7 @@ ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const v
                                    const void *bias, int N, int C, int OC);
 ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input *ln, void *out, void *pre, const void *x,
                                         const void *weight, const void *bias, int N, int C, int OC);
+ab_status cuda_block_tail_forward(ab_backend *be, const ab_block_tail *t, int N, int C, int *done);
 ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
                                     const void *act, const void *pre, const void *weight, int N, int C, int OC);
 
@@ -134,6 +138,22 @@ typedef struct {
 ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp,
                             const ab_layernorm_input *ln, const void *weight, const void *bias, const void *residual,
                             const small_m_tail *tail, int M, int K, int OC, int *done);
+/* One launch for a chain of dependent single-row products (decode at batch 1: a block's attn.c_proj, ln_2 + c_fc + GELU
+ * and mlp.c_proj), step i reading what the steps before wrote: step i is out = in @ w (K,OC) + bias with its epilogue
+ * (as cuda_gemm_small_m, M = 1), in = inp (1,K) or LN(inp) with ln (K <= 2048; ln->out not written), tail (may be
+ * NULL) the KV append. *done = 1 when queued; 0 (nothing queued) when the chain kernel does not take the steps: more
+ * than CUDA_CHAIN_MAX_STEPS, a shape or alignment the small-M kernel would refuse, the blocks' slices of W beyond
+ * shared memory, or AB_CUDA_CHAIN=0. */
+#define CUDA_CHAIN_MAX_STEPS 4
+typedef struct {
+    small_m_epilogue ep;
+    void *out, *pre;
+    const void *inp, *weight, *bias, *residual;
+    const ab_layernorm_input *ln;
+    const small_m_tail *tail;
+    int K, OC;
+} small_m_step;
+ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, int *done);
 /* whether cuda_gemm_small_m takes the shape (folds_ln: with a LayerNorm folded in, which also needs M = 1,
  * K % 8 == 0, K <= 2048 and a 16-byte aligned inp) */
 bool cuda_gemm_small_m_takes(ab_backend *be, int M, int K, int OC, const void *weight, const void *inp, int folds_ln);
@@ -184,6 +204,20 @@ __device__ __forceinline__ void unpack8(float out[8], uint4 u) {
 #pragma unroll
     for (int k = 0; k < 8; k++) out[k] = bf2f(h[k]);
 }
+
+/* ---- asynchronous copies into shared memory (cp.async, sm_80+) ----
+ * cp_async16 copies 16 bytes global -> shared (zeros when !pred), bypassing L1; the copies a thread issued since its
+ * last commit form a group; cp_async_wait<N> returns when at most the N most recent groups of the thread are still in
+ * flight (a __syncthreads after it makes every thread's copies visible to the block). */
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, bool pred) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(pred ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+__device__ __forceinline__ void cp_async_wait_all() { cp_async_wait<0>(); }
 
 /* ---- programmatic dependent launch (compute capability 9.0+) ----
  * A kernel launched with the programmatic-serialization attribute (cuda_launch_dependent when ci->pdl) may be scheduled

@@ -288,6 +288,18 @@ ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input
     return cuda_layernorm_product(be, ln, out, pre, x, weight, bias, NULL, N, C, OC, &small_m);
 }
 
+/* One row: the three products as one chained launch (cuda_small_m_chain) */
+ab_status cuda_block_tail_forward(ab_backend *be, const ab_block_tail *t, int N, int C, int *done) {
+    *done = 0;
+    if (N != 1) return AB_OK;
+    const small_m_step steps[3] = {
+        {SMALL_M_RESIDUAL, t->res2, NULL, t->atty, t->proj_w, t->proj_b, t->residual, NULL, NULL, C, C},
+        {SMALL_M_GELU, t->act, t->pre, t->res2, t->fc_w, t->fc_b, NULL, &t->ln, NULL, C, 4 * C},
+        {SMALL_M_RESIDUAL, t->out, NULL, t->act, t->fcproj_w, t->fcproj_b, t->res2, NULL, NULL, 4 * C, C},
+    };
+    return cuda_small_m_chain(be, steps, 3, done);
+}
+
 ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
                                     const void *act, const void *pre, const void *weight, int N, int C, int OC) {
     cuda_gemm_args g; /* dpre (N,C) = gelu'(pre) * (dout (N,OC) @ W^T (OC,C)): written, the GELU in the epilogue */

@@ -63,7 +63,7 @@ typedef struct {
 __device__ __forceinline__ void small_m_store(const small_m_params &p, int m, int col, float v) {
     const size_t i = (size_t)m * p.OC + col;
     if (p.bias) v += bf2f(p.bias[col]);
-    if (p.ep == SMALL_M_RESIDUAL) v += bf2f(p.residual[i]);
+    if (p.ep == SMALL_M_RESIDUAL) v += bf2f(__ldcg(p.residual + i)); /* from L2: the chain kernel writes it */
     if (p.ep == SMALL_M_GELU) {
         p.pre[i] = f2bf(v);
         v = gelu_tanh(v);
@@ -87,15 +87,12 @@ __device__ __forceinline__ void small_m_load_w(uint4 u[SM_UNROLL], const uint4 *
     }
 }
 
-/* LayerNorm statistics of the one row of p.inp over all K columns, which every block of a folded product computes for
- * itself (1.5 KB): st[0] = mean, st[1] = rstd, fp32, two passes as layernorm_forward (the mean, then the squares
- * about it). Thread t holds the row's 16-byte chunk t in registers: one memory round trip (K <= 8 * SM_THREADS,
- * K % 8 == 0, the row 16-byte aligned: cuda_gemm_small_m_takes); red holds the warps' partial sums. */
-__device__ void small_m_ln_stats(const small_m_params &p, float red[SM_THREADS / 32], float st[2]) {
+/* LayerNorm statistics of one row of K columns, which every block of a folded product computes for itself (1.5 KB):
+ * st[0] = mean, st[1] = rstd, fp32, two passes as layernorm_forward (the mean, then the squares about it). Thread t
+ * holds the row's 16-byte chunk t in v (`on`: t < K/8), so the row is one memory round trip (K <= 8 * SM_THREADS,
+ * K % 8 == 0: cuda_gemm_small_m_takes); red holds the warps' partial sums. Every thread of the block calls it. */
+__device__ void small_m_ln_stats(const float v[8], bool on, int K, float red[SM_THREADS / 32], float st[2]) {
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const bool on = tid < p.K / 8;
-    float v[8];
-    unpack8(v, on ? reinterpret_cast<const uint4 *>(p.inp)[tid] : make_uint4(0u, 0u, 0u, 0u));
     for (int pass = 0; pass < 2; pass++) {
         float s = 0.0f;
         if (on)
@@ -108,10 +105,23 @@ __device__ void small_m_ln_stats(const small_m_params &p, float red[SM_THREADS /
             float t = 0.0f;
 #pragma unroll
             for (int w = 0; w < SM_THREADS / 32; w++) t += red[w];
-            st[pass] = pass == 0 ? t / p.K : rsqrtf(t / p.K + LN_EPS);
+            st[pass] = pass == 0 ? t / K : rsqrtf(t / K + LN_EPS);
         }
         __syncthreads();
     }
+}
+
+/* thread t's chunk of the row for small_m_ln_stats, read from L2 (the chain kernel's rows are written by other
+ * blocks of the same launch) */
+__device__ __forceinline__ bool small_m_ln_chunk(float v[8], const bf16 *row, int K) {
+    const bool on = (int)threadIdx.x < K / 8;
+    unpack8(v, on ? __ldcg(reinterpret_cast<const uint4 *>(row) + threadIdx.x) : make_uint4(0u, 0u, 0u, 0u));
+    return on;
+}
+
+/* element k of LN(row): the bf16 value layernorm_forward would have written, as fp32 */
+__device__ __forceinline__ float small_m_ln_apply(float v, const float st[2], const bf16 *w, const bf16 *b, int k) {
+    return bf2f(f2bf((v - st[0]) * st[1] * bf2f(w[k]) + bf2f(b[k])));
 }
 
 template <int MR>
@@ -133,12 +143,15 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     pdl_wait();
     __shared__ float ln_red[SM_THREADS / 32], ln_st[2]; /* a folded LayerNorm (one row): partial sums; mean, rstd */
     const bool folds_ln = MR == 1 && p.ln_w;
-    if (folds_ln) small_m_ln_stats(p, ln_red, ln_st);
+    if (folds_ln) {
+        float v[8];
+        const bool on_ln = small_m_ln_chunk(v, p.inp, p.K);
+        small_m_ln_stats(v, on_ln, p.K, ln_red, ln_st);
+    }
     for (int i = tid; i < MR * nk; i += SM_THREADS) {
         const int m = i / nk, k = i % nk;
         float v = m < p.M ? bf2f(p.inp[(size_t)m * p.K + k0 + k]) : 0.0f;
-        if (folds_ln) /* the bf16 row layernorm_forward would have written */
-            v = bf2f(f2bf((v - ln_st[0]) * ln_st[1] * bf2f(p.ln_w[k0 + k]) + bf2f(p.ln_b[k0 + k])));
+        if (folds_ln) v = small_m_ln_apply(v, ln_st, p.ln_w, p.ln_b, k0 + k);
         sh[i] = v;
     }
     __syncthreads();
@@ -254,6 +267,187 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
     void (*kernel)(small_m_params) = M == 1 ? small_m_kernel<1> : M == 2 ? small_m_kernel<2> : small_m_kernel<4>; /* M = 3, 4 */
     AB_TRY(cuda_launch(be, "small-M matmul", kernel, dim3((unsigned)tiles, (unsigned)p.splits), dim3(1, (unsigned)p.splits),
                        dim3(SM_THREADS), 0, 1, p));
+    *done = 1;
+    return AB_OK;
+}
+
+/* ---- one launch for a chain of dependent single-row products (cuda_small_m_chain) ----
+ * At batch 1 a decode step is a chain of kernels, each a few microseconds of latency (launch, the wait for the whole
+ * grid before it, the first loads of W) around about a microsecond of bandwidth. A block's attn.c_proj, ln_2 + c_fc +
+ * GELU and mlp.c_proj are one launch here: grid-wide barriers between the steps instead of kernel boundaries, and
+ * every step's W requested at the start, so that a step after a barrier finds its weights in shared memory and only
+ * waits for its input row.
+ *
+ * Work layout. Step i's output columns are chunks of 8 (16 bytes of a W row); block b owns chunks b*U_i .. b*U_i +
+ * U_i - 1 over all K_i rows (U_i a power of two, the fewest that keep the blocks at most one per SM), so no step's sums
+ * cross blocks: one block adds each output in a fixed order, deterministic. At the start each block copies its
+ * slices of every step's W into shared memory (cp.async, one commit group per step: U_i x K_i x 16 bytes each,
+ * 108 KB for GPT-2 124M's three); these read only W, so they run before the programmatic-launch wait, while the
+ * kernel before this one (the attention) finishes. Step i: stage the input row as fp32 in shared memory (from L2:
+ * another block wrote it; the LayerNorm folded as in small_m_kernel), wait for the step's group, thread t takes chunk
+ * t % U_i and rows t / U_i + j * (CH_THREADS / U_i), the lanes of a chunk are added by shuffles and the warps in
+ * order, and the epilogue is small_m_store's. Then the barrier.
+ *
+ * The barrier (chain_grid_sync) needs every block resident at once: the grid is at most one block per SM and the
+ * host checks that the occupancy allows it. Blocks of this kernel never wait for a later kernel, and the kernels
+ * before it end without waiting for it, so the ones still to be scheduled get their SMs. */
+#define CH_THREADS SM_THREADS /* small_m_ln_stats' block */
+#define CH_MAX_UNITS 8        /* chunks of a step per block */
+
+typedef struct {
+    small_m_params s[CUDA_CHAIN_MAX_STEPS]; /* M = 1, splits = 1 */
+    int units[CUDA_CHAIN_MAX_STEPS];        /* U_i */
+    int woff[CUDA_CHAIN_MAX_STEPS];         /* the block's slice of W_i in dynamic shared memory, in uint4 */
+    int roff;                               /* the warps' sums (8 warps x U x 8 floats), in uint4 */
+    int n;
+    unsigned *bar;
+} chain_params;
+
+/* Every block of the grid meets here; what any block wrote before is visible to all after (read it from L2). One
+ * word *bar: block 0 adds 2^31 - (blocks - 1), every other block 1, so its top bit flips when the last block arrives
+ * and its low bits come back to what they were: nothing to reset, and a replayed graph finds the word as it was. */
+__device__ __forceinline__ void chain_grid_sync(unsigned *bar) {
+    __syncthreads(); /* the block's writes before thread 0's fence */
+    if (threadIdx.x == 0) {
+        const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
+        __threadfence();
+        const unsigned old = atomicAdd(bar, add);
+        while (((old ^ *(volatile unsigned *)bar) & 0x80000000u) == 0) {
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+/* waits for the commit groups of steps 0..i (of n: at most n - 1 - i younger groups still in flight) */
+__device__ __forceinline__ void chain_wait_step(int i, int n) {
+    switch (n - 1 - i) {
+    case 0: cp_async_wait<0>(); break;
+    case 1: cp_async_wait<1>(); break;
+    case 2: cp_async_wait<2>(); break;
+    default: cp_async_wait<3>(); break;
+    }
+}
+
+__global__ void __launch_bounds__(CH_THREADS) small_m_chain_kernel(const __grid_constant__ chain_params p) {
+    extern __shared__ uint4 dsh[]; /* x (max K fp32) | W slices | the warps' sums */
+    float *x = reinterpret_cast<float *>(dsh), *red = reinterpret_cast<float *>(dsh + p.roff);
+    __shared__ float ln_red[CH_THREADS / 32], ln_st[2];
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    pdl_release();
+    for (int i = 0; i < p.n; i++) { /* W (constant): before the wait */
+        const small_m_params &s = p.s[i];
+        const int U = p.units[i], nch = s.OC / 8, c0 = blockIdx.x * U;
+        const uint4 *w = reinterpret_cast<const uint4 *>(s.w);
+        for (int j = tid; j < U * s.K; j += CH_THREADS) {
+            const int k = j / U, c = c0 + j % U;
+            if (c < nch) cp_async16(smem_addr(dsh + p.woff[i] + j), w + (size_t)k * nch + c, true);
+        }
+        cp_async_commit();
+    }
+    pdl_wait();
+    for (int i = 0; i < p.n; i++) {
+        if (i > 0) chain_grid_sync(p.bar);
+        const small_m_params &s = p.s[i];
+        const int U = p.units[i], nch = s.OC / 8;
+        if ((int)blockIdx.x * U >= nch) continue; /* no columns of this step (uniform over the block) */
+        const uint4 *in = reinterpret_cast<const uint4 *>(s.inp);
+        if (s.ln_w) { /* K <= 8 * CH_THREADS: a chunk per thread at most */
+            float v[8];
+            const bool on = small_m_ln_chunk(v, s.inp, s.K);
+            small_m_ln_stats(v, on, s.K, ln_red, ln_st);
+            if (on)
+#pragma unroll
+                for (int e = 0; e < 8; e++) x[8 * tid + e] = small_m_ln_apply(v[e], ln_st, s.ln_w, s.ln_b, 8 * tid + e);
+        } else {
+            for (int c = tid; c < s.K / 8; c += CH_THREADS) {
+                float v[8];
+                unpack8(v, __ldcg(in + c));
+#pragma unroll
+                for (int e = 0; e < 8; e++) x[8 * c + e] = v[e];
+            }
+        }
+        chain_wait_step(i, p.n);
+        __syncthreads();
+        const int c = tid % U, slots = CH_THREADS / U;
+        const bool on = (int)blockIdx.x * U + c < nch;
+        const uint4 *ws = dsh + p.woff[i];
+        float acc[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) acc[e] = 0.0f;
+        for (int k = tid / U; on && k < s.K; k += slots) {
+            float wv[8];
+            unpack8(wv, ws[k * U + c]);
+            const float xv = x[k];
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] = fmaf(xv, wv[e], acc[e]);
+        }
+        for (int off = U; off < 32; off <<= 1) /* lanes l, l + U, l + 2U, ... hold chunk l % U */
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], off);
+        if (lane < U)
+#pragma unroll
+            for (int e = 0; e < 8; e++) red[(warp * U + lane) * 8 + e] = acc[e];
+        __syncthreads();
+        if (tid < U * 8) {
+            const int col = (blockIdx.x * U + tid / 8) * 8 + tid % 8;
+            if (col < s.OC) {
+                float v = 0.0f;
+#pragma unroll
+                for (int w = 0; w < CH_THREADS / 32; w++) v += red[(w * U + tid / 8) * 8 + tid % 8];
+                small_m_store(s, 0, col, v);
+            }
+        }
+    }
+}
+
+ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, int *done) {
+    cuda_impl *ci = cuda_of(be);
+    *done = 0;
+    if (!ci->chain || n < 1 || n > CUDA_CHAIN_MAX_STEPS) return AB_OK;
+    chain_params p;
+    memset(&p, 0, sizeof p);
+    int grid = 1, xmax = 0, maxu = 1;
+    size_t woff = 0;
+    for (int i = 0; i < n; i++) {
+        const small_m_step *st = &steps[i];
+        int tiles, splits, rows;
+        if (!small_m_plan(ci, 1, st->K, st->OC, st->weight, st->inp, st->ln != NULL, &tiles, &splits, &rows) ||
+            st->K % 8 || ((uintptr_t)st->inp & 15))
+            return AB_OK;
+        const int nch = st->OC / 8;
+        int U = 1;
+        while (U < CH_MAX_UNITS && ceil_div(nch, U) > ci->sm_count) U *= 2;
+        if (ceil_div(nch, U) > ci->sm_count) return AB_OK;
+        if (ceil_div(nch, U) > grid) grid = ceil_div(nch, U);
+        if (st->K > xmax) xmax = st->K;
+        if (U > maxu) maxu = U;
+        small_m_params *s = &p.s[i];
+        s->out = (bf16 *)st->out; s->pre = (bf16 *)st->pre;
+        s->inp = (const bf16 *)st->inp; s->w = (const bf16 *)st->weight; s->bias = (const bf16 *)st->bias;
+        s->residual = (const bf16 *)st->residual;
+        s->ln_w = st->ln ? (const bf16 *)st->ln->w : NULL; s->ln_b = st->ln ? (const bf16 *)st->ln->b : NULL;
+        if (st->tail) s->tail = *st->tail;
+        s->M = 1; s->K = st->K; s->OC = st->OC; s->rows = st->K; s->splits = 1; s->ep = st->ep;
+        p.units[i] = U;
+        p.woff[i] = (int)woff; /* after x, below */
+        woff += (size_t)U * st->K;
+    }
+    const int xq = ceil_div(xmax, 4); /* x in uint4 */
+    for (int i = 0; i < n; i++) p.woff[i] += xq;
+    p.roff = xq + (int)woff;
+    p.n = n;
+    p.bar = (unsigned *)ci->chain_barrier.ptr;
+    const size_t shmem = ((size_t)p.roff + (size_t)(CH_THREADS / 32) * maxu * 2) * sizeof(uint4);
+    if (shmem > ci->smem_optin) return AB_OK;
+    CUDA_TRY(cudaFuncSetAttribute(small_m_chain_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shmem),
+             "small-M chain: shared memory");
+    int per_sm = 0;
+    CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, small_m_chain_kernel, CH_THREADS, shmem),
+             "small-M chain: occupancy");
+    if (per_sm < 1 || grid > per_sm * ci->sm_count) return AB_OK; /* the barrier needs every block resident */
+    AB_TRY(cuda_launch_dependent(be, "small-M chain", small_m_chain_kernel, dim3((unsigned)grid), dim3(CH_THREADS), shmem,
+                                 p));
     *done = 1;
     return AB_OK;
 }
