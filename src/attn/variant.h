@@ -104,6 +104,9 @@ typedef struct {
      * the attention is LN(x) with ln->w, ln->b: the variant's projections normalise x on the fly, or write LN(x)
      * to ln->out first where they cannot. */
     const ab_layernorm_input *ln;
+    /* decode only: the op's first product (decode_input) has been computed already, chained after the block before
+     * (backend.h, block_tail_forward): the op starts after it. Only ever set for a variant with decode_input. */
+    int input_ready;
 } ab_attn_ctx;
 
 /* The tensors of one layer, in the order the variant's tensor list gives (act dtype). */
@@ -133,6 +136,11 @@ typedef struct {
      * in ctx->pos_dev (see ab_attn_ctx); nothing the op launches may depend on pos otherwise. */
     ab_status (*decode)(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y,
                         const void *x, int B, int pos);
+    /* Optional (NULL: none): decode's first product as *in (backend.h, ab_decode_input), for a backend that may run
+     * it ahead, chained after the block before; decode with ctx->input_ready then starts after it. It computes
+     * nothing. */
+    ab_status (*decode_input)(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, int B, int pos,
+                              ab_decode_input *in);
 } ab_attn_ops;
 
 typedef struct {

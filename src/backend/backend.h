@@ -46,14 +46,36 @@ typedef struct {
     float *mean, *rstd;
 } ab_layernorm_input;
 
+/* A decode step's KV append: columns [koff, koff + KV) of a product's output row m, which holds position *pos
+ * (backend memory), also into slot *pos % cap of cache (cap, N, KV). */
+typedef struct {
+    void *cache;
+    const int32_t *pos;
+    int koff, KV, cap;
+} ab_kv_append;
+
+/* A decode op's first product, which the backend may run ahead, chained after the block before
+ * (ab_attn_ops.decode_input, block_tail_forward): out (N,OC) = LN(x) @ weight (K,OC) + bias, LN the block's ln_1,
+ * with the KV append when append.cache is not NULL. */
+typedef struct {
+    void *out;
+    const void *weight, *bias;
+    int K, OC;
+    ab_kv_append append;
+} ab_decode_input;
+
 /* The rest of a GPT-2 block after its attention, at decode (block_tail_forward): res2 = residual + atty @ proj_w +
  * proj_b; pre = LN(res2) @ fc_w + fc_b (ln: ln_2, its out and statistics not written), act = gelu(pre); out = res2 +
- * act @ fcproj_w + fcproj_b. atty, residual, res2, out (N,C); pre, act (N,4C); the weights as the block's Conv1Ds. */
+ * act @ fcproj_w + fcproj_b. atty, residual, res2, out (N,C); pre, act (N,4C); the weights as the block's Conv1Ds.
+ * next (may be NULL): the next block's first product, on LN(out) with next_ln (its ln_1), which the backend may
+ * chain after these. */
 typedef struct {
     void *res2, *pre, *act, *out;
     const void *atty, *residual;
     ab_layernorm_input ln;
     const void *proj_w, *proj_b, *fc_w, *fc_b, *fcproj_w, *fcproj_b;
+    const ab_decode_input *next;
+    ab_layernorm_input next_ln;
 } ab_block_tail;
 
 typedef struct ab_backend_ops {
@@ -146,8 +168,9 @@ typedef struct ab_backend_ops {
                                       const void *act, const void *pre, const void *weight, int N, int C, int OC);
     /* A decode block's three products after its attention in one go where the backend can (ab_block_tail): *done = 1
      * when queued, 0 when nothing was queued (the shape is not one it takes) and the model composes
-     * matmul_residual_forward, layernorm_matmul_forward and matmul_residual_forward itself. */
-    ab_status (*block_tail_forward)(ab_backend *be, const ab_block_tail *t, int N, int C, int *done);
+     * matmul_residual_forward, layernorm_matmul_forward and matmul_residual_forward itself; *next_done = 1 when t->next
+     * was queued with them (the next block's decode op then skips that product: ab_attn_ctx.input_ready), else 0. */
+    ab_status (*block_tail_forward)(ab_backend *be, const ab_block_tail *t, int N, int C, int *done, int *next_done);
 
     /* ---- optional recorded steps (CUDA graphs): NULL on cpu, where the model runs every step directly ----
      * The ops queued between graph_begin and graph_end are recorded, not run; graph_launch replays them with

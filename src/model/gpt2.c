@@ -382,16 +382,37 @@ static ab_status project_add(ab_gpt2 *m, void *out, const void *inp, const void 
     return ops->residual_forward(m->be, out, out, residual, (size_t)N * OC);
 }
 
+/* The next block's decode input (its first product on LN(io->res3) with its ln_1), for the backend to chain after this
+ * block's tail: *next = the variant's, or NULL where the variant or the layer has none. */
+static ab_status next_decode_input(ab_gpt2 *m, int l, const block_io *io, int B, const int32_t *pos_dev, int pos,
+                                   ab_decode_input *in, ab_layernorm_input *ln, const ab_decode_input **next) {
+    *next = NULL;
+    if (l + 1 >= m->cfg.n_layer || !m->attn->decode_input) return AB_OK;
+    const ab_attn_ctx ctx = {.be = m->be, .cfg = &m->attn_cfg, .workspace = m->act.attn_workspace.ptr, .layer = l + 1,
+                             .pos_dev = pos_dev};
+    ab_attn_weights w;
+    layer_weights(m, l + 1, &w, NULL);
+    AB_TRY(check(m->attn->decode_input(&ctx, &w, m->cache.layers[l + 1].ptr, B, pos, in), m, "attention decode input",
+                 l + 1));
+    const ab_layernorm_input ln1 = {param(m, P_LAYER(m, l + 1, P_LN1_W)), param(m, P_LAYER(m, l + 1, P_LN1_B)), io->ln1,
+                                    io->ln1_stats, io->ln1_stats + B};
+    *ln = ln1;
+    *next = in;
+    return AB_OK;
+}
+
 /* One GPT-2 block on `residual` (B,T,C); the output is io->res3. Decode: pos is the position, also held by pos_dev
- * (backend memory, what the attention kernels read). */
+ * (backend memory, what the attention kernels read); *input_ready says whether the block before computed this block's
+ * decode input (ab_attn_ctx.input_ready), and on return whether this block computed the next one's. */
 static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void *residual, int B, int T, block_mode mode,
-                               void *cache, const int32_t *pos_dev, int pos) {
+                               void *cache, const int32_t *pos_dev, int pos, int *input_ready) {
     const ab_backend_ops *ops = m->be->ops;
     ab_backend *be = m->be;
     const int C = m->cfg.n_embd;
     const size_t BT = (size_t)B * T, BTC = BT * C;
     ab_attn_ctx ctx = {.be = be, .cfg = &m->attn_cfg, .workspace = m->act.attn_workspace.ptr, .layer = l,
-                       .pos_dev = pos_dev};
+                       .pos_dev = pos_dev, .input_ready = *input_ready};
+    *input_ready = 0;
     ab_attn_weights w;
     layer_weights(m, l, &w, NULL);
 #define LP(idx) param(m, P_LAYER(m, l, (idx)))
@@ -410,12 +431,15 @@ static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void
                   : mode == BLOCK_PREFILL ? m->attn->prefill(&ctx, &w, cache, io->atty, io->ln1, B, T)
                                           : m->attn->decode(&ctx, &w, cache, io->atty, fold_ln ? residual : io->ln1, B, pos);
     AB_TRY(check(s, m, mode == BLOCK_FORWARD ? "attention forward" : mode == BLOCK_PREFILL ? "attention prefill" : "attention decode", l));
-    if (fold_ln && ops->block_tail_forward) { /* the three products after the attention at once, where the backend can */
-        const ab_block_tail tail = {io->res2, io->fch, io->fchg, io->res3, io->atty, residual, ln2,
-                                    LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), LP(P_AFTER(m, A_FC_W)),
-                                    LP(P_AFTER(m, A_FC_B)), LP(P_AFTER(m, A_FCPROJ_W)), LP(P_AFTER(m, A_FCPROJ_B))};
+    if (fold_ln && ops->block_tail_forward) { /* the products after the attention at once, where the backend can */
+        ab_block_tail tail = {io->res2, io->fch, io->fchg, io->res3, io->atty, residual, ln2,
+                              LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), LP(P_AFTER(m, A_FC_W)),
+                              LP(P_AFTER(m, A_FC_B)), LP(P_AFTER(m, A_FCPROJ_W)), LP(P_AFTER(m, A_FCPROJ_B))};
+        ab_decode_input next;
+        AB_TRY(next_decode_input(m, l, io, B, pos_dev, pos, &next, &tail.next_ln, &tail.next));
         int done;
-        AB_TRY(check(ops->block_tail_forward(be, &tail, (int)BT, C, &done), m, "attn.c_proj + ln_2 + mlp", l));
+        AB_TRY(check(ops->block_tail_forward(be, &tail, (int)BT, C, &done, input_ready), m, "attn.c_proj + ln_2 + mlp",
+                     l));
         if (done) return AB_OK;
     }
     AB_TRY(check(project_add(m, io->res2, io->atty, LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), residual, (int)BT, C, C),
@@ -453,10 +477,11 @@ static ab_status trunk_forward(ab_gpt2 *m, const int32_t *tokens, const int32_t 
     const size_t BT = (size_t)B * T;
     AB_TRY(ops->encoder_forward(be, a->encoded.ptr, tokens, param(m, P_WTE), param(m, P_WPE), pos_dev, B, T, C));
     const void *residual = a->encoded.ptr;
+    int input_ready = 0; /* the block's decode input computed by the block before */
     for (int l = 0; l < m->cfg.n_layer; l++) {
         block_io io = block_slot(m, l, B, T, keep_all_layers);
         void *cache = mode == BLOCK_FORWARD ? NULL : m->cache.layers[l].ptr;
-        AB_TRY(block_forward(m, l, &io, residual, B, T, mode, cache, pos_dev, pos));
+        AB_TRY(block_forward(m, l, &io, residual, B, T, mode, cache, pos_dev, pos, &input_ready));
         residual = io.res3;
     }
     return check(ops->layernorm_forward(be, a->lnf.ptr, f32_at(&a->lnf_stats, 0), f32_at(&a->lnf_stats, BT), residual,

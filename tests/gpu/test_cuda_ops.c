@@ -430,13 +430,23 @@ typedef struct {
     gbuf w[3], b[3], lnw, lnb;    /* attn.c_proj (C,C), c_fc (C,4C), mlp.c_proj (4C,C); ln_2 (C) */
     gbuf atty, res[2], res2, pre, act; /* res[0], res[1]: residual in and out, swapped from block to block */
     float *hw[3], *hb[3], *hlnw, *hlnb;
+    /* the next block's first product: qkv (3C) = LN(out; ln_1) @ wa (C,3C) + ba, k | v appended to slot *pos % cap of
+     * cache (cap, 1, 2C) */
+    gbuf wa, ba, ln1w, ln1b, qkv, cache, pos;
+    float *hwa, *hba, *hln1w, *hln1b;
 } tail_case;
 
-static ab_status tail_run(tail_case *t, int N, int from, int *done) {
+#define TAIL_CAP 3
+#define TAIL_POS 4 /* slot 1 */
+
+static ab_status tail_run(tail_case *t, int N, int from, int with_next, int *done, int *next_done) {
+    const int C = t->C;
+    const ab_decode_input next = {t->qkv.ptr, t->wa.ptr, t->ba.ptr, C, 3 * C, {t->cache.ptr, t->pos.ptr, C, 2 * C, TAIL_CAP}};
     const ab_block_tail bt = {t->res2.ptr, t->pre.ptr, t->act.ptr, t->res[1 - from].ptr, t->atty.ptr, t->res[from].ptr,
                               {t->lnw.ptr, t->lnb.ptr, NULL, NULL, NULL},
-                              t->w[0].ptr, t->b[0].ptr, t->w[1].ptr, t->b[1].ptr, t->w[2].ptr, t->b[2].ptr};
-    return cuda.ops->block_tail_forward(&cuda, &bt, N, t->C, done);
+                              t->w[0].ptr, t->b[0].ptr, t->w[1].ptr, t->b[1].ptr, t->w[2].ptr, t->b[2].ptr,
+                              with_next ? &next : NULL, {t->ln1w.ptr, t->ln1b.ptr, NULL, NULL, NULL}};
+    return cuda.ops->block_tail_forward(&cuda, &bt, N, C, done, next_done);
 }
 
 /* The CPU's block tail on one row, rounded to bf16 where the GPU writes (res2, LN(res2) as the folded LayerNorm
@@ -459,13 +469,26 @@ static void tail_ref(const tail_case *t, const float *atty, const float *residua
     free(mlp);
 }
 
+/* LN(x; w, b) (one row of C) rounded to bf16 @ wa + ba, as the CPU computes the next block's first product */
+static void tail_next_ref(const tail_case *t, const float *x, float *qkv) {
+    const int C = t->C;
+    float *ln = calloc((size_t)C, 4), st[2];
+    cpu.ops->layernorm_forward(&cpu, ln, st, st + 1, x, t->hln1w, t->hln1b, 1, C);
+    tc_round_all(ln, (size_t)C);
+    cpu.ops->matmul_forward(&cpu, qkv, ln, t->hwa, t->hba, 1, C, 3 * C);
+    tc_round_all(qkv, (size_t)3 * C);
+    free(ln);
+}
+
 /* block_tail_forward at one row (one chained launch where cuda_small_m_chain takes the shape, else the three products
- * one by one) against the CPU; the same launch again (the same bits); then a chain of L blocks, each block's output
- * the next one's residual, queued back to back and twice replayed from one CUDA graph, against the same blocks run one
- * at a time with the host waiting for each: the chained kernel's grid barrier must be back where it was after every
- * launch, and a launch that read its input before the launch before it had written it would show. More than one row
- * is left to the model (done = 0, nothing written). must_take: the shape fits the chained kernel on any Hopper GPU. */
-static void test_block_tail(int C, int L, int must_take) {
+ * one by one) against the CPU, with and without the next block's first product (c_attn with ln_1 and the KV append
+ * into a small cache, checked slot by slot: only the position's slot written); the same launch again (the same bits);
+ * then a chain of L blocks, each block's output the next one's residual, queued back to back and twice replayed from
+ * one CUDA graph, against the same blocks run one at a time with the host waiting for each: the chained kernel's grid
+ * barrier must be back where it was after every launch, and a launch that read its input before the launch before it
+ * had written it would show. More than one row is left to the model (done = 0, nothing written). must_take: the
+ * shape fits the chained kernel on any Hopper GPU; take_next: with the next product too. */
+static void test_block_tail(int C, int L, int must_take, int take_next) {
     char name[160];
     TEST_TRUE("block_tail_forward_present", cuda.ops->block_tail_forward != NULL, "cuda lacks it");
     if (!cuda.ops->block_tail_forward) return;
@@ -481,52 +504,77 @@ static void test_block_tail(int C, int L, int must_take) {
     t.hlnw = tc_randn(&rng, C, 0.5, 1.0); t.hlnb = tc_randn(&rng, C, 0.2, 0.0);
     t.lnw = g_new(C, 2); t.lnb = g_new(C, 2);
     g_set(&t.lnw, t.hlnw); g_set(&t.lnb, t.hlnb);
+    t.hwa = tc_randn(&rng, (size_t)C * 3 * C, 1.0 / sqrt((double)C), 0.0); t.hba = tc_randn(&rng, (size_t)3 * C, 0.3, 0.0);
+    t.hln1w = tc_randn(&rng, C, 0.5, 1.0); t.hln1b = tc_randn(&rng, C, 0.2, 0.0);
+    t.wa = g_new((size_t)C * 3 * C, 2); t.ba = g_new((size_t)3 * C, 2); t.ln1w = g_new(C, 2); t.ln1b = g_new(C, 2);
+    g_set(&t.wa, t.hwa); g_set(&t.ba, t.hba); g_set(&t.ln1w, t.hln1w); g_set(&t.ln1b, t.hln1b);
+    t.qkv = g_new((size_t)3 * C, 2); t.cache = g_new((size_t)TAIL_CAP * 2 * C, 2); t.pos = g_new(1, 4);
+    const int32_t pos = TAIL_POS;
+    g_set_i32(&t.pos, &pos);
     float *atty = tc_randn(&rng, C, 1.0, 0.0), *res0 = tc_randn(&rng, C, 4.0, 3.0); /* a large residual stream */
     t.atty = g_new(C, 2); t.res[0] = g_new(C, 2); t.res[1] = g_new(C, 2);
     t.res2 = g_new(C, 2); t.pre = g_new((size_t)4 * C, 2); t.act = g_new((size_t)4 * C, 2);
     g_set(&t.atty, atty); g_set(&t.res[0], res0);
+    float *zeros = calloc((size_t)TAIL_CAP * 2 * C + 4 * C, 4);
+    float *res2 = calloc((size_t)C, 4), *pre = calloc((size_t)4 * C, 4), *act = calloc((size_t)4 * C, 4);
+    float *res3 = calloc((size_t)C, 4), *qkv = calloc((size_t)3 * C, 4), *cache = calloc((size_t)TAIL_CAP * 2 * C, 4);
+    float *first = NULL, *ref = NULL;
     /* more than one row: not taken, nothing written (the outputs are still the zeros g_new left) */
-    int done = 1;
-    tc_check_status(tail_run(&t, 2, 0, &done), "block_tail_forward (2 rows)");
-    float *zeros = calloc((size_t)4 * C, 4);
+    int done = 1, next_done = 1;
+    tc_check_status(tail_run(&t, 2, 0, 1, &done, &next_done), "block_tail_forward (2 rows)");
     snprintf(name, sizeof name, "block_tail_forward.two_rows_not_taken[C=%d]", C);
-    TEST_TRUE(name, done == 0, "done = %d", done);
+    TEST_TRUE(name, done == 0 && next_done == 0, "done = %d, next_done = %d", done, next_done);
     snprintf(name, sizeof name, "block_tail_forward.two_rows_untouched[C=%d]", C);
     g_check(name, &t.act, zeros, 0.0, 0.0);
-    tc_check_status(tail_run(&t, 1, 0, &done), "block_tail_forward");
-    snprintf(name, sizeof name, "block_tail_forward.taken[C=%d]", C);
-    if (must_take) TEST_TRUE(name, done == 1, "done = %d: the chained kernel refused the shape", done);
-    if (!done) goto out; /* the model composes the three products itself */
-    float *res2 = calloc((size_t)C, 4), *pre = calloc((size_t)4 * C, 4), *act = calloc((size_t)4 * C, 4);
-    float *res3 = calloc((size_t)C, 4);
     tail_ref(&t, atty, res0, res2, pre, act, res3);
-    /* as matmul_residual_forward's and layernorm_matmul_forward's checks: fp32 sums, one bf16 rounding each */
-    snprintf(name, sizeof name, "block_tail_forward.res2[C=%d]", C);
-    g_check(name, &t.res2, res2, 1e-2, 1.0 / 128);
-    snprintf(name, sizeof name, "block_tail_forward.pre[C=%d]", C);
-    g_check(name, &t.pre, pre, 1e-2, 1.0 / 128);
-    snprintf(name, sizeof name, "block_tail_forward.act[C=%d]", C);
-    g_check(name, &t.act, act, 1e-2, 1.0 / 128);
-    snprintf(name, sizeof name, "block_tail_forward.out[C=%d]", C);
-    g_check(name, &t.res[1], res3, 1e-2, 1.0 / 128);
-    float *first = g_get(&t.res[1], NULL);
-    tc_check_status(tail_run(&t, 1, 0, &done), "block_tail_forward");
+    for (int with_next = 0; with_next < 2; with_next++) {
+        tc_check_status(tail_run(&t, 1, 0, with_next, &done, &next_done), "block_tail_forward");
+        snprintf(name, sizeof name, "block_tail_forward.taken[C=%d,next=%d]", C, with_next);
+        if (must_take) TEST_TRUE(name, done == 1, "done = %d: the chained kernel refused the shape", done);
+        snprintf(name, sizeof name, "block_tail_forward.next_taken[C=%d,next=%d]", C, with_next);
+        if (take_next || !with_next) TEST_TRUE(name, next_done == with_next, "next_done = %d", next_done);
+        if (!done) goto out; /* the model composes the three products itself */
+        /* as matmul_residual_forward's and layernorm_matmul_forward's checks: fp32 sums, one bf16 rounding each */
+        snprintf(name, sizeof name, "block_tail_forward.res2[C=%d,next=%d]", C, with_next);
+        g_check(name, &t.res2, res2, 1e-2, 1.0 / 128);
+        snprintf(name, sizeof name, "block_tail_forward.pre[C=%d,next=%d]", C, with_next);
+        g_check(name, &t.pre, pre, 1e-2, 1.0 / 128);
+        snprintf(name, sizeof name, "block_tail_forward.act[C=%d,next=%d]", C, with_next);
+        g_check(name, &t.act, act, 1e-2, 1.0 / 128);
+        snprintf(name, sizeof name, "block_tail_forward.out[C=%d,next=%d]", C, with_next);
+        g_check(name, &t.res[1], res3, 1e-2, 1.0 / 128);
+        if (next_done) { /* on the GPU's own out, so that a flipped rounding of out does not show */
+            float *out = g_get(&t.res[1], NULL);
+            tail_next_ref(&t, out, qkv);
+            for (int c = 0; c < 2 * C; c++) cache[(size_t)(TAIL_POS % TAIL_CAP) * 2 * C + c] = qkv[C + c];
+            snprintf(name, sizeof name, "block_tail_forward.next_qkv[C=%d]", C);
+            g_check(name, &t.qkv, qkv, 1e-2, 1.0 / 128);
+            snprintf(name, sizeof name, "block_tail_forward.next_kv_append[C=%d]", C);
+            g_check(name, &t.cache, cache, 1e-2, 1.0 / 128);
+            free(out);
+        } else {
+            snprintf(name, sizeof name, "block_tail_forward.next_untouched[C=%d,next=%d]", C, with_next);
+            g_check(name, &t.cache, zeros, 0.0, 0.0);
+        }
+    }
+    first = g_get(&t.res[1], NULL);
+    tc_check_status(tail_run(&t, 1, 0, 1, &done, &next_done), "block_tail_forward");
     snprintf(name, sizeof name, "block_tail_forward.deterministic[C=%d]", C);
     g_check(name, &t.res[1], first, 0.0, 0.0);
     /* L blocks, one at a time */
     for (int l = 0; l < L; l++) {
-        tc_check_status(tail_run(&t, 1, l % 2, &done), "block_tail_forward (one at a time)");
+        tc_check_status(tail_run(&t, 1, l % 2, 1, &done, &next_done), "block_tail_forward (one at a time)");
         free(g_get(&t.res[1 - l % 2], NULL));
     }
-    float *ref = g_get(&t.res[L % 2], NULL);
+    ref = g_get(&t.res[L % 2], NULL);
     g_set(&t.res[0], res0);
-    for (int l = 0; l < L; l++) tc_check_status(tail_run(&t, 1, l % 2, &done), "block_tail_forward (queued)");
+    for (int l = 0; l < L; l++) tc_check_status(tail_run(&t, 1, l % 2, 1, &done, &next_done), "block_tail_forward (queued)");
     snprintf(name, sizeof name, "block_tail_forward.queued[C=%d,L=%d]", C, L);
     g_check(name, &t.res[L % 2], ref, 0.0, 0.0);
     if (cuda.ops->graph_begin) {
         void *graph = NULL;
         tc_check_status(cuda.ops->graph_begin(&cuda), "graph_begin");
-        for (int l = 0; l < L; l++) tail_run(&t, 1, l % 2, &done);
+        for (int l = 0; l < L; l++) tail_run(&t, 1, l % 2, 1, &done, &next_done);
         tc_check_status(cuda.ops->graph_end(&cuda, &graph), "recording the block tails");
         for (int r = 0; r < 2 && graph; r++) {
             g_set(&t.res[0], res0);
@@ -536,12 +584,14 @@ static void test_block_tail(int C, int L, int must_take) {
         }
         cuda.ops->graph_free(&cuda, graph);
     }
-    free(res2); free(pre); free(act); free(res3); free(first); free(ref);
 out:
     for (int i = 0; i < 3; i++) { g_free(&t.w[i]); g_free(&t.b[i]); free(t.hw[i]); free(t.hb[i]); }
     g_free(&t.lnw); g_free(&t.lnb); g_free(&t.atty); g_free(&t.res[0]); g_free(&t.res[1]);
     g_free(&t.res2); g_free(&t.pre); g_free(&t.act);
-    free(t.hlnw); free(t.hlnb); free(atty); free(res0); free(zeros);
+    g_free(&t.wa); g_free(&t.ba); g_free(&t.ln1w); g_free(&t.ln1b); g_free(&t.qkv); g_free(&t.cache); g_free(&t.pos);
+    free(t.hlnw); free(t.hlnb); free(t.hwa); free(t.hba); free(t.hln1w); free(t.hln1b);
+    free(atty); free(res0); free(zeros); free(res2); free(pre); free(act); free(res3); free(qkv); free(cache);
+    free(first); free(ref);
 }
 
 /* ------------------------------------------------------------------ element-wise */
@@ -740,11 +790,12 @@ int main(void) {
     test_mlp_fused(37, 64, 200);
     test_mlp_fused(512, 768, 3072);
     test_small_m();
-    test_block_tail(768, 12, 1); /* GPT-2 124M */
-    test_block_tail(1024, 3, 1); /* gpt2-medium */
-    test_block_tail(64, 5, 1);   /* idle blocks in the narrow steps, a LayerNorm of 8 chunks */
-    test_block_tail(72, 4, 1);   /* chunks that do not fill a block's 2 or 4 */
-    test_block_tail(1600, 2, 0); /* gpt2-xl: c_fc's slices exceed shared memory, the products one by one */
+    test_block_tail(768, 12, 1, 1);  /* GPT-2 124M */
+    test_block_tail(1024, 3, 1, 0);  /* gpt2-medium: 225 KB of shared memory with the next c_attn (132 SMs) */
+    test_block_tail(64, 5, 1, 1);    /* idle blocks in the narrow steps, a LayerNorm of 8 chunks */
+    test_block_tail(72, 4, 1, 1);    /* chunks that do not fill a block's 2 or 4 */
+    test_block_tail(1280, 2, 0, 0);  /* gpt2-large, gpt2-xl: the slices exceed shared memory, the products one by one */
+    test_block_tail(1600, 2, 0, 0);
     test_elementwise(1003);
     test_elementwise(1 << 16);
     test_classifier(37, 64, 1000);

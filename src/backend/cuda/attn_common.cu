@@ -117,8 +117,9 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * against the cached keys lo..pos, lo = max(0, pos - seen + 1), of KV head g = h / (H/G) (position j in slot j % cap of
  * cache (cap, B, [K | V], G*D)). Split s takes the keys s*chunk .. (s+1)*chunk - 1 of the n = pos - lo + 1 (chunk =
  * ceil(n / splits)). A key is read by a group of gl lanes (gl = D/8 rounded up to a power of two), each holding 8 of
- * its D elements: one 16-byte load of k and one of v per lane, q (times tau) in registers, the score summed by shuffles
- * within the group, then the key folded into the group's running softmax state. The groups' states merge in shared
+ * its D elements: one 16-byte load of k and one of v per lane (the group's next key requested before this one is used,
+ * its first before the programmatic-launch wait unless it is pos itself), q (times tau) in registers, the score summed
+ * by shuffles within the group, then the key folded into the group's running softmax state. The groups' states merge in shared
  * memory; with one split that is y, else the splits of (b, h) are one cluster (1, splits) whose first block merges
  * the blocks' states in split order from their shared memory into y (b, h*D .. h*D + D - 1). fp32 throughout, y bf16.
  * Shared memory: the groups' states (KVD_THREADS/gl) x (D + 2) | the block's state (D + 2) | merge weights. */
@@ -129,7 +130,9 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
                                                                 int cap, float tau) {
     extern __shared__ float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
-    pdl_wait();    /* launched dependent: the product before this wrote its input */
+    /* The position is written before the step's first kernel, the cached keys and values of the positions before it
+     * by earlier steps: both may be read before the wait; only q and the key and value of pos itself (the product
+     * before this appends them) come after it. */
     const int pos = *pos_dev, lo = pos - seen + 1 > 0 ? pos - seen + 1 : 0, n = pos - lo + 1;
     const int bh = blockIdx.x, b = bh / H, h = bh % H, split = blockIdx.y, nsplit = gridDim.y;
     const int C = H * D, GD = G * D, ngroups = KVD_THREADS / gl, per_warp = 32 / gl;
@@ -137,6 +140,22 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
     const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
     const bool lane_on = d0 < D; /* lanes past D (D not a power-of-two multiple of 8) only join the shuffles */
     float *gst = sh, *bst = gst + ngroups * (D + 2), *wsh = bst + D + 2;
+    const bf16 *kb = cache + (size_t)b * 2 * GD + (h / (H / G)) * D + d0; /* key of slot t: kb + t * slot_stride */
+    const size_t slot_stride = (size_t)B * 2 * GD;
+    /* the group's key and value at key index j (zeros past j1), and whether it may be requested before the wait */
+    auto key_at = [&](int j, uint4 *ku, uint4 *vu) {
+        const bool on = lane_on && j < j1;
+        const bf16 *kp = kb + (size_t)((lo + j) % cap) * slot_stride;
+        *ku = on ? *reinterpret_cast<const uint4 *>(kp) : make_uint4(0u, 0u, 0u, 0u);
+        *vu = on ? *reinterpret_cast<const uint4 *>(kp + GD) : make_uint4(0u, 0u, 0u, 0u);
+    };
+    /* a warp's groups take consecutive keys; the loop bound is the warp's, so every lane reaches the shuffles */
+    int jw = j0 + warp * per_warp;
+    uint4 ku, vu;
+    const bool early = lo + jw + grp % per_warp != pos;
+    if (early) key_at(jw + grp % per_warp, &ku, &vu);
+    pdl_wait(); /* launched dependent: the product before this wrote q and the key and value of pos */
+    if (!early) key_at(jw + grp % per_warp, &ku, &vu);
     float q[8], o[8], m = -INFINITY, l = 0.0f;
     unpack8(q, lane_on ? *reinterpret_cast<const uint4 *>(qkv1 + (size_t)b * (C + 2 * GD) + h * D + d0)
                        : make_uint4(0u, 0u, 0u, 0u));
@@ -145,15 +164,10 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
         q[e] *= tau;
         o[e] = 0.0f;
     }
-    const bf16 *kb = cache + (size_t)b * 2 * GD + (h / (H / G)) * D + d0; /* key of slot t: kb + t * slot_stride */
-    const size_t slot_stride = (size_t)B * 2 * GD;
-    /* a warp's groups take consecutive keys; the loop bound is the warp's, so every lane reaches the shuffles */
-    for (int jw = j0 + warp * per_warp; jw < j1; jw += ngroups) {
+    for (; jw < j1; jw += ngroups) {
         const int j = jw + grp % per_warp;
-        const bool on = lane_on && j < j1;
-        const bf16 *kp = kb + (size_t)((lo + j) % cap) * slot_stride;
-        const uint4 ku = on ? *reinterpret_cast<const uint4 *>(kp) : make_uint4(0u, 0u, 0u, 0u);
-        const uint4 vu = on ? *reinterpret_cast<const uint4 *>(kp + GD) : make_uint4(0u, 0u, 0u, 0u);
+        uint4 kn, vn; /* the group's next key, requested before this one is used */
+        key_at(j + ngroups, &kn, &vn);
         float k[8], v[8], s = 0.0f;
         unpack8(k, ku);
         unpack8(v, vu);
@@ -166,6 +180,8 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
 #pragma unroll
             for (int e = 0; e < 8; e++) o[e] = o[e] * scale + p * v[e];
         }
+        ku = kn;
+        vu = vn;
     }
     float *mine = gst + grp * (D + 2);
     if (d0 == 0) {
@@ -195,36 +211,51 @@ static size_t qkv1_bytes(const ab_attn_config *cfg, int B) { return align256((si
 
 size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B) { return qkv1_bytes(cfg, B); }
 
-ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
-                                void *y, const void *x, int B, int pos) {
+ab_status attn_kv_decode_input_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w,
+                                      void *cache, int B, int pos, ab_decode_input *in) {
     const ab_attn_config *cfg = ctx->cfg;
-    const int H = L->H, G = L->G, D = L->D, C = H * D, KV = 2 * G * D;
+    const int D = L->D, C = L->H * D, KV = 2 * L->G * D;
     if (pos < 0 || pos >= cfg->max_T)
         return ab_fail(AB_ERR_USAGE, "cuda decode: position %d outside 0..%d", pos, cfg->max_T - 1);
     if (D > 128 || D % 8) return ab_fail(AB_ERR_UNSUPPORTED, "cuda decode: head size %d (needs <= 128, multiple of 8)", D);
     if (((uintptr_t)cache | (uintptr_t)ctx->workspace) & 15)
         return ab_fail(AB_ERR_UNSUPPORTED, "cuda decode: the cache and the workspace must be 16-byte aligned");
+    memset(in, 0, sizeof *in);
+    in->out = ctx->workspace;
+    in->weight = w->t[0];
+    in->bias = w->t[1];
+    in->K = C;
+    in->OC = C + KV;
+    in->append.cache = cache; in->append.koff = C; in->append.KV = KV; in->append.cap = L->cap;
+    return cuda_decode_pos(ctx, pos, &in->append.pos);
+}
+
+ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
+                                void *y, const void *x, int B, int pos) {
+    const int H = L->H, G = L->G, D = L->D;
+    ab_decode_input in;
+    AB_TRY(attn_kv_decode_input_layout(ctx, L, w, cache, B, pos, &in));
+    if (!ctx->input_ready)
+        AB_TRY(cuda_decode_projection(ctx, in.out, x, in.weight, in.bias, &in.append, B, in.K, in.OC));
     /* keys seen by one query: the splits are sized for the longest context, not for pos (the kernel reads pos) */
     const int seen = L->window < L->cap ? L->window : L->cap;
     int gl = 1;
     while (gl * 8 < D) gl *= 2;
     const int splits = attn_decode_splits(ctx->be, B * H, seen, KVD_MIN_KEYS), ngroups = KVD_THREADS / gl;
     const size_t shmem = (size_t)((ngroups + 1) * (D + 2) + (ngroups > splits ? ngroups : splits)) * sizeof(float);
-    const int32_t *pos_dev = NULL;
-    AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
-    bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B, C + 2*G*D) */
-    /* c_attn with the append of k | v to the cache */
-    small_m_tail append;
-    memset(&append, 0, sizeof append);
-    append.cache = cache; append.pos = pos_dev; append.koff = C; append.KV = KV; append.cap = L->cap;
-    AB_TRY(cuda_decode_projection(ctx, qkv1, x, w->t[0], w->t[1], &append, B, C, C + KV));
     return cuda_launch(ctx->be, "kv_decode", kv_decode_kernel, dim3((unsigned)(B * H), (unsigned)splits),
-                       dim3(1, (unsigned)splits), dim3(KVD_THREADS), shmem, 1, (bf16 *)y, (const bf16 *)qkv1,
-                       (const bf16 *)cache, B, H, G, D, gl, seen, pos_dev, L->cap, 1.0f / sqrtf((float)D));
+                       dim3(1, (unsigned)splits), dim3(KVD_THREADS), shmem, 1, (bf16 *)y, (const bf16 *)in.out,
+                       (const bf16 *)cache, B, H, G, D, gl, seen, in.append.pos, L->cap, 1.0f / sqrtf((float)D));
 }
 
 ab_status attn_kv_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x, int B,
                          int pos) {
     attn_kv_layout L = attn_kv_layout_mha(ctx->cfg);
     return attn_kv_decode_layout(ctx, &L, w, cache, y, x, B, pos);
+}
+
+ab_status attn_kv_decode_input(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, int B, int pos,
+                               ab_decode_input *in) {
+    attn_kv_layout L = attn_kv_layout_mha(ctx->cfg);
+    return attn_kv_decode_input_layout(ctx, &L, w, cache, B, pos, in);
 }

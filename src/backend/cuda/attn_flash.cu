@@ -221,4 +221,5 @@ static ab_status flash_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w,
 
 extern "C" const ab_attn_ops ab_cuda_attn_flash = {
     flash_saved_bytes, flash_ws_bytes, flash_forward, flash_backward, attn_kv_cache_bytes, flash_prefill, attn_kv_decode,
+    attn_kv_decode_input,
 };

@@ -150,6 +150,12 @@ static ab_status gw_decode(const ab_attn_ctx *ctx, const gw_shape *s, const ab_a
     attn_kv_layout L = gw_layout(ctx->cfg, s, ctx->cfg->max_T);
     return attn_kv_decode_layout(ctx, &L, w, cache, y, x, B, pos);
 }
+static ab_status gw_decode_input(const ab_attn_ctx *ctx, const gw_shape *s, const ab_attn_weights *w, void *cache,
+                                 int B, int pos, ab_decode_input *in) {
+    AB_TRY(gw_check(ctx->cfg, s));
+    attn_kv_layout L = gw_layout(ctx->cfg, s, ctx->cfg->max_T);
+    return attn_kv_decode_input_layout(ctx, &L, w, cache, B, pos, in);
+}
 
 /* ---------------------------------------------------------------- gqa */
 
@@ -186,8 +192,14 @@ static ab_status gqa_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     return gw_decode(ctx, &s, w, cache, y, x, B, pos);
 }
 
+static ab_status gqa_decode_input(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, int B, int pos,
+                                  ab_decode_input *in) {
+    gw_shape s = gqa_shape(ctx->cfg);
+    return gw_decode_input(ctx, &s, w, cache, B, pos, in);
+}
+
 extern "C" const ab_attn_ops ab_cuda_attn_gqa = {
-    gqa_saved_bytes, gqa_ws_bytes, gqa_forward, gqa_backward, gqa_cache_bytes, gqa_prefill, gqa_decode,
+    gqa_saved_bytes, gqa_ws_bytes, gqa_forward, gqa_backward, gqa_cache_bytes, gqa_prefill, gqa_decode, gqa_decode_input,
 };
 
 /* ---------------------------------------------------------------- sliding_window */
@@ -225,7 +237,13 @@ static ab_status window_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w,
     return gw_decode(ctx, &s, w, cache, y, x, B, pos);
 }
 
+static ab_status window_decode_input(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, int B, int pos,
+                                     ab_decode_input *in) {
+    gw_shape s = window_shape(ctx->cfg);
+    return gw_decode_input(ctx, &s, w, cache, B, pos, in);
+}
+
 extern "C" const ab_attn_ops ab_cuda_attn_sliding_window = {
     window_saved_bytes, window_ws_bytes, window_forward, window_backward, window_cache_bytes, window_prefill,
-    window_decode,
+    window_decode,      window_decode_input,
 };

@@ -304,9 +304,10 @@ static ab_status sdpa_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, 
 
 extern "C" const ab_attn_ops ab_cuda_attn_baseline = {
     baseline_saved_bytes, baseline_ws_bytes, baseline_forward, baseline_backward,
-    attn_kv_cache_bytes,  baseline_prefill,  attn_kv_decode,
+    attn_kv_cache_bytes,  baseline_prefill,  attn_kv_decode,       attn_kv_decode_input,
 };
 
 extern "C" const ab_attn_ops ab_cuda_attn_sdpa = {
     sdpa_saved_bytes, sdpa_ws_bytes, sdpa_forward, sdpa_backward, attn_kv_cache_bytes, sdpa_prefill, attn_kv_decode,
+    attn_kv_decode_input,
 };

@@ -42,6 +42,9 @@ ab_status attn_kv_cache_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B
  * positions 0..pos in fp32, y (B,C); the kernels read pos from device memory (cuda_decode_pos). */
 ab_status attn_kv_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x, int B,
                          int pos);
+/* its first product (ab_attn_ops.decode_input): qkv1 = LN(x) @ c_attn + b with the append of k | v */
+ab_status attn_kv_decode_input(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, int B, int pos,
+                               ab_decode_input *in);
 
 /* The general KV cache behind the above: (cap, B, [K | V], G*D) bf16 of the projection qkv (.., H*D + 2*G*D) =
  * [q (H heads) | k (G heads) | v (G heads)]; position t in slot t % cap (cap = max_T, or min(W, max_T) for a
@@ -58,6 +61,10 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * the position read on the device (cuda_decode_pos), slot pos % cap computed there */
 ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
                                 void *y, const void *x, int B, int pos);
+/* its first product: the checks of the decode, then qkv1 = LN(x) @ c_attn + b (B, H*D + 2*G*D) into the workspace with
+ * the append of k | v to slot pos % cap (the position read on the device) */
+ab_status attn_kv_decode_input_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w,
+                                      void *cache, int B, int pos, ab_decode_input *in);
 /* qkv1 (B, 3C) bf16 */
 size_t attn_decode_workspace_bytes(const ab_attn_config *cfg, int B);
 

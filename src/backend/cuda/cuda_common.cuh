@@ -116,7 +116,7 @@ ab_status cuda_matmul_gelu_forward(ab_backend *be, void *out, void *pre, const v
                                    const void *bias, int N, int C, int OC);
 ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input *ln, void *out, void *pre, const void *x,
                                         const void *weight, const void *bias, int N, int C, int OC);
-ab_status cuda_block_tail_forward(ab_backend *be, const ab_block_tail *t, int N, int C, int *done);
+ab_status cuda_block_tail_forward(ab_backend *be, const ab_block_tail *t, int N, int C, int *done, int *next_done);
 ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
                                     const void *act, const void *pre, const void *weight, int N, int C, int OC);
 
@@ -128,13 +128,7 @@ ab_status cuda_gelu_matmul_backward(ab_backend *be, void *dpre, void *dweight, v
  * weight); *done = 0 (nothing queued): use cuBLASLt. */
 #define CUDA_SMALL_M 4 /* measured on an H200: M = 1 decode 0.88 -> 0.48 ms a token, but M = 16 1.01 -> 1.36 (cuBLASLt wins) */
 typedef enum { SMALL_M_PLAIN = 0, SMALL_M_RESIDUAL, SMALL_M_GELU } small_m_epilogue;
-typedef struct {
-    /* any epilogue, when cache is not NULL (the decode step's KV append): out's columns [koff, koff + KV) of row m,
-     * which holds position *pos, also into slot *pos % cap of cache (cap, M, KV) */
-    void *cache;
-    const int32_t *pos;
-    int koff, KV, cap;
-} small_m_tail;
+typedef ab_kv_append small_m_tail; /* with any epilogue, when cache is not NULL (backend.h) */
 ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp,
                             const ab_layernorm_input *ln, const void *weight, const void *bias, const void *residual,
                             const small_m_tail *tail, int M, int K, int OC, int *done);

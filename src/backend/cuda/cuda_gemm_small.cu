@@ -59,11 +59,10 @@ typedef struct {
     small_m_epilogue ep;
 } small_m_params;
 
-/* element (m, col) of the outputs from its fp32 sum v */
+/* element (m, col) of the outputs from v, its sum with the bias and (SMALL_M_RESIDUAL) the residual added: the
+ * kernels request those early (small_m_addend), so that their latency is not at the end of the chain's step */
 __device__ __forceinline__ void small_m_store(const small_m_params &p, int m, int col, float v) {
     const size_t i = (size_t)m * p.OC + col;
-    if (p.bias) v += bf2f(p.bias[col]);
-    if (p.ep == SMALL_M_RESIDUAL) v += bf2f(__ldcg(p.residual + i)); /* from L2: the chain kernel writes it */
     if (p.ep == SMALL_M_GELU) {
         p.pre[i] = f2bf(v);
         v = gelu_tanh(v);
@@ -75,6 +74,14 @@ __device__ __forceinline__ void small_m_store(const small_m_params &p, int m, in
         const int pos = *p.tail.pos;
         ((bf16 *)p.tail.cache)[((size_t)(pos % p.tail.cap) * p.M + m) * p.tail.KV + kc] = o;
     }
+}
+
+/* What small_m_store's v adds to the sum of element (m, col): the bias (constant: requested before the
+ * programmatic-launch wait) and, after it (residual = false before), the residual, read from L2 (the chain kernel's
+ * residuals are written by other blocks of the same launch). */
+__device__ __forceinline__ float small_m_bias(const small_m_params &p, int col) { return p.bias ? bf2f(p.bias[col]) : 0.0f; }
+__device__ __forceinline__ float small_m_residual(const small_m_params &p, int m, int col) {
+    return p.ep == SMALL_M_RESIDUAL ? bf2f(__ldcg(p.residual + (size_t)m * p.OC + col)) : 0.0f;
 }
 
 /* u[j] = the thread's 16 bytes of W row k + j * SM_SLOTS of the block's range (zeros past nk or past OC) */
@@ -119,9 +126,10 @@ __device__ __forceinline__ bool small_m_ln_chunk(float v[8], const bf16 *row, in
     return on;
 }
 
-/* element k of LN(row): the bf16 value layernorm_forward would have written, as fp32 */
-__device__ __forceinline__ float small_m_ln_apply(float v, const float st[2], const bf16 *w, const bf16 *b, int k) {
-    return bf2f(f2bf((v - st[0]) * st[1] * bf2f(w[k]) + bf2f(b[k])));
+/* an element of LN(row) from v with the LayerNorm's weight w and bias b there: the bf16 value layernorm_forward would
+ * have written, as fp32 */
+__device__ __forceinline__ float small_m_ln_apply(float v, const float st[2], float w, float b) {
+    return bf2f(f2bf((v - st[0]) * st[1] * w + b));
 }
 
 template <int MR>
@@ -140,18 +148,34 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     const size_t row_stride = (size_t)p.OC / 8; /* in uint4 */
     uint4 u[SM_UNROLL];
     small_m_load_w(u, wp, row_stride, slot, nk, on);
-    pdl_wait();
-    __shared__ float ln_red[SM_THREADS / 32], ln_st[2]; /* a folded LayerNorm (one row): partial sums; mean, rstd */
+    /* the other constants: the bias of the thread's epilogue element (tid < M x SM_TILE: one at most) and the folded
+     * LayerNorm's weight and bias at the thread's staging elements k0 + tid + j * SM_THREADS */
+    const int em = tid / SM_TILE, ecol = tile * SM_TILE + tid % SM_TILE;
+    const bool eon = tid < p.M * SM_TILE && ecol < p.OC;
+    float add = eon ? small_m_bias(p, ecol) : 0.0f;
     const bool folds_ln = MR == 1 && p.ln_w;
+    float lnw[SM_MAX_ROWS / SM_THREADS], lnb[SM_MAX_ROWS / SM_THREADS];
+#pragma unroll
+    for (int j = 0; j < SM_MAX_ROWS / SM_THREADS; j++) {
+        const int k = tid + j * SM_THREADS;
+        lnw[j] = folds_ln && k < nk ? bf2f(p.ln_w[k0 + k]) : 0.0f;
+        lnb[j] = folds_ln && k < nk ? bf2f(p.ln_b[k0 + k]) : 0.0f;
+    }
+    pdl_wait();
+    if (eon) add += small_m_residual(p, em, ecol);
+    __shared__ float ln_red[SM_THREADS / 32], ln_st[2]; /* a folded LayerNorm (one row): partial sums; mean, rstd */
     if (folds_ln) {
         float v[8];
         const bool on_ln = small_m_ln_chunk(v, p.inp, p.K);
         small_m_ln_stats(v, on_ln, p.K, ln_red, ln_st);
     }
-    for (int i = tid; i < MR * nk; i += SM_THREADS) {
-        const int m = i / nk, k = i % nk;
+#pragma unroll
+    for (int j = 0; j < SM_MAX_ROWS / SM_THREADS * MR; j++) { /* i = tid + j * SM_THREADS < MR * nk */
+        const int i = tid + j * SM_THREADS, m = i / nk, k = i % nk;
+        if (i >= MR * nk) break;
         float v = m < p.M ? bf2f(p.inp[(size_t)m * p.K + k0 + k]) : 0.0f;
-        if (folds_ln) v = small_m_ln_apply(v, ln_st, p.ln_w, p.ln_b, k0 + k);
+        if constexpr (MR == 1) /* k = tid + j * SM_THREADS */
+            if (folds_ln) v = small_m_ln_apply(v, ln_st, lnw[j], lnb[j]);
         sh[i] = v;
     }
     __syncthreads();
@@ -195,32 +219,27 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
 #pragma unroll
             for (int e = 0; e < 8; e++) sh[(warp * MR + m) * SM_TILE + chunk * 8 + e] = acc[m][e];
     __syncthreads();
-    const int ncols = min(SM_TILE, p.OC - tile * SM_TILE);
     __shared__ float part[MR * SM_TILE]; /* the block's sums (M, SM_TILE), read by the cluster's first block */
-    for (int i = tid; i < p.M * SM_TILE; i += SM_THREADS) {
-        const int m = i / SM_TILE, c = i % SM_TILE;
-        if (c >= ncols) continue;
+    static_assert(CUDA_SMALL_M * SM_TILE <= SM_THREADS, "an epilogue element per thread");
+    if (eon) { /* element (em, ecol): i = tid */
         float v = 0.0f;
 #pragma unroll
-        for (int w = 0; w < SM_THREADS / 32; w++) v += sh[(w * MR + m) * SM_TILE + c];
+        for (int w = 0; w < SM_THREADS / 32; w++) v += sh[(w * MR + em) * SM_TILE + tid % SM_TILE];
         if (p.splits == 1)
-            small_m_store(p, m, tile * SM_TILE + c, v);
+            small_m_store(p, em, ecol, v + add);
         else
-            part[i] = v;
+            part[tid] = v;
     }
     if (p.splits == 1) return;
     /* the tile's splits are one cluster (1, splits): its block of rank 0 (split 0) adds them in split order from the
      * others' shared memory, which stays until the second barrier */
     cg::cluster_group cluster = cg::this_cluster();
     cluster.sync();
-    if (split == 0)
-        for (int i = tid; i < p.M * SM_TILE; i += SM_THREADS) {
-            const int m = i / SM_TILE, c = i % SM_TILE;
-            if (c >= ncols) continue;
-            float v = 0.0f;
-            for (int s = 0; s < p.splits; s++) v += cluster.map_shared_rank(part, s)[i];
-            small_m_store(p, m, tile * SM_TILE + c, v);
-        }
+    if (split == 0 && eon) {
+        float v = 0.0f;
+        for (int s = 0; s < p.splits; s++) v += cluster.map_shared_rank(part, s)[tid];
+        small_m_store(p, em, ecol, v + add);
+    }
     cluster.sync();
 }
 
@@ -274,30 +293,36 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
 /* ---- one launch for a chain of dependent single-row products (cuda_small_m_chain) ----
  * At batch 1 a decode step is a chain of kernels, each a few microseconds of latency (launch, the wait for the whole
  * grid before it, the first loads of W) around about a microsecond of bandwidth. A block's attn.c_proj, ln_2 + c_fc +
- * GELU and mlp.c_proj are one launch here: grid-wide barriers between the steps instead of kernel boundaries, and
- * every step's W requested at the start, so that a step after a barrier finds its weights in shared memory and only
- * waits for its input row.
+ * GELU and mlp.c_proj (and the next block's c_attn, where its variant has it as its first product) are one launch
+ * here: grid-wide barriers between the steps instead of kernel boundaries, and every step's constants requested
+ * ahead, so that a step after a barrier finds them in shared memory and only waits for its input row.
  *
  * Work layout. Step i's output columns are chunks of 8 (16 bytes of a W row); block b owns chunks b*U_i .. b*U_i +
  * U_i - 1 over all K_i rows (U_i a power of two, the fewest that keep the blocks at most one per SM), so no step's sums
- * cross blocks: one block adds each output in a fixed order, deterministic. At the start each block copies its
- * slices of every step's W into shared memory (cp.async, one commit group per step: U_i x K_i x 16 bytes each,
- * 108 KB for GPT-2 124M's three); these read only W, so they run before the programmatic-launch wait, while the
- * kernel before this one (the attention) finishes. Step i: stage the input row as fp32 in shared memory (from L2:
- * another block wrote it; the LayerNorm folded as in small_m_kernel), wait for the step's group, thread t takes chunk
- * t % U_i and rows t / U_i + j * (CH_THREADS / U_i), the lanes of a chunk are added by shuffles and the warps in
- * order, and the epilogue is small_m_store's. Then the barrier.
+ * cross blocks: one block adds each output in a fixed order, deterministic. A step's constants, the block's slices of
+ * W and of the bias and the folded LayerNorm's weight and bias, are copied into shared memory (cp.async, one commit
+ * group per step) CH_AHEAD steps ahead: the first ones before the programmatic-launch wait (they read only
+ * parameters), while the kernel before this one finishes. Step i: request the residual of the thread's epilogue
+ * element, stage the input row as fp32 in shared memory (from L2: another block wrote it; the LayerNorm folded as in
+ * small_m_kernel), wait for the step's group, thread t takes chunk t % U_i and rows t / U_i + j * (CH_THREADS / U_i),
+ * the lanes of a chunk are added by shuffles and the warps in order, and the epilogue is small_m_store's. Then the
+ * barrier.
  *
  * The barrier (chain_grid_sync) needs every block resident at once: the grid is at most one block per SM and the
  * host checks that the occupancy allows it. Blocks of this kernel never wait for a later kernel, and the kernels
  * before it end without waiting for it, so the ones still to be scheduled get their SMs. */
 #define CH_THREADS SM_THREADS /* small_m_ln_stats' block */
 #define CH_MAX_UNITS 8        /* chunks of a step per block */
+#ifndef CH_AHEAD
+#define CH_AHEAD 1            /* steps whose constants are in flight beyond the current one */
+#endif
 
 typedef struct {
     small_m_params s[CUDA_CHAIN_MAX_STEPS]; /* M = 1, splits = 1 */
     int units[CUDA_CHAIN_MAX_STEPS];        /* U_i */
-    int woff[CUDA_CHAIN_MAX_STEPS];         /* the block's slice of W_i in dynamic shared memory, in uint4 */
+    /* step i's constants in dynamic shared memory, in uint4: the block's slice of W_i (U_i x K_i), of its bias (U_i),
+     * the LayerNorm's weight then bias (2 x K_i / 8) */
+    int woff[CUDA_CHAIN_MAX_STEPS], boff[CUDA_CHAIN_MAX_STEPS], lnoff[CUDA_CHAIN_MAX_STEPS];
     int roff;                               /* the warps' sums (8 warps x U x 8 floats), in uint4 */
     int n;
     unsigned *bar;
@@ -305,60 +330,74 @@ typedef struct {
 
 /* Every block of the grid meets here; what any block wrote before is visible to all after (read it from L2). One
  * word *bar: block 0 adds 2^31 - (blocks - 1), every other block 1, so its top bit flips when the last block arrives
- * and its low bits come back to what they were: nothing to reset, and a replayed graph finds the word as it was. */
+ * and its low bits come back to what they were: nothing to reset, and a replayed graph finds the word as it was. The
+ * add is a release at GPU scope (the block's writes, ordered before it by the __syncthreads), the polls acquires. */
 __device__ __forceinline__ void chain_grid_sync(unsigned *bar) {
-    __syncthreads(); /* the block's writes before thread 0's fence */
+    __syncthreads();
     if (threadIdx.x == 0) {
         const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
-        __threadfence();
-        const unsigned old = atomicAdd(bar, add);
-        while (((old ^ *(volatile unsigned *)bar) & 0x80000000u) == 0) {
-        }
-        __threadfence();
+        unsigned old, now;
+        asm volatile("atom.release.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(bar), "r"(add) : "memory");
+        do {
+            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(now) : "l"(bar) : "memory");
+        } while (((old ^ now) & 0x80000000u) == 0);
     }
     __syncthreads();
 }
 
-/* waits for the commit groups of steps 0..i (of n: at most n - 1 - i younger groups still in flight) */
-__device__ __forceinline__ void chain_wait_step(int i, int n) {
-    switch (n - 1 - i) {
-    case 0: cp_async_wait<0>(); break;
-    case 1: cp_async_wait<1>(); break;
-    case 2: cp_async_wait<2>(); break;
-    default: cp_async_wait<3>(); break;
-    }
-}
-
-__global__ void __launch_bounds__(CH_THREADS) small_m_chain_kernel(const __grid_constant__ chain_params p) {
-    extern __shared__ uint4 dsh[]; /* x (max K fp32) | W slices | the warps' sums */
-    float *x = reinterpret_cast<float *>(dsh), *red = reinterpret_cast<float *>(dsh + p.roff);
-    __shared__ float ln_red[CH_THREADS / 32], ln_st[2];
-    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    pdl_release();
-    for (int i = 0; i < p.n; i++) { /* W (constant): before the wait */
+/* step i's constants into shared memory as one commit group (empty past the last step) */
+__device__ __forceinline__ void chain_copy_step(const chain_params &p, uint4 *dsh, int i) {
+    if (i < p.n) {
         const small_m_params &s = p.s[i];
-        const int U = p.units[i], nch = s.OC / 8, c0 = blockIdx.x * U;
+        const int U = p.units[i], nch = s.OC / 8, c0 = blockIdx.x * U, tid = threadIdx.x;
         const uint4 *w = reinterpret_cast<const uint4 *>(s.w);
         for (int j = tid; j < U * s.K; j += CH_THREADS) {
             const int k = j / U, c = c0 + j % U;
             if (c < nch) cp_async16(smem_addr(dsh + p.woff[i] + j), w + (size_t)k * nch + c, true);
         }
-        cp_async_commit();
+        if (s.bias && tid < U && c0 + tid < nch)
+            cp_async16(smem_addr(dsh + p.boff[i] + tid), reinterpret_cast<const uint4 *>(s.bias) + c0 + tid, true);
+        if (s.ln_w)
+            for (int j = tid; j < s.K / 4; j += CH_THREADS) {
+                const int k8 = s.K / 8;
+                cp_async16(smem_addr(dsh + p.lnoff[i] + j), reinterpret_cast<const uint4 *>(j < k8 ? s.ln_w : s.ln_b) + j % k8,
+                           true);
+            }
     }
+    cp_async_commit();
+}
+
+__global__ void __launch_bounds__(CH_THREADS) small_m_chain_kernel(const __grid_constant__ chain_params p) {
+    extern __shared__ uint4 dsh[]; /* x (max K fp32) | the steps' constants | the warps' sums */
+    float *x = reinterpret_cast<float *>(dsh), *red = reinterpret_cast<float *>(dsh + p.roff);
+    __shared__ float ln_red[CH_THREADS / 32], ln_st[2];
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    pdl_release();
+    for (int i = 0; i < CH_AHEAD; i++) chain_copy_step(p, dsh, i); /* parameters only: before the wait */
     pdl_wait();
     for (int i = 0; i < p.n; i++) {
         if (i > 0) chain_grid_sync(p.bar);
+        chain_copy_step(p, dsh, i + CH_AHEAD);
         const small_m_params &s = p.s[i];
         const int U = p.units[i], nch = s.OC / 8;
         if ((int)blockIdx.x * U >= nch) continue; /* no columns of this step (uniform over the block) */
+        const int ecol = (blockIdx.x * U + tid / 8) * 8 + tid % 8; /* the thread's epilogue element, tid < 8U */
+        const bool eon = tid < U * 8 && ecol < s.OC;
+        const float res = eon ? small_m_residual(s, 0, ecol) : 0.0f;
         const uint4 *in = reinterpret_cast<const uint4 *>(s.inp);
-        if (s.ln_w) { /* K <= 8 * CH_THREADS: a chunk per thread at most */
+        if (s.ln_w) { /* K <= 8 * CH_THREADS: a chunk per thread at most; the group holds the LayerNorm's constants */
             float v[8];
             const bool on = small_m_ln_chunk(v, s.inp, s.K);
             small_m_ln_stats(v, on, s.K, ln_red, ln_st);
-            if (on)
+            cp_async_wait<CH_AHEAD>();
+            __syncthreads();
+            if (on) {
+                float w[8], b[8];
+                unpack8(w, dsh[p.lnoff[i] + tid]);
+                unpack8(b, dsh[p.lnoff[i] + s.K / 8 + tid]);
 #pragma unroll
-                for (int e = 0; e < 8; e++) x[8 * tid + e] = small_m_ln_apply(v[e], ln_st, s.ln_w, s.ln_b, 8 * tid + e);
+                for (int e = 0; e < 8; e++) x[8 * tid + e] = small_m_ln_apply(v[e], ln_st, w[e], b[e]);
+            }
         } else {
             for (int c = tid; c < s.K / 8; c += CH_THREADS) {
                 float v[8];
@@ -366,8 +405,8 @@ __global__ void __launch_bounds__(CH_THREADS) small_m_chain_kernel(const __grid_
 #pragma unroll
                 for (int e = 0; e < 8; e++) x[8 * c + e] = v[e];
             }
+            cp_async_wait<CH_AHEAD>();
         }
-        chain_wait_step(i, p.n);
         __syncthreads();
         const int c = tid % U, slots = CH_THREADS / U;
         const bool on = (int)blockIdx.x * U + c < nch;
@@ -389,14 +428,12 @@ __global__ void __launch_bounds__(CH_THREADS) small_m_chain_kernel(const __grid_
 #pragma unroll
             for (int e = 0; e < 8; e++) red[(warp * U + lane) * 8 + e] = acc[e];
         __syncthreads();
-        if (tid < U * 8) {
-            const int col = (blockIdx.x * U + tid / 8) * 8 + tid % 8;
-            if (col < s.OC) {
-                float v = 0.0f;
+        if (eon) {
+            float v = 0.0f;
 #pragma unroll
-                for (int w = 0; w < CH_THREADS / 32; w++) v += red[(w * U + tid / 8) * 8 + tid % 8];
-                small_m_store(s, 0, col, v);
-            }
+            for (int w = 0; w < CH_THREADS / 32; w++) v += red[(w * U + tid / 8) * 8 + tid % 8];
+            const float bias = s.bias ? bf2f(reinterpret_cast<const bf16 *>(dsh + p.boff[i])[tid]) : 0.0f;
+            small_m_store(s, 0, ecol, v + bias + res);
         }
     }
 }
@@ -408,12 +445,13 @@ ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, i
     chain_params p;
     memset(&p, 0, sizeof p);
     int grid = 1, xmax = 0, maxu = 1;
-    size_t woff = 0;
+    size_t off = 0; /* uint4, after x */
     for (int i = 0; i < n; i++) {
         const small_m_step *st = &steps[i];
         int tiles, splits, rows;
+        const uintptr_t consts = (uintptr_t)st->bias | (st->ln ? (uintptr_t)st->ln->w | (uintptr_t)st->ln->b : 0);
         if (!small_m_plan(ci, 1, st->K, st->OC, st->weight, st->inp, st->ln != NULL, &tiles, &splits, &rows) ||
-            st->K % 8 || ((uintptr_t)st->inp & 15))
+            st->K % 8 || (((uintptr_t)st->inp | consts) & 15))
             return AB_OK;
         const int nch = st->OC / 8;
         int U = 1;
@@ -430,12 +468,20 @@ ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, i
         if (st->tail) s->tail = *st->tail;
         s->M = 1; s->K = st->K; s->OC = st->OC; s->rows = st->K; s->splits = 1; s->ep = st->ep;
         p.units[i] = U;
-        p.woff[i] = (int)woff; /* after x, below */
-        woff += (size_t)U * st->K;
+        p.woff[i] = (int)off;
+        off += (size_t)U * st->K;
+        p.boff[i] = (int)off;
+        off += U;
+        p.lnoff[i] = (int)off;
+        if (st->ln) off += st->K / 4;
     }
     const int xq = ceil_div(xmax, 4); /* x in uint4 */
-    for (int i = 0; i < n; i++) p.woff[i] += xq;
-    p.roff = xq + (int)woff;
+    for (int i = 0; i < n; i++) {
+        p.woff[i] += xq;
+        p.boff[i] += xq;
+        p.lnoff[i] += xq;
+    }
+    p.roff = xq + (int)off;
     p.n = n;
     p.bar = (unsigned *)ci->chain_barrier.ptr;
     const size_t shmem = ((size_t)p.roff + (size_t)(CH_THREADS / 32) * maxu * 2) * sizeof(uint4);
