@@ -480,15 +480,15 @@ static void tail_next_ref(const tail_case *t, const float *x, float *qkv) {
     free(ln);
 }
 
-/* block_tail_forward at one row (one chained launch where cuda_small_m_chain takes the shape, else the three products
- * one by one) against the CPU, with and without the next block's first product (c_attn with ln_1 and the KV append
- * into a small cache, checked slot by slot: only the position's slot written); the same launch again (the same bits);
+/* block_tail_forward at one row with the next block's first product (c_attn with ln_1 and the KV append into a small
+ * cache, checked slot by slot: only the position's slot written), one chained launch where cuda_small_m_chain takes
+ * the shape, against the CPU; without the next product it is left to the model; the same launch again (the same bits);
  * then a chain of L blocks, each block's output the next one's residual, queued back to back and twice replayed from
  * one CUDA graph, against the same blocks run one at a time with the host waiting for each: the chained kernel's grid
  * barrier must be back where it was after every launch, and a launch that read its input before the launch before it
  * had written it would show. More than one row is left to the model (done = 0, nothing written). must_take: the
- * shape fits the chained kernel on any Hopper GPU; take_next: with the next product too. */
-static void test_block_tail(int C, int L, int must_take, int take_next) {
+ * shape fits the chained kernel on any Hopper GPU. */
+static void test_block_tail(int C, int L, int must_take) {
     char name[160];
     TEST_TRUE("block_tail_forward_present", cuda.ops->block_tail_forward != NULL, "cuda lacks it");
     if (!cuda.ops->block_tail_forward) return;
@@ -526,36 +526,38 @@ static void test_block_tail(int C, int L, int must_take, int take_next) {
     TEST_TRUE(name, done == 0 && next_done == 0, "done = %d, next_done = %d", done, next_done);
     snprintf(name, sizeof name, "block_tail_forward.two_rows_untouched[C=%d]", C);
     g_check(name, &t.act, zeros, 0.0, 0.0);
+    /* the three products without the next one: left to the model too (slower chained, cuda_block_tail_forward) */
+    tc_check_status(tail_run(&t, 1, 0, 0, &done, &next_done), "block_tail_forward (no next product)");
+    snprintf(name, sizeof name, "block_tail_forward.without_next_not_taken[C=%d]", C);
+    TEST_TRUE(name, done == 0 && next_done == 0, "done = %d, next_done = %d", done, next_done);
+    snprintf(name, sizeof name, "block_tail_forward.without_next_untouched[C=%d]", C);
+    g_check(name, &t.act, zeros, 0.0, 0.0);
     tail_ref(&t, atty, res0, res2, pre, act, res3);
-    for (int with_next = 0; with_next < 2; with_next++) {
-        tc_check_status(tail_run(&t, 1, 0, with_next, &done, &next_done), "block_tail_forward");
-        snprintf(name, sizeof name, "block_tail_forward.taken[C=%d,next=%d]", C, with_next);
-        if (must_take) TEST_TRUE(name, done == 1, "done = %d: the chained kernel refused the shape", done);
-        snprintf(name, sizeof name, "block_tail_forward.next_taken[C=%d,next=%d]", C, with_next);
-        if (take_next || !with_next) TEST_TRUE(name, next_done == with_next, "next_done = %d", next_done);
-        if (!done) goto out; /* the model composes the three products itself */
-        /* as matmul_residual_forward's and layernorm_matmul_forward's checks: fp32 sums, one bf16 rounding each */
-        snprintf(name, sizeof name, "block_tail_forward.res2[C=%d,next=%d]", C, with_next);
-        g_check(name, &t.res2, res2, 1e-2, 1.0 / 128);
-        snprintf(name, sizeof name, "block_tail_forward.pre[C=%d,next=%d]", C, with_next);
-        g_check(name, &t.pre, pre, 1e-2, 1.0 / 128);
-        snprintf(name, sizeof name, "block_tail_forward.act[C=%d,next=%d]", C, with_next);
-        g_check(name, &t.act, act, 1e-2, 1.0 / 128);
-        snprintf(name, sizeof name, "block_tail_forward.out[C=%d,next=%d]", C, with_next);
-        g_check(name, &t.res[1], res3, 1e-2, 1.0 / 128);
-        if (next_done) { /* on the GPU's own out, so that a flipped rounding of out does not show */
-            float *out = g_get(&t.res[1], NULL);
-            tail_next_ref(&t, out, qkv);
-            for (int c = 0; c < 2 * C; c++) cache[(size_t)(TAIL_POS % TAIL_CAP) * 2 * C + c] = qkv[C + c];
-            snprintf(name, sizeof name, "block_tail_forward.next_qkv[C=%d]", C);
-            g_check(name, &t.qkv, qkv, 1e-2, 1.0 / 128);
-            snprintf(name, sizeof name, "block_tail_forward.next_kv_append[C=%d]", C);
-            g_check(name, &t.cache, cache, 1e-2, 1.0 / 128);
-            free(out);
-        } else {
-            snprintf(name, sizeof name, "block_tail_forward.next_untouched[C=%d,next=%d]", C, with_next);
-            g_check(name, &t.cache, zeros, 0.0, 0.0);
-        }
+    tc_check_status(tail_run(&t, 1, 0, 1, &done, &next_done), "block_tail_forward");
+    snprintf(name, sizeof name, "block_tail_forward.taken[C=%d]", C);
+    if (must_take) TEST_TRUE(name, done == 1 && next_done == 1, "done = %d, next_done = %d: the chained kernel refused "
+                             "the shape", done, next_done);
+    snprintf(name, sizeof name, "block_tail_forward.next_with_tail[C=%d]", C);
+    TEST_TRUE(name, next_done == done, "done = %d, next_done = %d", done, next_done);
+    if (!done) goto out; /* the model composes the products itself */
+    /* as matmul_residual_forward's and layernorm_matmul_forward's checks: fp32 sums, one bf16 rounding each */
+    snprintf(name, sizeof name, "block_tail_forward.res2[C=%d]", C);
+    g_check(name, &t.res2, res2, 1e-2, 1.0 / 128);
+    snprintf(name, sizeof name, "block_tail_forward.pre[C=%d]", C);
+    g_check(name, &t.pre, pre, 1e-2, 1.0 / 128);
+    snprintf(name, sizeof name, "block_tail_forward.act[C=%d]", C);
+    g_check(name, &t.act, act, 1e-2, 1.0 / 128);
+    snprintf(name, sizeof name, "block_tail_forward.out[C=%d]", C);
+    g_check(name, &t.res[1], res3, 1e-2, 1.0 / 128);
+    { /* the next product on the GPU's own out, so that a flipped rounding of out does not show */
+        float *out = g_get(&t.res[1], NULL);
+        tail_next_ref(&t, out, qkv);
+        for (int c = 0; c < 2 * C; c++) cache[(size_t)(TAIL_POS % TAIL_CAP) * 2 * C + c] = qkv[C + c];
+        snprintf(name, sizeof name, "block_tail_forward.next_qkv[C=%d]", C);
+        g_check(name, &t.qkv, qkv, 1e-2, 1.0 / 128);
+        snprintf(name, sizeof name, "block_tail_forward.next_kv_append[C=%d]", C);
+        g_check(name, &t.cache, cache, 1e-2, 1.0 / 128);
+        free(out);
     }
     first = g_get(&t.res[1], NULL);
     tc_check_status(tail_run(&t, 1, 0, 1, &done, &next_done), "block_tail_forward");
@@ -790,12 +792,11 @@ int main(void) {
     test_mlp_fused(37, 64, 200);
     test_mlp_fused(512, 768, 3072);
     test_small_m();
-    test_block_tail(768, 12, 1, 1);  /* GPT-2 124M */
-    test_block_tail(1024, 3, 1, 0);  /* gpt2-medium: 225 KB of shared memory with the next c_attn (132 SMs) */
-    test_block_tail(64, 5, 1, 1);    /* idle blocks in the narrow steps, a LayerNorm of 8 chunks */
-    test_block_tail(72, 4, 1, 1);    /* chunks that do not fill a block's 2 or 4 */
-    test_block_tail(1280, 2, 0, 0);  /* gpt2-large, gpt2-xl: the slices exceed shared memory, the products one by one */
-    test_block_tail(1600, 2, 0, 0);
+    test_block_tail(768, 12, 1); /* GPT-2 124M */
+    test_block_tail(64, 5, 1);   /* idle blocks in the narrow steps, a LayerNorm of 8 chunks */
+    test_block_tail(72, 4, 1);   /* chunks that do not fill a block's 2 or 4 */
+    test_block_tail(1024, 2, 0); /* gpt2-medium ... gpt2-xl: the slices exceed shared memory, the products one by one */
+    test_block_tail(1600, 2, 0);
     test_elementwise(1003);
     test_elementwise(1 << 16);
     test_classifier(37, 64, 1000);

@@ -35,6 +35,7 @@
  *                   qkv (decode). nc = ceil(T / Lc).
  */
 #include <math.h>
+#include <string.h>
 
 #include "backend/cuda/cuda_attn.cuh"
 #include "backend/cuda/flash_attn.cuh"
@@ -352,8 +353,14 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_backward_kernel(bf16 *d
 __global__ void lin_decode_kernel(bf16 *y, float *cache, const bf16 *qkv1, int H, const int32_t *pos_dev) {
     __shared__ float a[LIN_D], kk[LIN_D], vv[LIN_DV], out[LIN_DV];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
-    pdl_wait();    /* launched dependent: the product before this wrote its input */
-    const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * LIN_D, fresh = *pos_dev == 0;
+    /* the position (written before the step's first kernel) and the state (by the step before) may be read before
+     * the wait: column e of S' into registers */
+    const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * LIN_D, fresh = *pos_dev == 0, e = threadIdx.x;
+    float *S = cache + (size_t)bh * LIN_STATE_FLOATS;
+    float sc[LIN_D];
+#pragma unroll
+    for (int d = 0; d < LIN_D; d++) sc[d] = fresh || e >= LIN_DV ? 0.0f : S[d * LIN_DV + e];
+    pdl_wait(); /* launched dependent: the product before this wrote its input */
     const bf16 *q = qkv1 + (size_t)b * 3 * C + h * LIN_D;
     for (int d = threadIdx.x; d < LIN_D; d += blockDim.x) {
         a[d] = lin_phi(bf2f(q[d]));
@@ -362,12 +369,11 @@ __global__ void lin_decode_kernel(bf16 *y, float *cache, const bf16 *qkv1, int H
     }
     if (threadIdx.x == 0) vv[LIN_D] = 1.0f;
     __syncthreads();
-    const int e = threadIdx.x;
     if (e < LIN_DV) {
-        float *S = cache + (size_t)bh * LIN_STATE_FLOATS;
         float s = 0.0f;
+#pragma unroll
         for (int d = 0; d < LIN_D; d++) {
-            const float u = (fresh ? 0.0f : S[d * LIN_DV + e]) + kk[d] * vv[e];
+            const float u = sc[d] + kk[d] * vv[e];
             S[d * LIN_DV + e] = u;
             s += a[d] * u;
         }
@@ -516,21 +522,35 @@ static ab_status linear_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w
     return lin_run_forward(ctx, w, qkv, NULL, NULL, states, (float *)cache, y, x, B, T);
 }
 
-static ab_status linear_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
-                               int B, int pos) {
+/* decode's checks, then its first product: qkv1 (B,3C) = LN(x) @ c_attn + b into the workspace */
+static ab_status linear_decode_input(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, int B, int pos,
+                                     ab_decode_input *in) {
     const ab_attn_config *cfg = ctx->cfg;
     AB_TRY(lin_check(cfg));
     if (pos < 0 || pos >= cfg->max_T)
         return ab_fail(AB_ERR_USAGE, "cuda linear decode: position %d outside 0..%d", pos, cfg->max_T - 1);
+    memset(in, 0, sizeof *in);
+    in->out = ctx->workspace;
+    in->weight = w->t[0];
+    in->bias = w->t[1];
+    in->K = cfg->C;
+    in->OC = 3 * cfg->C;
+    return AB_OK;
+}
+
+static ab_status linear_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
+                               int B, int pos) {
+    const ab_attn_config *cfg = ctx->cfg;
+    ab_decode_input in;
+    AB_TRY(linear_decode_input(ctx, w, cache, B, pos, &in));
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
-    bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B,3C) */
-    AB_TRY(cuda_decode_projection(ctx, qkv1, x, w->t[0], w->t[1], NULL, B, cfg->C, 3 * cfg->C));
+    if (!ctx->input_ready) AB_TRY(cuda_decode_projection(ctx, in.out, x, in.weight, in.bias, NULL, B, in.K, in.OC));
     return cuda_launch_dependent(ctx->be, "linear decode", lin_decode_kernel, dim3((unsigned)(B * cfg->H)), dim3(96), 0,
-                                 (bf16 *)y, (float *)cache, (const bf16 *)qkv1, cfg->H, pos_dev);
+                                 (bf16 *)y, (float *)cache, (const bf16 *)in.out, cfg->H, pos_dev);
 }
 
 extern "C" const ab_attn_ops ab_cuda_attn_linear = {
     linear_saved_bytes, linear_ws_bytes, linear_forward, linear_backward, linear_cache_bytes, linear_prefill,
-    linear_decode,
+    linear_decode,      linear_decode_input,
 };
