@@ -166,6 +166,11 @@ typedef struct ab_backend_ops {
      * dbias (OC, may be NULL) += colsum(dout) accumulate as usual. */
     ab_status (*gelu_matmul_backward)(ab_backend *be, void *dpre, void *dweight, void *dbias, const void *dout,
                                       const void *act, const void *pre, const void *weight, int N, int C, int OC);
+    /* layernorm_forward folded into the logits after it, for decode steps: logits (N,V) f32 = LN(x (N,C)) @ wte^T, the
+     * rows normalised on the fly where the backend can, else LN(x) written to ln->out (with ln->mean, ln->rstd) first,
+     * as layernorm_matmul_forward does. */
+    ab_status (*layernorm_logits)(ab_backend *be, const ab_layernorm_input *ln, float *logits, const void *x,
+                                  const void *wte, int N, int C, int V);
     /* A decode block's three products after its attention in one go where the backend can (ab_block_tail): *done = 1
      * when queued, 0 when nothing was queued (the shape is not one it takes) and the model composes
      * matmul_residual_forward, layernorm_matmul_forward and matmul_residual_forward itself; *next_done = 1 when t->next

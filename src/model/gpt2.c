@@ -465,11 +465,19 @@ static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void
     return AB_OK;
 }
 
+/* ln_f's weights and where LN(x) (B*T rows) and its statistics go */
+static ab_layernorm_input lnf_input(const ab_gpt2 *m, size_t BT) {
+    const ab_layernorm_input ln = {param(m, P_LNF_W(m)), param(m, P_LNF_B(m)), m->act.lnf.ptr, f32_at(&m->act.lnf_stats, 0),
+                                   f32_at(&m->act.lnf_stats, BT)};
+    return ln;
+}
+
 /* Embeddings, every block and ln_f on tokens (B,T) in backend memory. Positions start at 0, or, for decode, at pos,
  * which pos_dev (backend memory) holds: the encoder and the attention kernels read it there, so a recorded step
- * replays at any position. */
+ * replays at any position. With last (not NULL) ln_f is left to the caller, which folds it into what follows:
+ * *last = the last block's output. */
 static ab_status trunk_forward(ab_gpt2 *m, const int32_t *tokens, const int32_t *pos_dev, int B, int T, block_mode mode,
-                               int keep_all_layers, int pos) {
+                               int keep_all_layers, int pos, const void **last) {
     ab_activations *a = &m->act;
     const ab_backend_ops *ops = m->be->ops;
     ab_backend *be = m->be;
@@ -484,9 +492,13 @@ static ab_status trunk_forward(ab_gpt2 *m, const int32_t *tokens, const int32_t 
         AB_TRY(block_forward(m, l, &io, residual, B, T, mode, cache, pos_dev, pos, &input_ready));
         residual = io.res3;
     }
-    return check(ops->layernorm_forward(be, a->lnf.ptr, f32_at(&a->lnf_stats, 0), f32_at(&a->lnf_stats, BT), residual,
-                                        param(m, P_LNF_W(m)), param(m, P_LNF_B(m)), (int)BT, C),
-                 m, "ln_f", m->cfg.n_layer - 1);
+    if (last) {
+        *last = residual;
+        return AB_OK;
+    }
+    const ab_layernorm_input lnf = lnf_input(m, BT);
+    return check(ops->layernorm_forward(be, lnf.out, lnf.mean, lnf.rstd, residual, lnf.w, lnf.b, (int)BT, C), m, "ln_f",
+                 m->cfg.n_layer - 1);
 }
 
 static ab_status check_tokens(const ab_gpt2 *m, const int32_t *tokens, size_t n) {
@@ -513,7 +525,7 @@ ab_status ab_gpt2_forward(ab_gpt2 *m, const int32_t *tokens, const int32_t *targ
     const size_t BT = (size_t)B * T, BTC = BT * C;
     const int train = a->training && targets && dloss > 0.0f; /* prepare backward */
     AB_TRY(upload_tokens(m, tokens, BT));
-    AB_TRY(trunk_forward(m, a->tokens.ptr, NULL, B, T, BLOCK_FORWARD, a->training, 0));
+    AB_TRY(trunk_forward(m, a->tokens.ptr, NULL, B, T, BLOCK_FORWARD, a->training, 0, NULL));
     if (!targets) return AB_OK;
     AB_TRY(ops->copy_to_device(be, a->targets.ptr, targets, BT * sizeof(int32_t)));
     if (train) AB_TRY(ops->memzero(be, a->d_ln.ptr, BTC * ops->act_bytes));
@@ -698,7 +710,7 @@ ab_status ab_gpt2_prefill(ab_gpt2 *m, const int32_t *tokens, int B, int T, float
     if (!m->cache.layers || B != m->cache.B || T > m->cache.max_T || T < 1)
         return ab_fail(AB_ERR_USAGE, "prefill of (%d,%d) does not fit the cache (%d,%d)", B, T, m->cache.B, m->cache.max_T);
     AB_TRY(upload_tokens(m, tokens, (size_t)B * T));
-    AB_TRY(trunk_forward(m, m->act.tokens.ptr, NULL, B, T, BLOCK_PREFILL, 0, 0));
+    AB_TRY(trunk_forward(m, m->act.tokens.ptr, NULL, B, T, BLOCK_PREFILL, 0, 0, NULL));
     return last_logits(m, B, T, logits_host);
 }
 
@@ -712,7 +724,14 @@ static ab_status decode_step(ab_gpt2 *m, int B, int pos) {
     const size_t bytes = (size_t)(1 + B) * sizeof(int32_t);
     AB_TRY(ops->copy_to_device_async ? ops->copy_to_device_async(m->be, step, c->step_host, bytes)
                                      : ops->copy_to_device(m->be, step, c->step_host, bytes));
-    AB_TRY(trunk_forward(m, step + 1, step, B, 1, BLOCK_DECODE, 0, pos));
+    if (ops->layernorm_logits) { /* ln_f folded into the logits */
+        const void *last;
+        AB_TRY(trunk_forward(m, step + 1, step, B, 1, BLOCK_DECODE, 0, pos, &last));
+        const ab_layernorm_input lnf = lnf_input(m, (size_t)B);
+        return check(ops->layernorm_logits(m->be, &lnf, c->logits.ptr, last, param(m, P_WTE), B, m->cfg.n_embd,
+                                           m->cfg.vocab_size), m, "ln_f + logits", m->cfg.n_layer - 1);
+    }
+    AB_TRY(trunk_forward(m, step + 1, step, B, 1, BLOCK_DECODE, 0, pos, NULL));
     return ops->logits(m->be, c->logits.ptr, m->act.lnf.ptr, param(m, P_WTE), B, m->cfg.n_embd, m->cfg.vocab_size);
 }
 

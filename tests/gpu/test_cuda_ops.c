@@ -722,6 +722,35 @@ static void test_logits(int N, int C, int V) {
     free(x); free(wte); free(logits);
 }
 
+/* layernorm_logits (a decode step's ln_f + logits) against the CPU's layernorm_forward, the bf16 rounding of its output
+ * and logits: at one row the logits kernel normalises the row itself (a few LN outputs may round to the neighbouring
+ * bf16, |wte| 2^-8 each), with more rows LN(x) is written to ln->out first, checked too. */
+static void test_layernorm_logits(int N, int C, int V) {
+    char name[160];
+    float *x = tc_randn(&rng, (size_t)N * C, 4.0, 3.0), *lw = tc_randn(&rng, C, 0.5, 1.0), *lb = tc_randn(&rng, C, 0.2, 0.0);
+    float *wte = tc_randn(&rng, (size_t)V * C, 2.0 / sqrt((double)C), 0.0);
+    float *ln = calloc((size_t)N * C, 4), *stats = calloc((size_t)2 * N, 4), *logits = calloc((size_t)N * V, 4);
+    cpu.ops->layernorm_forward(&cpu, ln, stats, stats + N, x, lw, lb, N, C);
+    tc_round_all(ln, (size_t)N * C);
+    cpu.ops->logits(&cpu, logits, ln, wte, N, C, V);
+    gbuf gx = g_new((size_t)N * C, 2), glw = g_new(C, 2), glb = g_new(C, 2), gw = g_new((size_t)V * C, 2);
+    gbuf gln = g_new((size_t)N * C, 2), gst = g_new((size_t)2 * N, 4), glo = g_new((size_t)N * V, 4);
+    g_set(&gx, x); g_set(&glw, lw); g_set(&glb, lb); g_set(&gw, wte);
+    TEST_TRUE("layernorm_logits_present", cuda.ops->layernorm_logits != NULL, "cuda lacks it");
+    if (!cuda.ops->layernorm_logits) goto out;
+    const ab_layernorm_input lni = {glw.ptr, glb.ptr, gln.ptr, gst.ptr, (float *)gst.ptr + N};
+    tc_check_status(cuda.ops->layernorm_logits(&cuda, &lni, glo.ptr, gx.ptr, gw.ptr, N, C, V), "layernorm_logits");
+    snprintf(name, sizeof name, "layernorm_logits[N=%d,C=%d,V=%d]", N, C, V);
+    g_check(name, &glo, logits, 5e-3, 1e-3); /* fp32 sums; a flipped LN rounding moves a logit by ~3e-4 */
+    if (N > 1) {
+        snprintf(name, sizeof name, "layernorm_logits.ln_out[N=%d,C=%d]", N, C);
+        g_check(name, &gln, ln, 1e-2, 1.0 / 128);
+    }
+out:
+    g_free(&gx); g_free(&glw); g_free(&glb); g_free(&gw); g_free(&gln); g_free(&gst); g_free(&glo);
+    free(x); free(lw); free(lb); free(wte); free(ln); free(stats); free(logits);
+}
+
 /* ------------------------------------------------------------------ optimizer */
 
 static void test_adamw(size_t n) {
@@ -811,6 +840,10 @@ int main(void) {
     test_logits(7, 1024, 333);
     test_logits(17, 768, 50257); /* cuBLASLt again: above 16 rows, and above C = 1024 */
     test_logits(2, 1280, 999);
+    test_layernorm_logits(1, 768, 50257); /* a decode step's ln_f + logits, folded */
+    test_layernorm_logits(1, 72, 37);
+    test_layernorm_logits(3, 768, 1001);  /* LN(x) written first */
+    test_layernorm_logits(1, 1280, 999);  /* wider than the kernel: written first, then cuBLASLt */
     test_adamw(1001);
     test_adamw(1 << 18);
     test_sum_squares(100003);

@@ -339,6 +339,7 @@ const ab_backend_ops ab_cpu_backend = {
     .matmul_gelu_forward = NULL,
     .layernorm_matmul_forward = NULL,
     .gelu_matmul_backward = NULL,
+    .layernorm_logits = NULL,
     .block_tail_forward = NULL,
     .host_alloc = NULL, /* no recorded steps: every decode step runs directly */
     .host_free = NULL,

@@ -740,7 +740,7 @@ static ab_status cuda_classifier(ab_backend *be, float *losses, void *dx, void *
 
 static ab_status cuda_logits(ab_backend *be, float *logits, const void *x, const void *wte, int N, int C, int V) {
     int done;
-    AB_TRY(cuda_logits_small_m(be, logits, x, wte, N, C, V, &done)); /* a decode step's rows */
+    AB_TRY(cuda_logits_small_m(be, logits, x, NULL, wte, N, C, V, &done)); /* a decode step's rows */
     if (done) return AB_OK;
     cuda_gemm_args g; /* logits (N,V) f32 = x (N,C) @ wte^T */
     memset(&g, 0, sizeof g);
@@ -749,6 +749,16 @@ static ab_status cuda_logits(ab_backend *be, float *logits, const void *x, const
     g.B = (const bf16 *)wte; g.ldb = C;
     g.C = logits; g.ldc = V; g.c_f32 = 1;
     return cuda_gemm(be, &g);
+}
+
+/* At one row the logits kernel normalises the row itself (every block for itself, as the small-M products do) */
+static ab_status cuda_layernorm_logits(ab_backend *be, const ab_layernorm_input *ln, float *logits, const void *x,
+                                       const void *wte, int N, int C, int V) {
+    int done = 0;
+    if (N == 1) AB_TRY(cuda_logits_small_m(be, logits, x, ln, wte, N, C, V, &done));
+    if (done) return AB_OK;
+    AB_TRY(cuda_layernorm_forward(be, ln->out, ln->mean, ln->rstd, x, ln->w, ln->b, N, C));
+    return cuda_logits(be, logits, ln->out, wte, N, C, V);
 }
 
 /* ------------------------------------------------------------------ optimizer */
@@ -913,6 +923,7 @@ extern "C" const ab_backend_ops ab_cuda_backend = {
     /* .matmul_gelu_forward = */ cuda_matmul_gelu_forward,
     /* .layernorm_matmul_forward = */ cuda_layernorm_matmul_forward,
     /* .gelu_matmul_backward = */ cuda_gelu_matmul_backward,
+    /* .layernorm_logits = */ cuda_layernorm_logits,
     /* .block_tail_forward = */ cuda_block_tail_forward,
     /* .host_alloc = */ cuda_host_alloc,
     /* .host_free = */ cuda_host_free,

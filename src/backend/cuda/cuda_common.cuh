@@ -165,11 +165,12 @@ ab_status cuda_layernorm_product(ab_backend *be, const ab_layernorm_input *ln, v
                                  const void *weight, const void *bias, const small_m_tail *tail, int N, int C, int OC,
                                  int *small_m);
 
-/* logits (N,V) fp32 = x (N,C) @ wte^T (wte (V,C)) for N <= LOGITS_SMALL_M, C % 8 == 0, C <= 1024, 16-byte aligned:
- * *done = 1 when queued, else 0 (nothing queued: use cuBLASLt) */
+/* logits (N,V) fp32 = x (N,C) @ wte^T (wte (V,C)), or with ln (may be NULL; N = 1 only) LN(x) with ln->w, ln->b
+ * (ln->out not written), for N <= LOGITS_SMALL_M, C % 8 == 0, C <= 1024, 16-byte aligned: *done = 1 when queued, else
+ * 0 (nothing queued: use cuBLASLt) */
 #define LOGITS_SMALL_M 16 /* decode at batch 16: cuBLASLt's fp32 (16, 50257) product took ~0.1 ms of a 0.63 ms step */
-ab_status cuda_logits_small_m(ab_backend *be, float *logits, const void *x, const void *wte, int N, int C, int V,
-                              int *done);
+ab_status cuda_logits_small_m(ab_backend *be, float *logits, const void *x, const ab_layernorm_input *ln, const void *wte,
+                              int N, int C, int V, int *done);
 
 /* ---- device helpers ---- */
 __device__ __forceinline__ float bf2f(bf16 x) { return __bfloat162float(x); }

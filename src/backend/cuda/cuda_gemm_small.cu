@@ -509,26 +509,48 @@ ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, i
  * vocabulary row at a time (grid-stride), lane l its 16-byte chunks l + 32*j (j < LG_CHUNKS: C <= 1024) against the
  * same columns of every x row (16-byte shared loads, consecutive across the lanes). The next row is requested before
  * the current one is summed; the lanes' sums are added by shuffles in a fixed order. wte is constant, so a warp's
- * first row is requested before the wait for x (cuda_common.cuh). */
+ * first row is requested before the wait for x (cuda_common.cuh). With ln_w (one row: ln_f folded in), every block
+ * normalises the row itself as the small-M products do (small_m_ln_stats; the LayerNorm's weight and bias requested
+ * before the wait) and stages LN(x) rounded to bf16, what layernorm_forward would have written. */
 #define LG_WARPS 8
 #define LG_CHUNKS 4
 #define LG_BLOCKS_PER_SM 4
+static_assert(LG_WARPS * 32 == SM_THREADS, "small_m_ln_stats' block");
 
 template <int MR>
-__global__ void __launch_bounds__(LG_WARPS * 32) logits_small_m_kernel(float *logits, const bf16 *x, const bf16 *wte, int N,
-                                                                       int C, int V) {
+__global__ void __launch_bounds__(LG_WARPS * 32) logits_small_m_kernel(float *logits, const bf16 *x, const bf16 *ln_w,
+                                                                       const bf16 *ln_b, const bf16 *wte, int N, int C,
+                                                                       int V) {
     extern __shared__ uint4 xs[]; /* (MR, C/8) */
-    const int lane = threadIdx.x % 32, n8 = C / 8, stride = gridDim.x * LG_WARPS;
-    int v = blockIdx.x * LG_WARPS + threadIdx.x / 32;
+    __shared__ float ln_red[SM_THREADS / 32], ln_st[2];
+    const int tid = threadIdx.x, lane = tid % 32, n8 = C / 8, stride = gridDim.x * LG_WARPS;
+    int v = blockIdx.x * LG_WARPS + tid / 32;
     pdl_release();
     uint4 u[LG_CHUNKS];
 #pragma unroll
     for (int j = 0; j < LG_CHUNKS; j++)
         u[j] = v < V && lane + 32 * j < n8 ? __ldcs(reinterpret_cast<const uint4 *>(wte + (size_t)v * C) + lane + 32 * j)
                                            : make_uint4(0u, 0u, 0u, 0u);
+    const bool folds_ln = MR == 1 && ln_w, on_ln = folds_ln && tid < n8;
+    const uint4 lw = on_ln ? reinterpret_cast<const uint4 *>(ln_w)[tid] : make_uint4(0u, 0u, 0u, 0u);
+    const uint4 lb = on_ln ? reinterpret_cast<const uint4 *>(ln_b)[tid] : make_uint4(0u, 0u, 0u, 0u);
     pdl_wait();
-    for (int i = threadIdx.x; i < MR * n8; i += LG_WARPS * 32)
-        xs[i] = i < N * n8 ? reinterpret_cast<const uint4 *>(x)[i] : make_uint4(0u, 0u, 0u, 0u);
+    if (folds_ln) { /* C <= 8 * SM_THREADS: a chunk per thread at most */
+        float xv[8], w[8], b[8];
+        small_m_ln_chunk(xv, x, C);
+        small_m_ln_stats(xv, on_ln, C, ln_red, ln_st);
+        unpack8(w, lw);
+        unpack8(b, lb);
+        if (on_ln) {
+            bf16 o[8];
+#pragma unroll
+            for (int e = 0; e < 8; e++) o[e] = f2bf(small_m_ln_apply(xv[e], ln_st, w[e], b[e]));
+            xs[tid] = *reinterpret_cast<const uint4 *>(o);
+        }
+    } else {
+        for (int i = tid; i < MR * n8; i += LG_WARPS * 32)
+            xs[i] = i < N * n8 ? reinterpret_cast<const uint4 *>(x)[i] : make_uint4(0u, 0u, 0u, 0u);
+    }
     __syncthreads();
     for (; v < V; v += stride) {
         const int next = v + stride;
@@ -557,16 +579,18 @@ __global__ void __launch_bounds__(LG_WARPS * 32) logits_small_m_kernel(float *lo
     }
 }
 
-ab_status cuda_logits_small_m(ab_backend *be, float *logits, const void *x, const void *wte, int N, int C, int V,
-                              int *done) {
+ab_status cuda_logits_small_m(ab_backend *be, float *logits, const void *x, const ab_layernorm_input *ln, const void *wte,
+                              int N, int C, int V, int *done) {
     cuda_impl *ci = cuda_of(be);
     *done = 0;
-    if (N < 1 || N > LOGITS_SMALL_M || C % 8 || C > 32 * 8 * LG_CHUNKS || (((uintptr_t)wte | (uintptr_t)x) & 15))
+    const uintptr_t lnp = ln ? (uintptr_t)ln->w | (uintptr_t)ln->b : 0;
+    if (N < 1 || N > LOGITS_SMALL_M || C % 8 || C > 32 * 8 * LG_CHUNKS || (((uintptr_t)wte | (uintptr_t)x | lnp) & 15) ||
+        (ln && N != 1))
         return AB_OK;
     int blocks = LG_BLOCKS_PER_SM * ci->sm_count;
     if (blocks > (V + LG_WARPS - 1) / LG_WARPS) blocks = (V + LG_WARPS - 1) / LG_WARPS;
     const int mr = N == 1 ? 1 : N == 2 ? 2 : N <= 4 ? 4 : N <= 8 ? 8 : 16;
-    void (*kernel)(float *, const bf16 *, const bf16 *, int, int, int) =
+    void (*kernel)(float *, const bf16 *, const bf16 *, const bf16 *, const bf16 *, int, int, int) =
         mr == 1 ? logits_small_m_kernel<1>
         : mr == 2 ? logits_small_m_kernel<2>
         : mr == 4 ? logits_small_m_kernel<4>
@@ -574,7 +598,8 @@ ab_status cuda_logits_small_m(ab_backend *be, float *logits, const void *x, cons
                   : logits_small_m_kernel<16>;
     const size_t shmem = (size_t)mr * C * sizeof(bf16); /* <= 16 x 1024 bf16: 32 KB */
     AB_TRY(cuda_launch_dependent(be, "logits (small M)", kernel, dim3((unsigned)blocks), dim3(LG_WARPS * 32), shmem, logits,
-                                 (const bf16 *)x, (const bf16 *)wte, N, C, V));
+                                 (const bf16 *)x, ln ? (const bf16 *)ln->w : NULL, ln ? (const bf16 *)ln->b : NULL,
+                                 (const bf16 *)wte, N, C, V));
     *done = 1;
     return AB_OK;
 }
