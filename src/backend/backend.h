@@ -228,8 +228,8 @@ ab_status ab_backend_parse(const char *name, ab_backend_id *out);
 ab_status ab_backend_open(ab_backend_id id, int device_index, ab_backend *be);
 void ab_backend_close(ab_backend *be);
 /* A backend switch of the environment, on unless set to "0" (for comparison and debugging): AB_CUDA_GRAPHS (decode
- * steps recorded as CUDA graphs), AB_CUDA_PDL (programmatic dependent launch of the decode products). Read by the
- * cuda backend's init and by `attnbench info`. */
+ * steps recorded as CUDA graphs), AB_CUDA_PDL (programmatic dependent launch of the decode products), AB_CUDA_CHAIN
+ * (block_tail_forward's one launch). Read by the cuda backend's init and by `attnbench info`. */
 int ab_backend_switch_env(const char *name);
 
 /* Convenience: allocate through be->ops->alloc with accounting. */

@@ -1,6 +1,7 @@
 /*
  * info.c — `attnbench info`: build features, CPU, GPUs (NVML), whether decode steps are recorded as CUDA graphs
- * (AB_CUDA_GRAPHS) and whether the decode products use programmatic dependent launch (AB_CUDA_PDL), RAPL access;
+ * (AB_CUDA_GRAPHS), whether the decode products use programmatic dependent launch (AB_CUDA_PDL) and are chained
+ * (AB_CUDA_CHAIN), RAPL access;
  * what a run would measure.
  */
 #include <jansson.h>
@@ -105,6 +106,11 @@ int cmd_info(int argc, char **argv) {
             printf("Programmatic dependent launch: %s\n", ab_backend_switch_env("AB_CUDA_PDL")
                        ? "on for the decode products on compute capability 9.0+ (AB_CUDA_PDL=0: off)"
                        : "off (AB_CUDA_PDL=0)");
+        if (ab_backend_table[BACKEND_CUDA])
+            printf("Chained decode products: %s\n", ab_backend_switch_env("AB_CUDA_CHAIN")
+                       ? "on, a block's products after its attention and the next block's first are one launch at "
+                         "batch 1 (AB_CUDA_CHAIN=0: off)"
+                       : "off (AB_CUDA_CHAIN=0)");
         if (m.cpu_ok) printf("RAPL: readable (%d package zone(s))\n", ab_rapl_zone_count(m.rapl));
         else printf("RAPL: %s\n", m.cpu_reason);
     }

@@ -119,9 +119,10 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * ceil(n / splits)). A key is read by a group of gl lanes (gl = D/8 rounded up to a power of two), each holding 8 of
  * its D elements: one 16-byte load of k and one of v per lane (the group's next key requested before this one is used,
  * its first before the programmatic-launch wait unless it is pos itself), q (times tau) in registers, the score summed
- * by shuffles within the group, then the key folded into the group's running softmax state. The groups' states merge in shared
- * memory; with one split that is y, else the splits of (b, h) are one cluster (1, splits) whose first block merges
- * the blocks' states in split order from their shared memory into y (b, h*D .. h*D + D - 1). fp32 throughout, y bf16.
+ * by shuffles within the group, then the key folded into the group's running softmax state. The groups' states merge
+ * in shared memory; with one split that is y, else the splits of (b, h) are one cluster (1, splits) whose first block
+ * merges the blocks' states in split order from their shared memory into y (b, h*D .. h*D + D - 1). fp32 throughout,
+ * y bf16.
  * Shared memory: the groups' states (KVD_THREADS/gl) x (D + 2) | the block's state (D + 2) | merge weights. */
 #define KVD_THREADS 128
 #define KVD_MIN_KEYS 32 /* keys per split at the longest context, at least */
@@ -142,7 +143,7 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
     float *gst = sh, *bst = gst + ngroups * (D + 2), *wsh = bst + D + 2;
     const bf16 *kb = cache + (size_t)b * 2 * GD + (h / (H / G)) * D + d0; /* key of slot t: kb + t * slot_stride */
     const size_t slot_stride = (size_t)B * 2 * GD;
-    /* the group's key and value at key index j (zeros past j1), and whether it may be requested before the wait */
+    /* the group's key and value at key index j (zeros past j1) */
     auto key_at = [&](int j, uint4 *ku, uint4 *vu) {
         const bool on = lane_on && j < j1;
         const bf16 *kp = kb + (size_t)((lo + j) % cap) * slot_stride;

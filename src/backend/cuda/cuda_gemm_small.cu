@@ -3,8 +3,9 @@
  * cuBLASLt's tile kernels run far below bandwidth: out (M,OC) = inp (M,K) @ W (K,OC) + bias (OC, may be NULL), with
  * the epilogues of the op table: plain, + residual (M,OC), GELU (pre (M,OC) = the sum, out = gelu(pre)); and, as the
  * launch's tail (small_m_tail), the decode step's KV append (out's key and value columns also into the cache slot of
- * the position the device holds). Also the decode step's next-token logits x @ wte^T (cuda_logits_small_m, at the
- * end).
+ * the position the device holds). At one row, a chain of such products as one launch with grid-wide barriers between
+ * them (cuda_small_m_chain, below the single product). Also the decode step's next-token logits x @ wte^T
+ * (cuda_logits_small_m, at the end), with ln_f folded in at one row.
  * Such a product is bound by reading W (K,OC) bf16 once, so the kernel streams it with coalesced 16-byte loads and
  * spreads it over enough blocks to keep every SM's loads in flight.
  *
@@ -29,7 +30,9 @@
  * and the first W latency are hidden. Measured on an H200, flash decode at batch 1: 0.466 -> 0.452 ms for the PDL of
  * the products; 0.447 -> 0.423 ms for the rest of the chain launched so (with the LayerNorm row held in registers),
  * then 0.405 ms with W requested before the wait. Sending the block's slice of W towards L2 before the wait
- * (prefetch.global.L2) instead made the step slower, 0.452 -> 0.478 ms (docs/PERF.md).
+ * (prefetch.global.L2) instead made the step slower, 0.452 -> 0.478 ms (docs/PERF.md). The bias and the folded
+ * LayerNorm's weight and bias are requested before the wait too, the residual right after it (with the kv_decode
+ * and linear decode changes of the same commit, 0.318 -> 0.300 ms).
  */
 #include <string.h>
 
@@ -302,13 +305,12 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
  * cross blocks: one block adds each output in a fixed order, deterministic. Every step's constants, the block's slices
  * of W and of the bias and the folded LayerNorm's weight and bias, are copied into shared memory (cp.async, one commit
  * group per step) before the programmatic-launch wait (they read only parameters), while the kernel before this one
- * finishes: 168 KB a block for GPT-2 124M's four steps. (Copying each step's one step ahead instead made a flash
- * decode step at batch 1 0.260 -> 0.324 ms on an H200: a step's 4.7 MB of W are not in by the time it starts.)
- * Step i: request the residual of the thread's epilogue
- * element, stage the input row as fp32 in shared memory (from L2: another block wrote it; the LayerNorm folded as in
- * small_m_kernel), wait for the step's group, thread t takes chunk t % U_i and rows t / U_i + j * (CH_THREADS / U_i),
- * the lanes of a chunk are added by shuffles and the warps in order, and the epilogue is small_m_store's. Then the
- * barrier.
+ * finishes: 175 KB a block for GPT-2 124M's four steps. (Copying each step's one step ahead instead made a flash
+ * decode step at batch 1 0.260 -> 0.324 ms on an H200: presumably a step's 4.7 MB of W were not in by its start.)
+ * Step i: request the residual of the thread's epilogue element, stage the input row as fp32 in shared memory (from
+ * L2: another block wrote it; the LayerNorm folded as in small_m_kernel), wait for the step's group, thread t takes
+ * chunk t % U_i and rows t / U_i + j * (CH_THREADS / U_i), the lanes of a chunk are added by shuffles and the warps in
+ * order, and the epilogue is small_m_store's. Then the barrier.
  *
  * The barrier (chain_grid_sync) needs every block resident at once: the grid is at most one block per SM and the
  * host checks that the occupancy allows it. Blocks of this kernel never wait for a later kernel, and the kernels
