@@ -790,6 +790,8 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
                        (const bf16 *)w->t[W_UV], B, cfg->H, dc, pos_dev, 1.0f / sqrtf((float)cfg->D));
 }
 
+/* No decode_input: with its q and latent products chained after the block before (block_tail_forward, a five-step
+ * chain) batch-1 decode was slower on an H200, 0.380-0.381 -> 0.385-0.386 ms a token at 512 positions (docs/PERF.md) */
 extern "C" const ab_attn_ops ab_cuda_attn_mla = {
     mla_saved_bytes, mla_ws_bytes, mla_forward, mla_backward, mla_cache_bytes, mla_prefill, mla_decode,
 };
