@@ -193,12 +193,13 @@ static double worst_step_error(const float *got, const float *ref, size_t step_n
 }
 
 /* Many consecutive positions from one recorded step, against the CPU decode; then replay against direct
- * execution on the CUDA model. */
-static void test_recorded_decode(ab_variant_id vid, ab_attn_hparams hp) {
+ * execution on the CUDA model. B = 1 (at most 2) runs cuda's one-row paths: the LayerNorms folded into the products
+ * and the logits, a block's products chained with the next block's first (block_tail_forward, decode_input). */
+static void test_recorded_decode(ab_variant_id vid, ab_attn_hparams hp, int B) {
     const char *vn = ab_variants[vid]->name;
     char name[200];
     ab_model_config cfg = tiny_config(hp);
-    const int B = 2, T = DEC_PROMPT + DEC_STEPS;
+    const int T = DEC_PROMPT + DEC_STEPS;
     const size_t V = (size_t)cfg.vocab_size, step_n = (size_t)B * V, all = DEC_STEPS * step_n;
     ab_gpt2 mc, mg;
     if (!model_pair(vid, &cfg, T, &mc, &mg)) return;
@@ -218,7 +219,7 @@ static void test_recorded_decode(ab_variant_id vid, ab_attn_hparams hp) {
     }
     cuda.graphs = 1;
     s = decode_run(&mg, prompt, next, B, replay);
-    snprintf(name, sizeof name, "decode[%s,cuda,graphs,B=2,pos=%d..%d].logits_vs_cpu", vn, DEC_PROMPT, T - 1);
+    snprintf(name, sizeof name, "decode[%s,cuda,graphs,B=%d,pos=%d..%d].logits_vs_cpu", vn, B, DEC_PROMPT, T - 1);
     double e = s == AB_OK ? worst_step_error(replay, ref, step_n, &at) : INFINITY;
     TEST_TRUE(name, s == AB_OK && e <= 3e-2, "%s worst relative L2 error %.3g at pos %d", s == AB_OK ? "" : ab_error(), e,
               DEC_PROMPT + at);
@@ -229,7 +230,7 @@ static void test_recorded_decode(ab_variant_id vid, ab_attn_hparams hp) {
     cuda.graphs = 0; /* what AB_CUDA_GRAPHS=0 sets at init */
     s = decode_run(&mg, prompt, next, B, direct);
     cuda.graphs = 1;
-    snprintf(name, sizeof name, "decode[%s,cuda,B=2,pos=%d..%d].replay_vs_direct", vn, DEC_PROMPT, T - 1);
+    snprintf(name, sizeof name, "decode[%s,cuda,B=%d,pos=%d..%d].replay_vs_direct", vn, B, DEC_PROMPT, T - 1);
     e = s == AB_OK ? worst_step_error(replay, direct, step_n, &at) : INFINITY;
     TEST_TRUE(name, s == AB_OK && e <= 1e-6 && mg.cache.graph == NULL, "%s worst relative L2 error %.3g at pos %d%s",
               s == AB_OK ? "" : ab_error(), e, DEC_PROMPT + at, mg.cache.graph ? "; a step was recorded with graphs off" : "");
@@ -270,7 +271,8 @@ int main(void) {
     /* every variant with a CUDA decode; window 16: the rolling cache wraps inside the decoded positions */
     for (int v = 0; v < VARIANT_COUNT; v++) {
         const ab_attn_ops *ops = ab_variants[v]->ops[BACKEND_CUDA];
-        if (ops && ops->decode) test_recorded_decode((ab_variant_id)v, (ab_attn_hparams){.window = 16, .lsh_chunk = 16});
+        for (int B = 1; B <= 2 && ops && ops->decode; B++)
+            test_recorded_decode((ab_variant_id)v, (ab_attn_hparams){.window = 16, .lsh_chunk = 16}, B);
     }
     ab_backend_close(&cuda);
     ab_backend_close(&cpu);
