@@ -102,15 +102,15 @@ int cmd_info(int argc, char **argv) {
         if (!ab_backend_table[BACKEND_CUDA]) printf("CUDA graphs: no (built without the CUDA backend)\n");
         else if (ab_backend_switch_env("AB_CUDA_GRAPHS")) printf("CUDA graphs: on, decode steps are recorded and replayed (AB_CUDA_GRAPHS=0: off)\n");
         else printf("CUDA graphs: off (AB_CUDA_GRAPHS=0), decode steps run directly\n");
-        if (ab_backend_table[BACKEND_CUDA])
+        if (ab_backend_table[BACKEND_CUDA]) {
             printf("Programmatic dependent launch: %s\n", ab_backend_switch_env("AB_CUDA_PDL")
                        ? "on for the decode products on compute capability 9.0+ (AB_CUDA_PDL=0: off)"
                        : "off (AB_CUDA_PDL=0)");
-        if (ab_backend_table[BACKEND_CUDA])
             printf("Chained decode products: %s\n", ab_backend_switch_env("AB_CUDA_CHAIN")
                        ? "on, a block's products after its attention and the next block's first are one launch at "
                          "batch 1 (AB_CUDA_CHAIN=0: off)"
                        : "off (AB_CUDA_CHAIN=0)");
+        }
         if (m.cpu_ok) printf("RAPL: readable (%d package zone(s))\n", ab_rapl_zone_count(m.rapl));
         else printf("RAPL: %s\n", m.cpu_reason);
     }

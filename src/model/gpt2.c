@@ -724,15 +724,13 @@ static ab_status decode_step(ab_gpt2 *m, int B, int pos) {
     const size_t bytes = (size_t)(1 + B) * sizeof(int32_t);
     AB_TRY(ops->copy_to_device_async ? ops->copy_to_device_async(m->be, step, c->step_host, bytes)
                                      : ops->copy_to_device(m->be, step, c->step_host, bytes));
-    if (ops->layernorm_logits) { /* ln_f folded into the logits */
-        const void *last;
-        AB_TRY(trunk_forward(m, step + 1, step, B, 1, BLOCK_DECODE, 0, pos, &last));
-        const ab_layernorm_input lnf = lnf_input(m, (size_t)B);
-        return check(ops->layernorm_logits(m->be, &lnf, c->logits.ptr, last, param(m, P_WTE), B, m->cfg.n_embd,
-                                           m->cfg.vocab_size), m, "ln_f + logits", m->cfg.n_layer - 1);
-    }
-    AB_TRY(trunk_forward(m, step + 1, step, B, 1, BLOCK_DECODE, 0, pos, NULL));
-    return ops->logits(m->be, c->logits.ptr, m->act.lnf.ptr, param(m, P_WTE), B, m->cfg.n_embd, m->cfg.vocab_size);
+    const void *last = NULL; /* with layernorm_logits, ln_f is folded into the logits */
+    AB_TRY(trunk_forward(m, step + 1, step, B, 1, BLOCK_DECODE, 0, pos, ops->layernorm_logits ? &last : NULL));
+    if (!last)
+        return ops->logits(m->be, c->logits.ptr, m->act.lnf.ptr, param(m, P_WTE), B, m->cfg.n_embd, m->cfg.vocab_size);
+    const ab_layernorm_input lnf = lnf_input(m, (size_t)B);
+    return check(ops->layernorm_logits(m->be, &lnf, c->logits.ptr, last, param(m, P_WTE), B, m->cfg.n_embd,
+                                       m->cfg.vocab_size), m, "ln_f + logits", m->cfg.n_layer - 1);
 }
 
 static ab_status record_decode_step(ab_gpt2 *m, int B, int pos) {

@@ -61,8 +61,8 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * the position read on the device (cuda_decode_pos), slot pos % cap computed there */
 ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w, void *cache,
                                 void *y, const void *x, int B, int pos);
-/* its first product: the checks of the decode, then qkv1 = LN(x) @ c_attn + b (B, H*D + 2*G*D) into the workspace with
- * the append of k | v to slot pos % cap (the position read on the device) */
+/* its first product as *in, after the checks of the decode: qkv1 = LN(x) @ c_attn + b (B, H*D + 2*G*D) into the
+ * workspace with the append of k | v to slot pos % cap (the position read on the device); computes nothing */
 ab_status attn_kv_decode_input_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L, const ab_attn_weights *w,
                                       void *cache, int B, int pos, ab_decode_input *in);
 /* qkv1 (B, 3C) bf16 */

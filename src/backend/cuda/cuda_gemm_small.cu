@@ -63,7 +63,7 @@ typedef struct {
 } small_m_params;
 
 /* element (m, col) of the outputs from v, its sum with the bias and (SMALL_M_RESIDUAL) the residual added: the
- * kernels request those early (small_m_addend), so that their latency is not at the end of the chain's step */
+ * kernels request those early (small_m_bias, small_m_residual), so that their latency is not at the end */
 __device__ __forceinline__ void small_m_store(const small_m_params &p, int m, int col, float v) {
     const size_t i = (size_t)m * p.OC + col;
     if (p.ep == SMALL_M_GELU) {
@@ -80,8 +80,8 @@ __device__ __forceinline__ void small_m_store(const small_m_params &p, int m, in
 }
 
 /* What small_m_store's v adds to the sum of element (m, col): the bias (constant: requested before the
- * programmatic-launch wait) and, after it (residual = false before), the residual, read from L2 (the chain kernel's
- * residuals are written by other blocks of the same launch). */
+ * programmatic-launch wait) and, after the wait, the residual, read from L2 (the chain kernel's residuals are written
+ * by other blocks of the same launch). */
 __device__ __forceinline__ float small_m_bias(const small_m_params &p, int col) { return p.bias ? bf2f(p.bias[col]) : 0.0f; }
 __device__ __forceinline__ float small_m_residual(const small_m_params &p, int m, int col) {
     return p.ep == SMALL_M_RESIDUAL ? bf2f(__ldcg(p.residual + (size_t)m * p.OC + col)) : 0.0f;
@@ -98,9 +98,9 @@ __device__ __forceinline__ void small_m_load_w(uint4 u[SM_UNROLL], const uint4 *
 }
 
 /* LayerNorm statistics of one row of K columns, which every block of a folded product computes for itself (1.5 KB):
- * st[0] = mean, st[1] = rstd, fp32, two passes as layernorm_forward (the mean, then the squares about it). Thread t
- * holds the row's 16-byte chunk t in v (`on`: t < K/8), so the row is one memory round trip (K <= 8 * SM_THREADS,
- * K % 8 == 0: cuda_gemm_small_m_takes); red holds the warps' partial sums. Every thread of the block calls it. */
+ * st[0] = mean, st[1] = rstd, fp32, two passes as layernorm_forward (the mean, then the squares about it), from thread
+ * t's 16-byte chunk t of the row in v (`on`: t < K/8; K <= 8 * SM_THREADS, K % 8 == 0: cuda_gemm_small_m_takes); red
+ * holds the warps' partial sums. Every thread of the block calls it (small_m_ln_row). */
 __device__ void small_m_ln_stats(const float v[8], bool on, int K, float red[SM_THREADS / 32], float st[2]) {
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     for (int pass = 0; pass < 2; pass++) {
@@ -121,11 +121,14 @@ __device__ void small_m_ln_stats(const float v[8], bool on, int K, float red[SM_
     }
 }
 
-/* thread t's chunk of the row for small_m_ln_stats, read from L2 (the chain kernel's rows are written by other
- * blocks of the same launch) */
-__device__ __forceinline__ bool small_m_ln_chunk(float v[8], const bf16 *row, int K) {
+/* thread t's 16-byte chunk t of the row into v, read from L2 (the chain kernel's rows are written by other blocks of
+ * the same launch), then the row's statistics (small_m_ln_stats): the row is one memory round trip. Returns whether
+ * the thread holds a chunk. Every thread of the block calls it. */
+__device__ __forceinline__ bool small_m_ln_row(float v[8], const bf16 *row, int K, float red[SM_THREADS / 32],
+                                               float st[2]) {
     const bool on = (int)threadIdx.x < K / 8;
     unpack8(v, on ? __ldcg(reinterpret_cast<const uint4 *>(row) + threadIdx.x) : make_uint4(0u, 0u, 0u, 0u));
+    small_m_ln_stats(v, on, K, red, st);
     return on;
 }
 
@@ -169,8 +172,7 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
     __shared__ float ln_red[SM_THREADS / 32], ln_st[2]; /* a folded LayerNorm (one row): partial sums; mean, rstd */
     if (folds_ln) {
         float v[8];
-        const bool on_ln = small_m_ln_chunk(v, p.inp, p.K);
-        small_m_ln_stats(v, on_ln, p.K, ln_red, ln_st);
+        small_m_ln_row(v, p.inp, p.K, ln_red, ln_st);
     }
 #pragma unroll
     for (int j = 0; j < SM_MAX_ROWS / SM_THREADS * MR; j++) { /* i = tid + j * SM_THREADS < MR * nk */
@@ -253,7 +255,7 @@ static bool small_m_plan(const cuda_impl *ci, int M, int K, int OC, const void *
                          int *tiles, int *splits, int *rows) {
     if (M < 1 || M > CUDA_SMALL_M || K < 1 || OC < 8 || OC % 8 || ((uintptr_t)weight & 15)) return false;
     /* A LayerNorm is folded into one row only: with 4 rows (batch 4 x 8192 positions) the step was 0.07 ms slower than
-     * with the LayerNorms as kernels of their own, at 1 row 0.01-0.02 ms faster (docs/PERF.md). small_m_ln_stats
+     * with the LayerNorms as kernels of their own, at 1 row 0.01-0.02 ms faster (docs/PERF.md). small_m_ln_row
      * reads a 16-byte chunk of the row per thread. */
     if (folds_ln && (M != 1 || K % 8 || K > 8 * SM_THREADS || ((uintptr_t)inp & 15))) return false;
     *tiles = ceil_div(OC, SM_TILE);
@@ -315,7 +317,7 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
  * The barrier (chain_grid_sync) needs every block resident at once: the grid is at most one block per SM and the
  * host checks that the occupancy allows it. Blocks of this kernel never wait for a later kernel, and the kernels
  * before it end without waiting for it, so the ones still to be scheduled get their SMs. */
-#define CH_THREADS SM_THREADS /* small_m_ln_stats' block */
+#define CH_THREADS SM_THREADS /* small_m_ln_row's block */
 #define CH_MAX_UNITS 8        /* chunks of a step per block */
 
 typedef struct {
@@ -394,8 +396,7 @@ __global__ void __launch_bounds__(CH_THREADS) small_m_chain_kernel(const __grid_
         const uint4 *in = reinterpret_cast<const uint4 *>(s.inp);
         if (s.ln_w) { /* K <= 8 * CH_THREADS: a chunk per thread at most; the group holds the LayerNorm's constants */
             float v[8];
-            const bool on = small_m_ln_chunk(v, s.inp, s.K);
-            small_m_ln_stats(v, on, s.K, ln_red, ln_st);
+            const bool on = small_m_ln_row(v, s.inp, s.K, ln_red, ln_st);
             chain_wait_step(i, p.n);
             __syncthreads();
             if (on) {
@@ -455,10 +456,9 @@ ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, i
     size_t off = 0; /* uint4, after x */
     for (int i = 0; i < n; i++) {
         const small_m_step *st = &steps[i];
-        int tiles, splits, rows;
         const uintptr_t consts = (uintptr_t)st->bias | (st->ln ? (uintptr_t)st->ln->w | (uintptr_t)st->ln->b : 0);
-        if (!small_m_plan(ci, 1, st->K, st->OC, st->weight, st->inp, st->ln != NULL, &tiles, &splits, &rows) ||
-            st->K % 8 || (((uintptr_t)st->inp | consts) & 15))
+        if (!cuda_gemm_small_m_takes(be, 1, st->K, st->OC, st->weight, st->inp, st->ln != NULL) || st->K % 8 ||
+            (((uintptr_t)st->inp | consts) & 15))
             return AB_OK;
         const int nch = st->OC / 8;
         int U = 1;
@@ -512,12 +512,12 @@ ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, i
  * same columns of every x row (16-byte shared loads, consecutive across the lanes). The next row is requested before
  * the current one is summed; the lanes' sums are added by shuffles in a fixed order. wte is constant, so a warp's
  * first row is requested before the wait for x (cuda_common.cuh). With ln_w (one row: ln_f folded in), every block
- * normalises the row itself as the small-M products do (small_m_ln_stats; the LayerNorm's weight and bias requested
+ * normalises the row itself as the small-M products do (small_m_ln_row; the LayerNorm's weight and bias requested
  * before the wait) and stages LN(x) rounded to bf16, what layernorm_forward would have written. */
 #define LG_WARPS 8
 #define LG_CHUNKS 4
 #define LG_BLOCKS_PER_SM 4
-static_assert(LG_WARPS * 32 == SM_THREADS, "small_m_ln_stats' block");
+static_assert(LG_WARPS * 32 == SM_THREADS, "small_m_ln_row's block");
 
 template <int MR>
 __global__ void __launch_bounds__(LG_WARPS * 32) logits_small_m_kernel(float *logits, const bf16 *x, const bf16 *ln_w,
@@ -539,8 +539,7 @@ __global__ void __launch_bounds__(LG_WARPS * 32) logits_small_m_kernel(float *lo
     pdl_wait();
     if (folds_ln) { /* C <= 8 * SM_THREADS: a chunk per thread at most */
         float xv[8], w[8], b[8];
-        small_m_ln_chunk(xv, x, C);
-        small_m_ln_stats(xv, on_ln, C, ln_red, ln_st);
+        small_m_ln_row(xv, x, C, ln_red, ln_st);
         unpack8(w, lw);
         unpack8(b, lb);
         if (on_ln) {
