@@ -56,11 +56,12 @@ typedef struct {
 
 /* A decode op's first product, which the backend may run ahead, chained after the block before
  * (ab_attn_ops.decode_input, block_tail_forward): out (N,OC) = LN(x) @ weight (K,OC) + bias, LN the block's ln_1,
- * with the KV append when append.cache is not NULL. */
+ * with the KV append when append.cache is not NULL; with OC2 > 0 also out2 (N,OC2) = LN(x) @ weight2 (K,OC2), no
+ * bias (mla's latent next to its q). */
 typedef struct {
-    void *out;
-    const void *weight, *bias;
-    int K, OC;
+    void *out, *out2;
+    const void *weight, *bias, *weight2;
+    int K, OC, OC2;
     ab_kv_append append;
 } ab_decode_input;
 

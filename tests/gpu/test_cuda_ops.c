@@ -434,18 +434,27 @@ typedef struct {
      * cache (cap, 1, 2C) */
     gbuf wa, ba, ln1w, ln1b, qkv, cache, pos;
     float *hwa, *hba, *hln1w, *hln1b;
+    /* or that product as a pair (mla's q and latent): pq (C) = LN(out) @ wq (C,C), pkv (2C) = LN(out) @ wkv (C,2C),
+     * wq | wkv the columns of wa, no bias */
+    gbuf wq, wkv, pq, pkv;
 } tail_case;
 
 #define TAIL_CAP 3
 #define TAIL_POS 4 /* slot 1 */
 
+enum { TAIL_ALONE, TAIL_NEXT, TAIL_NEXT_PAIR }; /* tail_run's next product: none, c_attn with the append, the pair */
+
 static ab_status tail_run(tail_case *t, int N, int from, int with_next, int *done, int *next_done) {
     const int C = t->C;
-    const ab_decode_input next = {t->qkv.ptr, t->wa.ptr, t->ba.ptr, C, 3 * C, {t->cache.ptr, t->pos.ptr, C, 2 * C, TAIL_CAP}};
+    const ab_decode_input next = {.out = t->qkv.ptr, .weight = t->wa.ptr, .bias = t->ba.ptr, .K = C, .OC = 3 * C,
+                                  .append = {t->cache.ptr, t->pos.ptr, C, 2 * C, TAIL_CAP}};
+    const ab_decode_input pair = {.out = t->pq.ptr, .out2 = t->pkv.ptr, .weight = t->wq.ptr, .weight2 = t->wkv.ptr, .K = C,
+                                  .OC = C, .OC2 = 2 * C};
     const ab_block_tail bt = {t->res2.ptr, t->pre.ptr, t->act.ptr, t->res[1 - from].ptr, t->atty.ptr, t->res[from].ptr,
                               {t->lnw.ptr, t->lnb.ptr, NULL, NULL, NULL},
                               t->w[0].ptr, t->b[0].ptr, t->w[1].ptr, t->b[1].ptr, t->w[2].ptr, t->b[2].ptr,
-                              with_next ? &next : NULL, {t->ln1w.ptr, t->ln1b.ptr, NULL, NULL, NULL}};
+                              with_next == TAIL_NEXT ? &next : with_next == TAIL_NEXT_PAIR ? &pair : NULL,
+                              {t->ln1w.ptr, t->ln1b.ptr, NULL, NULL, NULL}};
     return cuda.ops->block_tail_forward(&cuda, &bt, N, C, done, next_done);
 }
 
@@ -469,20 +478,22 @@ static void tail_ref(const tail_case *t, const float *atty, const float *residua
     free(mlp);
 }
 
-/* LN(x; w, b) (one row of C) rounded to bf16 @ wa + ba, as the CPU computes the next block's first product */
-static void tail_next_ref(const tail_case *t, const float *x, float *qkv) {
+/* LN(x; w, b) (one row of C) rounded to bf16 @ wa + ba (bias: ba or NULL), as the CPU computes the next block's first
+ * product */
+static void tail_next_ref(const tail_case *t, const float *x, const float *bias, float *qkv) {
     const int C = t->C;
     float *ln = calloc((size_t)C, 4), st[2];
     cpu.ops->layernorm_forward(&cpu, ln, st, st + 1, x, t->hln1w, t->hln1b, 1, C);
     tc_round_all(ln, (size_t)C);
-    cpu.ops->matmul_forward(&cpu, qkv, ln, t->hwa, t->hba, 1, C, 3 * C);
+    cpu.ops->matmul_forward(&cpu, qkv, ln, t->hwa, bias, 1, C, 3 * C);
     tc_round_all(qkv, (size_t)3 * C);
     free(ln);
 }
 
 /* block_tail_forward at one row with the next block's first product (c_attn with ln_1 and the KV append into a small
  * cache, checked slot by slot: only the position's slot written), one chained launch where cuda_small_m_chain takes
- * the shape, against the CPU; without the next product it is left to the model; the same launch again (the same bits);
+ * the shape, against the CPU, and with that product as a pair (mla's q and latent: two outputs from the columns of
+ * one weight, no bias); without the next product it is left to the model; the same launch again (the same bits);
  * then a chain of L blocks, each block's output the next one's residual, queued back to back and twice replayed from
  * one CUDA graph, against the same blocks run one at a time with the host waiting for each: the chained kernel's grid
  * barrier must be back where it was after every launch, and a launch that read its input before the launch before it
@@ -508,6 +519,17 @@ static void test_block_tail(int C, int L, int must_take) {
     t.hln1w = tc_randn(&rng, C, 0.5, 1.0); t.hln1b = tc_randn(&rng, C, 0.2, 0.0);
     t.wa = g_new((size_t)C * 3 * C, 2); t.ba = g_new((size_t)3 * C, 2); t.ln1w = g_new(C, 2); t.ln1b = g_new(C, 2);
     g_set(&t.wa, t.hwa); g_set(&t.ba, t.hba); g_set(&t.ln1w, t.hln1w); g_set(&t.ln1b, t.hln1b);
+    { /* wa's first C columns and the other 2C as the pair's weights */
+        float *hq = malloc((size_t)C * C * 4), *hkv = malloc((size_t)C * 2 * C * 4);
+        for (int k = 0; k < C; k++) {
+            memcpy(hq + (size_t)k * C, t.hwa + (size_t)k * 3 * C, (size_t)C * 4);
+            memcpy(hkv + (size_t)k * 2 * C, t.hwa + (size_t)k * 3 * C + C, (size_t)2 * C * 4);
+        }
+        t.wq = g_new((size_t)C * C, 2); t.wkv = g_new((size_t)C * 2 * C, 2);
+        g_set(&t.wq, hq); g_set(&t.wkv, hkv);
+        free(hq); free(hkv);
+    }
+    t.pq = g_new(C, 2); t.pkv = g_new((size_t)2 * C, 2);
     t.qkv = g_new((size_t)3 * C, 2); t.cache = g_new((size_t)TAIL_CAP * 2 * C, 2); t.pos = g_new(1, 4);
     const int32_t pos = TAIL_POS;
     g_set_i32(&t.pos, &pos);
@@ -521,19 +543,19 @@ static void test_block_tail(int C, int L, int must_take) {
     float *first = NULL, *ref = NULL;
     /* more than one row: not taken, nothing written (the outputs are still the zeros g_new left) */
     int done = 1, next_done = 1;
-    tc_check_status(tail_run(&t, 2, 0, 1, &done, &next_done), "block_tail_forward (2 rows)");
+    tc_check_status(tail_run(&t, 2, 0, TAIL_NEXT, &done, &next_done), "block_tail_forward (2 rows)");
     snprintf(name, sizeof name, "block_tail_forward.two_rows_not_taken[C=%d]", C);
     TEST_TRUE(name, done == 0 && next_done == 0, "done = %d, next_done = %d", done, next_done);
     snprintf(name, sizeof name, "block_tail_forward.two_rows_untouched[C=%d]", C);
     g_check(name, &t.act, zeros, 0.0, 0.0);
     /* the three products without the next one: left to the model too (slower chained, cuda_block_tail_forward) */
-    tc_check_status(tail_run(&t, 1, 0, 0, &done, &next_done), "block_tail_forward (no next product)");
+    tc_check_status(tail_run(&t, 1, 0, TAIL_ALONE, &done, &next_done), "block_tail_forward (no next product)");
     snprintf(name, sizeof name, "block_tail_forward.without_next_not_taken[C=%d]", C);
     TEST_TRUE(name, done == 0 && next_done == 0, "done = %d, next_done = %d", done, next_done);
     snprintf(name, sizeof name, "block_tail_forward.without_next_untouched[C=%d]", C);
     g_check(name, &t.act, zeros, 0.0, 0.0);
     tail_ref(&t, atty, res0, res2, pre, act, res3);
-    tc_check_status(tail_run(&t, 1, 0, 1, &done, &next_done), "block_tail_forward");
+    tc_check_status(tail_run(&t, 1, 0, TAIL_NEXT, &done, &next_done), "block_tail_forward");
     snprintf(name, sizeof name, "block_tail_forward.taken[C=%d]", C);
     if (must_take) TEST_TRUE(name, done == 1 && next_done == 1, "done = %d, next_done = %d: the chained kernel refused "
                              "the shape", done, next_done);
@@ -555,7 +577,7 @@ static void test_block_tail(int C, int L, int must_take) {
     g_check(name, &t.res[1], res3, 1e-2, 1.0 / 128);
     { /* the next product on the GPU's own out, so that a flipped rounding of out does not show */
         float *out = g_get(&t.res[1], NULL);
-        tail_next_ref(&t, out, qkv);
+        tail_next_ref(&t, out, t.hba, qkv);
         for (int c = 0; c < 2 * C; c++) cache[(size_t)(TAIL_POS % TAIL_CAP) * 2 * C + c] = qkv[C + c];
         snprintf(name, sizeof name, "block_tail_forward.next_qkv[C=%d]", C);
         g_check(name, &t.qkv, qkv, 1e-2, 1.0 / 128);
@@ -563,24 +585,36 @@ static void test_block_tail(int C, int L, int must_take) {
         g_check(name, &t.cache, cache, 1e-2, 1.0 / 128);
         free(out);
     }
+    { /* the next product as a pair: the same block, its two outputs against the columns of one product */
+        tc_check_status(tail_run(&t, 1, 0, TAIL_NEXT_PAIR, &done, &next_done), "block_tail_forward (pair)");
+        snprintf(name, sizeof name, "block_tail_forward.pair_taken[C=%d]", C);
+        TEST_TRUE(name, done == 1 && next_done == 1, "done = %d, next_done = %d", done, next_done);
+        float *out = g_get(&t.res[1], NULL);
+        tail_next_ref(&t, out, NULL, qkv);
+        snprintf(name, sizeof name, "block_tail_forward.pair_first[C=%d]", C);
+        g_check(name, &t.pq, qkv, 1e-2, 1.0 / 128);
+        snprintf(name, sizeof name, "block_tail_forward.pair_second[C=%d]", C);
+        g_check(name, &t.pkv, qkv + C, 1e-2, 1.0 / 128);
+        free(out);
+    }
     first = g_get(&t.res[1], NULL);
-    tc_check_status(tail_run(&t, 1, 0, 1, &done, &next_done), "block_tail_forward");
+    tc_check_status(tail_run(&t, 1, 0, TAIL_NEXT, &done, &next_done), "block_tail_forward");
     snprintf(name, sizeof name, "block_tail_forward.deterministic[C=%d]", C);
     g_check(name, &t.res[1], first, 0.0, 0.0);
     /* L blocks, one at a time */
     for (int l = 0; l < L; l++) {
-        tc_check_status(tail_run(&t, 1, l % 2, 1, &done, &next_done), "block_tail_forward (one at a time)");
+        tc_check_status(tail_run(&t, 1, l % 2, TAIL_NEXT, &done, &next_done), "block_tail_forward (one at a time)");
         free(g_get(&t.res[1 - l % 2], NULL));
     }
     ref = g_get(&t.res[L % 2], NULL);
     g_set(&t.res[0], res0);
-    for (int l = 0; l < L; l++) tc_check_status(tail_run(&t, 1, l % 2, 1, &done, &next_done), "block_tail_forward (queued)");
+    for (int l = 0; l < L; l++) tc_check_status(tail_run(&t, 1, l % 2, TAIL_NEXT, &done, &next_done), "block_tail_forward (queued)");
     snprintf(name, sizeof name, "block_tail_forward.queued[C=%d,L=%d]", C, L);
     g_check(name, &t.res[L % 2], ref, 0.0, 0.0);
     if (cuda.ops->graph_begin) {
         void *graph = NULL;
         tc_check_status(cuda.ops->graph_begin(&cuda), "graph_begin");
-        for (int l = 0; l < L; l++) tail_run(&t, 1, l % 2, 1, &done, &next_done);
+        for (int l = 0; l < L; l++) tail_run(&t, 1, l % 2, TAIL_NEXT, &done, &next_done);
         tc_check_status(cuda.ops->graph_end(&cuda, &graph), "recording the block tails");
         for (int r = 0; r < 2 && graph; r++) {
             g_set(&t.res[0], res0);
@@ -595,6 +629,7 @@ out:
     g_free(&t.lnw); g_free(&t.lnb); g_free(&t.atty); g_free(&t.res[0]); g_free(&t.res[1]);
     g_free(&t.res2); g_free(&t.pre); g_free(&t.act);
     g_free(&t.wa); g_free(&t.ba); g_free(&t.ln1w); g_free(&t.ln1b); g_free(&t.qkv); g_free(&t.cache); g_free(&t.pos);
+    g_free(&t.wq); g_free(&t.wkv); g_free(&t.pq); g_free(&t.pkv);
     free(t.hlnw); free(t.hlnb); free(t.hwa); free(t.hba); free(t.hln1w); free(t.hln1b);
     free(atty); free(res0); free(zeros); free(res2); free(pre); free(act); free(res3); free(qkv); free(cache);
     free(first); free(ref);

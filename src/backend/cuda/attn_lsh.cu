@@ -534,21 +534,38 @@ __device__ float block_reduce(float v, float *scratch, bool is_max) {
  * appended to the cache; per round its candidates are the last `window` positions j <= pos with its bucket
  * (a scan from pos down, 8 ids a thread, 1024 a pass, newest first), scored in fp32 (the diagonal gets the self
  * logit), softmax-weighted over their values; the rounds combine by their log-sum-exp into y (B,C).
- * shared: q (64) | khat (64) | o_r (n_h,64) | lse (n_h) | part (2,64) | scores, candidates (window) | bucket (n_h) |
- * scratch */
+ * The position is written before the step's first kernel and the ids of the positions before it by earlier steps, so
+ * the first pass's ids of the first LSH_EARLY_ROUNDS rounds are requested before the programmatic-launch wait (only
+ * qkv1 comes after it). The values are summed by groups of 8 lanes, a candidate a group (lane l: dimensions 8l ..
+ * 8l + 7, one 16-byte load), LSH_VALUE_LOADS candidates in flight, the groups added in a fixed order.
+ * shared: q (64) | khat (64) | o_r (n_h,64) | lse (n_h) | part (warps,64) | scores, candidates (window) | bucket
+ * (n_h) | scratch */
+#define LSH_EARLY_ROUNDS 2
+#define LSH_VALUE_GROUPS (LSH_DECODE_THREADS / 8)
+#define LSH_VALUE_LOADS 4
 __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y, bf16 *ckv, int16_t *ids, const bf16 *qkv1,
                                                                         const bf16 *rot, const int32_t *pos_dev,
                                                                         lsh_shape s, int max_T) {
     extern __shared__ float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
-    pdl_wait();    /* launched dependent: the product before this wrote its input */
     float *q = sh, *khat = q + FLASH_HD, *o_r = khat + FLASH_HD, *lse = o_r + s.nh * FLASH_HD, *part = lse + s.nh;
-    float *sc = part + 2 * FLASH_HD;
+    float *sc = part + LSH_DECODE_THREADS / 32 * FLASH_HD;
     int *cand = (int *)(sc + s.window), *bk = cand + s.window, *scratch = bk + s.nh;
     float *fscratch = (float *)scratch;
     const int b = blockIdx.x / s.H, h = blockIdx.x % s.H, tid = threadIdx.x, lane = tid & 31, pos = *pos_dev;
     const int C = s.C, W = s.window;
     bf16 *kv_b = ckv + (size_t)b * max_T * 2 * C;
+    const int16_t *ids_bh = ids + ((size_t)b * s.H + h) * s.nh * max_T; /* round r: ids_bh + r * max_T */
+    /* ids of positions pos - 8 tid - k < pos of rounds 0 and 1 (-1: none) */
+    int early[LSH_EARLY_ROUNDS][8];
+#pragma unroll
+    for (int r = 0; r < LSH_EARLY_ROUNDS; r++)
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int j = pos - 8 * tid - k;
+            early[r][k] = r < s.nh && j >= 0 && j < pos ? ids_bh[(size_t)r * max_T + j] : -1;
+        }
+    pdl_wait(); /* launched dependent: the product before this wrote qkv1 */
     if (tid < 32) { /* warp 0: normalise, append [k^ | v], hash */
         const size_t off = (size_t)b * 2 * C + h * FLASH_HD + 2 * lane;
         const float2 q2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off));
@@ -573,14 +590,18 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
     }
     __syncthreads();
     for (int r = 0; r < s.nh; r++) {
-        const int16_t *id = ids + (((size_t)b * s.H + h) * s.nh + r) * max_T;
+        const int16_t *id = ids_bh + (size_t)r * max_T;
         const int me = bk[r];
         int found = 0;
         for (int top = pos; top >= 0 && found < W; top -= 8 * LSH_DECODE_THREADS) {
             unsigned match = 0; /* bit k: position top - 8*tid - k is a candidate */
+#pragma unroll
             for (int k = 0; k < 8; k++) {
                 const int j = top - 8 * tid - k;
-                if (j >= 0 && (j == pos || id[j] == me)) match |= 1u << k;
+                const int idj = top == pos && r < LSH_EARLY_ROUNDS ? (r == 0 ? early[0][k] : early[1][k])
+                                : j >= 0 && j < pos                 ? id[j]
+                                                                    : -1;
+                if (j >= 0 && (j == pos || idj == me)) match |= 1u << k;
             }
             int total;
             int at = found + block_exclusive_sum(__popc(match), scratch, &total);
@@ -612,14 +633,41 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
         float sum = 0.0f;
         for (int c = tid; c < n; c += LSH_DECODE_THREADS) sum += sc[c] = expf(sc[c] - mx);
         sum = block_reduce(sum, fscratch, false);
-        const int d = tid % FLASH_HD, half = tid / FLASH_HD; /* 2 halves of the candidates per dimension */
-        float acc = 0.0f;
-        for (int c = half; c < n; c += LSH_DECODE_THREADS / FLASH_HD)
-            acc += sc[c] * bf2f(kv_b[(size_t)cand[c] * 2 * C + C + h * FLASH_HD + d]);
-        part[half * FLASH_HD + d] = acc;
+        /* o_r = sum_c p_c v_c: group g takes candidates g, g + LSH_VALUE_GROUPS, ... */
+        const int g = tid / 8, d8 = (tid % 8) * 8;
+        const bf16 *vb = kv_b + C + h * FLASH_HD + d8; /* value of position j: vb + j * 2C */
+        float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        for (int c0 = g; c0 < n; c0 += LSH_VALUE_GROUPS * LSH_VALUE_LOADS) {
+            uint4 u[LSH_VALUE_LOADS];
+#pragma unroll
+            for (int i = 0; i < LSH_VALUE_LOADS; i++) {
+                const int c = c0 + i * LSH_VALUE_GROUPS;
+                u[i] = c < n ? *reinterpret_cast<const uint4 *>(vb + (size_t)cand[c] * 2 * C) : make_uint4(0u, 0u, 0u, 0u);
+            }
+#pragma unroll
+            for (int i = 0; i < LSH_VALUE_LOADS; i++) {
+                const int c = c0 + i * LSH_VALUE_GROUPS;
+                const float p = c < n ? sc[c] : 0.0f;
+                float v[8];
+                unpack8(v, u[i]);
+#pragma unroll
+                for (int e = 0; e < 8; e++) acc[e] = fmaf(p, v[e], acc[e]);
+            }
+        }
+#pragma unroll
+        for (int e = 0; e < 8; e++) { /* the warp's 4 groups, then the warps in order */
+            acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], 8);
+            acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], 16);
+        }
+        if (lane < 8)
+#pragma unroll
+            for (int e = 0; e < 8; e++) part[(tid / 32) * FLASH_HD + d8 + e] = acc[e];
         __syncthreads();
         if (tid < FLASH_HD) {
-            o_r[r * FLASH_HD + tid] = (part[tid] + part[FLASH_HD + tid]) / sum;
+            float v = 0.0f;
+#pragma unroll
+            for (int w = 0; w < LSH_DECODE_THREADS / 32; w++) v += part[w * FLASH_HD + tid];
+            o_r[r * FLASH_HD + tid] = v / sum;
             if (tid == 0) lse[r] = mx + logf(sum);
         }
         __syncthreads();
@@ -634,7 +682,8 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
 }
 
 static size_t decode_smem(const lsh_shape *s) {
-    return (size_t)(2 * FLASH_HD + s->nh * FLASH_HD + s->nh + 2 * FLASH_HD + s->window) * sizeof(float) +
+    return (size_t)(2 * FLASH_HD + s->nh * FLASH_HD + s->nh + LSH_DECODE_THREADS / 32 * FLASH_HD + s->window) *
+               sizeof(float) +
            (size_t)(s->window + s->nh + LSH_DECODE_THREADS / 32) * sizeof(int);
 }
 
@@ -660,7 +709,8 @@ static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
 }
 
 /* No decode_input: with c_attn chained after the block before (block_tail_forward) batch-1 decode was slower on an
- * H200, 0.384 -> 0.410 ms a token at 512 positions (docs/PERF.md) */
+ * H200, 0.384 -> 0.410 ms a token at 512 positions, and again with the faster decode kernel, 0.341-0.342 -> 0.348-0.350
+ * (docs/PERF.md) */
 extern "C" const ab_attn_ops ab_cuda_attn_lsh = {
     lsh_saved_bytes, lsh_ws_bytes, lsh_forward, lsh_backward, lsh_cache_bytes, lsh_prefill, lsh_decode,
 };

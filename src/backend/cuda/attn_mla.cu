@@ -16,8 +16,9 @@
  *
  * Inference (absorbed): the cache holds only c_t, (max_T, B, dc) bf16, position-major like the other CUDA
  * caches. Prefill runs the training forward and copies c into the cache; decode computes q and a of the new
- * token, then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax, o_h = (sum_j p_j c_j)
- * W_uv,h, in fp32, one kernel that also normalises a into c_pos and appends it, whose blocks split the positions
+ * token (one launch for both, cuda_gemm_small_m_pair; at batch 1 chained after the block before as a pair step, the
+ * variant's decode_input), then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax,
+ * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel that also normalises a into c_pos and appends it, whose blocks split the positions
  * (flash-decoding) and, for long caches, serve up to four heads each, so a latent is read once for them
  * (mla_decode_kernel, mla_decode_pick); from batch 4 and 4096 positions the same on the tensor cores in three
  * kernels after the RMSNorm kernel (mla_decode_tc). Decode's kernels read pos on the device (cuda_decode_pos).
@@ -746,12 +747,14 @@ static ab_status mla_decode_tc(const ab_attn_ctx *ctx, const ab_attn_weights *w,
     return cuda_check_launch("mla up-projection");
 }
 
-static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
-                            int B, int pos) {
+/* decode's checks, then its first products as one pair (backend.h, ab_decode_input): q1 (B,C) = LN(x) @ W_q and a1
+ * (B,dc) = LN(x) @ W_dkv into the workspace. Chained after the block before at batch 1 the pair is worth 5 us a token
+ * on an H200 (0.343-0.344 -> 0.338-0.339 ms; as two chain steps it was slower, 0.380 -> 0.385; docs/PERF.md). */
+static ab_status mla_decode_input(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, int B, int pos,
+                                  ab_decode_input *in) {
     const ab_attn_config *cfg = ctx->cfg;
     AB_TRY(mla_check(cfg));
-    ab_backend *be = ctx->be;
-    const int C = cfg->C, dc = cfg->hp.mla_kv_rank;
+    const int dc = cfg->hp.mla_kv_rank;
     if (pos < 0 || pos >= cfg->max_T)
         return ab_fail(AB_ERR_USAGE, "cuda mla decode: position %d outside 0..%d", pos, cfg->max_T - 1);
     if (dc % 8 || dc > MLA_MAX_RANK)
@@ -759,6 +762,25 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
                        MLA_MAX_RANK);
     if (((uintptr_t)cache | (uintptr_t)ctx->workspace | (uintptr_t)w->t[W_UK] | (uintptr_t)w->t[W_UV]) & 15)
         return ab_fail(AB_ERR_UNSUPPORTED, "cuda mla decode: the cache, workspace and up-projections must be 16-byte aligned");
+    const mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
+    memset(in, 0, sizeof *in);
+    in->out = v.q1;
+    in->weight = w->t[W_Q];
+    in->K = cfg->C;
+    in->OC = cfg->C;
+    in->out2 = v.a1;
+    in->weight2 = w->t[W_DKV];
+    in->OC2 = dc;
+    return AB_OK;
+}
+
+static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
+                            int B, int pos) {
+    const ab_attn_config *cfg = ctx->cfg;
+    ab_backend *be = ctx->be;
+    ab_decode_input in;
+    AB_TRY(mla_decode_input(ctx, w, cache, B, pos, &in));
+    const int C = cfg->C, dc = cfg->hp.mla_kv_rank;
     int hg;
     const mla_decode_fn kernel = mla_decode_pick(cfg->H, dc, B, cfg->max_T, &hg);
     const int groups = B * cfg->H / hg;
@@ -771,12 +793,18 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
-    /* both projections read ln_1's output: written out once where the products cannot normalise x themselves */
-    ab_attn_ctx pc = *ctx;
-    const void *in;
-    AB_TRY(cuda_layernorm_input(be, ctx->ln, x, w->t[W_Q], B, C, C, &in, &pc.ln));
-    AB_TRY(cuda_decode_projection(&pc, v.q1, in, w->t[W_Q], NULL, NULL, B, C, C));
-    AB_TRY(cuda_decode_projection(&pc, v.a1, in, w->t[W_DKV], NULL, NULL, B, C, dc));
+    if (!ctx->input_ready) {
+        /* both projections read ln_1's output: written out once where the products cannot normalise x themselves */
+        ab_attn_ctx pc = *ctx;
+        const void *inp;
+        AB_TRY(cuda_layernorm_input(be, ctx->ln, x, w->t[W_Q], B, C, C, &inp, &pc.ln));
+        int paired; /* one launch for both where the small-M kernel takes them: a kernel less a layer */
+        AB_TRY(cuda_gemm_small_m_pair(be, in.out, in.weight, C, in.out2, in.weight2, dc, inp, pc.ln, B, C, &paired));
+        if (!paired) {
+            AB_TRY(cuda_decode_projection(&pc, in.out, inp, in.weight, NULL, NULL, B, C, C));
+            AB_TRY(cuda_decode_projection(&pc, in.out2, inp, in.weight2, NULL, NULL, B, C, dc));
+        }
+    }
     if (B >= MLA_TC_MIN_BATCH && cfg->max_T >= MLA_TC_MIN_CONTEXT && cfg->H <= 16 && dc == MLA_TC_DC) {
         AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
         return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
@@ -790,8 +818,6 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
                        (const bf16 *)w->t[W_UV], B, cfg->H, dc, pos_dev, 1.0f / sqrtf((float)cfg->D));
 }
 
-/* No decode_input: with its q and latent products chained after the block before (block_tail_forward, a five-step
- * chain) batch-1 decode was slower on an H200, 0.380-0.381 -> 0.385-0.386 ms a token at 512 positions (docs/PERF.md) */
 extern "C" const ab_attn_ops ab_cuda_attn_mla = {
-    mla_saved_bytes, mla_ws_bytes, mla_forward, mla_backward, mla_cache_bytes, mla_prefill, mla_decode,
+    mla_saved_bytes, mla_ws_bytes, mla_forward, mla_backward, mla_cache_bytes, mla_prefill, mla_decode, mla_decode_input,
 };

@@ -132,6 +132,12 @@ typedef ab_kv_append small_m_tail; /* with any epilogue, when cache is not NULL 
 ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp,
                             const ab_layernorm_input *ln, const void *weight, const void *bias, const void *residual,
                             const small_m_tail *tail, int M, int K, int OC, int *done);
+/* Two products of one input in one launch (mla's q and latent at decode): out (M,OC) = in @ weight (K,OC) and out2
+ * (M,OC2) = in @ weight2 (K,OC2), plain, no bias, in as above; OC a multiple of 64 (the second's blocks start at a
+ * whole tile). *done as cuda_gemm_small_m's (both or neither queued). A chain's step may be such a pair too
+ * (small_m_step.weight2, OC2 > 0; there OC a multiple of 8). */
+ab_status cuda_gemm_small_m_pair(ab_backend *be, void *out, const void *weight, int OC, void *out2, const void *weight2,
+                                 int OC2, const void *inp, const ab_layernorm_input *ln, int M, int K, int *done);
 /* One launch for a chain of dependent single-row products (decode at batch 1: a block's attn.c_proj, ln_2 + c_fc + GELU
  * and mlp.c_proj), step i reading what the steps before wrote: step i is out = in @ w (K,OC) + bias with its epilogue
  * (as cuda_gemm_small_m, M = 1), in = inp (1,K) or LN(inp) with ln (K <= 2048; ln->out not written), tail (may be
@@ -145,7 +151,9 @@ typedef struct {
     const void *inp, *weight, *bias, *residual;
     const ab_layernorm_input *ln;
     const small_m_tail *tail;
-    int K, OC;
+    void *out2;             /* the second product of a pair (OC2 > 0; plain, no bias): out2 = in @ weight2 (K,OC2) */
+    const void *weight2;
+    int K, OC, OC2;
 } small_m_step;
 ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, int *done);
 /* whether cuda_gemm_small_m takes the shape (folds_ln: with a LayerNorm folded in, which also needs M = 1,

@@ -288,19 +288,21 @@ ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input
     return cuda_layernorm_product(be, ln, out, pre, x, weight, bias, NULL, N, C, OC, &small_m);
 }
 
-/* One row, with the next block's first product: the four as one chained launch (cuda_small_m_chain). Without that
- * product (the last block, a variant without decode_input) the three alone were slower chained than as three kernels
- * (H200, batch-1 decode: linear 0.270 -> 0.292 ms, lsh 0.385 -> 0.433, mla 0.382 -> 0.393), so they are not. */
+/* One row, with the next block's first product (a pair for mla): the four as one chained launch
+ * (cuda_small_m_chain). Without that product (the last block, a variant without decode_input) the three alone were
+ * slower chained than as three kernels (H200, batch-1 decode: linear 0.270 -> 0.292 ms, lsh 0.385 -> 0.433, mla 0.382
+ * -> 0.393), so they are not; the last block's alone made no difference beyond the noise (docs/PERF.md, seventh
+ * session). */
 ab_status cuda_block_tail_forward(ab_backend *be, const ab_block_tail *t, int N, int C, int *done, int *next_done) {
     *done = *next_done = 0;
     if (N != 1 || !t->next || t->next->K != C) return AB_OK;
     const ab_decode_input *nx = t->next;
     const small_m_step steps[4] = {
-        {SMALL_M_RESIDUAL, t->res2, NULL, t->atty, t->proj_w, t->proj_b, t->residual, NULL, NULL, C, C},
-        {SMALL_M_GELU, t->act, t->pre, t->res2, t->fc_w, t->fc_b, NULL, &t->ln, NULL, C, 4 * C},
-        {SMALL_M_RESIDUAL, t->out, NULL, t->act, t->fcproj_w, t->fcproj_b, t->res2, NULL, NULL, 4 * C, C},
-        {SMALL_M_PLAIN, nx->out, NULL, t->out, nx->weight, nx->bias, NULL, &t->next_ln, nx->append.cache ? &nx->append : NULL,
-         nx->K, nx->OC},
+        {SMALL_M_RESIDUAL, t->res2, NULL, t->atty, t->proj_w, t->proj_b, t->residual, NULL, NULL, NULL, NULL, C, C, 0},
+        {SMALL_M_GELU, t->act, t->pre, t->res2, t->fc_w, t->fc_b, NULL, &t->ln, NULL, NULL, NULL, C, 4 * C, 0},
+        {SMALL_M_RESIDUAL, t->out, NULL, t->act, t->fcproj_w, t->fcproj_b, t->res2, NULL, NULL, NULL, NULL, 4 * C, C, 0},
+        {SMALL_M_PLAIN, nx->out, NULL, t->out, nx->weight, nx->bias, NULL, &t->next_ln,
+         nx->append.cache ? &nx->append : NULL, nx->out2, nx->OC2 > 0 ? nx->weight2 : NULL, nx->K, nx->OC, nx->OC2},
     };
     AB_TRY(cuda_small_m_chain(be, steps, 4, done));
     *next_done = *done;

@@ -4,8 +4,9 @@
  * the epilogues of the op table: plain, + residual (M,OC), GELU (pre (M,OC) = the sum, out = gelu(pre)); and, as the
  * launch's tail (small_m_tail), the decode step's KV append (out's key and value columns also into the cache slot of
  * the position the device holds). At one row, a chain of such products as one launch with grid-wide barriers between
- * them (cuda_small_m_chain, below the single product). Also the decode step's next-token logits x @ wte^T
- * (cuda_logits_small_m, at the end), with ln_f folded in at one row.
+ * them (cuda_small_m_chain, below the single product). Two products of one input may be one launch, or one step of a
+ * chain (a pair: mla's q and latent, the second's columns after the first's). Also the decode step's next-token
+ * logits x @ wte^T (cuda_logits_small_m, at the end), with ln_f folded in at one row.
  * Such a product is bound by reading W (K,OC) bf16 once, so the kernel streams it with coalesced 16-byte loads and
  * spreads it over enough blocks to keep every SM's loads in flight.
  *
@@ -53,11 +54,20 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 #define SM_BLOCKS_PER_SM 2
 #define SM_MAX_CLUSTER 16                   /* splits of a tile: one thread-block cluster (Hopper: up to 16) */
 
+/* A second product of the same input in the same launch (cuda_gemm_small_m_pair, a chain's pair step): the columns
+ * past the first product's OC are out (M,OC) = in @ w (K,OC), plain, no bias */
+typedef struct {
+    bf16 *out;
+    const bf16 *w;
+    int OC;
+} small_m_second;
+
 typedef struct {
     bf16 *out, *pre;                     /* (M,OC); pre only for GELU */
     const bf16 *inp, *w, *bias, *residual; /* (M,K), (K,OC), (OC) or NULL, (M,OC) for RESIDUAL */
     const bf16 *ln_w, *ln_b;             /* (K): the product's input is LN(inp) with them; NULL: inp itself */
     small_m_tail tail;                   /* the cache append; zeros: none */
+    small_m_second second;               /* w NULL: none */
     int M, K, OC, rows, splits;
     small_m_epilogue ep;
 } small_m_params;
@@ -139,9 +149,20 @@ __device__ __forceinline__ float small_m_ln_apply(float v, const float st[2], fl
 }
 
 template <int MR>
-__global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params p) {
+__global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params first) {
     __shared__ float sh[MR * SM_MAX_ROWS]; /* x [m][k - k0] (row stride nk), then the warps' sums [warp][m][SM_TILE] */
-    const int tile = blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
+    /* the block's product: the first, or past its tiles the second (plain: no bias, no append) */
+    const int tiles0 = first.OC / SM_TILE;
+    const bool in_second = first.second.w && (int)blockIdx.x >= tiles0;
+    small_m_params p = first;
+    if (in_second) {
+        p.out = first.second.out;
+        p.w = first.second.w;
+        p.OC = first.second.OC;
+        p.bias = NULL;
+        p.tail.cache = NULL;
+    }
+    const int tile = in_second ? blockIdx.x - tiles0 : blockIdx.x, split = blockIdx.y, tid = threadIdx.x;
     const int chunk = tid % SM_CHUNKS, slot = tid / SM_CHUNKS, lane = tid % 32, warp = tid / 32;
     const int k0 = split * p.rows, nk = min(p.rows, p.K - k0), col = tile * SM_TILE + chunk * 8;
     /* Launched programmatically, this runs while the kernel before it finishes: let the next kernel's blocks be
@@ -272,27 +293,51 @@ bool cuda_gemm_small_m_takes(ab_backend *be, int M, int K, int OC, const void *w
     return small_m_plan(cuda_of(be), M, K, OC, weight, inp, folds_ln, &tiles, &splits, &rows);
 }
 
+/* Plans p's grid (splits, rows) for OC columns in all (a pair's two products together; weight_check: the first's W,
+ * whose alignment the plan checks) and launches it; *done = 0 where the kernel does not take the shape */
+static ab_status small_m_launch(ab_backend *be, small_m_params *p, const void *weight_check, int OC, int *done) {
+    int tiles;
+    if (!small_m_plan(cuda_of(be), p->M, p->K, OC, weight_check, p->inp, p->ln_w != NULL, &tiles, &p->splits, &p->rows))
+        return AB_OK;
+    /* programmatic dependent launch where the backend has it (see the prologue of small_m_kernel), a tile's splits one
+     * cluster */
+    void (*kernel)(small_m_params) = p->M == 1 ? small_m_kernel<1> : p->M == 2 ? small_m_kernel<2> : small_m_kernel<4>; /* M = 3, 4 */
+    AB_TRY(cuda_launch(be, "small-M matmul", kernel, dim3((unsigned)tiles, (unsigned)p->splits), dim3(1, (unsigned)p->splits),
+                       dim3(SM_THREADS), 0, 1, *p));
+    *done = 1;
+    return AB_OK;
+}
+
+/* the fields of a product both entry points share */
+static small_m_params small_m_product(void *out, const void *inp, const ab_layernorm_input *ln, const void *weight, int M,
+                                      int K, int OC) {
+    small_m_params p;
+    memset(&p, 0, sizeof p);
+    p.out = (bf16 *)out;
+    p.inp = (const bf16 *)inp; p.w = (const bf16 *)weight;
+    p.ln_w = ln ? (const bf16 *)ln->w : NULL; p.ln_b = ln ? (const bf16 *)ln->b : NULL;
+    p.M = M; p.K = K; p.OC = OC;
+    return p;
+}
+
 ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void *pre, const void *inp,
                             const ab_layernorm_input *ln, const void *weight, const void *bias, const void *residual,
                             const small_m_tail *tail, int M, int K, int OC, int *done) {
-    cuda_impl *ci = cuda_of(be);
     *done = 0;
-    int tiles;
-    small_m_params p;
-    if (!small_m_plan(ci, M, K, OC, weight, inp, ln != NULL, &tiles, &p.splits, &p.rows)) return AB_OK;
-    p.out = (bf16 *)out; p.pre = (bf16 *)pre;
-    p.inp = (const bf16 *)inp; p.w = (const bf16 *)weight; p.bias = (const bf16 *)bias; p.residual = (const bf16 *)residual;
-    p.ln_w = ln ? (const bf16 *)ln->w : NULL; p.ln_b = ln ? (const bf16 *)ln->b : NULL;
+    small_m_params p = small_m_product(out, inp, ln, weight, M, K, OC);
+    p.pre = (bf16 *)pre; p.bias = (const bf16 *)bias; p.residual = (const bf16 *)residual;
     if (tail) p.tail = *tail;
-    else memset(&p.tail, 0, sizeof p.tail);
-    p.M = M; p.K = K; p.OC = OC; p.ep = ep;
-    /* programmatic dependent launch where the backend has it (see the prologue of small_m_kernel), a tile's splits one
-     * cluster */
-    void (*kernel)(small_m_params) = M == 1 ? small_m_kernel<1> : M == 2 ? small_m_kernel<2> : small_m_kernel<4>; /* M = 3, 4 */
-    AB_TRY(cuda_launch(be, "small-M matmul", kernel, dim3((unsigned)tiles, (unsigned)p.splits), dim3(1, (unsigned)p.splits),
-                       dim3(SM_THREADS), 0, 1, p));
-    *done = 1;
-    return AB_OK;
+    p.ep = ep;
+    return small_m_launch(be, &p, weight, OC, done);
+}
+
+ab_status cuda_gemm_small_m_pair(ab_backend *be, void *out, const void *weight, int OC, void *out2, const void *weight2,
+                                 int OC2, const void *inp, const ab_layernorm_input *ln, int M, int K, int *done) {
+    *done = 0;
+    if (OC % SM_TILE || OC2 < 8 || OC2 % 8 || ((uintptr_t)weight2 & 15)) return AB_OK;
+    small_m_params p = small_m_product(out, inp, ln, weight, M, K, OC);
+    p.second.out = (bf16 *)out2; p.second.w = (const bf16 *)weight2; p.second.OC = OC2;
+    return small_m_launch(be, &p, weight, OC + OC2, done);
 }
 
 /* ---- one launch for a chain of dependent single-row products (cuda_small_m_chain) ----
@@ -351,11 +396,12 @@ __device__ __forceinline__ void chain_grid_sync(unsigned *bar) {
 /* step i's constants into shared memory as one commit group */
 __device__ __forceinline__ void chain_copy_step(const chain_params &p, uint4 *dsh, int i) {
     const small_m_params &s = p.s[i];
-    const int U = p.units[i], nch = s.OC / 8, c0 = blockIdx.x * U, tid = threadIdx.x;
-    const uint4 *w = reinterpret_cast<const uint4 *>(s.w);
+    const int U = p.units[i], nch = s.OC / 8, nch2 = s.second.OC / 8, c0 = blockIdx.x * U, tid = threadIdx.x;
+    const uint4 *w = reinterpret_cast<const uint4 *>(s.w), *w2 = reinterpret_cast<const uint4 *>(s.second.w);
     for (int j = tid; j < U * s.K; j += CH_THREADS) {
-        const int k = j / U, c = c0 + j % U;
+        const int k = j / U, c = c0 + j % U; /* chunk c: the first product's, or past them the pair's second */
         if (c < nch) cp_async16(smem_addr(dsh + p.woff[i] + j), w + (size_t)k * nch + c, true);
+        else if (c < nch + nch2) cp_async16(smem_addr(dsh + p.woff[i] + j), w2 + (size_t)k * nch2 + (c - nch), true);
     }
     if (s.bias && tid < U && c0 + tid < nch)
         cp_async16(smem_addr(dsh + p.boff[i] + tid), reinterpret_cast<const uint4 *>(s.bias) + c0 + tid, true);
@@ -388,10 +434,10 @@ __global__ void __launch_bounds__(CH_THREADS) small_m_chain_kernel(const __grid_
     for (int i = 0; i < p.n; i++) {
         if (i > 0) chain_grid_sync(p.bar);
         const small_m_params &s = p.s[i];
-        const int U = p.units[i], nch = s.OC / 8;
+        const int U = p.units[i], nch = (s.OC + s.second.OC) / 8; /* a pair's second product after the first */
         if ((int)blockIdx.x * U >= nch) continue; /* no columns of this step (uniform over the block) */
         const int ecol = (blockIdx.x * U + tid / 8) * 8 + tid % 8; /* the thread's epilogue element, tid < 8U */
-        const bool eon = tid < U * 8 && ecol < s.OC;
+        const bool eon = tid < U * 8 && ecol < nch * 8;
         const float res = eon ? small_m_residual(s, 0, ecol) : 0.0f;
         const uint4 *in = reinterpret_cast<const uint4 *>(s.inp);
         if (s.ln_w) { /* K <= 8 * CH_THREADS: a chunk per thread at most; the group holds the LayerNorm's constants */
@@ -440,8 +486,12 @@ __global__ void __launch_bounds__(CH_THREADS) small_m_chain_kernel(const __grid_
             float v = 0.0f;
 #pragma unroll
             for (int w = 0; w < CH_THREADS / 32; w++) v += red[(w * U + tid / 8) * 8 + tid % 8];
-            const float bias = s.bias ? bf2f(reinterpret_cast<const bf16 *>(dsh + p.boff[i])[tid]) : 0.0f;
-            small_m_store(s, 0, ecol, v + bias + res);
+            if (ecol >= s.OC) { /* the pair's second product: plain */
+                s.second.out[ecol - s.OC] = f2bf(v);
+            } else {
+                const float bias = s.bias ? bf2f(reinterpret_cast<const bf16 *>(dsh + p.boff[i])[tid]) : 0.0f;
+                small_m_store(s, 0, ecol, v + bias + res);
+            }
         }
     }
 }
@@ -457,10 +507,12 @@ ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, i
     for (int i = 0; i < n; i++) {
         const small_m_step *st = &steps[i];
         const uintptr_t consts = (uintptr_t)st->bias | (st->ln ? (uintptr_t)st->ln->w | (uintptr_t)st->ln->b : 0);
-        if (!cuda_gemm_small_m_takes(be, 1, st->K, st->OC, st->weight, st->inp, st->ln != NULL) || st->K % 8 ||
-            (((uintptr_t)st->inp | consts) & 15))
+        const int OC2 = st->weight2 ? st->OC2 : 0; /* a pair: both products' columns, the second's after */
+        if (!cuda_gemm_small_m_takes(be, 1, st->K, st->OC + OC2, st->weight, st->inp, st->ln != NULL) || st->K % 8 ||
+            st->OC % 8 || OC2 % 8 || (st->weight2 && (st->ep != SMALL_M_PLAIN || st->tail || OC2 < 8)) ||
+            (((uintptr_t)st->inp | (uintptr_t)st->weight2 | consts) & 15))
             return AB_OK;
-        const int nch = st->OC / 8;
+        const int nch = (st->OC + OC2) / 8;
         int U = 1;
         while (U < CH_MAX_UNITS && ceil_div(nch, U) > ci->sm_count) U *= 2;
         if (ceil_div(nch, U) > ci->sm_count) return AB_OK;
@@ -473,6 +525,7 @@ ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, i
         s->residual = (const bf16 *)st->residual;
         s->ln_w = st->ln ? (const bf16 *)st->ln->w : NULL; s->ln_b = st->ln ? (const bf16 *)st->ln->b : NULL;
         if (st->tail) s->tail = *st->tail;
+        s->second.out = (bf16 *)st->out2; s->second.w = (const bf16 *)st->weight2; s->second.OC = OC2;
         s->M = 1; s->K = st->K; s->OC = st->OC; s->rows = st->K; s->splits = 1; s->ep = st->ep;
         p.units[i] = U;
         p.woff[i] = (int)off;
