@@ -540,7 +540,8 @@ __device__ float block_reduce(float v, float *scratch, bool is_max) {
  * 8l + 7, one 16-byte load), LSH_VALUE_LOADS candidates in flight, the groups added in a fixed order.
  * shared: q (64) | khat (64) | o_r (n_h,64) | lse (n_h) | part (warps,64) | scores, candidates (window) | bucket
  * (n_h) | scratch */
-#define LSH_EARLY_ROUNDS 2
+#define LSH_EARLY_ROUNDS 2 /* the scan below picks early[0] or early[1] by name, so that they stay registers */
+static_assert(LSH_EARLY_ROUNDS == 2, "lsh_decode_kernel's select of the early ids");
 #define LSH_VALUE_GROUPS (LSH_DECODE_THREADS / 8)
 #define LSH_VALUE_LOADS 4
 __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y, bf16 *ckv, int16_t *ids, const bf16 *qkv1,

@@ -135,7 +135,7 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
 /* Two products of one input in one launch (mla's q and latent at decode): out (M,OC) = in @ weight (K,OC) and out2
  * (M,OC2) = in @ weight2 (K,OC2), plain, no bias, in as above; OC a multiple of 64 (the second's blocks start at a
  * whole tile). *done as cuda_gemm_small_m's (both or neither queued). A chain's step may be such a pair too
- * (small_m_step.weight2, OC2 > 0; there OC a multiple of 8). */
+ * (small_m_step: OC2 > 0; there OC a multiple of 8). */
 ab_status cuda_gemm_small_m_pair(ab_backend *be, void *out, const void *weight, int OC, void *out2, const void *weight2,
                                  int OC2, const void *inp, const ab_layernorm_input *ln, int M, int K, int *done);
 /* One launch for a chain of dependent single-row products (decode at batch 1: a block's attn.c_proj, ln_2 + c_fc + GELU

@@ -302,7 +302,7 @@ ab_status cuda_block_tail_forward(ab_backend *be, const ab_block_tail *t, int N,
         {SMALL_M_GELU, t->act, t->pre, t->res2, t->fc_w, t->fc_b, NULL, &t->ln, NULL, NULL, NULL, C, 4 * C, 0},
         {SMALL_M_RESIDUAL, t->out, NULL, t->act, t->fcproj_w, t->fcproj_b, t->res2, NULL, NULL, NULL, NULL, 4 * C, C, 0},
         {SMALL_M_PLAIN, nx->out, NULL, t->out, nx->weight, nx->bias, NULL, &t->next_ln,
-         nx->append.cache ? &nx->append : NULL, nx->out2, nx->OC2 > 0 ? nx->weight2 : NULL, nx->K, nx->OC, nx->OC2},
+         nx->append.cache ? &nx->append : NULL, nx->out2, nx->weight2, nx->K, nx->OC, nx->OC2},
     };
     AB_TRY(cuda_small_m_chain(be, steps, 4, done));
     *next_done = *done;

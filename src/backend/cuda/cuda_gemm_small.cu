@@ -293,11 +293,12 @@ bool cuda_gemm_small_m_takes(ab_backend *be, int M, int K, int OC, const void *w
     return small_m_plan(cuda_of(be), M, K, OC, weight, inp, folds_ln, &tiles, &splits, &rows);
 }
 
-/* Plans p's grid (splits, rows) for OC columns in all (a pair's two products together; weight_check: the first's W,
- * whose alignment the plan checks) and launches it; *done = 0 where the kernel does not take the shape */
-static ab_status small_m_launch(ab_backend *be, small_m_params *p, const void *weight_check, int OC, int *done) {
+/* Plans p's grid (splits, rows) for all of its columns (a pair's two products together) and launches it; *done = 0
+ * where the kernel does not take the shape */
+static ab_status small_m_launch(ab_backend *be, small_m_params *p, int *done) {
     int tiles;
-    if (!small_m_plan(cuda_of(be), p->M, p->K, OC, weight_check, p->inp, p->ln_w != NULL, &tiles, &p->splits, &p->rows))
+    if (!small_m_plan(cuda_of(be), p->M, p->K, p->OC + p->second.OC, p->w, p->inp, p->ln_w != NULL, &tiles, &p->splits,
+                      &p->rows))
         return AB_OK;
     /* programmatic dependent launch where the backend has it (see the prologue of small_m_kernel), a tile's splits one
      * cluster */
@@ -308,7 +309,7 @@ static ab_status small_m_launch(ab_backend *be, small_m_params *p, const void *w
     return AB_OK;
 }
 
-/* the fields of a product both entry points share */
+/* the fields every product has (the small-M launches and the chain's steps) */
 static small_m_params small_m_product(void *out, const void *inp, const ab_layernorm_input *ln, const void *weight, int M,
                                       int K, int OC) {
     small_m_params p;
@@ -328,16 +329,22 @@ ab_status cuda_gemm_small_m(ab_backend *be, small_m_epilogue ep, void *out, void
     p.pre = (bf16 *)pre; p.bias = (const bf16 *)bias; p.residual = (const bf16 *)residual;
     if (tail) p.tail = *tail;
     p.ep = ep;
-    return small_m_launch(be, &p, weight, OC, done);
+    return small_m_launch(be, &p, done);
+}
+
+/* whether a pair's second product (OC2 > 0) may follow the first: its width a multiple of 8, its W given and 16-byte
+ * aligned */
+static bool small_m_second_ok(int OC2, const void *weight2) {
+    return weight2 && OC2 % 8 == 0 && !((uintptr_t)weight2 & 15);
 }
 
 ab_status cuda_gemm_small_m_pair(ab_backend *be, void *out, const void *weight, int OC, void *out2, const void *weight2,
                                  int OC2, const void *inp, const ab_layernorm_input *ln, int M, int K, int *done) {
     *done = 0;
-    if (OC % SM_TILE || OC2 < 8 || OC2 % 8 || ((uintptr_t)weight2 & 15)) return AB_OK;
+    if (OC % SM_TILE || OC2 < 1 || !small_m_second_ok(OC2, weight2)) return AB_OK;
     small_m_params p = small_m_product(out, inp, ln, weight, M, K, OC);
     p.second.out = (bf16 *)out2; p.second.w = (const bf16 *)weight2; p.second.OC = OC2;
-    return small_m_launch(be, &p, weight, OC + OC2, done);
+    return small_m_launch(be, &p, done);
 }
 
 /* ---- one launch for a chain of dependent single-row products (cuda_small_m_chain) ----
@@ -507,10 +514,10 @@ ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, i
     for (int i = 0; i < n; i++) {
         const small_m_step *st = &steps[i];
         const uintptr_t consts = (uintptr_t)st->bias | (st->ln ? (uintptr_t)st->ln->w | (uintptr_t)st->ln->b : 0);
-        const int OC2 = st->weight2 ? st->OC2 : 0; /* a pair: both products' columns, the second's after */
+        const int OC2 = st->OC2; /* a pair (OC2 > 0): both products' columns, the second's after */
         if (!cuda_gemm_small_m_takes(be, 1, st->K, st->OC + OC2, st->weight, st->inp, st->ln != NULL) || st->K % 8 ||
-            st->OC % 8 || OC2 % 8 || (st->weight2 && (st->ep != SMALL_M_PLAIN || st->tail || OC2 < 8)) ||
-            (((uintptr_t)st->inp | (uintptr_t)st->weight2 | consts) & 15))
+            st->OC % 8 || (OC2 > 0 && (!small_m_second_ok(OC2, st->weight2) || st->ep != SMALL_M_PLAIN || st->tail)) ||
+            (((uintptr_t)st->inp | consts) & 15))
             return AB_OK;
         const int nch = (st->OC + OC2) / 8;
         int U = 1;
@@ -520,13 +527,13 @@ ab_status cuda_small_m_chain(ab_backend *be, const small_m_step *steps, int n, i
         if (st->K > xmax) xmax = st->K;
         if (U > maxu) maxu = U;
         small_m_params *s = &p.s[i];
-        s->out = (bf16 *)st->out; s->pre = (bf16 *)st->pre;
-        s->inp = (const bf16 *)st->inp; s->w = (const bf16 *)st->weight; s->bias = (const bf16 *)st->bias;
-        s->residual = (const bf16 *)st->residual;
-        s->ln_w = st->ln ? (const bf16 *)st->ln->w : NULL; s->ln_b = st->ln ? (const bf16 *)st->ln->b : NULL;
+        *s = small_m_product(st->out, st->inp, st->ln, st->weight, 1, st->K, st->OC);
+        s->pre = (bf16 *)st->pre; s->bias = (const bf16 *)st->bias; s->residual = (const bf16 *)st->residual;
         if (st->tail) s->tail = *st->tail;
-        s->second.out = (bf16 *)st->out2; s->second.w = (const bf16 *)st->weight2; s->second.OC = OC2;
-        s->M = 1; s->K = st->K; s->OC = st->OC; s->rows = st->K; s->splits = 1; s->ep = st->ep;
+        if (OC2 > 0) {
+            s->second.out = (bf16 *)st->out2; s->second.w = (const bf16 *)st->weight2; s->second.OC = OC2;
+        }
+        s->rows = st->K; s->splits = 1; s->ep = st->ep;
         p.units[i] = U;
         p.woff[i] = (int)off;
         off += (size_t)U * st->K;
