@@ -69,7 +69,7 @@ typedef struct {
  * proj_b; pre = LN(res2) @ fc_w + fc_b (ln: ln_2, its out and statistics not written), act = gelu(pre); out = res2 +
  * act @ fcproj_w + fcproj_b. atty, residual, res2, out (N,C); pre, act (N,4C); the weights as the block's Conv1Ds.
  * next (may be NULL): the next block's first product, on LN(out) with next_ln (its ln_1), which the backend may
- * chain after these. */
+ * chain after these. last: this is the model's last block (the logits come next) and the backend may chain its three. */
 typedef struct {
     void *res2, *pre, *act, *out;
     const void *atty, *residual;
@@ -77,6 +77,7 @@ typedef struct {
     const void *proj_w, *proj_b, *fc_w, *fc_b, *fcproj_w, *fcproj_b;
     const ab_decode_input *next;
     ab_layernorm_input next_ln;
+    int last;
 } ab_block_tail;
 
 typedef struct ab_backend_ops {

@@ -6,7 +6,9 @@
  *  - prefill of the first T/2 tokens then decode of every later position one token at a time, and decode of every
  *    position from an empty cache, against the CPU forward rows and the CUDA forward rows (VARIANTS.md: every
  *    variant's decode of token t == its forward at position t); the cache starts filled with NaN;
- *  - cache size: [k^ | v] bf16 and n_h int16 bucket ids per head, per token; head size 32 refused.
+ *  - decode at 8188 .. 8199 after a prefill, where the scan of the ids takes two passes, against the CPU forward;
+ *  - cache size: [k^ | v] bf16 and n_h int16 bucket ids per head, per token (the ids' rows padded to 8 positions);
+ *    head size 32 refused.
  *
  * Exact hashing: a bucket is an argmax, so a rounding difference between the two backends' qk near a tie
  * moves a token to another bucket and changes whole rows, which no tolerance describes. The c_attn weight is
@@ -70,7 +72,34 @@ static void test_case(int B, int T, int H, int Lc, int nh) {
     att_free(&c);
 }
 
-/* [k^ | v] bf16 (2C) and n_h int16 ids per head, per token and sequence: the analytical 2C + H n_h elements */
+/* Decode at long contexts, where the scan of the ids takes more than one pass a thread: 8200 positions, 256 buckets
+ * (a bucket holds ~32 of its W_l = 128), so every position before is scanned; the first pass covers 8192 (8 groups
+ * of 8 a thread), positions 8192.. need a second. A prefill of 8188 tokens, then decode of 8188 .. 8199 against the
+ * CPU forward (the forward alone: the whole layer's check at this length would take the CPU minutes). */
+static void test_long_decode(void) {
+    char name[200];
+    att_case c;
+    const int T = 8200;
+    tc_att_setup(&c, &cpu, VARIANT_LSH, 1, T, 2, (ab_attn_hparams){.lsh_chunk = 64, .lsh_hashes = 2}, T + 3, 6917);
+    ab_rng r;
+    ab_rng_seed(&r, 8231);
+    exact_projection(&c, &r);
+    case_name(name, sizeof name, &c, "decode_long");
+    const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_LSH, name);
+    if (ops) {
+        att_forward(&c, c.x, c.y);
+        float *zeros = calloc(att_n(&c), sizeof(float)), *dw0[AB_ATTN_MAX_TENSORS] = {0};
+        dev_layer d;
+        dev_layer_new(&d, &c, ops, zeros, dw0);
+        check_decode(&c, ops, &d, T - 12, NULL, case_name);
+        dev_layer_free(&d);
+        free(zeros);
+    }
+    att_free(&c);
+}
+
+/* [k^ | v] bf16 (2C) and n_h int16 ids per head, per token and sequence: the analytical 2C + H n_h elements; the ids'
+ * rows padded to 8 positions (the decode reads 8 as one 16-byte load), so a max_T off the multiple adds them */
 static void test_cache_bytes(void) {
     const char *name = "attn[lsh,cuda,H=12,nh=2,max_T=1024].cache_bytes";
     const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_LSH, name);
@@ -82,11 +111,16 @@ static void test_cache_bytes(void) {
     size_t got = ops->cache_bytes(&cfg, B, 1024), want = (size_t)(B * 1024 * per_token);
     TEST_TRUE(name, got == want && want == (size_t)B * 1024 * (2 * 768 + 12 * 2) * 2,
               "%zu bytes, want %zu ((2C + H n_h) 2-byte elements per token and sequence)", got, want);
+    got = ops->cache_bytes(&cfg, B, 1100); /* [k^ | v] of 1100 positions (a multiple of 256 bytes), ids of 1104 */
+    want = (size_t)B * 1100 * 2 * 768 * 2 + (size_t)B * 12 * 2 * 1104 * 2;
+    TEST_TRUE("attn[lsh,cuda,H=12,nh=2,max_T=1100].cache_bytes", got == want,
+              "%zu bytes, want %zu (the ids' rows padded to 1104 positions)", got, want);
 }
 
 int main(void) {
     if (!tc_open(&cpu, &cuda)) return TEST_SUMMARY();
     test_cache_bytes();
+    test_long_decode();
     const ab_attn_ops *ops = tc_cuda_variant_ops(VARIANT_LSH, "attn[lsh,cuda,D=32].unsupported");
     if (ops) check_head_size_refused("attn[lsh,cuda,D=32].unsupported", ops);
     static const int cases[][5] = {/* B, T, H, Lc, n_h */

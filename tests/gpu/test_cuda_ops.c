@@ -442,7 +442,8 @@ typedef struct {
 #define TAIL_CAP 3
 #define TAIL_POS 4 /* slot 1 */
 
-enum { TAIL_ALONE, TAIL_NEXT, TAIL_NEXT_PAIR }; /* tail_run's next product: none, c_attn with the append, the pair */
+/* tail_run's next product: none, c_attn with the append, the pair; or none as the model's last block */
+enum { TAIL_ALONE, TAIL_NEXT, TAIL_NEXT_PAIR, TAIL_LAST };
 
 static ab_status tail_run(tail_case *t, int N, int from, int with_next, int *done, int *next_done) {
     const int C = t->C;
@@ -454,7 +455,7 @@ static ab_status tail_run(tail_case *t, int N, int from, int with_next, int *don
                               {t->lnw.ptr, t->lnb.ptr, NULL, NULL, NULL},
                               t->w[0].ptr, t->b[0].ptr, t->w[1].ptr, t->b[1].ptr, t->w[2].ptr, t->b[2].ptr,
                               with_next == TAIL_NEXT ? &next : with_next == TAIL_NEXT_PAIR ? &pair : NULL,
-                              {t->ln1w.ptr, t->ln1b.ptr, NULL, NULL, NULL}};
+                              {t->ln1w.ptr, t->ln1b.ptr, NULL, NULL, NULL}, with_next == TAIL_LAST};
     return cuda.ops->block_tail_forward(&cuda, &bt, N, C, done, next_done);
 }
 
@@ -490,10 +491,24 @@ static void tail_next_ref(const tail_case *t, const float *x, const float *bias,
     free(ln);
 }
 
+/* The model's last block (no next product): its three products chained too where the kernel takes them (must_take),
+ * out against the CPU's (res3); nothing queued for the next block. The block's output goes to res[1]. */
+static void tail_last_check(tail_case *t, const float *res3, int must_take) {
+    char name[160];
+    int done = 0, next_done = 1;
+    tc_check_status(tail_run(t, 1, 0, TAIL_LAST, &done, &next_done), "block_tail_forward (last block)");
+    snprintf(name, sizeof name, "block_tail_forward.last_taken[C=%d]", t->C);
+    if (must_take) TEST_TRUE(name, done == 1, "done = %d: the chained kernel refused the shape", done);
+    snprintf(name, sizeof name, "block_tail_forward.last_no_next[C=%d]", t->C);
+    TEST_TRUE(name, next_done == 0, "next_done = %d without a next product", next_done);
+    if (!done) return;
+    snprintf(name, sizeof name, "block_tail_forward.last_out[C=%d]", t->C);
+    g_check(name, &t->res[1], res3, 1e-2, 1.0 / 128);
+}
+
 /* block_tail_forward at one row with the next block's first product (c_attn with ln_1 and the KV append into a small
  * cache, checked slot by slot: only the position's slot written), one chained launch where cuda_small_m_chain takes
- * the shape, against the CPU, and with that product as a pair (mla's q and latent: two outputs from the columns of
- * one weight, no bias); without the next product it is left to the model; the same launch again (the same bits);
+ * the shape, against the CPU; without the next product it is left to the model; the same launch again (the same bits);
  * then a chain of L blocks, each block's output the next one's residual, queued back to back and twice replayed from
  * one CUDA graph, against the same blocks run one at a time with the host waiting for each: the chained kernel's grid
  * barrier must be back where it was after every launch, and a launch that read its input before the launch before it
@@ -564,6 +579,7 @@ static void test_block_tail(int C, int L, int must_take) {
     if (!done) { /* the model composes the products itself: nothing was written */
         snprintf(name, sizeof name, "block_tail_forward.not_taken_untouched[C=%d]", C);
         g_check(name, &t.res[1], zeros, 0.0, 0.0);
+        tail_last_check(&t, res3, 0);
         goto out;
     }
     /* as matmul_residual_forward's and layernorm_matmul_forward's checks: fp32 sums, one bf16 rounding each */
@@ -597,6 +613,7 @@ static void test_block_tail(int C, int L, int must_take) {
         g_check(name, &t.pkv, qkv + C, 1e-2, 1.0 / 128);
         free(out);
     }
+    tail_last_check(&t, res3, must_take);
     first = g_get(&t.res[1], NULL);
     tc_check_status(tail_run(&t, 1, 0, TAIL_NEXT, &done, &next_done), "block_tail_forward");
     snprintf(name, sizeof name, "block_tail_forward.deterministic[C=%d]", C);

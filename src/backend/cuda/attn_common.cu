@@ -117,15 +117,16 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * against the cached keys lo..pos, lo = max(0, pos - seen + 1), of KV head g = h / (H/G) (position j in slot j % cap of
  * cache (cap, B, [K | V], G*D)). Split s takes the keys s*chunk .. (s+1)*chunk - 1 of the n = pos - lo + 1 (chunk =
  * ceil(n / splits)). A key is read by a group of gl lanes (gl = D/8 rounded up to a power of two), each holding 8 of
- * its D elements: one 16-byte load of k and one of v per lane (the group's next key requested before this one is used,
- * its first before the programmatic-launch wait unless it is pos itself), q (times tau) in registers, the score summed
- * by shuffles within the group, then the key folded into the group's running softmax state. The groups' states merge
- * in shared memory; with one split that is y, else the splits of (b, h) are one cluster (1, splits) whose first block
- * merges the blocks' states in split order from their shared memory into y (b, h*D .. h*D + D - 1). fp32 throughout,
- * y bf16.
+ * its D elements: one 16-byte load of k and one of v per lane (the group's first KVD_EARLY keys requested before the
+ * programmatic-launch wait unless one is pos itself, then each next key before the one before it is used), q (times
+ * tau) in registers, the score summed by shuffles within the group, then the key folded into the group's running
+ * softmax state. The groups' states merge in shared memory; with one split that is y, else the splits of (b, h) are
+ * one cluster (1, splits) whose first block merges the blocks' states in split order from their shared memory into
+ * y (b, h*D .. h*D + D - 1). fp32 throughout, y bf16.
  * Shared memory: the groups' states (KVD_THREADS/gl) x (D + 2) | the block's state (D + 2) | merge weights. */
 #define KVD_THREADS 128
 #define KVD_MIN_KEYS 32 /* keys per split at the longest context, at least */
+#define KVD_EARLY 4     /* keys of a group requested before the programmatic-launch wait */
 __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, int B, int H,
                                                                 int G, int D, int gl, int seen, const int32_t *pos_dev,
                                                                 int cap, float tau) {
@@ -150,13 +151,19 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
         *ku = on ? *reinterpret_cast<const uint4 *>(kp) : make_uint4(0u, 0u, 0u, 0u);
         *vu = on ? *reinterpret_cast<const uint4 *>(kp + GD) : make_uint4(0u, 0u, 0u, 0u);
     };
-    /* a warp's groups take consecutive keys; the loop bound is the warp's, so every lane reaches the shuffles */
-    int jw = j0 + warp * per_warp;
-    uint4 ku, vu;
-    const bool early = lo + jw + grp % per_warp != pos;
-    if (early) key_at(jw + grp % per_warp, &ku, &vu);
+    /* a warp's groups take consecutive keys (the group's: jg, jg + ngroups, ...); the loop bounds are the warp's, so
+     * every lane reaches the shuffles. The group's first KVD_EARLY keys are requested before the wait (the key of pos
+     * itself after it): at GPT-2's 512 positions and 16 splits a group has only 2-3 keys, which then arrive while
+     * the kernel before this one finishes. */
+    const int jw0 = j0 + warp * per_warp, jg = jw0 + grp % per_warp;
+    uint4 ke[KVD_EARLY], ve[KVD_EARLY];
+#pragma unroll
+    for (int t = 0; t < KVD_EARLY; t++)
+        if (lo + jg + t * ngroups != pos) key_at(jg + t * ngroups, &ke[t], &ve[t]);
     pdl_wait(); /* launched dependent: the product before this wrote q and the key and value of pos */
-    if (!early) key_at(jw + grp % per_warp, &ku, &vu);
+#pragma unroll
+    for (int t = 0; t < KVD_EARLY; t++)
+        if (lo + jg + t * ngroups == pos) key_at(jg + t * ngroups, &ke[t], &ve[t]);
     float q[8], o[8], m = -INFINITY, l = 0.0f;
     unpack8(q, lane_on ? *reinterpret_cast<const uint4 *>(qkv1 + (size_t)b * (C + 2 * GD) + h * D + d0)
                        : make_uint4(0u, 0u, 0u, 0u));
@@ -165,10 +172,8 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
         q[e] *= tau;
         o[e] = 0.0f;
     }
-    for (; jw < j1; jw += ngroups) {
-        const int j = jw + grp % per_warp;
-        uint4 kn, vn; /* the group's next key, requested before this one is used */
-        key_at(j + ngroups, &kn, &vn);
+    /* key j (its k and v in ku, vu) folded into the group's running softmax state; all lanes take the shuffles */
+    auto fold_key = [&](int j, uint4 ku, uint4 vu) {
         float k[8], v[8], s = 0.0f;
         unpack8(k, ku);
         unpack8(v, vu);
@@ -181,6 +186,19 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
 #pragma unroll
             for (int e = 0; e < 8; e++) o[e] = o[e] * scale + p * v[e];
         }
+    };
+#pragma unroll
+    for (int t = 0; t < KVD_EARLY; t++)
+        if (jw0 + t * ngroups < j1) fold_key(jg + t * ngroups, ke[t], ve[t]);
+    /* longer contexts: the rest, the group's next key requested before this one is folded */
+    int jw = jw0 + KVD_EARLY * ngroups;
+    uint4 ku, vu;
+    if (jw < j1) key_at(jw + grp % per_warp, &ku, &vu);
+    for (; jw < j1; jw += ngroups) {
+        const int j = jw + grp % per_warp;
+        uint4 kn, vn;
+        key_at(j + ngroups, &kn, &vn);
+        fold_key(j, ku, vu);
         ku = kn;
         vu = vn;
     }

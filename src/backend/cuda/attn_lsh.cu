@@ -24,10 +24,11 @@
  * dqk = dQ + (dk^ - k^ (k^.dk^)) / n with dk^ = sum_r dK^_r, dv = sum_r dV_r, and the c_attn backward. No
  * gradient through the hashing or the sort; the rotations get none.
  * Inference: the cache holds [k^ | v] (B, max_T, 2C) bf16 and the n_h bucket ids per head and token, int16
- * (B, H, n_h, max_T); prefill runs the forward and copies both; decode (lsh_decode_kernel, a block per (b, h))
- * hashes the new token with the forward's routine (a tile of one key), then per round gathers the last W_l positions
- * of its bucket (a backwards scan over the ids, 1024 positions per pass), attends to them in fp32 and combines
- * the rounds. The position is read on the device (cuda_decode_pos), so a recorded decode step replays at any.
+ * (B, H, n_h, max_T padded to 8); prefill runs the forward and copies both; decode (lsh_decode_kernel, a block per
+ * (b, h, round), the rounds of (b, h) one cluster) hashes the new token with the forward's routine (a tile of one
+ * key), then for its round gathers the last W_l positions of its bucket (a backwards scan over the ids, up to 8192
+ * positions a pass) and attends to them in fp32; the cluster's first block combines the rounds. The position is read
+ * on the device (cuda_decode_pos), so a recorded decode step replays at any.
  * Head size 64 only (the flash kernels); T <= 32768 (the sort's keys in shared memory); n_b <= 32768 (int16 ids).
  *
  * saved per layer:  qkv (B,T,2C) bf16 | kv (B,T,2C) bf16 | o (B,T,C) bf16 | L (B,H,T) fp32 | n (B,T,H) fp32 |
@@ -163,8 +164,22 @@ __device__ __forceinline__ void first_max(float &v, int &i, float u, int j) {
  * order (the CPU's order differs by ~1e-7 either way). R's B fragments are read straight from global memory (two
  * rows' elements a register; the warps of a block share them through L1). The lane gets the buckets of keys lane/4
  * and lane/4 + 8 in bk. A row's result does not depend on the other rows, so the forward (16 keys a warp) and decode
- * (one) hash a token identically. */
-__device__ void lsh_buckets_tile(int bk[2], const float *u, int rows, const bf16 *R, int half, int lane) {
+ * (one) hash a token identically. first: the fragments of columns 0..7 (lsh_rot_fragments of n0 = 0), loaded by the
+ * caller before (decode: before its programmatic-launch wait), or NULL. */
+__device__ __forceinline__ void lsh_rot_fragments(uint32_t b[4][2], const bf16 *R, int half, int n0, int lane) {
+    const int n = n0 + lane / 4, c = lane % 4;
+    const unsigned short *Rb = reinterpret_cast<const unsigned short *>(R);
+#pragma unroll
+    for (int ks = 0; ks < 4; ks++) /* B (k = d, n = column) of k-step ks: rows 16 ks + 2c (+1), and 8 rows on */
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const size_t d = 16 * ks + 2 * c + 8 * e;
+            b[ks][e] = n < half ? (uint32_t)__ldg(Rb + d * half + n) | (uint32_t)__ldg(Rb + (d + 1) * half + n) << 16 : 0u;
+        }
+}
+
+__device__ void lsh_buckets_tile(int bk[2], const float *u, int rows, const bf16 *R, int half, int lane,
+                                 const uint32_t (*first)[2] = nullptr) {
     const int g = lane / 4, c = lane % 4;
     uint32_t a[3][4][4]; /* [hi, mid, lo][k-step][register] */
 #pragma unroll
@@ -187,19 +202,14 @@ __device__ void lsh_buckets_tile(int bk[2], const float *u, int rows, const bf16
         }
     float best_pos[2] = {-INFINITY, -INFINITY}, best_neg[2] = {-INFINITY, -INFINITY};
     int arg_pos[2] = {INT_MAX, INT_MAX}, arg_neg[2] = {INT_MAX, INT_MAX};
-    const unsigned short *Rb = reinterpret_cast<const unsigned short *>(R);
     for (int n0 = 0; n0 < half; n0 += 8) {
-        const int n = n0 + g;
-        uint32_t b[4][2]; /* B (k = d, n = column) of k-step ks: rows 16 ks + 2c (+1), and 8 rows on */
+        uint32_t b[4][2];
+        if (n0 == 0 && first) {
 #pragma unroll
-        for (int ks = 0; ks < 4; ks++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const size_t d = 16 * ks + 2 * c + 8 * e;
-                b[ks][e] = n < half ? (uint32_t)__ldg(Rb + d * half + n) |
-                                          (uint32_t)__ldg(Rb + (d + 1) * half + n) << 16
-                                    : 0u;
-            }
+            for (int ks = 0; ks < 4; ks++) b[ks][0] = first[ks][0], b[ks][1] = first[ks][1];
+        } else {
+            lsh_rot_fragments(b, R, half, n0, lane);
+        }
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
         for (int p = 2; p >= 0; p--) /* the small parts first */
@@ -457,14 +467,17 @@ static ab_status lsh_backward(const ab_attn_ctx *ctx, const ab_attn_weights *w, 
                                 B * T, cfg->C, 2 * cfg->C);
 }
 
-/* ---------------------------------------------------------------- cache: kv (B, max_T, 2C) bf16 | ids (B,H,n_h,max_T) int16 */
+/* ---------------------------------------------------------------- cache: kv (B, max_T, 2C) bf16 | ids (B,H,n_h,S) int16,
+ * S = max_T padded to 8 positions (the decode reads 8 ids as one 16-byte load) */
 
 static size_t cache_kv_bytes(const ab_attn_config *cfg, int B, int max_T) {
     return align256((size_t)B * max_T * 2 * cfg->C * sizeof(bf16));
 }
 
+__host__ __device__ static inline size_t lsh_ids_stride(int max_T) { return ((size_t)max_T + 7) & ~(size_t)7; }
+
 static size_t lsh_cache_bytes(const ab_attn_config *cfg, int B, int max_T) {
-    return cache_kv_bytes(cfg, B, max_T) + (size_t)B * cfg->H * cfg->hp.lsh_hashes * max_T * sizeof(int16_t);
+    return cache_kv_bytes(cfg, B, max_T) + (size_t)B * cfg->H * cfg->hp.lsh_hashes * lsh_ids_stride(max_T) * sizeof(int16_t);
 }
 
 /* positions t < T: kv rows (B,T,2C) into the cache's (B, max_T, 2C), 8 elements a thread, and the ids */
@@ -476,9 +489,9 @@ __global__ void lsh_cache_fill_kernel(bf16 *ckv, int16_t *ids, const bf16 *kv, c
         *reinterpret_cast<uint4 *>(ckv + (b * max_T + t) * 2 * s.C + c) =
             *reinterpret_cast<const uint4 *>(kv + bt * 2 * s.C + c);
     }
-    if (idx < (size_t)s.nh * s.B * s.H * s.T) { /* bucket (n_h,B,H,T) -> ids (B,H,n_h,max_T) */
+    if (idx < (size_t)s.nh * s.B * s.H * s.T) { /* bucket (n_h,B,H,T) -> ids (B,H,n_h,S) */
         const size_t t = idx % s.T, rbh = idx / s.T, h = rbh % s.H, b = rbh / s.H % s.B, r = rbh / s.H / s.B;
-        ids[((b * s.H + h) * s.nh + r) * max_T + t] = (int16_t)bucket[idx];
+        ids[((b * s.H + h) * s.nh + r) * lsh_ids_stride(max_T) + t] = (int16_t)bucket[idx];
     }
 }
 
@@ -530,18 +543,65 @@ __device__ float block_reduce(float v, float *scratch, bool is_max) {
     return r;
 }
 
-/* A block per (b, h), LSH_DECODE_THREADS threads: the token at pos = *pos_dev (qkv1 (B,2C)) is hashed and
- * appended to the cache; per round its candidates are the last `window` positions j <= pos with its bucket
- * (a scan from pos down, 8 ids a thread, 1024 a pass, newest first), scored in fp32 (the diagonal gets the self
- * logit), softmax-weighted over their values; the rounds combine by their log-sum-exp into y (B,C).
+/* The decode's scan of a round's ids (lsh_decode_kernel): the positions are taken in groups of 8 aligned ones, a
+ * group one 16-byte load (the ids' rows padded to 8 positions: lsh_ids_stride); a pass takes the groups top,
+ * top - 1, ... down, `per` consecutive ones a thread (thread t: top - t*per - i, i < per), as many a thread as cover
+ * the positions left, at most LSH_SCAN_GROUPS (8192 positions a pass at 128 threads), so that the whole history of
+ * 8192 positions is one round trip where a pass of 1024 took eight. Bit o = 8 i + (7 - e) of a thread's match is
+ * position 8 (top - t*per - i) + e: in bit order the positions fall, and in thread order too, so the candidates come
+ * out newest first, as the scan from pos down found them. */
+#define LSH_SCAN_GROUPS 8
+static_assert(LSH_SCAN_GROUPS * 8 <= 64, "a thread's matches are one 64-bit mask");
+
+__device__ __forceinline__ int lsh_scan_per_thread(int top) {
+    const int per = (top + LSH_DECODE_THREADS) / LSH_DECODE_THREADS; /* ceil((top + 1) / threads) */
+    return per < LSH_SCAN_GROUPS ? per : LSH_SCAN_GROUPS;
+}
+
+__device__ __forceinline__ void lsh_scan_load(uint4 *ids8, const int16_t *id, int top, int per) {
+#pragma unroll
+    for (int i = 0; i < LSH_SCAN_GROUPS; i++) {
+        const int g = top - (int)threadIdx.x * per - i;
+        ids8[i] = i < per && g >= 0 ? *reinterpret_cast<const uint4 *>(id + 8 * (size_t)g) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+/* bit o: position lsh_scan_position(top, per, o) <= pos is a candidate: pos itself (whose id may not be written yet,
+ * and whose group's later ids are stale), or an earlier one of bucket me */
+__device__ __forceinline__ uint64_t lsh_scan_match(const uint4 *ids8, int top, int per, int pos, int me) {
+    uint64_t match = 0;
+#pragma unroll
+    for (int i = 0; i < LSH_SCAN_GROUPS; i++) {
+        const int g = top - (int)threadIdx.x * per - i;
+        if (i >= per || g < 0) continue;
+        const int16_t *v = reinterpret_cast<const int16_t *>(&ids8[i]);
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            const int j = 8 * g + e;
+            if (j == pos || (j < pos && v[e] == me)) match |= 1ull << (8 * i + 7 - e);
+        }
+    }
+    return match;
+}
+
+__device__ __forceinline__ int lsh_scan_position(int top, int per, int o) {
+    return 8 * (top - (int)threadIdx.x * per - o / 8) + 7 - o % 8;
+}
+
+/* A block per (b, h, round), LSH_DECODE_THREADS threads, the n_h rounds of (b, h) one cluster: the token at
+ * pos = *pos_dev (qkv1 (B,2C)) is normalised by every block and hashed for its round (round 0's block appends
+ * [k^ | v] to the cache, each block its round's bucket id); the round's candidates are the last `window` positions
+ * j <= pos with its bucket (a scan from pos down, newest first, 8192 positions a pass), scored in fp32 (the
+ * diagonal gets the self logit), softmax-weighted over their values (pos's value from the block's own copy, as the
+ * cache's may still be being written); the cluster's first block combines the rounds by their log-sum-exp into
+ * y (B,C), reading the others' o_r and lse_r from their shared memory, in round order as one block did.
  * The position is written before the step's first kernel and the ids of the positions before it by earlier steps, so
- * the first pass's ids of the first LSH_EARLY_ROUNDS rounds are requested before the programmatic-launch wait (only
- * qkv1 comes after it). The values are summed by groups of 8 lanes, a candidate a group (lane l: dimensions 8l ..
- * 8l + 7, one 16-byte load), LSH_VALUE_LOADS candidates in flight, the groups added in a fixed order.
- * shared: q (64) | khat (64) | o_r (n_h,64) | lse (n_h) | part (warps,64) | scores, candidates (window) | bucket
- * (n_h) | scratch */
-#define LSH_EARLY_ROUNDS 2 /* the scan below picks early[0] or early[1] by name, so that they stay registers */
-static_assert(LSH_EARLY_ROUNDS == 2, "lsh_decode_kernel's select of the early ids");
+ * the scan's first pass's ids are requested before the programmatic-launch wait, with the first 8 columns of the
+ * round's rotations (only qkv1 comes after it). The
+ * values are summed by groups of 8 lanes, a candidate a group (lane l: dimensions 8l .. 8l + 7, one 16-byte load),
+ * LSH_VALUE_LOADS candidates in flight, the groups added in a fixed order.
+ * shared: q (64) | khat (64) | v of pos (64) | o_r (64) | lse_r (1) | part (warps,64) | scores, candidates (window) |
+ * scratch */
 #define LSH_VALUE_GROUPS (LSH_DECODE_THREADS / 8)
 #define LSH_VALUE_LOADS 4
 __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y, bf16 *ckv, int16_t *ids, const bf16 *qkv1,
@@ -549,76 +609,73 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
                                                                         lsh_shape s, int max_T) {
     extern __shared__ float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
-    float *q = sh, *khat = q + FLASH_HD, *o_r = khat + FLASH_HD, *lse = o_r + s.nh * FLASH_HD, *part = lse + s.nh;
-    float *sc = part + LSH_DECODE_THREADS / 32 * FLASH_HD;
-    int *cand = (int *)(sc + s.window), *bk = cand + s.window, *scratch = bk + s.nh;
+    float *q = sh, *khat = q + FLASH_HD, *vpos = khat + FLASH_HD, *o_r = vpos + FLASH_HD, *lse = o_r + FLASH_HD;
+    float *part = lse + 1, *sc = part + LSH_DECODE_THREADS / 32 * FLASH_HD;
+    int *cand = (int *)(sc + s.window), *bk = cand + s.window, *scratch = bk + 1;
     float *fscratch = (float *)scratch;
-    const int b = blockIdx.x / s.H, h = blockIdx.x % s.H, tid = threadIdx.x, lane = tid & 31, pos = *pos_dev;
-    const int C = s.C, W = s.window;
+    const int r = blockIdx.x % s.nh, bh = blockIdx.x / s.nh, b = bh / s.H, h = bh % s.H; /* r: the cluster rank */
+    const int tid = threadIdx.x, lane = tid & 31, pos = *pos_dev, C = s.C, W = s.window;
     bf16 *kv_b = ckv + (size_t)b * max_T * 2 * C;
-    const int16_t *ids_bh = ids + ((size_t)b * s.H + h) * s.nh * max_T; /* round r: ids_bh + r * max_T */
-    /* ids of positions pos - 8 tid - k < pos of rounds 0 and 1 (-1: none) */
-    int early[LSH_EARLY_ROUNDS][8];
-#pragma unroll
-    for (int r = 0; r < LSH_EARLY_ROUNDS; r++)
-#pragma unroll
-        for (int k = 0; k < 8; k++) {
-            const int j = pos - 8 * tid - k;
-            early[r][k] = r < s.nh && j >= 0 && j < pos ? ids_bh[(size_t)r * max_T + j] : -1;
-        }
+    int16_t *id = ids + (((size_t)b * s.H + h) * s.nh + r) * lsh_ids_stride(max_T); /* the round's ids */
+    /* the scan's first pass requested now: its ids (of positions < pos) were written by earlier steps */
+    uint4 ids8[LSH_SCAN_GROUPS];
+    int top = pos >> 3, per = lsh_scan_per_thread(top);
+    lsh_scan_load(ids8, id, top, per);
+    const bf16 *rot_r = rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half; /* the round's R (a constant) */
+    uint32_t rot0[4][2];
+    if (tid < 32) lsh_rot_fragments(rot0, rot_r, s.half, 0, lane);
     pdl_wait(); /* launched dependent: the product before this wrote qkv1 */
-    if (tid < 32) { /* warp 0: normalise, append [k^ | v], hash */
+    if (tid < 32) { /* warp 0: normalise, append [k^ | v] (round 0's block), hash the round */
         const size_t off = (size_t)b * 2 * C + h * FLASH_HD + 2 * lane;
         const float2 q2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off));
+        const __nv_bfloat162 v2 = *reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off + C);
         float k0, k1;
         lsh_normalise_warp(q2.x, q2.y, &k0, &k1);
         q[2 * lane] = q2.x;
         q[2 * lane + 1] = q2.y;
-        bf16 *rec = kv_b + (size_t)pos * 2 * C + h * FLASH_HD + 2 * lane;
-        *reinterpret_cast<__nv_bfloat162 *>(rec) = __floats2bfloat162_rn(k0, k1);
-        *reinterpret_cast<__nv_bfloat162 *>(rec + C) = *reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off + C);
+        const float2 vf = __bfloat1622float2(v2);
+        vpos[2 * lane] = vf.x;
+        vpos[2 * lane + 1] = vf.y;
+        if (r == 0) {
+            bf16 *rec = kv_b + (size_t)pos * 2 * C + h * FLASH_HD + 2 * lane;
+            *reinterpret_cast<__nv_bfloat162 *>(rec) = __floats2bfloat162_rn(k0, k1);
+            *reinterpret_cast<__nv_bfloat162 *>(rec + C) = v2;
+        }
         khat[2 * lane] = k0;
         khat[2 * lane + 1] = k1;
         __syncwarp();
-        for (int r = 0; r < s.nh; r++) { /* the forward's hashing, on a tile of one key */
-            int me[2];
-            lsh_buckets_tile(me, khat, 1, rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half, s.half, lane);
-            if (lane == 0) {
-                bk[r] = me[0];
-                ids[(((size_t)b * s.H + h) * s.nh + r) * max_T + pos] = (int16_t)me[0];
-            }
+        int me[2]; /* the forward's hashing, on a tile of one key */
+        lsh_buckets_tile(me, khat, 1, rot_r, s.half, lane, rot0);
+        if (lane == 0) {
+            bk[0] = me[0];
+            id[pos] = (int16_t)me[0];
         }
     }
     __syncthreads();
-    for (int r = 0; r < s.nh; r++) {
-        const int16_t *id = ids_bh + (size_t)r * max_T;
-        const int me = bk[r];
-        int found = 0;
-        for (int top = pos; top >= 0 && found < W; top -= 8 * LSH_DECODE_THREADS) {
-            unsigned match = 0; /* bit k: position top - 8*tid - k is a candidate */
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                const int j = top - 8 * tid - k;
-                const int idj = top == pos && r < LSH_EARLY_ROUNDS ? (r == 0 ? early[0][k] : early[1][k])
-                                : j >= 0 && j < pos                 ? id[j]
-                                                                    : -1;
-                if (j >= 0 && (j == pos || idj == me)) match |= 1u << k;
-            }
-            int total;
-            int at = found + block_exclusive_sum(__popc(match), scratch, &total);
-            for (int k = 0; k < 8; k++)
-                if (match >> k & 1) {
-                    if (at < W) cand[at] = top - 8 * tid - k;
-                    at++;
-                }
-            found += total; /* uniform: every thread saw the same total */
+    const int me = bk[0];
+    int found = 0;
+    for (;;) {
+        const uint64_t match = lsh_scan_match(ids8, top, per, pos, me);
+        int total;
+        int at = found + block_exclusive_sum(__popcll(match), scratch, &total);
+        for (uint64_t m = match; m; m &= m - 1) { /* the thread's candidates, newest first */
+            const int o = __ffsll((long long)m) - 1;
+            if (at < W) cand[at] = lsh_scan_position(top, per, o);
+            at++;
         }
-        const int n = found < W ? found : W;
-        __syncthreads();
-        float mx = -INFINITY;
-        for (int c = tid; c < n; c += LSH_DECODE_THREADS) {
+        found += total; /* uniform: every thread saw the same total */
+        top -= LSH_DECODE_THREADS * per;
+        if (top < 0 || found >= W) break;
+        per = lsh_scan_per_thread(top);
+        lsh_scan_load(ids8, id, top, per);
+    }
+    const int n = found < W ? found : W;
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int c = tid; c < n; c += LSH_DECODE_THREADS) {
+        float dot = 0.0f;
+        if (cand[c] != pos) {
             const bf16 *k = kv_b + (size_t)cand[c] * 2 * C + h * FLASH_HD;
-            float dot = 0.0f;
             for (int d = 0; d < FLASH_HD; d += 8) {
                 const uint4 u = *reinterpret_cast<const uint4 *>(k + d);
                 const __nv_bfloat162 *v = reinterpret_cast<const __nv_bfloat162 *>(&u);
@@ -627,65 +684,75 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
                     dot += q[d + 2 * e] * f.x + q[d + 2 * e + 1] * f.y;
                 }
             }
-            sc[c] = cand[c] == pos ? FLASH_SELF_LOGIT : dot;
-            mx = fmaxf(mx, sc[c]);
         }
-        mx = block_reduce(mx, fscratch, true);
-        float sum = 0.0f;
-        for (int c = tid; c < n; c += LSH_DECODE_THREADS) sum += sc[c] = expf(sc[c] - mx);
-        sum = block_reduce(sum, fscratch, false);
-        /* o_r = sum_c p_c v_c: group g takes candidates g, g + LSH_VALUE_GROUPS, ... */
-        const int g = tid / 8, d8 = (tid % 8) * 8;
-        const bf16 *vb = kv_b + C + h * FLASH_HD + d8; /* value of position j: vb + j * 2C */
-        float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        for (int c0 = g; c0 < n; c0 += LSH_VALUE_GROUPS * LSH_VALUE_LOADS) {
-            uint4 u[LSH_VALUE_LOADS];
-#pragma unroll
-            for (int i = 0; i < LSH_VALUE_LOADS; i++) {
-                const int c = c0 + i * LSH_VALUE_GROUPS;
-                u[i] = c < n ? *reinterpret_cast<const uint4 *>(vb + (size_t)cand[c] * 2 * C) : make_uint4(0u, 0u, 0u, 0u);
-            }
-#pragma unroll
-            for (int i = 0; i < LSH_VALUE_LOADS; i++) {
-                const int c = c0 + i * LSH_VALUE_GROUPS;
-                const float p = c < n ? sc[c] : 0.0f;
-                float v[8];
-                unpack8(v, u[i]);
-#pragma unroll
-                for (int e = 0; e < 8; e++) acc[e] = fmaf(p, v[e], acc[e]);
-            }
-        }
-#pragma unroll
-        for (int e = 0; e < 8; e++) { /* the warp's 4 groups, then the warps in order */
-            acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], 8);
-            acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], 16);
-        }
-        if (lane < 8)
-#pragma unroll
-            for (int e = 0; e < 8; e++) part[(tid / 32) * FLASH_HD + d8 + e] = acc[e];
-        __syncthreads();
-        if (tid < FLASH_HD) {
-            float v = 0.0f;
-#pragma unroll
-            for (int w = 0; w < LSH_DECODE_THREADS / 32; w++) v += part[w * FLASH_HD + tid];
-            o_r[r * FLASH_HD + tid] = v / sum;
-            if (tid == 0) lse[r] = mx + logf(sum);
-        }
-        __syncthreads();
+        sc[c] = cand[c] == pos ? FLASH_SELF_LOGIT : dot;
+        mx = fmaxf(mx, sc[c]);
     }
+    mx = block_reduce(mx, fscratch, true);
+    float sum = 0.0f;
+    for (int c = tid; c < n; c += LSH_DECODE_THREADS) sum += sc[c] = expf(sc[c] - mx);
+    sum = block_reduce(sum, fscratch, false);
+    /* o_r = sum_c p_c v_c: group g takes candidates g, g + LSH_VALUE_GROUPS, ... */
+    const int g = tid / 8, d8 = (tid % 8) * 8;
+    const bf16 *vb = kv_b + C + h * FLASH_HD + d8; /* value of position j: vb + j * 2C */
+    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    for (int c0 = g; c0 < n; c0 += LSH_VALUE_GROUPS * LSH_VALUE_LOADS) {
+        uint4 u[LSH_VALUE_LOADS];
+#pragma unroll
+        for (int i = 0; i < LSH_VALUE_LOADS; i++) {
+            const int c = c0 + i * LSH_VALUE_GROUPS;
+            u[i] = c < n && cand[c] != pos ? *reinterpret_cast<const uint4 *>(vb + (size_t)cand[c] * 2 * C)
+                                           : make_uint4(0u, 0u, 0u, 0u);
+        }
+#pragma unroll
+        for (int i = 0; i < LSH_VALUE_LOADS; i++) {
+            const int c = c0 + i * LSH_VALUE_GROUPS;
+            const float p = c < n ? sc[c] : 0.0f;
+            float v[8];
+            unpack8(v, u[i]);
+            if (c < n && cand[c] == pos) /* the new token's value, rounded as the cache holds it */
+#pragma unroll
+                for (int e = 0; e < 8; e++) v[e] = vpos[d8 + e];
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[e] = fmaf(p, v[e], acc[e]);
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) { /* the warp's 4 groups, then the warps in order */
+        acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], 8);
+        acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], 16);
+    }
+    if (lane < 8)
+#pragma unroll
+        for (int e = 0; e < 8; e++) part[(tid / 32) * FLASH_HD + d8 + e] = acc[e];
+    __syncthreads();
     if (tid < FLASH_HD) {
-        float m = -INFINITY, total = 0.0f, acc = 0.0f;
-        for (int r = 0; r < s.nh; r++) m = fmaxf(m, lse[r]);
-        for (int r = 0; r < s.nh; r++) total += expf(lse[r] - m);
-        for (int r = 0; r < s.nh; r++) acc += expf(lse[r] - m) / total * o_r[r * FLASH_HD + tid];
-        y[(size_t)b * C + h * FLASH_HD + tid] = f2bf(acc);
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < LSH_DECODE_THREADS / 32; w++) v += part[w * FLASH_HD + tid];
+        o_r[tid] = v / sum;
+        if (tid == 0) lse[0] = mx + logf(sum);
     }
+    /* the rounds combined by the cluster's first block, from the others' shared memory (one round: its own) */
+    const bool clustered = s.nh > 1;
+    cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+    if (clustered) cluster.sync();
+    else __syncthreads();
+    if (r == 0 && tid < FLASH_HD) {
+        auto lse_of = [&](int rr) { return clustered ? *cluster.map_shared_rank(lse, rr) : lse[0]; };
+        auto o_of = [&](int rr) { return clustered ? cluster.map_shared_rank(o_r, rr)[tid] : o_r[tid]; };
+        float m = -INFINITY, total = 0.0f, acc1 = 0.0f;
+        for (int rr = 0; rr < s.nh; rr++) m = fmaxf(m, lse_of(rr));
+        for (int rr = 0; rr < s.nh; rr++) total += expf(lse_of(rr) - m);
+        for (int rr = 0; rr < s.nh; rr++) acc1 += expf(lse_of(rr) - m) / total * o_of(rr);
+        y[(size_t)b * C + h * FLASH_HD + tid] = f2bf(acc1);
+    }
+    if (clustered) cluster.sync(); /* the others' o_r and lse are read: they may end */
 }
 
 static size_t decode_smem(const lsh_shape *s) {
-    return (size_t)(2 * FLASH_HD + s->nh * FLASH_HD + s->nh + LSH_DECODE_THREADS / 32 * FLASH_HD + s->window) *
-               sizeof(float) +
-           (size_t)(s->window + s->nh + LSH_DECODE_THREADS / 32) * sizeof(int);
+    return (size_t)(4 * FLASH_HD + 1 + LSH_DECODE_THREADS / 32 * FLASH_HD + s->window) * sizeof(float) +
+           (size_t)(s->window + 1 + LSH_DECODE_THREADS / 32) * sizeof(int);
 }
 
 static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
@@ -703,10 +770,11 @@ static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B, 2C) */
     AB_TRY(cuda_decode_projection(ctx, qkv1, x, w->t[W_ATTN], w->t[W_BIAS], NULL, B, cfg->C, 2 * cfg->C));
-    return cuda_launch_dependent(ctx->be, "lsh_decode", lsh_decode_kernel, dim3((unsigned)(B * cfg->H)),
-                                 dim3(LSH_DECODE_THREADS), smem, (bf16 *)y, (bf16 *)cache,
-                                 (int16_t *)((char *)cache + cache_kv_bytes(cfg, B, cfg->max_T)), (const bf16 *)qkv1,
-                                 (const bf16 *)w->t[W_ROT], pos_dev, s, cfg->max_T);
+    /* a block per round, the rounds of (b, h) one cluster; programmatically dependent */
+    return cuda_launch(ctx->be, "lsh_decode", lsh_decode_kernel, dim3((unsigned)(B * cfg->H * s.nh)),
+                       dim3((unsigned)s.nh), dim3(LSH_DECODE_THREADS), smem, 1, (bf16 *)y, (bf16 *)cache,
+                       (int16_t *)((char *)cache + cache_kv_bytes(cfg, B, cfg->max_T)), (const bf16 *)qkv1,
+                       (const bf16 *)w->t[W_ROT], pos_dev, s, cfg->max_T);
 }
 
 /* No decode_input: with c_attn chained after the block before (block_tail_forward) batch-1 decode was slower on an

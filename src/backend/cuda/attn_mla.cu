@@ -308,7 +308,9 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
 /* Grid (B * H/HG, splits), MLA_DECODE_THREADS threads, head size FLASH_HD, dc % 8 == 0, dc <= 256 * RC. A block serves
  * the HG heads h0 .. h0 + HG - 1 of sequence b (the latents are shared by all heads, so each is read once per HG heads,
  * not once per head). q1 (B,C), cache (max_T, B, dc) holding positions 0..pos - 1, pos = *pos_dev < max_T, a1 (B,dc)
- * the new token's down-projection, W_uk, W_uv (dc, C), y (B,C); fp32 throughout.
+ * the new token's down-projection, W_uk, W_uv (dc, C), y (B,C); fp32 throughout. Launched programmatically dependent
+ * at batch 1: what no kernel of the step writes is requested before the wait (the first passes of head h0's W_uk
+ * slice, each warp's first NP latents), only q1 and a1 after it.
  *  0. the new latent c_pos = RMSNorm(a1_b) g (mla_rms_rstd, mla_rms_out: the RMSNorm kernel's bits) into shared
  *     memory, as bf16: the block reads position pos from there, and the first block of b (heads h0 = 0, split 0)
  *     writes it to the cache's slot pos (no other block of the launch reads that slot);
@@ -329,6 +331,7 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
 #define MLA_UNROLL 8
 #define MLA_MIN_KEYS 16                     /* positions per split at the longest context, at least */
 #define MLA_STATE_REGS 4                    /* HG * RC at most: 8 * HG * RC fp32 of q~ and as many of o per lane */
+#define MLA_PRE_PASSES 2                    /* W_uk passes requested before the wait at HG * RC = 1 (dc <= 256) */
 
 /* rows r0 + i * MLA_ROWS (i < MLA_UNROLL) of W (dc, C), columns col .. col + 7, all loads in flight; zeros past dc */
 __device__ __forceinline__ void mla_load_rows(uint4 u[MLA_UNROLL], const bf16 *W, int C, int col, int r0, int dc) {
@@ -384,6 +387,33 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
     bf16 *cpos = reinterpret_cast<bf16 *>(sh); /* dc bf16: dc / 2 floats, a multiple of 4 */
     float *qt = sh + dc / 2, *wst = qt + HG * dc, *bst = wst + MLA_WARPS * HG * sw, *wsh = bst + HG * sw;
     float *rows = wsh + HG * (nsplit > MLA_WARPS ? nsplit : MLA_WARPS); /* MLA_ROWS x FLASH_HD */
+    const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
+    const bf16 *cb = cache + (size_t)b * dc; /* c_j of sequence b: cb + j * slot */
+    const size_t slot = (size_t)B * dc;
+    /* NP positions a warp at a time (j, j + MLA_WARPS, ...: the order of one at a time, so the same sums), their loads
+     * and score sums independent, so their latencies overlap; NP * HG * RC <= MLA_STATE_REGS keeps them in registers */
+    constexpr int NP = HG * RC < MLA_STATE_REGS ? MLA_STATE_REGS / (HG * RC) : 1;
+    /* The position is written before the step's first kernel and the latents of the positions before it by earlier
+     * steps: the warp's first NP of them are requested before the wait (at 512-640 positions and 16 splits, the first
+     * of its three rounds); c_pos (step 0) and q come after it. */
+    uint4 cfirst[NP][RC];
+#pragma unroll
+    for (int q = 0; q < NP; q++)
+#pragma unroll
+        for (int i = 0; i < RC; i++) {
+            const int jq = j0 + warp + q * MLA_WARPS, r = 8 * lane + 256 * i;
+            cfirst[q][i] = r < dc && jq < j1 && jq != n - 1 ? *reinterpret_cast<const uint4 *>(cb + jq * slot + r)
+                                                            : make_uint4(0u, 0u, 0u, 0u);
+        }
+    /* W_uk's slice is a constant: with one head and one latent chunk a lane (batch 1, GPT-2's dc = 256), head h0's
+     * first MLA_PRE_PASSES passes (all of them at dc <= 256) are requested now, otherwise its first (registers: q~
+     * and o grow with HG * RC). W_uv's requested here too was no faster at batch 1 and slower at 16 (255 registers;
+     * docs/PERF.md). */
+    constexpr int PRE_UK = HG * RC == 1 ? MLA_PRE_PASSES : 1;
+    uint4 wuk[PRE_UK][MLA_UNROLL];
+#pragma unroll
+    for (int p = 0; p < PRE_UK; p++) mla_load_rows(wuk[p], Wuk, C, h0 * FLASH_HD + c8, rg + p * MLA_ROWS * MLA_UNROLL, dc);
+    pdl_wait(); /* launched dependent: the products before this wrote q1 and a1 */
     /* 0. c_pos: each warp sums a1_b's squares itself (the same order in every warp and block) */
     {
         const bf16 *ab = a1 + (size_t)b * dc;
@@ -394,14 +424,12 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
             if (slot) slot[i] = cpos[i];
         }
     }
-    /* 1. q~_h = tau W_uk,h q_h */
+    /* 1. q~_h = tau W_uk,h q_h (head h0's first passes from wuk); the passes' trip count is the same in every lane */
     for (int hg = 0; hg < HG; hg++) {
         const int col = (h0 + hg) * FLASH_HD + c8;
         float q[8];
         unpack8(q, *reinterpret_cast<const uint4 *>(q1 + (size_t)b * C + col));
-        for (int r0 = rg; r0 - rg < dc; r0 += MLA_ROWS * MLA_UNROLL) { /* the same trip count in every lane */
-            uint4 u[MLA_UNROLL];
-            mla_load_rows(u, Wuk, C, col, r0, dc);
+        auto qt_pass = [&](int r0, const uint4 *u) {
 #pragma unroll
             for (int i = 0; i < MLA_UNROLL; i++) {
                 float w[8], dot = 0.0f;
@@ -414,11 +442,20 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
                 const int r = r0 + i * MLA_ROWS;
                 if (threadIdx.x % 8 == 0 && r < dc) qt[hg * dc + r] = tau * dot;
             }
+        };
+        int r0 = rg;
+        if (hg == 0)
+#pragma unroll
+            for (int p = 0; p < PRE_UK; p++, r0 += MLA_ROWS * MLA_UNROLL)
+                if (r0 - rg < dc) qt_pass(r0, wuk[p]);
+        for (; r0 - rg < dc; r0 += MLA_ROWS * MLA_UNROLL) {
+            uint4 u[MLA_UNROLL];
+            mla_load_rows(u, Wuk, C, col, r0, dc);
+            qt_pass(r0, u);
         }
     }
     __syncthreads();
     /* 2. this split's positions: a warp per position, lane chunks r = 8 * lane + 256 * i */
-    const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
     float qr[HG][RC][8], o[HG][RC][8], m[HG], l[HG];
 #pragma unroll
     for (int hg = 0; hg < HG; hg++) {
@@ -433,24 +470,8 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
                 o[hg][i][e] = 0.0f;
             }
     }
-    const bf16 *cb = cache + (size_t)b * dc; /* c_j of sequence b: cb + j * slot */
-    const size_t slot = (size_t)B * dc;
-    /* NP positions a warp at a time (j, j + MLA_WARPS, ...: the order of one at a time, so the same sums), their loads
-     * and score sums independent, so their latencies overlap; NP * HG * RC <= MLA_STATE_REGS keeps them in registers */
-    constexpr int NP = HG * RC < MLA_STATE_REGS ? MLA_STATE_REGS / (HG * RC) : 1;
-    for (int j = j0 + warp; j < j1; j += MLA_WARPS * NP) {
-        float c[NP][RC][8];
-#pragma unroll
-        for (int q = 0; q < NP; q++) {
-            const int jq = j + q * MLA_WARPS;
-#pragma unroll
-            for (int i = 0; i < RC; i++) {
-                const int r = 8 * lane + 256 * i;
-                const bf16 *cj = jq == n - 1 ? cpos : cb + jq * slot; /* c_pos from shared memory (step 0) */
-                unpack8(c[q][i],
-                        r < dc && jq < j1 ? *reinterpret_cast<const uint4 *>(cj + r) : make_uint4(0u, 0u, 0u, 0u));
-            }
-        }
+    /* a round: the NP positions j, j + MLA_WARPS, ... (their latents in c) folded into the HG states */
+    auto fold_round = [&](int j, const float (&c)[NP][RC][8]) {
 #pragma unroll
         for (int hg = 0; hg < HG; hg++) {
             float s[NP];
@@ -475,6 +496,36 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
                     for (int e = 0; e < 8; e++) o[hg][i][e] = o[hg][i][e] * scale + p * c[q][i][e];
             }
         }
+    };
+    /* the warp's first round from the latents requested before the wait (pos's from shared memory, step 0), the
+     * others loaded round by round; a loop whose first round picked between the two was slower at long chunks */
+    if (j0 + warp < j1) {
+        float c[NP][RC][8];
+#pragma unroll
+        for (int q = 0; q < NP; q++)
+#pragma unroll
+            for (int i = 0; i < RC; i++) {
+                const int jq = j0 + warp + q * MLA_WARPS, r = 8 * lane + 256 * i;
+                unpack8(c[q][i], jq != n - 1     ? cfirst[q][i]
+                                 : r < dc         ? *reinterpret_cast<const uint4 *>(cpos + r)
+                                                  : make_uint4(0u, 0u, 0u, 0u));
+            }
+        fold_round(j0 + warp, c);
+    }
+    for (int j = j0 + warp + MLA_WARPS * NP; j < j1; j += MLA_WARPS * NP) {
+        float c[NP][RC][8];
+#pragma unroll
+        for (int q = 0; q < NP; q++) {
+            const int jq = j + q * MLA_WARPS;
+#pragma unroll
+            for (int i = 0; i < RC; i++) {
+                const int r = 8 * lane + 256 * i;
+                const bf16 *cj = jq == n - 1 ? cpos : cb + jq * slot; /* c_pos from shared memory (step 0) */
+                unpack8(c[q][i],
+                        r < dc && jq < j1 ? *reinterpret_cast<const uint4 *>(cj + r) : make_uint4(0u, 0u, 0u, 0u));
+            }
+        }
+        fold_round(j, c);
     }
 #pragma unroll
     for (int hg = 0; hg < HG; hg++) {
@@ -809,11 +860,12 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
         AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
         return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
     }
-    /* the RMSNorm of the new latent inside (step 0), one kernel less a layer. Not programmatically dependent: so the
-     * step was slower on an H200, 0.50 -> 0.55 ms at batch 1 x 512 and 0.685 -> 0.78 ms at batch 1 x 8192
-     * (docs/PERF.md); a group's splits are one cluster */
+    /* the RMSNorm of the new latent inside (step 0), one kernel less a layer; a group's splits are one cluster. At
+     * batch 1 programmatically dependent, its weight slices and first latents requested before the wait: 0.340 ->
+     * 0.324 ms a token at 512 positions on an H200; at batch 16 dependent it was slower, 0.69 -> 0.80 ms, and without
+     * the early requests slower at batch 1 too, 0.50 -> 0.55 ms (docs/PERF.md) */
     return cuda_launch(be, "mla_decode", kernel, dim3((unsigned)groups, (unsigned)splits), dim3(1, (unsigned)splits),
-                       dim3(MLA_DECODE_THREADS), shmem, 0, (bf16 *)y, (const bf16 *)v.q1, (bf16 *)cache,
+                       dim3(MLA_DECODE_THREADS), shmem, B == 1, (bf16 *)y, (const bf16 *)v.q1, (bf16 *)cache,
                        (const bf16 *)v.a1, (const bf16 *)w->t[W_NORM], (const bf16 *)w->t[W_UK],
                        (const bf16 *)w->t[W_UV], B, cfg->H, dc, pos_dev, 1.0f / sqrtf((float)cfg->D));
 }

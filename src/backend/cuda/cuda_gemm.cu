@@ -289,23 +289,27 @@ ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input
 }
 
 /* One row, with the next block's first product (a pair for mla): the four as one chained launch
- * (cuda_small_m_chain). Without that product (the last block, a variant without decode_input) the three alone were
- * slower chained than as three kernels (H200, batch-1 decode: linear 0.270 -> 0.292 ms, lsh 0.385 -> 0.433, mla 0.382
- * -> 0.393), so they are not; the last block's alone made no difference beyond the noise (docs/PERF.md, seventh
- * session). */
+ * (cuda_small_m_chain); the last block's three (t->last, which the model sets for the variants whose blocks chain),
+ * the logits after them. Between blocks without the next product (a variant without decode_input) the three alone
+ * were slower chained than as three kernels (H200, batch-1 decode: linear 0.270 -> 0.292 ms, lsh 0.385 -> 0.433, mla
+ * 0.382 -> 0.393), so they are not; the last block's (H200, eighth session): gqa 0.259 -> 0.254, sliding_window 0.246
+ * -> 0.243, flash 0.264 -> 0.263, lsh 0.341 -> 0.348 (docs/PERF.md). */
 ab_status cuda_block_tail_forward(ab_backend *be, const ab_block_tail *t, int N, int C, int *done, int *next_done) {
     *done = *next_done = 0;
-    if (N != 1 || !t->next || t->next->K != C) return AB_OK;
     const ab_decode_input *nx = t->next;
-    const small_m_step steps[4] = {
+    if (N != 1 || (nx ? nx->K != C : !t->last)) return AB_OK;
+    small_m_step steps[4] = {
         {SMALL_M_RESIDUAL, t->res2, NULL, t->atty, t->proj_w, t->proj_b, t->residual, NULL, NULL, NULL, NULL, C, C, 0},
         {SMALL_M_GELU, t->act, t->pre, t->res2, t->fc_w, t->fc_b, NULL, &t->ln, NULL, NULL, NULL, C, 4 * C, 0},
         {SMALL_M_RESIDUAL, t->out, NULL, t->act, t->fcproj_w, t->fcproj_b, t->res2, NULL, NULL, NULL, NULL, 4 * C, C, 0},
-        {SMALL_M_PLAIN, nx->out, NULL, t->out, nx->weight, nx->bias, NULL, &t->next_ln,
-         nx->append.cache ? &nx->append : NULL, nx->out2, nx->weight2, nx->K, nx->OC, nx->OC2},
     };
-    AB_TRY(cuda_small_m_chain(be, steps, 4, done));
-    *next_done = *done;
+    if (nx) {
+        const small_m_step next = {SMALL_M_PLAIN, nx->out, NULL, t->out, nx->weight, nx->bias, NULL, &t->next_ln,
+                                   nx->append.cache ? &nx->append : NULL, nx->out2, nx->weight2, nx->K, nx->OC, nx->OC2};
+        steps[3] = next;
+    }
+    AB_TRY(cuda_small_m_chain(be, steps, nx ? 4 : 3, done));
+    *next_done = nx ? *done : 0;
     return AB_OK;
 }
 
