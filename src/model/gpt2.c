@@ -436,7 +436,7 @@ static ab_status block_forward(ab_gpt2 *m, int l, const block_io *io, const void
                               LP(P_AFTER(m, A_PROJ_W)), LP(P_AFTER(m, A_PROJ_B)), LP(P_AFTER(m, A_FC_W)),
                               LP(P_AFTER(m, A_FC_B)), LP(P_AFTER(m, A_FCPROJ_W)), LP(P_AFTER(m, A_FCPROJ_B))};
         /* the last block's products chained only where the other blocks' are (a variant with decode_input): lsh's
-         * were slower chained there too, 0.341 -> 0.348 ms a token on an H200 (docs/PERF.md) */
+         * were slower chained while its blocks were not, 0.341 -> 0.348 ms a token on an H200 (docs/PERF.md) */
         tail.last = l + 1 == m->cfg.n_layer && m->attn->decode_input;
         ab_decode_input next;
         AB_TRY(next_decode_input(m, l, io, B, pos_dev, pos, &next, &tail.next_ln, &tail.next));

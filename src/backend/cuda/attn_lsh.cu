@@ -755,8 +755,13 @@ static size_t decode_smem(const lsh_shape *s) {
            (size_t)(s->window + 1 + LSH_DECODE_THREADS / 32) * sizeof(int);
 }
 
-static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
-                            int B, int pos) {
+/* decode's checks, then its first product: qkv1 (B, 2C) = LN(x) @ c_attn + b into the workspace. At batch 1 it is
+ * chained after the block before (block_tail_forward): with the decode a block per round that was faster on an H200,
+ * 0.309 -> 0.265 ms a token at 512 positions, though 0.610 -> 0.626 at 8192 (docs/PERF.md, eighth session; with the
+ * decode kernel of before, one block per head, it had been slower, 0.341 -> 0.349) */
+static ab_status lsh_decode_input(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, int B, int pos,
+                                  ab_decode_input *in) {
+    (void)cache;
     const ab_attn_config *cfg = ctx->cfg;
     AB_TRY(lsh_check(cfg, 1));
     if (pos < 0 || pos >= cfg->max_T)
@@ -766,20 +771,31 @@ static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     if (smem > 48 * 1024)
         return ab_fail(AB_ERR_UNSUPPORTED, "cuda lsh decode: a window of %d keys needs %zu bytes of shared memory",
                        s.window, smem);
+    memset(in, 0, sizeof *in);
+    in->out = ctx->workspace;
+    in->weight = w->t[W_ATTN];
+    in->bias = w->t[W_BIAS];
+    in->K = cfg->C;
+    in->OC = 2 * cfg->C;
+    return AB_OK;
+}
+
+static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, void *y, const void *x,
+                            int B, int pos) {
+    const ab_attn_config *cfg = ctx->cfg;
+    ab_decode_input in;
+    AB_TRY(lsh_decode_input(ctx, w, cache, B, pos, &in));
+    lsh_shape s = lsh_shape_of(cfg, B, 1);
     const int32_t *pos_dev;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
-    bf16 *qkv1 = (bf16 *)ctx->workspace; /* (B, 2C) */
-    AB_TRY(cuda_decode_projection(ctx, qkv1, x, w->t[W_ATTN], w->t[W_BIAS], NULL, B, cfg->C, 2 * cfg->C));
+    if (!ctx->input_ready) AB_TRY(cuda_decode_projection(ctx, in.out, x, in.weight, in.bias, NULL, B, in.K, in.OC));
     /* a block per round, the rounds of (b, h) one cluster; programmatically dependent */
     return cuda_launch(ctx->be, "lsh_decode", lsh_decode_kernel, dim3((unsigned)(B * cfg->H * s.nh)),
-                       dim3((unsigned)s.nh), dim3(LSH_DECODE_THREADS), smem, 1, (bf16 *)y, (bf16 *)cache,
-                       (int16_t *)((char *)cache + cache_kv_bytes(cfg, B, cfg->max_T)), (const bf16 *)qkv1,
+                       dim3((unsigned)s.nh), dim3(LSH_DECODE_THREADS), decode_smem(&s), 1, (bf16 *)y, (bf16 *)cache,
+                       (int16_t *)((char *)cache + cache_kv_bytes(cfg, B, cfg->max_T)), (const bf16 *)in.out,
                        (const bf16 *)w->t[W_ROT], pos_dev, s, cfg->max_T);
 }
 
-/* No decode_input: with c_attn chained after the block before (block_tail_forward) batch-1 decode was slower on an
- * H200, 0.384 -> 0.410 ms a token at 512 positions, and again with the faster decode kernel, 0.341-0.342 -> 0.348-0.350
- * (docs/PERF.md) */
 extern "C" const ab_attn_ops ab_cuda_attn_lsh = {
-    lsh_saved_bytes, lsh_ws_bytes, lsh_forward, lsh_backward, lsh_cache_bytes, lsh_prefill, lsh_decode,
+    lsh_saved_bytes, lsh_ws_bytes, lsh_forward, lsh_backward, lsh_cache_bytes, lsh_prefill, lsh_decode, lsh_decode_input,
 };

@@ -293,7 +293,7 @@ ab_status cuda_layernorm_matmul_forward(ab_backend *be, const ab_layernorm_input
  * the logits after them. Between blocks without the next product (a variant without decode_input) the three alone
  * were slower chained than as three kernels (H200, batch-1 decode: linear 0.270 -> 0.292 ms, lsh 0.385 -> 0.433, mla
  * 0.382 -> 0.393), so they are not; the last block's (H200, eighth session): gqa 0.259 -> 0.254, sliding_window 0.246
- * -> 0.243, flash 0.264 -> 0.263, lsh 0.341 -> 0.348 (docs/PERF.md). */
+ * -> 0.243, flash 0.264 -> 0.263, and for lsh while its other blocks were not chained 0.341 -> 0.348 (docs/PERF.md). */
 ab_status cuda_block_tail_forward(ab_backend *be, const ab_block_tail *t, int N, int C, int *done, int *next_done) {
     *done = *next_done = 0;
     const ab_decode_input *nx = t->next;
