@@ -26,6 +26,15 @@
 static const char *const files[] = {"run.json", "steps.csv", "power.csv"};
 enum { N_FILES = sizeof files / sizeof files[0] };
 
+static char dir[64];
+
+/* The temporary directory goes at a normal exit (a crash keeps it, with the files of the failing input). */
+static void remove_dir(void) {
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "fuzz_results: could not remove %s\n", dir);
+}
+
 static void check_csv(const ab_csv *c) {
     if (c->n_rows < 0 || c->n_cols < 0 || (c->n_rows > 0 && c->n_cols == 0)) abort();
     for (int j = 0; j < c->n_cols; j++) {
@@ -42,10 +51,10 @@ static void check_csv(const ab_csv *c) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static char dir[64];
     if (!dir[0]) {
         snprintf(dir, sizeof dir, "/tmp/fuzz_results_XXXXXX");
         if (!mkdtemp(dir)) abort();
+        atexit(remove_dir);
     }
     const uint8_t *p = data, *end = data + size;
     for (int k = 0; k < N_FILES; k++) {

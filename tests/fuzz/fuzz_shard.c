@@ -36,16 +36,26 @@ static uint32_t get_u32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static char dir[64];
+
+/* The temporary directory goes at a normal exit (a crash keeps it, with the files of the failing input). */
+static void remove_dir(void) {
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "fuzz_shard: could not remove %s\n", dir);
+}
+
 static void write_file(const char *path, const unsigned char *data, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f || (n && fwrite(data, 1, n, f) != n) || fclose(f) != 0) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static char dir[64], shard_path[128], rows_path[140];
+    static char shard_path[128], rows_path[140];
     if (!dir[0]) {
         snprintf(dir, sizeof dir, "/tmp/fuzz_shard_XXXXXX");
         if (!mkdtemp(dir)) abort();
+        atexit(remove_dir);
         snprintf(shard_path, sizeof shard_path, "%s/s.bin", dir);
         snprintf(rows_path, sizeof rows_path, "%s/s.bin.rows", dir);
     }
