@@ -221,6 +221,10 @@ int main(void) {
     ab_write_file_atomic(path, "1 2 3\n4 x 6\n", 12);
     expect("eval: bad token names file and line", "eval --device cpu --checkpoint run1/checkpoints/baseline.safetensors --input bad_ids.txt",
            1, "bad_ids.txt:2");
+    snprintf(path, sizeof path, "%s/glued_ids.txt", dir);
+    ab_write_file_atomic(path, "464+2068 7586\n", 14); /* was read as 464 2068 7586 */
+    expect("eval: ids run together are refused", "eval --device cpu --checkpoint run1/checkpoints/baseline.safetensors --input glued_ids.txt",
+           1, "glued_ids.txt:1: column 1");
     corrupt("run1/checkpoints/baseline.safetensors", "trunc.safetensors", -1, NULL, 0, 5000);
     expect("eval: truncated checkpoint", "eval --device cpu --checkpoint trunc.safetensors --input ids.txt", 1, "trunc.safetensors");
     expect("eval: a shard is not a checkpoint", "eval --device cpu --checkpoint train.bin --input ids.txt", 1, "train.bin");

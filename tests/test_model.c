@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "core/fsutil.h"
 #include "core/rng.h"
+#include "core/safetensors.h"
 #include "model/bench_train.h"
 #include "model/checkpoint.h"
 #include "model/gpt2.h"
@@ -266,6 +267,53 @@ static void test_checkpoint(void) {
     if (system(cmd) != 0) printf("# could not remove %s\n", dir);
 }
 
+/* Safetensors headers the reader must refuse (or accept): each case is a header, the data bytes after it,
+ * the status expected and a text the message must hold. An accepted file's byte ranges must be exactly the
+ * shape's size. */
+static void test_safetensors_headers(void) {
+    static const struct {
+        const char *name, *header;
+        size_t data_bytes;
+        ab_status want;
+        const char *message;
+    } cases[] = {
+        {"safetensors: a small F32 tensor", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, AB_OK, NULL},
+        {"safetensors: an empty tensor of huge dimensions", /* 2^40 x 2^40 x 0 = 0 elements */
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776,0],\"data_offsets\":[0,0]}}", 0, AB_OK, NULL},
+        /* 2^40 x 2^23 BF16 elements are 2^64 bytes: the product wraps to 0 in 64 bits and matched [0, 0) */
+        {"safetensors: BF16 shape of 2^64 bytes refused",
+         "{\"a\":{\"dtype\":\"BF16\",\"shape\":[1099511627776,8388608],\"data_offsets\":[0,0]}}", 0, AB_ERR_FORMAT,
+         "tensor 'a'"},
+        /* (2^62 + 4) F32 elements are 2^64 + 16 bytes: wrapped, they matched 16 bytes of data */
+        {"safetensors: F32 shape wrapping to 16 bytes refused",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[1099510579201,4194308],\"data_offsets\":[0,16]}}", 16, AB_ERR_FORMAT,
+         "tensor 'w'"},
+    };
+    char dir[] = "/tmp/ab_test_st_XXXXXX", path[256];
+    if (!mkdtemp(dir)) {
+        test_report(0, "safetensors temp dir", "mkdtemp failed");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/h.safetensors", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t h = strlen(cases[i].header), n = 8 + h + cases[i].data_bytes;
+        unsigned char *buf = calloc(n, 1);
+        for (int b = 0; b < 8; b++) buf[b] = (unsigned char)((uint64_t)h >> (8 * b));
+        memcpy(buf + 8, cases[i].header, h);
+        ab_write_file_atomic(path, buf, n);
+        free(buf);
+        ab_st_file f;
+        ab_status s = ab_st_read(path, &f);
+        int ok = s == cases[i].want && (!cases[i].message || strstr(ab_error(), cases[i].message));
+        for (int t = 0; s == AB_OK && t < f.n_tensors; t++)
+            ok &= f.tensors[t].end - f.tensors[t].begin == ab_st_numel(&f.tensors[t]) * ab_st_dtype_size(f.tensors[t].dtype);
+        test_report(ok, cases[i].name, "status %s: %s", ab_status_name(s), s == AB_OK ? "accepted" : ab_error());
+        if (s == AB_OK) ab_st_free(&f);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_schedule(void) {
     ab_train_config tc = ab_preset_by_name("tiny")->train;
     tc.lr = 1.0f;
@@ -349,6 +397,7 @@ int main(void) {
     test_init_loss();
     test_overfit_and_determinism();
     test_checkpoint();
+    test_safetensors_headers();
     test_schedule();
     test_bad_config();
     test_bench_train_table();

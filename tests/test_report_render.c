@@ -228,6 +228,36 @@ static void test_variant_commits(void) {
     free(md);
 }
 
+/* CSV files of a results directory that `report` must refuse, each with the file:line of the fault: the
+ * file is replaced in a copy of the recorded run. */
+#define POWER_HEADER_NUL "t_s,variant,ph\0ase\n0.5,flash,train\n"
+#define STEPS_HEADER_NUL "variant,step\0\nflash,1\n"
+static void test_bad_csv(void) {
+    static const struct {
+        const char *name, *file, *text;
+        size_t len; /* 0: strlen(text) */
+        const char *message;
+    } cases[] = {
+        /* the CSV reader stopped at a NUL byte and reported a run without power samples */
+        {"report_power_nul_byte", "power.csv", POWER_HEADER_NUL, sizeof POWER_HEADER_NUL - 1, "power.csv:1: a NUL byte"},
+        /* blank lines were not counted in the line numbers */
+        {"report_power_short_row_line", "power.csv", "t_s,variant,phase\n0.5,flash,train\n\n0.6,flash\n", 0,
+         "power.csv:4: 2 fields, the header has 3"},
+        {"report_steps_nul_byte", "steps.csv", STEPS_HEADER_NUL, sizeof STEPS_HEADER_NUL - 1, "steps.csv:1: a NUL byte"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[4200], p[4400];
+        copy_run(cases[i].name, dir, sizeof dir);
+        snprintf(p, sizeof p, "%s/%s", dir, cases[i].file);
+        ab_write_file_atomic(p, cases[i].text, cases[i].len ? cases[i].len : strlen(cases[i].text));
+        ab_report_opts o = {.gnuplot = ""};
+        ab_report_outcome out;
+        ab_status st = ab_report_write(dir, &o, &out);
+        TEST_TRUE(cases[i].name, st == AB_ERR_FORMAT && strstr(ab_error(), cases[i].message), "status %s: %s",
+                  ab_status_name(st), st == AB_OK ? "accepted" : ab_error());
+    }
+}
+
 int main(void) {
     fake_src_dir(__FILE__, tests_dir, sizeof tests_dir);
     if (!fake_tmpdir(tmp, sizeof tmp, "report")) return 1;
@@ -236,6 +266,7 @@ int main(void) {
     test_compare();
     test_repeats();
     test_variant_commits();
+    test_bad_csv();
     test_cli();
     fake_rmtree(tmp);
     return TEST_SUMMARY();

@@ -377,6 +377,54 @@ static void test_resume(const char *tmp, cpu_energy *ce, json_t *schema) {
     json_decref(cfg);
 }
 
+#define ROWS_WITH_NUL "flash,1,1,2.5,0.001,1,10,64,32\0junk\n"
+
+/* steps.csv as `run --resume` and `report` read it back (ab_results_load): each case is a steps.csv beside a
+ * minimal run.json, the status expected and either the steps counted for "flash" or a text the message
+ * must hold (file:line, and the field at fault). */
+static void test_load_steps(const char *tmp) {
+    static const char header[] = "variant,step,epoch,loss,lr,grad_norm,step_time_ms,tokens,loss_tokens\n";
+    static const struct {
+        const char *name, *rows;
+        size_t rows_len; /* 0: strlen(rows) */
+        ab_status want;
+        long steps_done;
+        const char *message;
+    } cases[] = {
+        /* a malformed line after good ones: the rows read so far are freed (LeakSanitizer, make test-asan) */
+        {"load_steps_bad_line_after_rows", "flash,1,1,2.5,0.001,1,10,64,32\nflash,2,1,2.4,0.001,1,10,64,32\nflash,3\n", 0,
+         AB_ERR_FORMAT, 0, "steps.csv:4:"},
+        /* a step without loss tokens has no loss: results.c writes it as empty fields, which must read back */
+        {"load_steps_null_fields_read_back", "flash,1,1,,0.001,,10,64,0\nflash,2,1,2.4,0.001,1,,64,32\n", 0, AB_OK, 2, NULL},
+        {"load_steps_blank_line_keeps_numbering", "flash,1,1,2.5,0.001,1,10,64,32\n\nflash,x,1,2.5,0.001,1,10,64,32\n", 0,
+         AB_ERR_FORMAT, 0, "steps.csv:4: field 2 (step)"},
+        {"load_steps_rejects_ten_fields", "flash,1,1,2.5,0.001,1,10,64,32,7\n", 0, AB_ERR_FORMAT, 0, "steps.csv:2:"},
+        {"load_steps_rejects_bad_number", "flash,1,1,2.5x,0.001,1,10,64,32\n", 0, AB_ERR_FORMAT, 0, "field 4 (loss)"},
+        {"load_steps_rejects_empty_integer", "flash,1,1,2.5,0.001,1,10,,32\n", 0, AB_ERR_FORMAT, 0, "field 8 (tokens)"},
+        {"load_steps_rejects_nul_byte", ROWS_WITH_NUL, sizeof ROWS_WITH_NUL - 1, AB_ERR_FORMAT, 0, "steps.csv:2:"},
+    };
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/steps_cases", tmp);
+    ab_mkdir_p(dir);
+    fake_write(dir, "run.json", "{\"schema_version\": 1, \"variants\": [{\"name\": \"flash\", \"status\": \"ok\"}]}\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[4300], text[512];
+        snprintf(path, sizeof path, "%s/steps.csv", dir);
+        size_t hn = strlen(header), rn = cases[i].rows_len ? cases[i].rows_len : strlen(cases[i].rows);
+        memcpy(text, header, hn);
+        memcpy(text + hn, cases[i].rows, rn);
+        ab_write_file_atomic(path, text, hn + rn);
+        ab_results_state s;
+        ab_status st = ab_results_load(dir, &s);
+        const ab_results_variant_state *v = st == AB_OK ? ab_results_find(&s, "flash") : NULL;
+        int ok = st == cases[i].want && (st != AB_OK || (v && v->steps_done == cases[i].steps_done)) &&
+                 (!cases[i].message || strstr(ab_error(), cases[i].message));
+        TEST_TRUE(cases[i].name, ok, "status %s, steps %ld, message '%s'", ab_status_name(st), v ? v->steps_done : -1L,
+                  st == AB_OK ? "" : ab_error());
+        if (st == AB_OK) ab_results_state_free(&s);
+    }
+}
+
 int main(void) {
     fake_src_dir(__FILE__, tests_dir, sizeof tests_dir);
     char tmp[4096], schema_path[4200];
@@ -397,6 +445,7 @@ int main(void) {
     ab_energy_open(&ce.m, &eo);
     test_full_run(tmp, &ce, schema);
     test_resume(tmp, &ce, schema);
+    test_load_steps(tmp);
     ab_energy_close(&ce.m);
     json_decref(schema);
     if (!getenv("AB_KEEP_TMP")) fake_rmtree(tmp);

@@ -1,13 +1,12 @@
 /*
  * eval.c — `attnbench eval`: loss of a checkpoint on token sequences, optionally their logits as .npy.
  *
- * Input: a text file of token ids, one sequence per line, whitespace separated (blank lines and lines
- * starting with '#' are skipped), or a token shard (llm.c format, detected by its magic; rows of its
+ * Input: a text file of token ids, one sequence per line, blank separated (blank lines and lines
+ * starting with '#' are skipped; data/token_ids.h reads it), or a token shard (llm.c format, detected by its magic; rows of its
  * sidecar, else consecutive sequences of the checkpoint's training length, loss mask honoured).
  * Output (stdout): JSON {"checkpoint", "variant", "sequences": [{"line", "tokens", "loss"}], "mean_loss"
  * (over all predicted tokens), "mean_sequence_loss"}.
  */
-#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +16,7 @@
 #include "cli/cli.h"
 #include "core/npy.h"
 #include "data/shard.h"
+#include "data/token_ids.h"
 #include "model/checkpoint.h"
 
 typedef struct {
@@ -64,48 +64,11 @@ static ab_status make_sequence(sequence *s, const int32_t *ids, const uint8_t *m
     return AB_OK;
 }
 
-static ab_status read_text(const char *path, int max_T, int V, sequence_list *out) {
-    char *buf;
-    size_t len;
-    AB_TRY(ab_read_file(path, &buf, &len));
-    int32_t *ids = malloc((size_t)max_T * sizeof *ids);
-    ab_status s = ids ? AB_OK : ab_fail(AB_ERR_OOM, "out of memory");
-    long line = 0;
-    for (char *p = buf; s == AB_OK && p < buf + len;) {
-        char *eol = memchr(p, '\n', (size_t)(buf + len - p));
-        if (!eol) eol = buf + len;
-        *eol = '\0';
-        line++;
-        int n = 0;
-        char *q = p;
-        while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-        if (*q && *q != '#') {
-            while (s == AB_OK && *q) {
-                char *end;
-                errno = 0;
-                long v = strtol(q, &end, 10);
-                if (end == q || errno || v < 0 || v >= V) {
-                    s = ab_fail(AB_ERR_FORMAT, "%s:%ld: column %ld: expected a token id in 0..%d", path, line, (long)(q - p) + 1, V - 1);
-                    break;
-                }
-                if (n == max_T) {
-                    s = ab_fail(AB_ERR_FORMAT, "%s:%ld: more than %d tokens (the checkpoint's position table)", path, line, max_T);
-                    break;
-                }
-                ids[n++] = (int32_t)v;
-                q = end;
-                while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-            }
-            if (s == AB_OK && n < 2) s = ab_fail(AB_ERR_FORMAT, "%s:%ld: a sequence needs at least 2 tokens", path, line);
-            sequence sq;
-            if (s == AB_OK) s = make_sequence(&sq, ids, NULL, n, line);
-            if (s == AB_OK) s = push_sequence(out, sq);
-        }
-        p = eol + 1;
-    }
-    free(ids);
-    free(buf);
-    return s;
+/* One line of a text input (data/token_ids.h) becomes a sequence. */
+static ab_status push_line(void *ctx, const int32_t *ids, int n, long line) {
+    sequence sq;
+    AB_TRY(make_sequence(&sq, ids, NULL, n, line));
+    return push_sequence(ctx, sq);
 }
 
 static int is_shard(const char *path) {
@@ -213,7 +176,7 @@ int cmd_eval(int argc, char **argv) {
     s = ab_checkpoint_open(checkpoint, &be, &m);
     if (s == AB_OK) {
         s = is_shard(input) ? read_shard(input, m.attn_cfg.train_T, m.cfg.vocab_size, &seqs)
-                            : read_text(input, m.cfg.max_seq, m.cfg.vocab_size, &seqs);
+                            : ab_token_ids_read(input, m.cfg.max_seq, m.cfg.vocab_size, push_line, &seqs);
         if (s == AB_OK && seqs.n == 0) s = ab_fail(AB_ERR_FORMAT, "%s: no sequence", input);
         json_object_set_new(result, "checkpoint", json_string(checkpoint));
         json_object_set_new(result, "variant", json_string(m.variant->name));

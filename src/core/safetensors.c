@@ -85,6 +85,24 @@ static int parse_dtype(const char *s, ab_st_dtype *out) {
     return 0;
 }
 
+/* numel x dtype size of t, computed without wrapping: *too_big when it does not fit size_t (the dimensions
+ * are each at most 2^40 but four of them multiply past 64 bits, and a wrapped product can match any range). */
+static size_t shape_bytes(const ab_st_tensor *t, int *too_big) {
+    size_t bytes = ab_st_dtype_size(t->dtype);
+    *too_big = 0;
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] == 0) return 0;
+    for (int d = 0; d < t->ndim; d++) {
+        size_t dim = (size_t)t->shape[d];
+        if (bytes > SIZE_MAX / dim) {
+            *too_big = 1;
+            return 0;
+        }
+        bytes *= dim;
+    }
+    return bytes;
+}
+
 static int cmp_begin(const void *a, const void *b) {
     const ab_st_tensor *x = a, *y = b;
     return (x->begin > y->begin) - (x->begin < y->begin);
@@ -158,7 +176,14 @@ ab_status ab_st_read(const char *path, ab_st_file *out) {
         }
         t->begin = (size_t)json_integer_value(b);
         t->end = (size_t)json_integer_value(e);
-        if (t->end - t->begin != ab_st_numel(t) * ab_st_dtype_size(t->dtype)) {
+        int too_big;
+        size_t bytes = shape_bytes(t, &too_big);
+        if (too_big) {
+            st = ab_fail(AB_ERR_FORMAT, "%s: tensor '%s': a shape of more than 2^64 bytes of %s (its dimensions are corrupt)",
+                         path, key, dtypes[t->dtype].name);
+            goto done;
+        }
+        if (t->end - t->begin != bytes) {
             st = ab_fail(AB_ERR_FORMAT, "%s: tensor '%s': %zu bytes for a shape of %zu %s elements", path, key, t->end - t->begin,
                          ab_st_numel(t), dtypes[t->dtype].name);
             goto done;

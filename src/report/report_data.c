@@ -48,29 +48,43 @@ static int split_line(char *line, char **field, int max) {
     }
 }
 
+/* Reads PATH (absent: an empty table). Blank lines are skipped, the first other line is the header, and
+ * every row must be as wide; line numbers in messages count every line. */
 static ab_status csv_load(const char *path, ab_csv *c) {
     memset(c, 0, sizeof *c);
     if (!ab_file_exists(path)) return AB_OK;
     size_t len;
     AB_TRY(ab_read_file(path, &c->text, &len));
-    size_t lines = 0;
+    size_t lines = 1;
     for (size_t i = 0; i < len; i++) lines += c->text[i] == '\n';
-    char *save = NULL;
-    char *line = strtok_r(c->text, "\n", &save);
-    if (!line) return AB_OK;
+    const char *nul = memchr(c->text, '\0', len);
+    if (nul) {
+        size_t at = 1;
+        for (const char *q = c->text; q < nul; q++) at += *q == '\n';
+        return ab_fail(AB_ERR_FORMAT, "%s:%zu: a NUL byte: expected a text file", path, at);
+    }
     char *fields[64];
-    c->n_cols = split_line(line, fields, 64);
-    if (c->n_cols > 64) return ab_fail(AB_ERR_FORMAT, "%s:1: more than 64 columns", path);
-    c->names = malloc((size_t)c->n_cols * sizeof *c->names);
-    c->cell = malloc((lines + 1) * (size_t)c->n_cols * sizeof *c->cell);
-    if (!c->names || !c->cell) return ab_fail(AB_ERR_OOM, "%s: out of memory", path);
-    memcpy(c->names, fields, (size_t)c->n_cols * sizeof *fields);
-    int line_no = 1;
-    while ((line = strtok_r(NULL, "\n", &save))) {
+    size_t line_no = 0;
+    for (char *line = c->text, *next; line < c->text + len; line = next) {
+        char *eol = memchr(line, '\n', (size_t)(c->text + len - line));
+        if (!eol) eol = c->text + len;
+        *eol = '\0';
+        next = eol + 1;
         line_no++;
+        if (eol > line && eol[-1] == '\r') eol[-1] = '\0';
+        if (!*line) continue;
         int n = split_line(line, fields, 64);
+        if (!c->names) { /* the header */
+            if (n > 64) return ab_fail(AB_ERR_FORMAT, "%s:%zu: more than 64 columns", path, line_no);
+            c->n_cols = n;
+            c->names = malloc((size_t)n * sizeof *c->names);
+            c->cell = malloc(lines * (size_t)n * sizeof *c->cell);
+            if (!c->names || !c->cell) return ab_fail(AB_ERR_OOM, "%s: out of memory", path);
+            memcpy(c->names, fields, (size_t)n * sizeof *fields);
+            continue;
+        }
         if (n != c->n_cols)
-            return ab_fail(AB_ERR_FORMAT, "%s:%d: %d fields, the header has %d", path, line_no, n, c->n_cols);
+            return ab_fail(AB_ERR_FORMAT, "%s:%zu: %d fields, the header has %d", path, line_no, n, c->n_cols);
         memcpy(c->cell + (size_t)c->n_rows * (size_t)c->n_cols, fields, (size_t)n * sizeof *fields);
         c->n_rows++;
     }

@@ -299,29 +299,71 @@ static void first_difference(const json_t *a, const json_t *b, const char *prefi
     snprintf(out, n, "%s", *prefix ? prefix : "(top level)");
 }
 
-/* Parses one steps.csv line into a row; 0 when malformed. */
-static int parse_step_line(char *line, step_row *row) {
-    char *save = NULL, *field[9];
-    int n = 0;
-    /* steps.csv never quotes: variant names are identifiers */
-    for (char *t = strtok_r(line, ",", &save); t && n < 9; t = strtok_r(NULL, ",", &save)) field[n++] = t;
-    if (n != 9) return 0;
-    ab_step_record *s = &row->s;
-    char *end;
-    s->step = strtol(field[1], &end, 10);
-    s->epoch = (int)strtol(field[2], &end, 10);
-    s->loss = strtod(field[3], NULL);
-    s->lr = strtod(field[4], NULL);
-    s->grad_norm = strtod(field[5], NULL);
-    s->step_time_ms = strtod(field[6], NULL);
-    s->tokens = strtoll(field[7], NULL, 10);
-    s->loss_tokens = strtoll(field[8], NULL, 10);
-    row->variant = strdup(field[0]);
-    return row->variant != NULL;
+static void free_steps(step_row *rows, size_t n) {
+    for (size_t i = 0; i < n; i++) free(rows[i].variant);
+    free(rows);
 }
 
-/* Reads DIR/steps.csv into rows (missing file: zero rows). Empty fields (nulls) do not occur in
- * steps.csv except loss/lr/grad_norm of a diverged step, which strtod reads as 0 — kept as written. */
+static const char *const step_fields[9] = {"variant", "step", "epoch", "loss", "lr", "grad_norm", "step_time_ms",
+                                           "tokens", "loss_tokens"};
+
+/* A whole field as an integer (strtoll must read all of it; no '+'). */
+static int field_int(const char *f, long long *v) {
+    char *end;
+    errno = 0;
+    *v = strtoll(f, &end, 10);
+    return *f && *f != '+' && !errno && !*end;
+}
+
+/* A whole field as a number; empty = null = NAN. */
+static int field_num(const char *f, double *v) {
+    char *end;
+    *v = *f ? strtod(f, &end) : NAN;
+    return !*f || !*end;
+}
+
+/* Parses one steps.csv line (NUL-terminated in place) into a row. Returns 0, or the 1-based number of the
+ * field at fault with *why set, or -1 when the line does not have 9 fields. */
+static int parse_step_line(char *line, step_row *row, const char **why) {
+    char *field[9];
+    int n = 0;
+    /* steps.csv never quotes: variant names are identifiers. Empty fields are kept (nulls). */
+    for (char *p = line;;) {
+        if (n == 9) return -1;
+        field[n++] = p;
+        if (!(p = strchr(p, ','))) break;
+        *p++ = '\0';
+    }
+    if (n != 9) return -1;
+    ab_step_record *s = &row->s;
+    long long iv[4];
+    const int ints[4] = {1, 2, 7, 8};
+    for (int k = 0; k < 4; k++)
+        if (!field_int(field[ints[k]], &iv[k])) {
+            *why = "an integer";
+            return ints[k] + 1;
+        }
+    double *nums[4] = {&s->loss, &s->lr, &s->grad_norm, &s->step_time_ms};
+    for (int k = 0; k < 4; k++)
+        if (!field_num(field[3 + k], nums[k])) {
+            *why = "a number or an empty field (null)";
+            return 3 + k + 1;
+        }
+    if (!*field[0]) {
+        *why = "a variant name";
+        return 1;
+    }
+    s->step = (long)iv[0];
+    s->epoch = (int)iv[1];
+    s->tokens = iv[2];
+    s->loss_tokens = iv[3];
+    row->variant = strdup(field[0]);
+    return 0;
+}
+
+/* Reads DIR/steps.csv into rows (missing file: zero rows). Blank lines are skipped; the first other line is
+ * the header. Empty number fields are nulls (a step without loss tokens has no loss) and read as NAN, so a
+ * rewrite writes them empty again. On failure nothing is returned (and nothing is left allocated). */
 static ab_status load_steps(const char *dir, step_row **rows, size_t *n) {
     *rows = NULL;
     *n = 0;
@@ -332,31 +374,56 @@ static ab_status load_steps(const char *dir, step_row **rows, size_t *n) {
     size_t len;
     AB_TRY(ab_read_file(path, &text, &len));
     size_t cap = 0, line_no = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (++line_no == 1) continue; /* header */
+    int header = 1;
+    ab_status st = AB_OK;
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        size_t at = 1;
+        for (const char *q = text; q < nul; q++) at += *q == '\n';
+        st = ab_fail(AB_ERR_FORMAT, "%s:%zu: a NUL byte: expected a text file", path, at);
+    }
+    for (char *line = text, *next; st == AB_OK && line < text + len; line = next) {
+        char *eol = memchr(line, '\n', (size_t)(text + len - line));
+        if (!eol) eol = text + len;
+        *eol = '\0';
+        next = eol + 1;
+        line_no++;
+        size_t line_len = (size_t)(eol - line);
+        if (line_len && line[line_len - 1] == '\r') line[--line_len] = '\0';
+        if (!line_len) continue;
+        if (header) {
+            header = 0;
+            continue;
+        }
         if (*n == cap) {
             cap = cap ? cap * 2 : 1024;
             step_row *nr = realloc(*rows, cap * sizeof *nr);
             if (!nr) {
-                free(text);
-                return ab_fail(AB_ERR_OOM, "%s: out of memory", path);
+                st = ab_fail(AB_ERR_OOM, "%s: out of memory", path);
+                break;
             }
             *rows = nr;
         }
-        if (!parse_step_line(line, &(*rows)[*n])) {
-            free(text);
-            return ab_fail(AB_ERR_FORMAT, "%s:%zu: expected 9 comma-separated fields", path, line_no);
-        }
-        (*n)++;
+        const char *why = NULL;
+        int bad = parse_step_line(line, &(*rows)[*n], &why);
+        if (bad < 0)
+            st = ab_fail(AB_ERR_FORMAT, "%s:%zu: expected 9 comma-separated fields (%s, ..., %s)", path, line_no,
+                         step_fields[0], step_fields[8]);
+        else if (bad > 0)
+            st = ab_fail(AB_ERR_FORMAT, "%s:%zu: field %d (%s): expected %s", path, line_no, bad, step_fields[bad - 1],
+                         why);
+        else if (!(*rows)[*n].variant)
+            st = ab_fail(AB_ERR_OOM, "%s: out of memory", path);
+        else
+            (*n)++;
     }
     free(text);
-    return AB_OK;
-}
-
-static void free_steps(step_row *rows, size_t n) {
-    for (size_t i = 0; i < n; i++) free(rows[i].variant);
-    free(rows);
+    if (st != AB_OK) {
+        free_steps(*rows, *n);
+        *rows = NULL;
+        *n = 0;
+    }
+    return st;
 }
 
 ab_status ab_results_load(const char *dir, ab_results_state *out) {
