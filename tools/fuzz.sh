@@ -4,6 +4,8 @@
 # when empty: fuzz_bpe from the tokenizer vectors, fuzz_jsonl from the built-in sample, the others by
 # tests/fuzz/seeds.c (files written by the project's own writers, and tests/data/recorded_run). A crash, leak,
 # UBSan report or invariant failure leaves its input in build-fuzz/ and makes the script exit non-zero.
+# FUZZ_SEED=N fixes libFuzzer's random seed (CI: the same inputs on every run, a prefix of them on a slower
+# machine), so that a gate does not pass or fail by chance; unset, every run explores afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
@@ -54,7 +56,7 @@ for h in "${harnesses[@]}"; do
   mkdir -p "$corpus"
   [ -n "$(ls -A "$corpus")" ] || seed_corpus "$h" "$corpus"
   echo "== $h: ${seconds}s"
-  if ! (cd "$out" && "./$h" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
+  if ! (cd "$out" && "./$h" -max_total_time="$seconds" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
         "corpus/$h" 2>&1 | tail -n 12); then
     status=1
   fi

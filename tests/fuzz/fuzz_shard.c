@@ -11,8 +11,9 @@
  *     bit 3  no sidecar file at all (an llm.c shard)
  * A rejected pair must leave a message naming one of the two files. An accepted one must hold what
  * shard.h and docs/FORMATS.md promise: the tokens are the file's, each below the vocabulary (50257); row
- * length >= 0, n_rows x row_len = n_tokens when row_len > 0 and n_rows = 0 when packed; a mask only with a
- * sidecar of mask encoding 1, each value 0 or 1 and equal to the token's bit; the sidecar's checksum is the
+ * length >= 0, n_rows x row_len = n_tokens when row_len > 0 and n_rows = 0 when packed; a mask exactly when a
+ * sidecar of mask encoding 1 covers at least one token (an empty shard has none to mask), each value 0 or 1 and
+ * equal to the token's bit; the sidecar's checksum is the
  * tokens'. Any failure is an abort().
  */
 #include <stdint.h>
@@ -115,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             uint64_t sum = ab_hash64(s.tokens, 2 * s.n_tokens, 0);
             if (get_u32(side + 20) != (uint32_t)sum || get_u32(side + 24) != (uint32_t)(sum >> 32)) abort();
             uint32_t enc = get_u32(side + 16);
-            if ((enc == 1) != (s.loss_mask != NULL) || (enc != 0 && enc != 1)) abort();
+            if ((enc == 1 && s.n_tokens > 0) != (s.loss_mask != NULL) || (enc != 0 && enc != 1)) abort();
             if (enc == 1 && side_len != HEADER_BYTES + (s.n_tokens + 7) / 8) abort();
             for (size_t i = 0; s.loss_mask && i < s.n_tokens; i++)
                 if (s.loss_mask[i] != ((side[HEADER_BYTES + i / 8] >> (i % 8)) & 1)) abort();
