@@ -239,12 +239,7 @@ ab_status attn_kv_decode_input_layout(const ab_attn_ctx *ctx, const attn_kv_layo
     if (D > 128 || D % 8) return ab_fail(AB_ERR_UNSUPPORTED, "cuda decode: head size %d (needs <= 128, multiple of 8)", D);
     if (((uintptr_t)cache | (uintptr_t)ctx->workspace) & 15)
         return ab_fail(AB_ERR_UNSUPPORTED, "cuda decode: the cache and the workspace must be 16-byte aligned");
-    memset(in, 0, sizeof *in);
-    in->out = ctx->workspace;
-    in->weight = w->t[0];
-    in->bias = w->t[1];
-    in->K = C;
-    in->OC = C + KV;
+    decode_input_product(in, ctx->workspace, w->t[0], w->t[1], C, C + KV);
     in->append.cache = cache; in->append.koff = C; in->append.KV = KV; in->append.cap = L->cap;
     return cuda_decode_pos(ctx, pos, &in->append.pos);
 }

@@ -529,12 +529,7 @@ static ab_status linear_decode_input(const ab_attn_ctx *ctx, const ab_attn_weigh
     AB_TRY(lin_check(cfg));
     if (pos < 0 || pos >= cfg->max_T)
         return ab_fail(AB_ERR_USAGE, "cuda linear decode: position %d outside 0..%d", pos, cfg->max_T - 1);
-    memset(in, 0, sizeof *in);
-    in->out = ctx->workspace;
-    in->weight = w->t[0];
-    in->bias = w->t[1];
-    in->K = cfg->C;
-    in->OC = 3 * cfg->C;
+    decode_input_product(in, ctx->workspace, w->t[0], w->t[1], cfg->C, 3 * cfg->C);
     return AB_OK;
 }
 

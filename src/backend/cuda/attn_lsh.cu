@@ -771,12 +771,7 @@ static ab_status lsh_decode_input(const ab_attn_ctx *ctx, const ab_attn_weights 
     if (smem > 48 * 1024)
         return ab_fail(AB_ERR_UNSUPPORTED, "cuda lsh decode: a window of %d keys needs %zu bytes of shared memory",
                        s.window, smem);
-    memset(in, 0, sizeof *in);
-    in->out = ctx->workspace;
-    in->weight = w->t[W_ATTN];
-    in->bias = w->t[W_BIAS];
-    in->K = cfg->C;
-    in->OC = 2 * cfg->C;
+    decode_input_product(in, ctx->workspace, w->t[W_ATTN], w->t[W_BIAS], cfg->C, 2 * cfg->C);
     return AB_OK;
 }
 

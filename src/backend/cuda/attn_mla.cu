@@ -814,11 +814,7 @@ static ab_status mla_decode_input(const ab_attn_ctx *ctx, const ab_attn_weights 
     if (((uintptr_t)cache | (uintptr_t)ctx->workspace | (uintptr_t)w->t[W_UK] | (uintptr_t)w->t[W_UV]) & 15)
         return ab_fail(AB_ERR_UNSUPPORTED, "cuda mla decode: the cache, workspace and up-projections must be 16-byte aligned");
     const mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
-    memset(in, 0, sizeof *in);
-    in->out = v.q1;
-    in->weight = w->t[W_Q];
-    in->K = cfg->C;
-    in->OC = cfg->C;
+    decode_input_product(in, v.q1, w->t[W_Q], NULL, cfg->C, cfg->C);
     in->out2 = v.a1;
     in->weight2 = w->t[W_DKV];
     in->OC2 = dc;

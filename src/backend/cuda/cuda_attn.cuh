@@ -7,6 +7,8 @@
 #ifndef AB_CUDA_ATTN_CUH
 #define AB_CUDA_ATTN_CUH
 
+#include <string.h>
+
 #include <cooperative_groups.h>
 
 #include "backend/cuda/cuda_attn.h"
@@ -30,6 +32,18 @@ ab_status attn_qkv_backward(const ab_attn_ctx *ctx, const ab_attn_weights *w, co
  * epilogue, else after cuBLASLt's product. */
 ab_status cuda_decode_projection(const ab_attn_ctx *ctx, void *out, const void *x, const void *w, const void *b,
                                  const small_m_tail *tail, int M, int K, int OC);
+
+/* A variant's decode_input (backend.h, ab_decode_input) as one plain product out (M,OC) = LN(x) @ weight (K,OC) + bias
+ * (may be NULL); the caller adds what else it has (a KV append, mla's second product). */
+static inline void decode_input_product(ab_decode_input *in, void *out, const void *weight, const void *bias, int K,
+                                        int OC) {
+    memset(in, 0, sizeof *in);
+    in->out = out;
+    in->weight = weight;
+    in->bias = bias;
+    in->K = K;
+    in->OC = OC;
+}
 
 /* to_heads: src (B,T,parts,H,D) -> dst (parts,B,H,T,D); else the reverse. */
 ab_status attn_permute(ab_backend *be, bf16 *dst, const bf16 *src, int B, int T, int parts, int H, int D, int to_heads);
