@@ -1,7 +1,7 @@
 /*
  * test_model.c — the whole GPT-2 on the CPU backend: gradients against finite differences for every
  * variant, loss at initialisation, overfitting one batch, determinism, checkpoint round trips and bad
- * checkpoints; the training benchmark's table (energies over short windows marked).
+ * checkpoints (a table of files the loader refuses or, with published GPT-2 names, accepts); the training benchmark's table (energies over short windows marked).
  */
 #include <math.h>
 #include <stdio.h>
@@ -267,6 +267,110 @@ static void test_checkpoint(void) {
     if (system(cmd) != 0) printf("# could not remove %s\n", dir);
 }
 
+/* Checkpoint files the loader must refuse with a format error naming the file and what was expected, or accept
+ * (published GPT-2 names). Each case writes a model's tensors (names with or without "transformer.", optionally
+ * one dtype patched to I32) and an "attnbench" metadata string (NULL: none), then opens it (eval / generate:
+ * into a model struct filled with garbage, as the CLI hands it over) or loads it into a model of the same sizes
+ * (run --init). Found by tests/fuzz/fuzz_checkpoint.c and by reading the loader. */
+static void test_checkpoint_files(void) {
+    static const char *const good_meta =
+        "{\"format_version\":1,\"variant\":\"baseline\",\"model\":{\"n_layer\":1,\"n_head\":2,\"n_embd\":8,\"vocab_size\":16,"
+        "\"max_seq\":8},\"attn\":{},\"train_T\":8}";
+    static const struct {
+        const char *name;
+        int gpt2_size;     /* 1: n_embd 64, one head (the size inferred from a published file), else the tiny model */
+        int prefix;        /* tensor names with "transformer." */
+        int i32;           /* the first tensor's dtype patched from F32 to I32 */
+        const char *meta;  /* "attnbench" metadata, NULL: none */
+        int load_into;     /* 1: ab_checkpoint_load_into a model of the same sizes (run --init), 0: ab_checkpoint_open */
+        ab_status want;
+        const char *text;  /* in the message, besides the file name */
+    } cases[] = {
+        {"checkpoint file: the writer's metadata opens", 0, 1, 0, good_meta, 0, AB_OK, ""},
+        {"checkpoint file: published GPT-2 names (no transformer. prefix) open", 1, 0, 0, NULL, 0, AB_OK, ""},
+        {"checkpoint file: published GPT-2 names load for run --init", 1, 0, 0, NULL, 1, AB_OK, ""},
+        {"checkpoint file: n_layer 2^32 + 1 is refused, not read as 1", 0, 1, 0,
+         "{\"variant\":\"baseline\",\"model\":{\"n_layer\":4294967297,\"n_head\":2,\"n_embd\":8,\"vocab_size\":16,\"max_seq\":8},"
+         "\"attn\":{},\"train_T\":8}", 0, AB_ERR_FORMAT, "model.n_layer is out of range"},
+        {"checkpoint file: a hyper-parameter that is not an integer is refused", 0, 1, 0,
+         "{\"variant\":\"baseline\",\"model\":{\"n_layer\":1,\"n_head\":2,\"n_embd\":8,\"vocab_size\":16,\"max_seq\":8},"
+         "\"attn\":{\"window\":\"5\"},\"train_T\":8}", 0, AB_ERR_FORMAT, "attn.window"},
+        {"checkpoint file: an unknown variant is refused (uninitialised model struct)", 0, 1, 0,
+         "{\"variant\":\"nope\",\"model\":{},\"attn\":{},\"train_T\":8}", 0, AB_ERR_FORMAT, "unknown variant \"nope\""},
+        {"checkpoint file: metadata that is not JSON is refused", 0, 1, 0, "{\"variant\":", 0, AB_ERR_FORMAT, "not a JSON object"},
+        {"checkpoint file: n_layer 0 is a format error naming the file", 0, 1, 0,
+         "{\"variant\":\"baseline\",\"model\":{\"n_layer\":0,\"n_head\":2,\"n_embd\":8,\"vocab_size\":16,\"max_seq\":8},"
+         "\"attn\":{},\"train_T\":8}", 0, AB_ERR_FORMAT, "cannot be built: model sizes must be positive"},
+        {"checkpoint file: an I32 tensor is refused naming the file", 0, 1, 1, good_meta, 0, AB_ERR_FORMAT, "I32 cannot be read"},
+        {"checkpoint file: an I32 tensor is refused naming the file (run --init)", 0, 1, 1, NULL, 1, AB_ERR_FORMAT, "I32 cannot be read"},
+    };
+    char dir[] = "/tmp/ab_test_ckfiles_XXXXXX", path[256];
+    if (!mkdtemp(dir)) {
+        test_report(0, "checkpoint files temp dir", "mkdtemp failed");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/c.safetensors", dir);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ab_model_config cfg = {.n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
+        if (cases[c].gpt2_size) cfg = (ab_model_config){.n_layer = 1, .n_head = 1, .n_embd = 64, .vocab_size = 8, .max_seq = 4};
+        ab_gpt2 src, dst;
+        ab_status s = ab_gpt2_create(&src, &cfg, VARIANT_BASELINE, cfg.max_seq, &be);
+        if (s == AB_OK) s = ab_gpt2_init_weights(&src, 3);
+        float *host = s == AB_OK ? malloc(src.n_elements * sizeof *host) : NULL, *back = NULL;
+        ab_st_write_tensor *ts = s == AB_OK ? calloc((size_t)src.n_params, sizeof *ts) : NULL;
+        if (s == AB_OK) s = ab_gpt2_get_params(&src, host);
+        for (int i = 0; s == AB_OK && i < src.n_params; i++) {
+            const ab_param_info *p = &src.params[i];
+            ts[i] = (ab_st_write_tensor){cases[c].prefix ? p->name : p->name + strlen("transformer."), p->rows == 1 ? 1 : 2,
+                                         {p->rows == 1 ? p->cols : p->rows, p->cols}, host + p->offset};
+        }
+        const char *meta[] = {"format", "pt", "attnbench", cases[c].meta};
+        if (s == AB_OK) s = ab_st_write(path, ts, src.n_params, meta, cases[c].meta ? 2 : 1);
+        if (s == AB_OK && cases[c].i32) {
+            char *bytes;
+            size_t n;
+            s = ab_read_file(path, &bytes, &n);
+            char *dt = s == AB_OK ? strstr(bytes + 8, "\"F32\"") : NULL;
+            if (dt) {
+                memcpy(dt + 1, "I32", 3);
+                s = ab_write_file_atomic(path, bytes, n);
+            }
+            if (s == AB_OK) free(bytes);
+        }
+        if (s != AB_OK) {
+            test_report(0, cases[c].name, "writing the file: %s", ab_error());
+        } else {
+            memset(&dst, 0xa5, sizeof dst);
+            if (cases[c].load_into) {
+                s = ab_gpt2_create(&dst, &cfg, VARIANT_BASELINE, cfg.max_seq, &be);
+                if (s == AB_OK) s = ab_checkpoint_load_into(&dst, path);
+            } else {
+                s = ab_checkpoint_open(path, &be, &dst);
+            }
+            int same = 0;
+            if (s == AB_OK) {
+                back = malloc(src.n_elements * sizeof *back);
+                same = dst.n_elements == src.n_elements && ab_gpt2_get_params(&dst, back) == AB_OK &&
+                       memcmp(&dst.cfg, &cfg, sizeof cfg) == 0 && memcmp(back, host, src.n_elements * sizeof *back) == 0;
+            }
+            if (cases[c].want == AB_OK)
+                test_report(s == AB_OK && same, cases[c].name, "%s", s == AB_OK ? "config or parameters differ" : ab_error());
+            else
+                test_report(s == cases[c].want && strstr(ab_error(), path) && strstr(ab_error(), cases[c].text), cases[c].name,
+                            "status %s, want %s with \"%s\": %s", ab_status_name(s), ab_status_name(cases[c].want), cases[c].text,
+                            s == AB_OK ? "(accepted)" : ab_error());
+            if (s == AB_OK || cases[c].load_into) ab_gpt2_destroy(&dst);
+        }
+        free(back);
+        free(ts);
+        free(host);
+        ab_gpt2_destroy(&src);
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+}
+
 /* Safetensors headers the reader must refuse (or accept): each case is a header, the data bytes after it,
  * the status expected and a text the message must hold. An accepted file's byte ranges must be exactly the
  * shape's size. */
@@ -397,6 +501,7 @@ int main(void) {
     test_init_loss();
     test_overfit_and_determinism();
     test_checkpoint();
+    test_checkpoint_files();
     test_safetensors_headers();
     test_schedule();
     test_bad_config();

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-20}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_bpe fuzz_jsonl fuzz_safetensors fuzz_shard fuzz_results fuzz_token_ids)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_bpe fuzz_jsonl fuzz_safetensors fuzz_shard fuzz_results fuzz_token_ids fuzz_checkpoint)
 out=build-fuzz
 mkdir -p "$out"
 CC=${FUZZ_CC:-clang}
@@ -33,8 +33,15 @@ declare -A sources=(
   [fuzz_token_ids]="$core src/data/token_ids.c"
   # report.c and its tables reach the variant registry, hence the attention code and the CPU backend
   [fuzz_results]="src/report/*.c src/core/*.c src/prof/*.c src/attn/*.c src/backend/*.c src/backend/cpu/*.c"
+  # the loader builds models: the model, every variant (the registry reaches the profiler) and the CPU backend
+  [fuzz_checkpoint]="src/model/checkpoint.c src/model/gpt2.c src/core/*.c src/prof/*.c src/attn/*.c src/backend/*.c src/backend/cpu/*.c"
 )
-seed_sources=(src/core/status.c src/core/fsutil.c src/core/safetensors.c src/data/shard.c src/data/hash.c)
+# Inputs larger than the default: the published-GPT-2 seed of fuzz_checkpoint (n_embd 64, 1 layer) is ~200 KB.
+declare -A max_len=([fuzz_checkpoint]=262144)
+# seeds.c writes checkpoints through ab_checkpoint_save, hence the model sources; built once per script run.
+seed_sources=(src/data/shard.c src/data/hash.c src/model/checkpoint.c src/model/gpt2.c src/core/*.c src/prof/*.c src/attn/*.c
+              src/backend/*.c src/backend/cpu/*.c)
+seeds_built=0
 
 seed_corpus() { # HARNESS DIR
   case "$1" in
@@ -42,7 +49,8 @@ seed_corpus() { # HARNESS DIR
     fuzz_bpe) python3 -c 'import json,sys
 for i,l in enumerate(open("tests/data/gpt2_tokenizer_vectors.jsonl")):
     open(f"{sys.argv[1]}/vec-{i:03d}","w").write(json.loads(l)["text"])' "$2" ;;
-    *) $CC "${flags[@]}" -o "$out/seeds" tests/fuzz/seeds.c "${seed_sources[@]}" "${libs[@]}"
+    *) [ $seeds_built = 1 ] || $CC "${flags[@]}" -o "$out/seeds" tests/fuzz/seeds.c "${seed_sources[@]}" "${libs[@]}"
+       seeds_built=1
        "$out/seeds" "$1" "$2" ;;
   esac
 }
@@ -56,7 +64,7 @@ for h in "${harnesses[@]}"; do
   mkdir -p "$corpus"
   [ -n "$(ls -A "$corpus")" ] || seed_corpus "$h" "$corpus"
   echo "== $h: ${seconds}s"
-  if ! (cd "$out" && "./$h" -max_total_time="$seconds" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
+  if ! (cd "$out" && "./$h" -max_total_time="$seconds" ${FUZZ_SEED:+-seed="$FUZZ_SEED"} -max_len="${max_len[$h]:-65536}" -rss_limit_mb=2048 -print_final_stats=1 \
         "corpus/$h" 2>&1 | tail -n 12); then
     status=1
   fi

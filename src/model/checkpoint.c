@@ -4,6 +4,7 @@
 #include "model/checkpoint.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,29 +60,44 @@ ab_status ab_checkpoint_save(ab_gpt2 *m, const char *path) {
     return s;
 }
 
+/* 1: obj[key] is an integer that fits an int, stored in *out; 0: absent; -1: present but not such an integer
+ * (a value of 2^32 + 2 must not load as 2). */
 static int get_int(json_t *obj, const char *key, int *out) {
     json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v)) return 0;
+    if (!v) return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < INT_MIN || json_integer_value(v) > INT_MAX) return -1;
     *out = (int)json_integer_value(v);
     return 1;
 }
 
+/* The file's tensor of a model parameter. Published Hugging Face GPT-2 files (GPT2Model's state dict, e.g.
+ * openai-community/gpt2) name them without the "transformer." prefix: "h.0.attn.c_attn.weight", "wte.weight". */
+static const ab_st_tensor *find_tensor(const ab_st_file *f, const char *name) {
+    const ab_st_tensor *t = ab_st_find(f, name);
+    if (!t && strncmp(name, "transformer.", 12) == 0) t = ab_st_find(f, name + 12);
+    return t;
+}
+
+static int int_dim(const ab_st_tensor *t, int d) { return t->shape[d] >= 1 && t->shape[d] <= INT_MAX; }
+
 /* Sizes of a published GPT-2 file (no attnbench metadata), from its tensor shapes. */
 static ab_status infer_config(const ab_st_file *f, const char *path, ab_model_config *cfg) {
-    const ab_st_tensor *wte = ab_st_find(f, "transformer.wte.weight"), *wpe = ab_st_find(f, "transformer.wpe.weight");
-    if (!wte) wte = ab_st_find(f, "wte.weight");
-    if (!wte || !wpe || wte->ndim != 2 || wpe->ndim != 2)
+    const ab_st_tensor *wte = find_tensor(f, "transformer.wte.weight"), *wpe = find_tensor(f, "transformer.wpe.weight");
+    if (!wte || !wpe)
         return ab_fail(AB_ERR_FORMAT, "%s: not an attnbench or GPT-2 checkpoint (no attnbench metadata and no transformer.wte.weight / "
-                                      "transformer.wpe.weight)", path);
+                                      "transformer.wpe.weight, nor wte.weight / wpe.weight)", path);
+    if (wte->ndim != 2 || wpe->ndim != 2 || !int_dim(wte, 0) || !int_dim(wte, 1) || !int_dim(wpe, 0) || !int_dim(wpe, 1))
+        return ab_fail(AB_ERR_FORMAT, "%s: %s and %s must be matrices (vocabulary x n_embd, positions x n_embd) of sizes from 1 "
+                                      "to %d", path, wte->name, wpe->name, INT_MAX);
     memset(cfg, 0, sizeof *cfg);
     cfg->vocab_size = (int)wte->shape[0];
     cfg->n_embd = (int)wte->shape[1];
     cfg->max_seq = (int)wpe->shape[0];
     cfg->n_head = cfg->n_embd / 64;
     char name[64];
-    for (cfg->n_layer = 0;; cfg->n_layer++) {
+    for (cfg->n_layer = 0; cfg->n_layer < INT_MAX; cfg->n_layer++) {
         snprintf(name, sizeof name, "transformer.h.%d.ln_1.weight", cfg->n_layer);
-        if (!ab_st_find(f, name)) break;
+        if (!find_tensor(f, name)) break;
     }
     return AB_OK;
 }
@@ -97,24 +113,44 @@ static ab_status parse_config(const ab_st_file *f, const char *path, ab_model_co
     json_error_t err;
     json_t *root = json_loads(meta, 0, &err);
     free(meta);
-    ab_status st = AB_OK;
-    json_t *model = json_object_get(root, "model"), *attn = json_object_get(root, "attn"), *var = json_object_get(root, "variant");
     memset(cfg, 0, sizeof *cfg);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return ab_fail(AB_ERR_FORMAT, "%s: the attnbench metadata is not a JSON object (%s)", path, root ? "another JSON value" : err.text);
+    }
+    json_t *model = json_object_get(root, "model"), *attn = json_object_get(root, "attn"), *var = json_object_get(root, "variant");
     const ab_variant *v = json_is_string(var) ? ab_variant_by_name(json_string_value(var)) : NULL;
-    if (!root || !model || !attn || !v || !get_int(model, "n_layer", &cfg->n_layer) || !get_int(model, "n_head", &cfg->n_head) ||
-        !get_int(model, "n_embd", &cfg->n_embd) || !get_int(model, "vocab_size", &cfg->vocab_size) ||
-        !get_int(model, "max_seq", &cfg->max_seq) || !get_int(root, "train_T", train_T)) {
-        st = ab_fail(AB_ERR_FORMAT, "%s: the attnbench metadata is incomplete or names an unknown variant", path);
+    ab_status st = AB_OK;
+    if (!v) {
+        st = json_is_string(var) ? ab_fail(AB_ERR_FORMAT, "%s: the attnbench metadata names an unknown variant \"%.64s\"", path,
+                                           json_string_value(var))
+                                 : ab_fail(AB_ERR_FORMAT, "%s: the attnbench metadata has no \"variant\" string", path);
+    } else if (!json_is_object(model) || !json_is_object(attn)) {
+        st = ab_fail(AB_ERR_FORMAT, "%s: the attnbench metadata has no \"model\" and \"attn\" objects", path);
     } else {
         *variant = v->id;
         ab_attn_hparams *h = &cfg->attn;
-        get_int(attn, "gqa_kv_heads", &h->gqa_kv_heads);
-        get_int(attn, "window", &h->window);
-        get_int(attn, "lsh_hashes", &h->lsh_hashes);
-        get_int(attn, "lsh_chunk", &h->lsh_chunk);
-        get_int(attn, "lsh_buckets", &h->lsh_buckets);
-        get_int(attn, "linear_chunk", &h->linear_chunk);
-        get_int(attn, "mla_kv_rank", &h->mla_kv_rank);
+        const struct {
+            json_t *obj;
+            const char *key;
+            int *out;
+            int required; /* the attention hyper-parameters may be absent: 0, the default */
+        } fields[] = {
+            {model, "n_layer", &cfg->n_layer, 1},        {model, "n_head", &cfg->n_head, 1},
+            {model, "n_embd", &cfg->n_embd, 1},          {model, "vocab_size", &cfg->vocab_size, 1},
+            {model, "max_seq", &cfg->max_seq, 1},        {root, "train_T", train_T, 1},
+            {attn, "gqa_kv_heads", &h->gqa_kv_heads, 0}, {attn, "window", &h->window, 0},
+            {attn, "lsh_hashes", &h->lsh_hashes, 0},     {attn, "lsh_chunk", &h->lsh_chunk, 0},
+            {attn, "lsh_buckets", &h->lsh_buckets, 0},   {attn, "linear_chunk", &h->linear_chunk, 0},
+            {attn, "mla_kv_rank", &h->mla_kv_rank, 0},
+        };
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0] && st == AB_OK; i++) {
+            int got = get_int(fields[i].obj, fields[i].key, fields[i].out);
+            if (got < 0 || (got == 0 && fields[i].required))
+                st = ab_fail(AB_ERR_FORMAT, "%s: the attnbench metadata's %s%s %s (expected an integer from %d to %d)", path,
+                             fields[i].obj == model ? "model." : fields[i].obj == attn ? "attn." : "", fields[i].key,
+                             got < 0 ? "is out of range or not an integer" : "is missing", INT_MIN, INT_MAX);
+        }
     }
     json_decref(root);
     return st;
@@ -134,19 +170,24 @@ static ab_status load_tensors(ab_gpt2 *m, const ab_st_file *f, const char *path)
     ab_status s = AB_OK;
     for (int i = 0; i < m->n_params && s == AB_OK; i++) {
         const ab_param_info *p = &m->params[i];
-        const ab_st_tensor *t = ab_st_find(f, p->name);
+        const ab_st_tensor *t = find_tensor(f, p->name);
         if (!t) {
             s = ab_fail(AB_ERR_FORMAT, "%s: tensor %s is missing (checkpoint of another variant or size?)", path, p->name);
             break;
         }
-        size_t n = ab_st_numel(t);
-        int rows = t->ndim == 2 ? (int)t->shape[0] : 1, cols = t->ndim == 2 ? (int)t->shape[1] : t->ndim == 1 ? (int)t->shape[0] : -1;
-        if (n != p->numel || rows != p->rows || cols != p->cols) {
-            s = ab_fail(AB_ERR_FORMAT, "%s: tensor %s has shape (%d, %d), the model expects (%d, %d)", path, p->name, rows, cols,
-                        p->rows, p->cols);
+        /* a 1-D parameter is (1, C): a file may hold it as (C) or (1, C) */
+        int match = ab_st_numel(t) == p->numel && ((t->ndim == 1 && p->rows == 1) ||
+                                                   (t->ndim == 2 && t->shape[0] == p->rows && t->shape[1] == p->cols));
+        if (!match) {
+            char shape[120] = "(";
+            for (int d = 0; d < t->ndim; d++)
+                snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+            s = ab_fail(AB_ERR_FORMAT, "%s: tensor %s has shape %s), the model expects (%d, %d)", path, t->name, shape, p->rows,
+                        p->cols);
             break;
         }
         s = ab_st_to_f32(f, t, host + p->offset);
+        if (s != AB_OK) s = ab_fail_context(s, "%s: ", path);
     }
     if (s == AB_OK) s = ab_gpt2_set_params(m, host);
     free(host);
@@ -162,13 +203,15 @@ ab_status ab_checkpoint_load_into(ab_gpt2 *m, const char *path) {
 }
 
 ab_status ab_checkpoint_open(const char *path, ab_backend *be, ab_gpt2 *m) {
+    memset(m, 0, sizeof *m); /* callers hand over an uninitialised model; a failure destroys it */
     ab_st_file f;
     AB_TRY(ab_st_read(path, &f));
     ab_model_config cfg;
     ab_variant_id v;
     int train_T;
     ab_status s = parse_config(&f, path, &cfg, &v, &train_T);
-    if (s == AB_OK) s = ab_gpt2_create(m, &cfg, v, train_T, be);
+    if (s == AB_OK && (s = ab_gpt2_create(m, &cfg, v, train_T, be)) != AB_OK) /* the sizes or hyper-parameters: the file's */
+        s = ab_fail_context(s == AB_ERR_USAGE ? AB_ERR_FORMAT : s, "%s: the checkpoint's model cannot be built: ", path);
     if (s == AB_OK) s = load_tensors(m, &f, path);
     if (s != AB_OK) ab_gpt2_destroy(m);
     ab_st_free(&f);
@@ -212,7 +255,8 @@ ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch) {
     const char *variant = root ? json_string_value(json_object_get(root, "variant")) : NULL;
     int step = 0;
     const ab_st_tensor *p = ab_st_find(&f, "params"), *mt = ab_st_find(&f, "adamw.m"), *vt = ab_st_find(&f, "adamw.v");
-    if (!variant || strcmp(variant, m->variant->name) != 0 || !get_int(root, "epoch", epoch) || !get_int(root, "optimizer_step", &step))
+    if (!variant || strcmp(variant, m->variant->name) != 0 || get_int(root, "epoch", epoch) != 1 ||
+        get_int(root, "optimizer_step", &step) != 1)
         s = ab_fail(AB_ERR_FORMAT, "%s: not a training state of variant %s", path, m->variant->name);
     else if (!p || !mt || !vt || p->dtype != ST_F32 || mt->dtype != ST_F32 || vt->dtype != ST_F32 || ab_st_numel(p) != m->n_elements ||
              ab_st_numel(mt) != m->n_trainable || ab_st_numel(vt) != m->n_trainable)

@@ -1,13 +1,17 @@
 /*
  * seeds.c — writes the first corpus of a harness of tests/fuzz/ (tools/fuzz.sh runs it when a corpus is empty).
  *
- *     seeds fuzz_safetensors|fuzz_shard|fuzz_results|fuzz_token_ids DIR
+ *     seeds fuzz_safetensors|fuzz_shard|fuzz_results|fuzz_token_ids|fuzz_checkpoint DIR
  *
  * The seeds are real files: safetensors written by ab_st_write (plus hand-made headers for the dtypes it does
  * not write), shards and sidecars written by ab_shard_write and wrapped in fuzz_shard's input layout, the
- * recorded results directory of tests/data/recorded_run in fuzz_results' layout, and small id files.
+ * recorded results directory of tests/data/recorded_run in fuzz_results' layout, small id files, and
+ * checkpoints of tiny models written by ab_checkpoint_save (four variants, one also as BF16 and F16) plus a
+ * one-layer GPT-2 under the names of published Hugging Face files (no metadata, lm_head.weight, attn.bias).
  * Run from the repository root.
  */
+#include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +21,7 @@
 #include "core/fsutil.h"
 #include "core/safetensors.h"
 #include "data/shard.h"
+#include "model/checkpoint.h"
 
 static const char *out_dir;
 
@@ -175,6 +180,128 @@ static void token_ids_seeds(void) {
     }
 }
 
+/* A tiny model of variant v, initialised from the seed, saved by the project's writer. */
+static void checkpoint_seed(const char *name, ab_backend *be, const ab_model_config *c, ab_variant_id v, int T) {
+    ab_gpt2 m;
+    const char *p = scratch("c.safetensors");
+    if (ab_gpt2_create(&m, c, v, T, be) != AB_OK || ab_gpt2_init_weights(&m, 5) != AB_OK ||
+        ab_checkpoint_save(&m, p) != AB_OK) {
+        fprintf(stderr, "seeds: %s: %s\n", name, ab_error());
+        exit(1);
+    }
+    ab_gpt2_destroy(&m);
+    size_t n;
+    char *bytes = slurp(p, &n);
+    seed(name, bytes, n);
+    free(bytes);
+}
+
+/* The last checkpoint written by checkpoint_seed, every tensor rewritten as BF16 or F16 (same header otherwise). */
+static void half_seed(const char *name, int bf16) {
+    ab_st_file f;
+    if (ab_st_read(scratch("c.safetensors"), &f) != AB_OK) exit(1);
+    char *buf = NULL;
+    size_t len = 0, off = 0;
+    FILE *h = open_memstream(&buf, &len);
+    fputc('{', h);
+    for (int i = 0; i < f.n_tensors; i++) {
+        const ab_st_tensor *t = &f.tensors[i];
+        size_t n = ab_st_numel(t);
+        fprintf(h, "\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, bf16 ? "BF16" : "F16");
+        for (int d = 0; d < t->ndim; d++) fprintf(h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        fprintf(h, "],\"data_offsets\":[%zu,%zu]},", off, off + 2 * n);
+        off += 2 * n;
+    }
+    char *meta = ab_st_metadata(&f, "attnbench");
+    json_t *m = json_pack("{s:s}", "attnbench", meta ? meta : "");
+    char *meta_json = json_dumps(m, JSON_COMPACT);
+    fprintf(h, "\"__metadata__\":%s}", meta_json);
+    fclose(h);
+    unsigned char *data = malloc(off ? off : 1);
+    for (int i = 0, k = 0; i < f.n_tensors; i++) {
+        const ab_st_tensor *t = &f.tensors[i];
+        size_t n = ab_st_numel(t);
+        float *x = malloc(n * sizeof *x);
+        ab_st_to_f32(&f, t, x);
+        for (size_t j = 0; j < n; j++, k++) {
+            uint32_t b;
+            memcpy(&b, &x[j], 4);
+            uint16_t u;
+            if (bf16) u = (uint16_t)(b >> 16);
+            else { /* x in [-1, 1] (weights of std 0.02, gains 1, zeros): a normal half, or 0 */
+                float a = fabsf(x[j]);
+                int e;
+                float fr = frexpf(a, &e); /* a = fr 2^e, fr in [0.5, 1) */
+                u = a < 6.2e-5f ? 0 : (uint16_t)((e - 1 + 15) << 10 | ((int)(fr * 2048) & 0x3ff));
+                u |= (uint16_t)((b >> 16) & 0x8000);
+            }
+            data[2 * k] = (unsigned char)u;
+            data[2 * k + 1] = (unsigned char)(u >> 8);
+        }
+        free(x);
+    }
+    raw_safetensors(name, buf, data, off);
+    free(data);
+    free(buf);
+    free(meta_json);
+    json_decref(m);
+    free(meta);
+    ab_st_free(&f);
+}
+
+/* A published-style GPT-2 file: Hugging Face names without "transformer.", no attnbench metadata, the tied
+ * lm_head.weight and the causal-mask buffer attn.bias that the loader must ignore; n_embd 64 (one head of 64). */
+static void published_seed(const char *name, ab_backend *be, int prefix) {
+    ab_model_config c = {.n_layer = 1, .n_head = 1, .n_embd = 64, .vocab_size = 8, .max_seq = 4};
+    ab_gpt2 m;
+    if (ab_gpt2_create(&m, &c, VARIANT_BASELINE, 4, be) != AB_OK || ab_gpt2_init_weights(&m, 6) != AB_OK) exit(1);
+    float *host = malloc(m.n_elements * sizeof *host), mask[16];
+    ab_st_write_tensor *ts = calloc((size_t)m.n_params + 2, sizeof *ts);
+    char (*names)[AB_PARAM_NAME_MAX] = calloc((size_t)m.n_params, sizeof *names);
+    if (ab_gpt2_get_params(&m, host) != AB_OK) exit(1);
+    for (int i = 0; i < m.n_params; i++) {
+        const ab_param_info *p = &m.params[i];
+        snprintf(names[i], sizeof names[i], "%s", prefix ? p->name : p->name + strlen("transformer."));
+        ts[i] = (ab_st_write_tensor){names[i], p->rows == 1 ? 1 : 2, {p->rows == 1 ? p->cols : p->rows, p->cols},
+                                     host + p->offset};
+    }
+    for (int i = 0; i < 16; i++) mask[i] = i % 4 <= i / 4;
+    ts[m.n_params] = (ab_st_write_tensor){"lm_head.weight", 2, {8, 64}, host + m.params[0].offset};
+    ts[m.n_params + 1] = (ab_st_write_tensor){prefix ? "transformer.h.0.attn.bias" : "h.0.attn.bias", 4, {1, 1, 4, 4}, mask};
+    const char *meta[] = {"format", "pt"};
+    const char *p = scratch("c.safetensors");
+    if (ab_st_write(p, ts, m.n_params + 2, meta, 1) != AB_OK) exit(1);
+    size_t n;
+    char *bytes = slurp(p, &n);
+    seed(name, bytes, n);
+    free(bytes);
+    free(names);
+    free(ts);
+    free(host);
+    ab_gpt2_destroy(&m);
+}
+
+static void checkpoint_seeds(void) {
+    ab_backend be;
+    if (ab_backend_open(BACKEND_CPU, 0, &be) != AB_OK) exit(1);
+    ab_model_config tiny = {.n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
+    checkpoint_seed("baseline-f32", &be, &tiny, VARIANT_BASELINE, 8);
+    half_seed("baseline-bf16", 1);
+    half_seed("baseline-f16", 0);
+    ab_model_config gqa = {.n_layer = 2, .n_head = 4, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
+    gqa.attn.gqa_kv_heads = 2;
+    checkpoint_seed("gqa-2-layers", &be, &gqa, VARIANT_GQA, 6);
+    ab_model_config mla = tiny;
+    mla.attn.mla_kv_rank = 4;
+    checkpoint_seed("mla", &be, &mla, VARIANT_MLA, 8);
+    ab_model_config lsh = tiny;
+    lsh.attn.lsh_chunk = 2;
+    checkpoint_seed("lsh", &be, &lsh, VARIANT_LSH, 8);
+    published_seed("gpt2-published", &be, 0);
+    published_seed("gpt2-transformer-prefix", &be, 1);
+    ab_backend_close(&be);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: seeds HARNESS DIR\n");
@@ -186,6 +313,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(h, "fuzz_shard")) shard_seeds();
     else if (!strcmp(h, "fuzz_results")) results_seeds();
     else if (!strcmp(h, "fuzz_token_ids")) token_ids_seeds();
+    else if (!strcmp(h, "fuzz_checkpoint")) checkpoint_seeds();
     else {
         fprintf(stderr, "seeds: no seeds for %s\n", h);
         return 2;
