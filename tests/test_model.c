@@ -285,6 +285,7 @@ static void test_checkpoint_files(void) {
         int load_into;     /* 1: ab_checkpoint_load_into a model of the same sizes (run --init), 0: ab_checkpoint_open */
         ab_status want;
         const char *text;  /* in the message, besides the file name */
+        int unbuilt;       /* 1: refused before the model's parameters are allocated (their peak does not move) */
     } cases[] = {
         {"checkpoint file: the writer's metadata opens", 0, 1, 0, good_meta, 0, AB_OK, ""},
         {"checkpoint file: published GPT-2 names (no transformer. prefix) open", 1, 0, 0, NULL, 0, AB_OK, ""},
@@ -303,6 +304,12 @@ static void test_checkpoint_files(void) {
          "\"attn\":{},\"train_T\":8}", 0, AB_ERR_FORMAT, "cannot be built: model sizes must be positive"},
         {"checkpoint file: an I32 tensor is refused naming the file", 0, 1, 1, good_meta, 0, AB_ERR_FORMAT, "I32 cannot be read"},
         {"checkpoint file: an I32 tensor is refused naming the file (run --init)", 0, 1, 1, NULL, 1, AB_ERR_FORMAT, "I32 cannot be read"},
+        {"checkpoint file: metadata asking for a larger model than the file holds is refused before it is built", 0, 1, 0,
+         "{\"variant\":\"baseline\",\"model\":{\"n_layer\":4,\"n_head\":16,\"n_embd\":1024,\"vocab_size\":16,\"max_seq\":8},"
+         "\"attn\":{},\"train_T\":8}", 0, AB_ERR_FORMAT, "the model expects (16, 1024)", 1},
+        {"checkpoint file: n_layer over the supported 1024 is refused", 0, 1, 0,
+         "{\"variant\":\"baseline\",\"model\":{\"n_layer\":1000000,\"n_head\":2,\"n_embd\":8,\"vocab_size\":16,\"max_seq\":8},"
+         "\"attn\":{},\"train_T\":8}", 0, AB_ERR_FORMAT, "over the supported", 1},
     };
     char dir[] = "/tmp/ab_test_ckfiles_XXXXXX", path[256];
     if (!mkdtemp(dir)) {
@@ -341,6 +348,7 @@ static void test_checkpoint_files(void) {
             test_report(0, cases[c].name, "writing the file: %s", ab_error());
         } else {
             memset(&dst, 0xa5, sizeof dst);
+            const size_t params_peak = be.mem.peak[MEM_PARAMS];
             if (cases[c].load_into) {
                 s = ab_gpt2_create(&dst, &cfg, VARIANT_BASELINE, cfg.max_seq, &be);
                 if (s == AB_OK) s = ab_checkpoint_load_into(&dst, path);
@@ -356,9 +364,11 @@ static void test_checkpoint_files(void) {
             if (cases[c].want == AB_OK)
                 test_report(s == AB_OK && same, cases[c].name, "%s", s == AB_OK ? "config or parameters differ" : ab_error());
             else
-                test_report(s == cases[c].want && strstr(ab_error(), path) && strstr(ab_error(), cases[c].text), cases[c].name,
-                            "status %s, want %s with \"%s\": %s", ab_status_name(s), ab_status_name(cases[c].want), cases[c].text,
-                            s == AB_OK ? "(accepted)" : ab_error());
+                test_report(s == cases[c].want && strstr(ab_error(), path) && strstr(ab_error(), cases[c].text) &&
+                                (!cases[c].unbuilt || be.mem.peak[MEM_PARAMS] == params_peak),
+                            cases[c].name, "status %s, want %s with \"%s\": %s; parameter peak %zu -> %zu bytes",
+                            ab_status_name(s), ab_status_name(cases[c].want), cases[c].text,
+                            s == AB_OK ? "(accepted)" : ab_error(), params_peak, be.mem.peak[MEM_PARAMS]);
             if (s == AB_OK || cases[c].load_into) ab_gpt2_destroy(&dst);
         }
         free(back);

@@ -164,17 +164,13 @@ ab_status ab_checkpoint_read_config(const char *path, ab_model_config *cfg, ab_v
     return s;
 }
 
-static ab_status load_tensors(ab_gpt2 *m, const ab_st_file *f, const char *path) {
-    float *host = calloc(m->n_elements, sizeof(float));
-    if (!host) return ab_fail(AB_ERR_OOM, "%s: out of memory", path);
-    ab_status s = AB_OK;
-    for (int i = 0; i < m->n_params && s == AB_OK; i++) {
+/* Every parameter of m's table has its tensor in f, of its shape: checked before anything is allocated for them (a
+ * small file whose metadata asks for a large model is refused here, not after the model was built). */
+static ab_status check_tensors(const ab_gpt2 *m, const ab_st_file *f, const char *path) {
+    for (int i = 0; i < m->n_params; i++) {
         const ab_param_info *p = &m->params[i];
         const ab_st_tensor *t = find_tensor(f, p->name);
-        if (!t) {
-            s = ab_fail(AB_ERR_FORMAT, "%s: tensor %s is missing (checkpoint of another variant or size?)", path, p->name);
-            break;
-        }
+        if (!t) return ab_fail(AB_ERR_FORMAT, "%s: tensor %s is missing (checkpoint of another variant or size?)", path, p->name);
         /* a 1-D parameter is (1, C): a file may hold it as (C) or (1, C) */
         int match = ab_st_numel(t) == p->numel && ((t->ndim == 1 && p->rows == 1) ||
                                                    (t->ndim == 2 && t->shape[0] == p->rows && t->shape[1] == p->cols));
@@ -182,11 +178,22 @@ static ab_status load_tensors(ab_gpt2 *m, const ab_st_file *f, const char *path)
             char shape[120] = "(";
             for (int d = 0; d < t->ndim; d++)
                 snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-            s = ab_fail(AB_ERR_FORMAT, "%s: tensor %s has shape %s), the model expects (%d, %d)", path, t->name, shape, p->rows,
-                        p->cols);
-            break;
+            return ab_fail(AB_ERR_FORMAT, "%s: tensor %s has shape %s), the model expects (%d, %d)", path, t->name, shape,
+                           p->rows, p->cols);
         }
-        s = ab_st_to_f32(f, t, host + p->offset);
+    }
+    return AB_OK;
+}
+
+/* f's tensors (check_tensors: all there, of their shapes) into m's parameters */
+static ab_status load_tensors(ab_gpt2 *m, const ab_st_file *f, const char *path) {
+    AB_TRY(check_tensors(m, f, path));
+    float *host = calloc(m->n_elements, sizeof(float));
+    if (!host) return ab_fail(AB_ERR_OOM, "%s: out of memory", path);
+    ab_status s = AB_OK;
+    for (int i = 0; i < m->n_params && s == AB_OK; i++) {
+        const ab_param_info *p = &m->params[i];
+        s = ab_st_to_f32(f, find_tensor(f, p->name), host + p->offset);
         if (s != AB_OK) s = ab_fail_context(s, "%s: ", path);
     }
     if (s == AB_OK) s = ab_gpt2_set_params(m, host);
@@ -210,8 +217,10 @@ ab_status ab_checkpoint_open(const char *path, ab_backend *be, ab_gpt2 *m) {
     ab_variant_id v;
     int train_T;
     ab_status s = parse_config(&f, path, &cfg, &v, &train_T);
-    if (s == AB_OK && (s = ab_gpt2_create(m, &cfg, v, train_T, be)) != AB_OK) /* the sizes or hyper-parameters: the file's */
+    if (s == AB_OK && (s = ab_gpt2_plan(m, &cfg, v, train_T, be)) != AB_OK) /* the sizes or hyper-parameters: the file's */
         s = ab_fail_context(s == AB_ERR_USAGE ? AB_ERR_FORMAT : s, "%s: the checkpoint's model cannot be built: ", path);
+    if (s == AB_OK) s = check_tensors(m, &f, path); /* before the parameters are allocated */
+    if (s == AB_OK) s = ab_gpt2_alloc_params(m);
     if (s == AB_OK) s = load_tensors(m, &f, path);
     if (s != AB_OK) ab_gpt2_destroy(m);
     ab_st_free(&f);

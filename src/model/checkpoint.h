@@ -20,8 +20,10 @@ ab_status ab_checkpoint_read_config(const char *path, ab_model_config *cfg, ab_v
 /* Loads a checkpoint into an existing model: every tensor of the model must be present with the same
  * shape (extra tensors such as lm_head.weight or attn.bias buffers of published GPT-2 files are ignored). */
 ab_status ab_checkpoint_load_into(ab_gpt2 *m, const char *path);
-/* Convenience: read config, create the model on `be`, load the weights. `m` may be uninitialised; on failure
- * it is left zeroed (nothing to destroy). */
+/* Convenience: read config, create the model on `be`, load the weights. Every tensor is checked against the
+ * model's parameter table before the parameters are allocated, so a small file whose metadata asks for a large
+ * model is refused without building it. `m` may be uninitialised; on failure it is left zeroed (nothing to
+ * destroy). */
 ab_status ab_checkpoint_open(const char *path, ab_backend *be, ab_gpt2 *m);
 
 /* Training state for resuming after epoch `epoch`: fp32 parameters, AdamW moments and the step count, in

@@ -152,6 +152,10 @@ static ab_status validate_config(const ab_model_config *c, int train_T) {
     if (c->n_layer < 1 || c->n_head < 1 || c->n_embd < 1 || c->vocab_size < 1 || c->max_seq < 1)
         return ab_fail(AB_ERR_USAGE, "model sizes must be positive (layers %d, heads %d, embd %d, vocab %d, positions %d)",
                        c->n_layer, c->n_head, c->n_embd, c->vocab_size, c->max_seq);
+    if (c->n_layer > AB_GPT2_MAX_LAYERS || c->n_embd > AB_GPT2_MAX_EMBD || c->max_seq > AB_GPT2_MAX_SEQ)
+        return ab_fail(AB_ERR_USAGE, "model sizes over the supported %d layers, %d embedding, %d positions (layers %d, "
+                       "embd %d, positions %d)", AB_GPT2_MAX_LAYERS, AB_GPT2_MAX_EMBD, AB_GPT2_MAX_SEQ, c->n_layer,
+                       c->n_embd, c->max_seq);
     if (c->n_embd % c->n_head)
         return ab_fail(AB_ERR_USAGE, "--embd %d must be a multiple of --heads %d", c->n_embd, c->n_head);
     if (c->vocab_size > 65536)
@@ -162,8 +166,7 @@ static ab_status validate_config(const ab_model_config *c, int train_T) {
     return AB_OK;
 }
 
-ab_status ab_gpt2_create(ab_gpt2 *m, const ab_model_config *cfg, ab_variant_id variant, int train_T,
-                         ab_backend *be) {
+ab_status ab_gpt2_plan(ab_gpt2 *m, const ab_model_config *cfg, ab_variant_id variant, int train_T, ab_backend *be) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->be = be;
@@ -175,11 +178,21 @@ ab_status ab_gpt2_create(ab_gpt2 *m, const ab_model_config *cfg, ab_variant_id v
     ab_status st;
     m->attn = ab_variant_ops(m->variant, be->ops->id, &st);
     if (!m->attn) return st;
-    AB_TRY(build_param_table(m));
+    return build_param_table(m);
+}
+
+ab_status ab_gpt2_alloc_params(ab_gpt2 *m) {
+    ab_backend *be = m->be;
     AB_TRY(ab_alloc(be, &m->params_buf, m->n_elements * be->ops->act_bytes, MEM_PARAMS));
     if (be->ops->act_bytes != sizeof(float))
         AB_TRY(ab_alloc(be, &m->master_buf, m->n_elements * sizeof(float), MEM_MASTER));
     return AB_OK;
+}
+
+ab_status ab_gpt2_create(ab_gpt2 *m, const ab_model_config *cfg, ab_variant_id variant, int train_T,
+                         ab_backend *be) {
+    AB_TRY(ab_gpt2_plan(m, cfg, variant, train_T, be));
+    return ab_gpt2_alloc_params(m);
 }
 
 /* The recorded decode step holds pointers into the activations and the cache: dropped with either. */

@@ -21,6 +21,11 @@
 #include "core/config.h"
 
 #define AB_PARAM_NAME_MAX 96
+/* The largest sizes a model may have (GPT-2 XL: 48 layers, 1600, 1024 positions), so that no size in the parameter
+ * table can overflow: a checkpoint's metadata is read from a file */
+#define AB_GPT2_MAX_LAYERS 1024
+#define AB_GPT2_MAX_EMBD 65536
+#define AB_GPT2_MAX_SEQ (1 << 20)
 
 typedef struct {
     char name[AB_PARAM_NAME_MAX];
@@ -94,10 +99,16 @@ typedef struct {
 } ab_gpt2;
 
 /* Validates the config and variant hyper-parameters for train_T, builds the parameter table and allocates
- * the parameters (zeroed). AB_ERR_USAGE for invalid combinations, AB_ERR_UNSUPPORTED when the variant has
- * no ops on this backend. */
+ * the parameters (zeroed): ab_gpt2_plan, then ab_gpt2_alloc_params. AB_ERR_USAGE for invalid combinations
+ * (sizes up to AB_GPT2_MAX_LAYERS layers, AB_GPT2_MAX_EMBD embedding, AB_GPT2_MAX_SEQ positions),
+ * AB_ERR_UNSUPPORTED when the variant has no ops on this backend. */
 ab_status ab_gpt2_create(ab_gpt2 *m, const ab_model_config *cfg, ab_variant_id variant, int train_T,
                          ab_backend *be);
+/* The first half of ab_gpt2_create: the checks and the parameter table (m->params, m->n_elements), nothing
+ * allocated on the backend, so that a caller can check what it will load against the table first (a checkpoint
+ * whose metadata asks for more than its file holds). Then ab_gpt2_alloc_params, or ab_gpt2_destroy. */
+ab_status ab_gpt2_plan(ab_gpt2 *m, const ab_model_config *cfg, ab_variant_id variant, int train_T, ab_backend *be);
+ab_status ab_gpt2_alloc_params(ab_gpt2 *m);
 void ab_gpt2_destroy(ab_gpt2 *m);
 
 /* GPT-2 initialisation from the seed (deterministic, independent of threads). */
