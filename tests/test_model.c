@@ -1,8 +1,10 @@
 /*
  * test_model.c — the whole GPT-2 on the CPU backend: gradients against finite differences for every
  * variant, loss at initialisation, overfitting one batch, determinism, checkpoint round trips and bad
- * checkpoints (a table of files the loader refuses or, with published GPT-2 names, accepts); the training benchmark's table (energies over short windows marked).
+ * checkpoints (a table of files the loader refuses or, with published GPT-2 names, accepts), training-state
+ * files for --resume (a table: the step range, the variant, the sizes); the training benchmark's table (energies over short windows marked).
  */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,6 +383,88 @@ static void test_checkpoint_files(void) {
     if (system(cmd) != 0) printf("# could not remove %s\n", dir);
 }
 
+/* Training states for run --resume (ab_checkpoint_load_state) into the tiny baseline with its optimizer state
+ * allocated as `run` does: each case is the "attnbench_state" metadata and the element count of "params" (0: the
+ * model's), the status expected and a text the message must hold besides the file name. An accepted state must
+ * be the file's parameters, moments, epoch and step exactly; a refused one leaves the model's step as it was.
+ * Found while writing tests/fuzz/fuzz_state.c (its invariant, on hand-made states; 300 s of fuzzing did not reach
+ * it): a negative or INT_MAX optimizer_step was accepted (AdamW then divides by 1 - beta^0, or overflows the step). */
+static void test_state_files(void) {
+    static const struct {
+        const char *name, *meta;
+        size_t params; /* 0: the model's n_elements */
+        ab_status want;
+        const char *text;
+    } cases[] = {
+        {"state file: the writer's layout loads", "{\"variant\":\"baseline\",\"epoch\":2,\"optimizer_step\":7}", 0, AB_OK, ""},
+        {"state file: optimizer_step 0 loads", "{\"variant\":\"baseline\",\"epoch\":1,\"optimizer_step\":0}", 0, AB_OK, ""},
+        {"state file: a negative optimizer_step is refused", "{\"variant\":\"baseline\",\"epoch\":1,\"optimizer_step\":-1}", 0,
+         AB_ERR_FORMAT, "optimizer_step -1 is out of range"},
+        {"state file: optimizer_step INT_MAX (overflows at the next step) is refused",
+         "{\"variant\":\"baseline\",\"epoch\":1,\"optimizer_step\":2147483647}", 0, AB_ERR_FORMAT,
+         "optimizer_step 2147483647 is out of range"},
+        {"state file: another variant is refused", "{\"variant\":\"flash\",\"epoch\":1,\"optimizer_step\":3}", 0, AB_ERR_FORMAT,
+         "not a training state of variant baseline"},
+        {"state file: an epoch that is not an integer is refused", "{\"variant\":\"baseline\",\"epoch\":\"1\",\"optimizer_step\":3}", 0,
+         AB_ERR_FORMAT, "integer epoch"},
+        {"state file: params of another size are refused", "{\"variant\":\"baseline\",\"epoch\":1,\"optimizer_step\":3}", 1,
+         AB_ERR_FORMAT, "does not match the model's sizes"},
+    };
+    char dir[] = "/tmp/ab_test_states_XXXXXX", path[256];
+    if (!mkdtemp(dir)) {
+        test_report(0, "state files temp dir", "mkdtemp failed");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/s.safetensors", dir);
+    ab_model_config cfg = {.n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
+    ab_gpt2 m;
+    ab_status s = ab_gpt2_create(&m, &cfg, VARIANT_BASELINE, 8, &be);
+    if (s == AB_OK) s = ab_gpt2_alloc(&m, 1, 8, 1);
+    if (s != AB_OK) {
+        test_report(0, "state files: the model", "%s", ab_error());
+        return;
+    }
+    size_t n = m.n_elements, nt = m.n_trainable;
+    float *want = malloc((n + 2 * nt) * sizeof *want), *got = malloc((n + 2 * nt) * sizeof *got);
+    for (size_t i = 0; i < n + 2 * nt; i++) want[i] = (float)((i * 37) % 101) / 64.0f - 0.5f;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ab_st_write_tensor ts[3] = {{"params", 1, {(int64_t)(cases[c].params ? cases[c].params : n)}, want},
+                                    {"adamw.m", 1, {(int64_t)nt}, want + n},
+                                    {"adamw.v", 1, {(int64_t)nt}, want + n + nt}};
+        const char *meta[] = {"attnbench_state", cases[c].meta};
+        m.optimizer_step = 99;
+        int epoch = -1;
+        s = ab_st_write(path, ts, 3, meta, 1);
+        if (s != AB_OK) {
+            test_report(0, cases[c].name, "writing the file: %s", ab_error());
+            continue;
+        }
+        s = ab_checkpoint_load_state(&m, path, &epoch);
+        if (cases[c].want == AB_OK) {
+            json_t *root = json_loads(cases[c].meta, 0, NULL);
+            int same = s == AB_OK && ab_gpt2_get_params(&m, got) == AB_OK &&
+                       be.ops->copy_to_host(&be, got + n, m.m_buf.ptr, nt * sizeof(float)) == AB_OK &&
+                       be.ops->copy_to_host(&be, got + n + nt, m.v_buf.ptr, nt * sizeof(float)) == AB_OK &&
+                       memcmp(got, want, (n + 2 * nt) * sizeof *got) == 0 &&
+                       epoch == json_integer_value(json_object_get(root, "epoch")) &&
+                       m.optimizer_step == json_integer_value(json_object_get(root, "optimizer_step"));
+            json_decref(root);
+            test_report(same, cases[c].name, "%s", s == AB_OK ? "parameters, moments, epoch or step differ" : ab_error());
+        } else {
+            test_report(s == cases[c].want && strstr(ab_error(), path) && strstr(ab_error(), cases[c].text) &&
+                            m.optimizer_step == 99,
+                        cases[c].name, "status %s, want %s with \"%s\": %s; step %d", ab_status_name(s),
+                        ab_status_name(cases[c].want), cases[c].text, s == AB_OK ? "(accepted)" : ab_error(), m.optimizer_step);
+        }
+    }
+    free(want);
+    free(got);
+    ab_gpt2_destroy(&m);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+}
+
 /* Safetensors headers the reader must refuse (or accept): each case is a header, the data bytes after it,
  * the status expected and a text the message must hold. An accepted file's byte ranges must be exactly the
  * shape's size. */
@@ -512,6 +596,7 @@ int main(void) {
     test_overfit_and_determinism();
     test_checkpoint();
     test_checkpoint_files();
+    test_state_files();
     test_safetensors_headers();
     test_schedule();
     test_bad_config();

@@ -255,6 +255,8 @@ ab_status ab_checkpoint_save_state(ab_gpt2 *m, const char *path, int epoch) {
 }
 
 ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch) {
+    if (!m->m_buf.ptr || !m->v_buf.ptr)
+        return ab_fail(AB_ERR_INTERNAL, "%s: training state loaded before the model's optimizer state was allocated", path);
     ab_st_file f;
     AB_TRY(ab_st_read(path, &f));
     ab_status s = AB_OK;
@@ -262,18 +264,28 @@ ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch) {
     json_t *root = meta ? json_loads(meta, 0, NULL) : NULL;
     free(meta);
     const char *variant = root ? json_string_value(json_object_get(root, "variant")) : NULL;
-    int step = 0;
+    int step = 0, done = 0;
     const ab_st_tensor *p = ab_st_find(&f, "params"), *mt = ab_st_find(&f, "adamw.m"), *vt = ab_st_find(&f, "adamw.v");
-    if (!variant || strcmp(variant, m->variant->name) != 0 || get_int(root, "epoch", epoch) != 1 ||
-        get_int(root, "optimizer_step", &step) != 1)
-        s = ab_fail(AB_ERR_FORMAT, "%s: not a training state of variant %s", path, m->variant->name);
+    if (!variant || strcmp(variant, m->variant->name) != 0)
+        s = ab_fail(AB_ERR_FORMAT, "%s: not a training state of variant %s (expected metadata \"attnbench_state\" naming it)", path,
+                    m->variant->name);
+    else if (get_int(root, "epoch", &done) != 1 || get_int(root, "optimizer_step", &step) != 1)
+        s = ab_fail(AB_ERR_FORMAT, "%s: the training state's metadata lacks an integer epoch and optimizer_step", path);
+    /* AdamW increments the step before dividing by 1 - beta^step: a negative step (0 next: a division by zero) or
+     * INT_MAX (a signed overflow) cannot be continued from. */
+    else if (step < 0 || step == INT_MAX)
+        s = ab_fail(AB_ERR_FORMAT, "%s: optimizer_step %d is out of range (expected 0 to %d)", path, step, INT_MAX - 1);
     else if (!p || !mt || !vt || p->dtype != ST_F32 || mt->dtype != ST_F32 || vt->dtype != ST_F32 || ab_st_numel(p) != m->n_elements ||
              ab_st_numel(mt) != m->n_trainable || ab_st_numel(vt) != m->n_trainable)
-        s = ab_fail(AB_ERR_FORMAT, "%s: the training state does not match the model's sizes", path);
+        s = ab_fail(AB_ERR_FORMAT, "%s: the training state does not match the model's sizes (expected F32 params of %zu, "
+                    "adamw.m and adamw.v of %zu elements)", path, m->n_elements, m->n_trainable);
     if (s == AB_OK) s = ab_gpt2_set_params(m, (const float *)(f.data + p->begin));
     if (s == AB_OK) s = m->be->ops->copy_to_device(m->be, m->m_buf.ptr, f.data + mt->begin, m->n_trainable * sizeof(float));
     if (s == AB_OK) s = m->be->ops->copy_to_device(m->be, m->v_buf.ptr, f.data + vt->begin, m->n_trainable * sizeof(float));
-    if (s == AB_OK) m->optimizer_step = step;
+    if (s == AB_OK) {
+        m->optimizer_step = step;
+        *epoch = done;
+    }
     json_decref(root);
     ab_st_free(&f);
     return s;
