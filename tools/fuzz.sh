@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-20}
 shift || true
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_bpe fuzz_jsonl fuzz_safetensors fuzz_shard fuzz_results fuzz_token_ids fuzz_checkpoint)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(fuzz_bpe fuzz_jsonl fuzz_safetensors fuzz_shard fuzz_results fuzz_token_ids fuzz_checkpoint fuzz_state)
 out=build-fuzz
 mkdir -p "$out"
 CC=${FUZZ_CC:-clang}
@@ -35,6 +35,8 @@ declare -A sources=(
   [fuzz_results]="src/report/*.c src/core/*.c src/prof/*.c src/attn/*.c src/backend/*.c src/backend/cpu/*.c"
   # the loader builds models: the model, every variant (the registry reaches the profiler) and the CPU backend
   [fuzz_checkpoint]="src/model/checkpoint.c src/model/gpt2.c src/core/*.c src/prof/*.c src/attn/*.c src/backend/*.c src/backend/cpu/*.c"
+  # the training-state loader of run --resume: the same sources (the fixed models are built and allocated for training)
+  [fuzz_state]="src/model/checkpoint.c src/model/gpt2.c src/core/*.c src/prof/*.c src/attn/*.c src/backend/*.c src/backend/cpu/*.c"
 )
 # Inputs larger than the default: the published-GPT-2 seed of fuzz_checkpoint (n_embd 64, 1 layer) is ~200 KB.
 declare -A max_len=([fuzz_checkpoint]=262144)

@@ -1,13 +1,14 @@
 /*
  * seeds.c — writes the first corpus of a harness of tests/fuzz/ (tools/fuzz.sh runs it when a corpus is empty).
  *
- *     seeds fuzz_safetensors|fuzz_shard|fuzz_results|fuzz_token_ids|fuzz_checkpoint DIR
+ *     seeds fuzz_safetensors|fuzz_shard|fuzz_results|fuzz_token_ids|fuzz_checkpoint|fuzz_state DIR
  *
  * The seeds are real files: safetensors written by ab_st_write (plus hand-made headers for the dtypes it does
  * not write), shards and sidecars written by ab_shard_write and wrapped in fuzz_shard's input layout, the
  * recorded results directory of tests/data/recorded_run in fuzz_results' layout, small id files, and
  * checkpoints of tiny models written by ab_checkpoint_save (four variants, one also as BF16 and F16) plus a
- * one-layer GPT-2 under the names of published Hugging Face files (no metadata, lm_head.weight, attn.bias).
+ * one-layer GPT-2 under the names of published Hugging Face files (no metadata, lm_head.weight, attn.bias),
+ * and training states written by ab_checkpoint_save_state of tiny models after a few real AdamW steps.
  * Run from the repository root.
  */
 #include <jansson.h>
@@ -302,6 +303,52 @@ static void checkpoint_seeds(void) {
     ab_backend_close(&be);
 }
 
+/* A training state of a tiny model of variant v after `steps` AdamW steps on a fixed batch, as `run` saves it
+ * after `epoch`: params, adamw.m, adamw.v and the step that the moments belong to. */
+static void state_seed(const char *name, ab_backend *be, const ab_model_config *c, ab_variant_id v, int steps, int epoch) {
+    ab_gpt2 m;
+    ab_train_config tc = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
+    int32_t tokens[8], targets[8];
+    for (int i = 0; i < 8; i++) {
+        tokens[i] = (i * 5 + 1) % c->vocab_size;
+        targets[i] = (i * 5 + 6) % c->vocab_size;
+    }
+    const char *p = scratch("s.safetensors");
+    ab_status s = ab_gpt2_create(&m, c, v, 8, be);
+    if (s == AB_OK) s = ab_gpt2_init_weights(&m, 9);
+    if (s == AB_OK) s = ab_gpt2_alloc(&m, 1, 8, 1);
+    for (int k = 0; k < steps && s == AB_OK; k++) {
+        s = ab_gpt2_zero_grad(&m);
+        if (s == AB_OK) s = ab_gpt2_forward(&m, tokens, targets, 1, 8, 1.0f / 8, NULL);
+        if (s == AB_OK) s = ab_gpt2_backward(&m);
+        if (s == AB_OK) s = ab_gpt2_adamw(&m, 1e-3f, &tc, 1.0f);
+    }
+    if (s == AB_OK) s = ab_checkpoint_save_state(&m, p, epoch);
+    if (s != AB_OK) {
+        fprintf(stderr, "seeds: %s: %s\n", name, ab_error());
+        exit(1);
+    }
+    ab_gpt2_destroy(&m);
+    size_t n;
+    char *bytes = slurp(p, &n);
+    seed(name, bytes, n);
+    free(bytes);
+}
+
+static void state_seeds(void) {
+    ab_backend be;
+    if (ab_backend_open(BACKEND_CPU, 0, &be) != AB_OK) exit(1);
+    ab_model_config tiny = {.n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
+    state_seed("baseline-epoch-1", &be, &tiny, VARIANT_BASELINE, 2, 1);
+    state_seed("baseline-epoch-2", &be, &tiny, VARIANT_BASELINE, 4, 2);
+    state_seed("baseline-untrained", &be, &tiny, VARIANT_BASELINE, 0, 1);
+    state_seed("flash-epoch-1", &be, &tiny, VARIANT_FLASH, 2, 1);
+    ab_model_config two = tiny;
+    two.n_layer = 2;
+    state_seed("baseline-2-layers-epoch-3", &be, &two, VARIANT_BASELINE, 3, 3);
+    ab_backend_close(&be);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: seeds HARNESS DIR\n");
@@ -314,6 +361,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(h, "fuzz_results")) results_seeds();
     else if (!strcmp(h, "fuzz_token_ids")) token_ids_seeds();
     else if (!strcmp(h, "fuzz_checkpoint")) checkpoint_seeds();
+    else if (!strcmp(h, "fuzz_state")) state_seeds();
     else {
         fprintf(stderr, "seeds: no seeds for %s\n", h);
         return 2;
