@@ -44,6 +44,14 @@ static char *slurp(const char *path, size_t *n) {
     return text;
 }
 
+/* The file at path, as written by one of the project's writers, as seed `name`. */
+static void seed_file(const char *name, const char *path) {
+    size_t n;
+    char *bytes = slurp(path, &n);
+    seed(name, bytes, n);
+    free(bytes);
+}
+
 /* A temporary directory for the files that are written to be wrapped. */
 static const char *scratch(const char *name) {
     static char dir[64], path[128];
@@ -81,14 +89,9 @@ static void safetensors_seeds(void) {
                           "format", "pt"};
     const char *p = scratch("m.safetensors");
     if (ab_st_write(p, ts, 4, meta, 2) != AB_OK) exit(1);
-    size_t n;
-    char *bytes = slurp(p, &n);
-    seed("written", bytes, n);
-    free(bytes);
+    seed_file("written", p);
     if (ab_st_write(p, ts, 2, NULL, 0) != AB_OK) exit(1);
-    bytes = slurp(p, &n);
-    seed("written-no-metadata", bytes, n);
-    free(bytes);
+    seed_file("written-no-metadata", p);
     const unsigned char data[16] = {0x80, 0x3f, 0x00, 0xc0, 0x00, 0x3c, 0x00, 0x7c, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f};
     raw_safetensors("dtypes",
                     "{\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]},"
@@ -191,10 +194,7 @@ static void checkpoint_seed(const char *name, ab_backend *be, const ab_model_con
         exit(1);
     }
     ab_gpt2_destroy(&m);
-    size_t n;
-    char *bytes = slurp(p, &n);
-    seed(name, bytes, n);
-    free(bytes);
+    seed_file(name, p);
 }
 
 /* The last checkpoint written by checkpoint_seed, every tensor rewritten as BF16 or F16 (same header otherwise). */
@@ -272,10 +272,7 @@ static void published_seed(const char *name, ab_backend *be, int prefix) {
     const char *meta[] = {"format", "pt"};
     const char *p = scratch("c.safetensors");
     if (ab_st_write(p, ts, m.n_params + 2, meta, 1) != AB_OK) exit(1);
-    size_t n;
-    char *bytes = slurp(p, &n);
-    seed(name, bytes, n);
-    free(bytes);
+    seed_file(name, p);
     free(names);
     free(ts);
     free(host);
@@ -329,10 +326,7 @@ static void state_seed(const char *name, ab_backend *be, const ab_model_config *
         exit(1);
     }
     ab_gpt2_destroy(&m);
-    size_t n;
-    char *bytes = slurp(p, &n);
-    seed(name, bytes, n);
-    free(bytes);
+    seed_file(name, p);
 }
 
 static void state_seeds(void) {
