@@ -116,3 +116,25 @@ int ab_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
 }
+
+ab_status ab_text_lines_open(ab_text_lines *it, const char *path, char *text, size_t len) {
+    *it = (ab_text_lines){text, text + len, 0};
+    const char *nul = memchr(text, '\0', len);
+    if (!nul) return AB_OK;
+    size_t line = 1;
+    for (const char *q = text; q < nul; q++) line += *q == '\n';
+    return ab_fail(AB_ERR_FORMAT, "%s:%zu: a NUL byte: expected a text file", path, line);
+}
+
+char *ab_text_lines_next(ab_text_lines *it) {
+    while (it->at < it->end) {
+        char *line = it->at, *eol = memchr(line, '\n', (size_t)(it->end - line));
+        if (!eol) eol = it->end;
+        *eol = '\0';
+        it->at = eol + 1;
+        it->line_no++;
+        if (eol > line && eol[-1] == '\r') eol[-1] = '\0';
+        if (*line) return line;
+    }
+    return NULL;
+}

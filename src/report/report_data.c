@@ -57,22 +57,11 @@ static ab_status csv_load(const char *path, ab_csv *c) {
     AB_TRY(ab_read_file(path, &c->text, &len));
     size_t lines = 1;
     for (size_t i = 0; i < len; i++) lines += c->text[i] == '\n';
-    const char *nul = memchr(c->text, '\0', len);
-    if (nul) {
-        size_t at = 1;
-        for (const char *q = c->text; q < nul; q++) at += *q == '\n';
-        return ab_fail(AB_ERR_FORMAT, "%s:%zu: a NUL byte: expected a text file", path, at);
-    }
+    ab_text_lines it;
+    AB_TRY(ab_text_lines_open(&it, path, c->text, len));
     char *fields[64];
-    size_t line_no = 0;
-    for (char *line = c->text, *next; line < c->text + len; line = next) {
-        char *eol = memchr(line, '\n', (size_t)(c->text + len - line));
-        if (!eol) eol = c->text + len;
-        *eol = '\0';
-        next = eol + 1;
-        line_no++;
-        if (eol > line && eol[-1] == '\r') eol[-1] = '\0';
-        if (!*line) continue;
+    for (char *line; (line = ab_text_lines_next(&it));) {
+        const size_t line_no = it.line_no;
         int n = split_line(line, fields, 64);
         if (!c->names) { /* the header */
             if (n > 64) return ab_fail(AB_ERR_FORMAT, "%s:%zu: more than 64 columns", path, line_no);

@@ -373,24 +373,12 @@ static ab_status load_steps(const char *dir, step_row **rows, size_t *n) {
     char *text;
     size_t len;
     AB_TRY(ab_read_file(path, &text, &len));
-    size_t cap = 0, line_no = 0;
+    size_t cap = 0;
     int header = 1;
-    ab_status st = AB_OK;
-    const char *nul = memchr(text, '\0', len);
-    if (nul) {
-        size_t at = 1;
-        for (const char *q = text; q < nul; q++) at += *q == '\n';
-        st = ab_fail(AB_ERR_FORMAT, "%s:%zu: a NUL byte: expected a text file", path, at);
-    }
-    for (char *line = text, *next; st == AB_OK && line < text + len; line = next) {
-        char *eol = memchr(line, '\n', (size_t)(text + len - line));
-        if (!eol) eol = text + len;
-        *eol = '\0';
-        next = eol + 1;
-        line_no++;
-        size_t line_len = (size_t)(eol - line);
-        if (line_len && line[line_len - 1] == '\r') line[--line_len] = '\0';
-        if (!line_len) continue;
+    ab_text_lines it;
+    ab_status st = ab_text_lines_open(&it, path, text, len);
+    for (char *line; st == AB_OK && (line = ab_text_lines_next(&it));) {
+        const size_t line_no = it.line_no;
         if (header) {
             header = 0;
             continue;

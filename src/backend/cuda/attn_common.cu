@@ -103,6 +103,12 @@ ab_status cuda_decode_projection(const ab_attn_ctx *ctx, void *out, const void *
     return kv_fill(ctx->be, (bf16 *)tail->cache, (const bf16 *)out, M, 1, 0, OC, tail->koff, tail->KV, tail->pos, tail->cap);
 }
 
+ab_status cuda_decode_input_run(const ab_attn_ctx *ctx, const ab_decode_input *in, const void *x, int B) {
+    if (ctx->input_ready) return AB_OK;
+    return cuda_decode_projection(ctx, in->out, x, in->weight, in->bias, in->append.cache ? &in->append : NULL, B, in->K,
+                                  in->OC);
+}
+
 ab_status attn_kv_cache_fill(ab_backend *be, bf16 *cache, const bf16 *qkv, int B, int T, int C) {
     return kv_fill(be, cache, qkv, B, T, 0, 3 * C, C, 2 * C, NULL, T);
 }
@@ -249,8 +255,7 @@ ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L,
     const int H = L->H, G = L->G, D = L->D;
     ab_decode_input in;
     AB_TRY(attn_kv_decode_input_layout(ctx, L, w, cache, B, pos, &in));
-    if (!ctx->input_ready)
-        AB_TRY(cuda_decode_projection(ctx, in.out, x, in.weight, in.bias, &in.append, B, in.K, in.OC));
+    AB_TRY(cuda_decode_input_run(ctx, &in, x, B));
     /* keys seen by one query: the splits are sized for the longest context, not for pos (the kernel reads pos) */
     const int seen = L->window < L->cap ? L->window : L->cap;
     int gl = 1;

@@ -540,7 +540,7 @@ static ab_status linear_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w,
     AB_TRY(linear_decode_input(ctx, w, cache, B, pos, &in));
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
-    if (!ctx->input_ready) AB_TRY(cuda_decode_projection(ctx, in.out, x, in.weight, in.bias, NULL, B, in.K, in.OC));
+    AB_TRY(cuda_decode_input_run(ctx, &in, x, B));
     return cuda_launch_dependent(ctx->be, "linear decode", lin_decode_kernel, dim3((unsigned)(B * cfg->H)), dim3(96), 0,
                                  (bf16 *)y, (float *)cache, (const bf16 *)in.out, cfg->H, pos_dev);
 }

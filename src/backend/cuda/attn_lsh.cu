@@ -597,9 +597,9 @@ __device__ __forceinline__ int lsh_scan_position(int top, int per, int o) {
  * y (B,C), reading the others' o_r and lse_r from their shared memory, in round order as one block did.
  * The position is written before the step's first kernel and the ids of the positions before it by earlier steps, so
  * the scan's first pass's ids are requested before the programmatic-launch wait, with the first 8 columns of the
- * round's rotations (only qkv1 comes after it). The
- * values are summed by groups of 8 lanes, a candidate a group (lane l: dimensions 8l .. 8l + 7, one 16-byte load),
- * LSH_VALUE_LOADS candidates in flight, the groups added in a fixed order.
+ * round's rotations (only qkv1 comes after it). The values are summed by groups of 8 lanes, a candidate a group
+ * (lane l: dimensions 8l .. 8l + 7, one 16-byte load), LSH_VALUE_LOADS candidates in flight, the groups added in a
+ * fixed order.
  * shared: q (64) | khat (64) | v of pos (64) | o_r (64) | lse_r (1) | part (warps,64) | scores, candidates (window) |
  * scratch */
 #define LSH_VALUE_GROUPS (LSH_DECODE_THREADS / 8)
@@ -783,7 +783,7 @@ static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     lsh_shape s = lsh_shape_of(cfg, B, 1);
     const int32_t *pos_dev;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
-    if (!ctx->input_ready) AB_TRY(cuda_decode_projection(ctx, in.out, x, in.weight, in.bias, NULL, B, in.K, in.OC));
+    AB_TRY(cuda_decode_input_run(ctx, &in, x, B));
     /* a block per round, the rounds of (b, h) one cluster; programmatically dependent */
     return cuda_launch(ctx->be, "lsh_decode", lsh_decode_kernel, dim3((unsigned)(B * cfg->H * s.nh)),
                        dim3((unsigned)s.nh), dim3(LSH_DECODE_THREADS), decode_smem(&s), 1, (bf16 *)y, (bf16 *)cache,

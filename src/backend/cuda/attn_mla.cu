@@ -857,9 +857,10 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
         return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
     }
     /* the RMSNorm of the new latent inside (step 0), one kernel less a layer; a group's splits are one cluster. At
-     * batch 1 programmatically dependent, its weight slices and first latents requested before the wait: 0.340 ->
-     * 0.324 ms a token at 512 positions on an H200; at batch 16 dependent it was slower, 0.69 -> 0.80 ms, and without
-     * the early requests slower at batch 1 too, 0.50 -> 0.55 ms (docs/PERF.md) */
+     * batch 1 programmatically dependent, W_uk's slice and the first latents requested before the wait: 0.339 ->
+     * 0.310 ms a token at 512 positions on an H200 (launched dependent without the early requests it had been
+     * slower, 0.50 -> 0.55). Beyond batch 1 launched normally: dependent there was measured only with a kernel whose
+     * loop chose between the early latents and loads, slower at batch 16 (0.69 -> 0.80 ms; docs/PERF.md) */
     return cuda_launch(be, "mla_decode", kernel, dim3((unsigned)groups, (unsigned)splits), dim3(1, (unsigned)splits),
                        dim3(MLA_DECODE_THREADS), shmem, B == 1, (bf16 *)y, (const bf16 *)v.q1, (bf16 *)cache,
                        (const bf16 *)v.a1, (const bf16 *)w->t[W_NORM], (const bf16 *)w->t[W_UK],

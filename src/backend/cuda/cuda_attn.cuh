@@ -33,6 +33,10 @@ ab_status attn_qkv_backward(const ab_attn_ctx *ctx, const ab_attn_weights *w, co
 ab_status cuda_decode_projection(const ab_attn_ctx *ctx, void *out, const void *x, const void *w, const void *b,
                                  const small_m_tail *tail, int M, int K, int OC);
 
+/* Decode's first product `in` (the variant's decode_input, with its KV append if any) on x, unless the block before
+ * computed it already (ctx->input_ready: chained after it, block_tail_forward). */
+ab_status cuda_decode_input_run(const ab_attn_ctx *ctx, const ab_decode_input *in, const void *x, int B);
+
 /* A variant's decode_input (backend.h, ab_decode_input) as one plain product out (M,OC) = LN(x) @ weight (K,OC) + bias
  * (may be NULL); the caller adds what else it has (a KV append, mla's second product). */
 static inline void decode_input_product(ab_decode_input *in, void *out, const void *weight, const void *bias, int K,
