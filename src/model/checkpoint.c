@@ -185,9 +185,8 @@ static ab_status check_tensors(const ab_gpt2 *m, const ab_st_file *f, const char
     return AB_OK;
 }
 
-/* f's tensors (check_tensors: all there, of their shapes) into m's parameters */
-static ab_status load_tensors(ab_gpt2 *m, const ab_st_file *f, const char *path) {
-    AB_TRY(check_tensors(m, f, path));
+/* f's tensors into m's parameters; check_tensors has found them all, of their shapes */
+static ab_status copy_tensors(ab_gpt2 *m, const ab_st_file *f, const char *path) {
     float *host = calloc(m->n_elements, sizeof(float));
     if (!host) return ab_fail(AB_ERR_OOM, "%s: out of memory", path);
     ab_status s = AB_OK;
@@ -204,7 +203,8 @@ static ab_status load_tensors(ab_gpt2 *m, const ab_st_file *f, const char *path)
 ab_status ab_checkpoint_load_into(ab_gpt2 *m, const char *path) {
     ab_st_file f;
     AB_TRY(ab_st_read(path, &f));
-    ab_status s = load_tensors(m, &f, path);
+    ab_status s = check_tensors(m, &f, path);
+    if (s == AB_OK) s = copy_tensors(m, &f, path);
     ab_st_free(&f);
     return s;
 }
@@ -221,7 +221,7 @@ ab_status ab_checkpoint_open(const char *path, ab_backend *be, ab_gpt2 *m) {
         s = ab_fail_context(s == AB_ERR_USAGE ? AB_ERR_FORMAT : s, "%s: the checkpoint's model cannot be built: ", path);
     if (s == AB_OK) s = check_tensors(m, &f, path); /* before the parameters are allocated */
     if (s == AB_OK) s = ab_gpt2_alloc_params(m);
-    if (s == AB_OK) s = load_tensors(m, &f, path);
+    if (s == AB_OK) s = copy_tensors(m, &f, path);
     if (s != AB_OK) ab_gpt2_destroy(m);
     ab_st_free(&f);
     return s;
