@@ -19,8 +19,8 @@
  * columns [C/2, C) of the later tokens, so the buckets and the sorted order stay as they were and the earlier
  * rows must be bit-identical (a change of the later buckets may move tile boundaries, which changes bf16
  * roundings: VARIANTS.md's "within rounding"); the forward against the causal CPU reference covers the keys.
- * Shapes: T in {1, 63, 64, 65, 130, 257, 1100}, B in {1, 2}, H in {2, 12}, chunk 64, 16 and 5 (W_l = 128, 32, 10),
- * n_h in {1, 2, 3}, buckets from T (2 .. 64). Tolerances: the other flash-based variants' (test_cuda_attn_util.h).
+ * Shapes: T in {1, 63, 64, 65, 130, 257, 600, 1100}, B in {1, 2}, H in {2, 12}, chunk 256, 64, 16 and 5 (W_l = 512,
+ * 128, 32, 10), n_h in {1, 2, 3}, buckets from T (2 .. 64). Tolerances: the other flash-based variants' (test_cuda_attn_util.h).
  */
 #include <math.h>
 
@@ -126,7 +126,8 @@ int main(void) {
     static const int cases[][5] = {/* B, T, H, Lc, n_h */
                                    {1, 1, 2, 64, 2},  {2, 63, 2, 16, 2}, {1, 64, 12, 16, 1}, {2, 65, 2, 5, 3},
                                    {2, 130, 12, 64, 2}, {1, 257, 2, 16, 2}, {2, 257, 2, 64, 3}, {1, 130, 2, 5, 1},
-                                   {1, 1100, 2, 64, 2}}; /* > 1024: several keys a thread in the sort, two decode scans */
+                                   {1, 1100, 2, 64, 2},  /* > 1024: several keys a thread in the sort, two decode scans */
+                                   {1, 600, 2, 256, 2}}; /* W_l = 512, 4 buckets: > 128 candidates, values past the early 8 a group */
     for (size_t i = 0; i < tc_case_count(sizeof cases / sizeof cases[0]); i++)
         test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3], cases[i][4]);
     ab_backend_close(&cuda);

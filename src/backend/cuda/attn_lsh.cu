@@ -604,6 +604,7 @@ __device__ __forceinline__ int lsh_scan_position(int top, int per, int o) {
  * scratch */
 #define LSH_VALUE_GROUPS (LSH_DECODE_THREADS / 8)
 #define LSH_VALUE_LOADS 4
+#define LSH_VALUE_EARLY 8 /* a group's values requested with the keys: W_l = 128 candidates over 16 groups */
 __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y, bf16 *ckv, int16_t *ids, const bf16 *qkv1,
                                                                         const bf16 *rot, const int32_t *pos_dev,
                                                                         lsh_shape s, int max_T) {
@@ -671,6 +672,18 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
     }
     const int n = found < W ? found : W;
     __syncthreads();
+    /* o_r = sum_c p_c v_c: group g takes candidates g, g + LSH_VALUE_GROUPS, ...; the values of its first
+     * LSH_VALUE_EARLY (all of them up to 128 candidates) are requested now, with the keys below, not after the
+     * softmax: one memory round trip where there were two */
+    const int g = tid / 8, d8 = (tid % 8) * 8;
+    const bf16 *vb = kv_b + C + h * FLASH_HD + d8; /* value of position j: vb + j * 2C */
+    auto value_of = [&](int c) {
+        return c < n && cand[c] != pos ? *reinterpret_cast<const uint4 *>(vb + (size_t)cand[c] * 2 * C)
+                                       : make_uint4(0u, 0u, 0u, 0u);
+    };
+    uint4 vearly[LSH_VALUE_EARLY];
+#pragma unroll
+    for (int i = 0; i < LSH_VALUE_EARLY; i++) vearly[i] = value_of(g + i * LSH_VALUE_GROUPS);
     float mx = -INFINITY;
     for (int c = tid; c < n; c += LSH_DECODE_THREADS) {
         float dot = 0.0f;
@@ -692,30 +705,25 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
     float sum = 0.0f;
     for (int c = tid; c < n; c += LSH_DECODE_THREADS) sum += sc[c] = expf(sc[c] - mx);
     sum = block_reduce(sum, fscratch, false);
-    /* o_r = sum_c p_c v_c: group g takes candidates g, g + LSH_VALUE_GROUPS, ... */
-    const int g = tid / 8, d8 = (tid % 8) * 8;
-    const bf16 *vb = kv_b + C + h * FLASH_HD + d8; /* value of position j: vb + j * 2C */
     float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    for (int c0 = g; c0 < n; c0 += LSH_VALUE_GROUPS * LSH_VALUE_LOADS) {
-        uint4 u[LSH_VALUE_LOADS];
+    auto add_value = [&](int c, uint4 u) { /* candidate c's value (u) weighted into acc, in candidate order */
+        const float p = c < n ? sc[c] : 0.0f;
+        float v[8];
+        unpack8(v, u);
+        if (c < n && cand[c] == pos) /* the new token's value, rounded as the cache holds it */
 #pragma unroll
-        for (int i = 0; i < LSH_VALUE_LOADS; i++) {
-            const int c = c0 + i * LSH_VALUE_GROUPS;
-            u[i] = c < n && cand[c] != pos ? *reinterpret_cast<const uint4 *>(vb + (size_t)cand[c] * 2 * C)
-                                           : make_uint4(0u, 0u, 0u, 0u);
-        }
+            for (int e = 0; e < 8; e++) v[e] = vpos[d8 + e];
 #pragma unroll
-        for (int i = 0; i < LSH_VALUE_LOADS; i++) {
-            const int c = c0 + i * LSH_VALUE_GROUPS;
-            const float p = c < n ? sc[c] : 0.0f;
-            float v[8];
-            unpack8(v, u[i]);
-            if (c < n && cand[c] == pos) /* the new token's value, rounded as the cache holds it */
+        for (int e = 0; e < 8; e++) acc[e] = fmaf(p, v[e], acc[e]);
+    };
 #pragma unroll
-                for (int e = 0; e < 8; e++) v[e] = vpos[d8 + e];
+    for (int i = 0; i < LSH_VALUE_EARLY; i++) add_value(g + i * LSH_VALUE_GROUPS, vearly[i]);
+    for (int c0 = g + LSH_VALUE_EARLY * LSH_VALUE_GROUPS; c0 < n; c0 += LSH_VALUE_GROUPS * LSH_VALUE_LOADS) {
+        uint4 u[LSH_VALUE_LOADS]; /* longer windows (--lsh-chunk > 64): the rest, LSH_VALUE_LOADS in flight */
 #pragma unroll
-            for (int e = 0; e < 8; e++) acc[e] = fmaf(p, v[e], acc[e]);
-        }
+        for (int i = 0; i < LSH_VALUE_LOADS; i++) u[i] = value_of(c0 + i * LSH_VALUE_GROUPS);
+#pragma unroll
+        for (int i = 0; i < LSH_VALUE_LOADS; i++) add_value(c0 + i * LSH_VALUE_GROUPS, u[i]);
     }
 #pragma unroll
     for (int e = 0; e < 8; e++) { /* the warp's 4 groups, then the warps in order */
