@@ -396,7 +396,11 @@ static void test_state_files(void) {
         ab_status want;
         const char *text;
     } cases[] = {
-        {"state file: the writer's layout loads", "{\"variant\":\"baseline\",\"epoch\":2,\"optimizer_step\":7}", 0, AB_OK, ""},
+        {"state file: one without a model configuration (written before it was recorded) loads",
+         "{\"variant\":\"baseline\",\"epoch\":2,\"optimizer_step\":7}", 0, AB_OK, ""},
+        {"state file: a model configuration that is not an object is refused",
+         "{\"variant\":\"baseline\",\"epoch\":2,\"optimizer_step\":7,\"model\":5}", 0, AB_ERR_FORMAT,
+         "another model configuration"},
         {"state file: optimizer_step 0 loads", "{\"variant\":\"baseline\",\"epoch\":1,\"optimizer_step\":0}", 0, AB_OK, ""},
         {"state file: a negative optimizer_step is refused", "{\"variant\":\"baseline\",\"epoch\":1,\"optimizer_step\":-1}", 0,
          AB_ERR_FORMAT, "optimizer_step -1 is out of range"},
@@ -456,6 +460,35 @@ static void test_state_files(void) {
                         cases[c].name, "status %s, want %s with \"%s\": %s; step %d", ab_status_name(s),
                         ab_status_name(cases[c].want), cases[c].text, s == AB_OK ? "(accepted)" : ab_error(), m.optimizer_step);
         }
+    }
+    /* The writer's own files: the same model's state loads; a model of the same element counts and another shape
+     * (n_head 4 where the run has 2) is refused. */
+    ab_model_config cfg4 = cfg;
+    cfg4.n_head = 4;
+    ab_gpt2 m4;
+    s = ab_gpt2_create(&m4, &cfg4, VARIANT_BASELINE, 8, &be);
+    if (s == AB_OK) s = ab_gpt2_alloc(&m4, 1, 8, 1);
+    if (s == AB_OK) {
+        m.optimizer_step = 5;
+        int epoch = -1;
+        s = ab_checkpoint_save_state(&m, path, 3);
+        if (s == AB_OK) s = ab_checkpoint_load_state(&m, path, &epoch);
+        test_report(s == AB_OK && epoch == 3 && m.optimizer_step == 5, "state file: the writer's own state loads", "%s",
+                    s == AB_OK ? "epoch or step differ" : ab_error());
+        s = ab_checkpoint_save_state(&m4, path, 3);
+        if (s == AB_OK) {
+            test_report(m4.n_elements == n && m4.n_trainable == nt, "state file: n_head 4 has the same element counts",
+                        "%zu, %zu against %zu, %zu", m4.n_elements, m4.n_trainable, n, nt);
+            s = ab_checkpoint_load_state(&m, path, &epoch);
+            test_report(s == AB_ERR_FORMAT && strstr(ab_error(), "another model configuration") && strstr(ab_error(), path),
+                        "state file: another model of the same element counts is refused", "status %s: %s",
+                        ab_status_name(s), s == AB_OK ? "(accepted)" : ab_error());
+        } else {
+            test_report(0, "state file: writing n_head 4's state", "%s", ab_error());
+        }
+        ab_gpt2_destroy(&m4);
+    } else {
+        test_report(0, "state files: the n_head 4 model", "%s", ab_error());
     }
     free(want);
     free(got);

@@ -242,7 +242,8 @@ ab_status ab_checkpoint_save_state(ab_gpt2 *m, const char *path, int epoch) {
             {"adamw.m", 1, {(int64_t)m->n_trainable}, mom},
             {"adamw.v", 1, {(int64_t)m->n_trainable}, mom + m->n_trainable},
         };
-        json_t *meta = json_pack("{s:s, s:i, s:i}", "variant", m->variant->name, "epoch", epoch, "optimizer_step", m->optimizer_step);
+        json_t *meta = json_pack("{s:s, s:i, s:i, s:o}", "variant", m->variant->name, "epoch", epoch, "optimizer_step",
+                                 m->optimizer_step, "model", config_json(m));
         char *meta_str = json_dumps(meta, JSON_COMPACT);
         json_decref(meta);
         const char *kv[] = {"attnbench_state", meta_str};
@@ -264,6 +265,7 @@ ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch) {
     json_t *root = meta ? json_loads(meta, 0, NULL) : NULL;
     free(meta);
     const char *variant = root ? json_string_value(json_object_get(root, "variant")) : NULL;
+    json_t *model = root ? json_object_get(root, "model") : NULL, *want = config_json(m);
     int step = 0, done = 0;
     const ab_st_tensor *p = ab_st_find(&f, "params"), *mt = ab_st_find(&f, "adamw.m"), *vt = ab_st_find(&f, "adamw.v");
     if (!variant || strcmp(variant, m->variant->name) != 0)
@@ -275,6 +277,10 @@ ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch) {
      * INT_MAX (a signed overflow) cannot be continued from. */
     else if (step < 0 || step == INT_MAX)
         s = ab_fail(AB_ERR_FORMAT, "%s: optimizer_step %d is out of range (expected 0 to %d)", path, step, INT_MAX - 1);
+    /* the same element counts do not make the same model (n_head, gqa_kv_heads, window, train_T...); states written
+     * before the configuration was recorded have none and are taken on their counts */
+    else if (model && !json_equal(model, want))
+        s = ab_fail(AB_ERR_FORMAT, "%s: the training state is of another model configuration than the run's", path);
     else if (!p || !mt || !vt || p->dtype != ST_F32 || mt->dtype != ST_F32 || vt->dtype != ST_F32 || ab_st_numel(p) != m->n_elements ||
              ab_st_numel(mt) != m->n_trainable || ab_st_numel(vt) != m->n_trainable)
         s = ab_fail(AB_ERR_FORMAT, "%s: the training state does not match the model's sizes (expected F32 params of %zu, "
@@ -286,6 +292,7 @@ ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch) {
         m->optimizer_step = step;
         *epoch = done;
     }
+    json_decref(want);
     json_decref(root);
     ab_st_free(&f);
     return s;
