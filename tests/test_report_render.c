@@ -139,9 +139,38 @@ static void edit_run(const char *dir, const char *name, size_t epoch, const char
     json_decref(run);
 }
 
+/* whether the line starting at line (NULL: no) ends with tail */
+static int line_ends(const char *line, const char *tail) {
+    if (!line) return 0;
+    const char *end = strchr(line, '\n');
+    const size_t len = end ? (size_t)(end - line) : strlen(line), n = strlen(tail);
+    return len >= n && memcmp(line + len - n, tail, n) == 0;
+}
+
+/* Rewrites DIR/run.json: variant `name`'s tool.git_commit = commit (the recorded run predates the per-variant tool). */
+static void set_commit(const char *dir, const char *name, const char *commit) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/run.json", dir);
+    json_error_t err;
+    json_t *run = json_load_file(p, 0, &err);
+    if (!run) {
+        printf("# %s: %s\n", p, err.text);
+        return;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(run, "variants"), i, v) {
+        if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
+            json_object_set_new(v, "tool", json_pack("{s:s}", "git_commit", commit));
+    }
+    if (json_dump_file(run, p, JSON_INDENT(1)) != 0) printf("# cannot rewrite %s\n", p);
+    json_decref(run);
+}
+
 /* Three runs compared: rep_b repeats rep_a except flash's epoch-2 validation loss (+0.0125), lsh's epoch-1 train
  * loss (-0.5) and mla's epoch-1 validation loss (null: never "identical", its difference n/a); rep_c has another
- * learning rate, so none of its variants counts as a repeat. */
+ * learning rate, so none of its variants counts as a repeat. baseline was trained by the same commit in rep_a and
+ * rep_b, sdpa by two, the others name none. */
 static void test_repeats(void) {
     char a[4200], b[4200], c[4200];
     copy_run("rep_a", a, sizeof a);
@@ -151,6 +180,10 @@ static void test_repeats(void) {
     edit_run(b, "lsh", 0, "train_loss", -0.5);
     edit_run(b, "mla", 0, "val_loss", NAN);
     edit_run(c, NULL, 0, NULL, 1e-3);
+    set_commit(a, "baseline", "cccccccccccc");
+    set_commit(b, "baseline", "cccccccccccc");
+    set_commit(a, "sdpa", "aaaaaaaaaaaa");
+    set_commit(b, "sdpa", "bbbbbbbbbbbb");
     const char *cmp[] = {b, c};
     ab_report_opts o = {.compare_dirs = cmp, .n_compare = 2, .gnuplot = ""};
     ab_report_outcome out;
@@ -166,6 +199,12 @@ static void test_repeats(void) {
     TEST_TRUE("repeats_lsh_train_gap", sec && strstr(sec, "| differ | 0 | 0.5 |"), "%.900s", sec ? sec : md);
     TEST_TRUE("repeats_missing_loss_differs", sec && strstr(sec, "| Multi-Head Latent Attention | 2 | 2 | differ | n/a |"),
               "%.1200s", sec ? sec : md);
+    const char *sdpa = sec ? strstr(sec, "| Scaled Dot-Product Attention |") : NULL;
+    const char *base = sec ? strstr(sec, "| Baseline Self-Attention (GPT-2) |") : NULL;
+    const char *flash = sec ? strstr(sec, "| FlashAttention v2 |") : NULL;
+    TEST_TRUE("repeats_commit_same", line_ends(base, " | cccccccccccc |"), "%.900s", sec ? sec : md);
+    TEST_TRUE("repeats_commits_differ", line_ends(sdpa, "| aaaaaaaaaaaa / bbbbbbbbbbbb |"), "%.900s", sec ? sec : md);
+    TEST_TRUE("repeats_commit_none", line_ends(flash, "| n/a |"), "%.900s", sec ? sec : md);
     TEST_TRUE("repeats_other_config_excluded", sec && !strstr(sec, "| 3 |"), "rep_c counted as a repeat: %.900s",
               sec ? sec : md);
     free(md);

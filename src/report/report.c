@@ -540,6 +540,21 @@ static double epoch_loss_gap(const json_t *ea, const json_t *eb, size_t n, const
  * got, and how much the training time moved. Nothing when no variant repeats. */
 static int finished_ok(const ab_report_entry *e) { return strcmp(ab_json_str(e->v, "status"), "ok") == 0; }
 
+/* cell = the tool commit that trained the variant in each of the n runs (n/a where run.json has none), one where they
+ * all agree: a difference between two commits may be the code's, not noise */
+static void repeat_commits(char *cell, const ab_report_data *rd, const int *member, int n) {
+    const char *first = ab_json_str(json_object_get(rd->e[member[0]].v, "tool"), "git_commit");
+    int same = 1;
+    cell[0] = '\0';
+    for (int m = 0; m < n; m++) {
+        const char *c = ab_json_str(json_object_get(rd->e[member[m]].v, "tool"), "git_commit");
+        if (strcmp(c, first) != 0) same = 0;
+        const size_t used = strlen(cell);
+        snprintf(cell + used, AB_CELL_LEN - used, "%s%s", m ? " / " : "", c[0] ? c : "n/a");
+    }
+    if (same) snprintf(cell, AB_CELL_LEN, "%s", first[0] ? first : "n/a");
+}
+
 static void section_repeats(doc *d, const ab_report_data *rd) {
     static char cells[AB_REPORT_MAX_ENTRIES][AB_CELL_COLS][AB_CELL_LEN];
     int rows = 0, grouped[AB_REPORT_MAX_ENTRIES] = {0};
@@ -589,6 +604,7 @@ static void section_repeats(doc *d, const ab_report_data *rd) {
         fmt_num(row[5], gap_train, "%.4g");
         snprintf(row[6], AB_CELL_LEN, "%s", times);
         fmt_num(row[7], t_min > 0 ? 100.0 * (t_max - t_min) / t_min : NAN, "%.2f");
+        repeat_commits(row[8], rd, member, n);
     }
     if (rows == 0) return;
     doc_h(d, 2, "Repeated runs");
@@ -596,10 +612,12 @@ static void section_repeats(doc *d, const ab_report_data *rd) {
              "every epoch's train and validation loss is the same number in each run (training repeated bit for bit); "
              "otherwise the largest differences over the epochs compared, which say how much of a loss difference "
              "between variants is run-to-run noise (non-deterministic kernels, such as floating-point atomics). "
-             "Training times in run order; spread = (max - min) / min.");
+             "Training times and tool commits in run order; spread = (max - min) / min; one commit where every run "
+             "has the same (runs of different commits may differ by a change of the code, not only by noise).");
     static const char *const head[] = {"variant", "runs", "epochs compared", "losses", "largest val loss difference",
-                                       "largest train loss difference", "train time (s)", "time spread (%)"};
-    doc_table(d, 8, head, rows, cells);
+                                       "largest train loss difference", "train time (s)", "time spread (%)",
+                                       "tool commit"};
+    doc_table(d, 9, head, rows, cells);
 }
 
 static const char *const html_head =
