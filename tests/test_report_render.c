@@ -113,30 +113,52 @@ static void test_compare(void) {
     free(md);
 }
 
+/* DIR/run.json loaded for an edit (NULL, said, when it cannot be), written back by save_run */
+static json_t *load_run(const char *dir, char *path, size_t n) {
+    snprintf(path, n, "%s/run.json", dir);
+    json_error_t err;
+    json_t *run = json_load_file(path, 0, &err);
+    if (!run) printf("# %s: %s\n", path, err.text);
+    return run;
+}
+
+static void save_run(json_t *run, const char *path) {
+    if (json_dump_file(run, path, JSON_INDENT(1)) != 0) printf("# cannot rewrite %s\n", path);
+    json_decref(run);
+}
+
+/* variant `name`'s record in run (NULL: none) */
+static json_t *run_variant(json_t *run, const char *name) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(run, "variants"), i, v) {
+        if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0) return v;
+    }
+    return NULL;
+}
+
 /* Rewrites DIR/run.json: variant `name`'s epoch `epoch` (0-based) gets `key` += delta (delta NaN: `key` = null, a
  * loss not measured), or, with name NULL, the configuration's train.lr is set to delta. */
 static void edit_run(const char *dir, const char *name, size_t epoch, const char *key, double delta) {
     char p[4400];
-    snprintf(p, sizeof p, "%s/run.json", dir);
-    json_error_t err;
-    json_t *run = json_load_file(p, 0, &err);
-    if (!run) {
-        printf("# %s: %s\n", p, err.text);
-        return;
-    }
+    json_t *run = load_run(dir, p, sizeof p);
+    if (!run) return;
     if (!name) {
         json_object_set_new(json_object_get(json_object_get(run, "config"), "train"), "lr", json_real(delta));
     } else {
-        size_t i;
-        json_t *v;
-        json_array_foreach(json_object_get(run, "variants"), i, v) {
-            if (strcmp(json_string_value(json_object_get(v, "name")), name) != 0) continue;
-            json_t *e = json_array_get(json_object_get(v, "epochs"), epoch);
-            json_object_set_new(e, key, isnan(delta) ? json_null() : json_real(json_number_value(json_object_get(e, key)) + delta));
-        }
+        json_t *e = json_array_get(json_object_get(run_variant(run, name), "epochs"), epoch);
+        json_object_set_new(e, key, isnan(delta) ? json_null() : json_real(json_number_value(json_object_get(e, key)) + delta));
     }
-    if (json_dump_file(run, p, JSON_INDENT(1)) != 0) printf("# cannot rewrite %s\n", p);
-    json_decref(run);
+    save_run(run, p);
+}
+
+/* Rewrites DIR/run.json: variant `name`'s tool.git_commit = commit (the recorded run predates the per-variant tool). */
+static void set_commit(const char *dir, const char *name, const char *commit) {
+    char p[4400];
+    json_t *run = load_run(dir, p, sizeof p);
+    if (!run) return;
+    json_object_set_new(run_variant(run, name), "tool", json_pack("{s:s}", "git_commit", commit));
+    save_run(run, p);
 }
 
 /* whether the line starting at line (NULL: no) ends with tail */
@@ -145,26 +167,6 @@ static int line_ends(const char *line, const char *tail) {
     const char *end = strchr(line, '\n');
     const size_t len = end ? (size_t)(end - line) : strlen(line), n = strlen(tail);
     return len >= n && memcmp(line + len - n, tail, n) == 0;
-}
-
-/* Rewrites DIR/run.json: variant `name`'s tool.git_commit = commit (the recorded run predates the per-variant tool). */
-static void set_commit(const char *dir, const char *name, const char *commit) {
-    char p[4400];
-    snprintf(p, sizeof p, "%s/run.json", dir);
-    json_error_t err;
-    json_t *run = json_load_file(p, 0, &err);
-    if (!run) {
-        printf("# %s: %s\n", p, err.text);
-        return;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(run, "variants"), i, v) {
-        if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0)
-            json_object_set_new(v, "tool", json_pack("{s:s}", "git_commit", commit));
-    }
-    if (json_dump_file(run, p, JSON_INDENT(1)) != 0) printf("# cannot rewrite %s\n", p);
-    json_decref(run);
 }
 
 /* Three runs compared: rep_b repeats rep_a except flash's epoch-2 validation loss (+0.0125), lsh's epoch-1 train
