@@ -94,6 +94,33 @@ static int render(plotter *p, const char *name, const char *data, const char *bo
     return 1;
 }
 
+/* A figure being written: its data blocks (d) and its plot commands (b), in memory until figure_end */
+typedef struct {
+    char *data, *body;
+    size_t dl, bl;
+    FILE *d, *b;
+} figure;
+
+/* Closes the figure's streams and, with draw, renders it as name (render); frees the text. */
+static void figure_end(plotter *p, const char *name, figure *f, int draw) {
+    const int open = f->d && f->b;
+    if (f->d) fclose(f->d);
+    if (f->b) fclose(f->b);
+    if (draw && open) render(p, name, f->data, f->body);
+    free(f->data);
+    free(f->body);
+}
+
+/* 0 (and no figure) when the memory for its streams cannot be had */
+static int figure_begin(figure *f) {
+    memset(f, 0, sizeof *f);
+    f->d = open_memstream(&f->data, &f->dl);
+    f->b = open_memstream(&f->body, &f->bl);
+    if (f->d && f->b) return 1;
+    figure_end(NULL, NULL, f, 0);
+    return 0;
+}
+
 /* Common look: light grid, key outside on the right when there are many series. */
 static void style(FILE *b, const char *title, const char *xlabel, const char *ylabel) {
     fprintf(b, "set title ");
@@ -113,9 +140,9 @@ static void bars(plotter *p, const char *name, const char *title, const char *yl
     int have = 0;
     for (int k = 0; k < n; k++) have += isfinite(v[order[k]]);
     if (!have) return;
-    char *data = NULL, *body = NULL;
-    size_t dl = 0, bl = 0;
-    FILE *d = open_memstream(&data, &dl), *b = open_memstream(&body, &bl);
+    figure fig;
+    if (!figure_begin(&fig)) return;
+    FILE *d = fig.d, *b = fig.b;
     fprintf(d, "$bars << EOD\n");
     for (int k = 0; k < n; k++) {
         const ab_report_entry *e = &p->rd->e[order[k]];
@@ -130,11 +157,7 @@ static void bars(plotter *p, const char *name, const char *title, const char *yl
                "plot $bars using 0:2:3:xtic(1) with boxes lc rgb variable, "
                "$bars using 0:2:(sprintf('%s',$2)) with labels offset 0,0.7 font 'Sans,9'\n",
             fmt);
-    fclose(d);
-    fclose(b);
-    render(p, name, data, body);
-    free(data);
-    free(body);
+    figure_end(p, name, &fig, 1);
 }
 
 /* One line per entry and kind from the (x, y) pairs of get(): kind 0 solid, further kinds dashed.
@@ -143,9 +166,9 @@ typedef int (*series_fn)(const plotter *p, const ab_report_entry *e, int which, 
 
 static void lines(plotter *p, const char *name, const char *title, const char *xlabel, const char *ylabel, series_fn get,
                   int n_kinds, int integer_x) {
-    char *data = NULL, *body = NULL;
-    size_t dl = 0, bl = 0;
-    FILE *d = open_memstream(&data, &dl), *b = open_memstream(&body, &bl);
+    figure fig;
+    if (!figure_begin(&fig)) return;
+    FILE *d = fig.d, *b = fig.b;
     style(b, title, xlabel, ylabel);
     fputs("set key font ',10'\n", b);
     if (integer_x) fputs("set xtics 1\nset mxtics 1\n", b);
@@ -181,11 +204,7 @@ static void lines(plotter *p, const char *name, const char *title, const char *x
         }
     }
     fputc('\n', b);
-    fclose(d);
-    fclose(b);
-    if (n_series) render(p, name, data, body);
-    free(data);
-    free(body);
+    figure_end(p, name, &fig, n_series);
 }
 
 /* ---- series getters ---- */
@@ -248,9 +267,9 @@ static const char *power_column(const plotter *p) {
 static void memory_figure(plotter *p) {
     static const unsigned cat_colour[MEM_CATEGORY_COUNT] = {0x4e79a7, 0xa0cbe8, 0xf28e2b, 0xffbe7d,
                                                             0x59a14f, 0xe15759, 0xb07aa1, 0xbab0ac};
-    char *data = NULL, *body = NULL;
-    size_t dl = 0, bl = 0;
-    FILE *d = open_memstream(&data, &dl), *b = open_memstream(&body, &bl);
+    figure fig;
+    if (!figure_begin(&fig)) return;
+    FILE *d = fig.d, *b = fig.b;
     int have = 0;
     fputs("$mem << EOD\n", d);
     for (int i = 0; i < p->rd->n; i++) {
@@ -277,11 +296,7 @@ static void memory_figure(plotter *p) {
         fprintf(b, " title '%s'", mem_category_name((mem_category)c));
     }
     fputc('\n', b);
-    fclose(d);
-    fclose(b);
-    if (have) render(p, "memory", data, body);
-    free(data);
-    free(body);
+    figure_end(p, "memory", &fig, have);
 }
 
 static void flops_figure(plotter *p) {
@@ -294,9 +309,9 @@ static void flops_figure(plotter *p) {
     if (!have) return;
     double scale = max >= 1e12 ? 1e12 : max >= 1e9 ? 1e9 : 1e6;
     const char *unit = max >= 1e12 ? "TFLOP" : max >= 1e9 ? "GFLOP" : "MFLOP";
-    char *data = NULL, *body = NULL;
-    size_t dl = 0, bl = 0;
-    FILE *d = open_memstream(&data, &dl), *b = open_memstream(&body, &bl);
+    figure fig;
+    if (!figure_begin(&fig)) return;
+    FILE *d = fig.d, *b = fig.b;
     fputs("$f << EOD\n", d);
     for (int i = 0; i < p->rd->n; i++) {
         const ab_report_entry *e = &p->rd->e[i];
@@ -316,11 +331,7 @@ static void flops_figure(plotter *p) {
           "$f using 3 lc rgb '#4e79a7' title 'rest (c_proj, MLP, LM head)', "
           "$f using 0:4:(sprintf('%.0f%%', 100*$2/$4)) with labels offset 0,0.7 font 'Sans,9' notitle\n",
           b);
-    fclose(d);
-    fclose(b);
-    render(p, "flops", data, body);
-    free(data);
-    free(body);
+    figure_end(p, "flops", &fig, 1);
 }
 
 /* Two panels (batch 1, batch B) of per-variant bars; with whiskers from p90 to p99 for decode. */
@@ -329,9 +340,9 @@ static void latency_figure(plotter *p, const char *name, const char *title, int 
     for (int i = 0; i < p->rd->n; i++)
         for (int s = 0; s < 2; s++) have += isfinite(decode ? p->rd->e[i].decode_ms[s][0] : p->rd->e[i].prefill_ms[s]);
     if (!have) return;
-    char *data = NULL, *body = NULL;
-    size_t dl = 0, bl = 0;
-    FILE *d = open_memstream(&data, &dl), *b = open_memstream(&body, &bl);
+    figure fig;
+    if (!figure_begin(&fig)) return;
+    FILE *d = fig.d, *b = fig.b;
     for (int s = 0; s < 2; s++) {
         fprintf(d, "$b%d << EOD\n", s);
         for (int i = 0; i < p->rd->n; i++) {
@@ -357,11 +368,7 @@ static void latency_figure(plotter *p, const char *name, const char *title, int 
         fputc('\n', b);
     }
     fputs("unset multiplot\n", b);
-    fclose(d);
-    fclose(b);
-    render(p, name, data, body);
-    free(data);
-    free(body);
+    figure_end(p, name, &fig, 1);
 }
 
 /* A printf format that shows values up to max with about three significant digits, no exponent. */
@@ -374,9 +381,9 @@ static void power_figure(plotter *p) {
     if (!pc) return;
     const ab_csv *c = &p->rd->runs[0].power;
     int cv = ab_csv_col(c, "variant"), ct = ab_csv_col(c, "t_s"), cy = ab_csv_col(c, pc);
-    char *data = NULL, *body = NULL;
-    size_t dl = 0, bl = 0;
-    FILE *d = open_memstream(&data, &dl), *b = open_memstream(&body, &bl);
+    figure fig;
+    if (!figure_begin(&fig)) return;
+    FILE *d = fig.d, *b = fig.b;
     char ylabel[96];
     snprintf(ylabel, sizeof ylabel, "%s (W)",
              !strcmp(pc, "gpu_power_w") ? "GPU power, instant" : !strcmp(pc, "gpu_power_avg_w") ? "GPU power, 1 s average" : "CPU package power");
@@ -408,11 +415,7 @@ static void power_figure(plotter *p) {
         quoted(b, i < 0 ? "outside variants (idle, set-up)" : p->rd->e[i].label);
     }
     fputc('\n', b);
-    fclose(d);
-    fclose(b);
-    if (n_series) render(p, "power", data, body);
-    free(data);
-    free(body);
+    figure_end(p, "power", &fig, n_series);
 }
 
 /* Sorted ascending by value (NAN last). */
