@@ -31,11 +31,16 @@ typedef struct {
     int n, cap;
 } sequence_list;
 
+/* appends s to l, which owns it from here (it is freed when it cannot be appended) */
 static ab_status push_sequence(sequence_list *l, sequence s) {
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 16;
         sequence *ns = realloc(l->seq, (size_t)cap * sizeof *ns);
-        if (!ns) return ab_fail(AB_ERR_OOM, "out of memory");
+        if (!ns) {
+            free(s.tokens);
+            free(s.targets);
+            return ab_fail(AB_ERR_OOM, "out of memory");
+        }
         l->seq = ns;
         l->cap = cap;
     }

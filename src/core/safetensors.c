@@ -190,9 +190,17 @@ ab_status ab_st_read(const char *path, ab_st_file *out) {
         }
         t->name = strdup(key);
         out->n_tensors++;
+        if (!t->name) {
+            st = ab_fail(AB_ERR_OOM, "%s: out of memory", path);
+            goto done;
+        }
     }
     /* byte ranges must not overlap */
     ab_st_tensor *sorted = malloc((size_t)(out->n_tensors ? out->n_tensors : 1) * sizeof *sorted);
+    if (!sorted) {
+        st = ab_fail(AB_ERR_OOM, "%s: out of memory", path);
+        goto done;
+    }
     memcpy(sorted, out->tensors, (size_t)out->n_tensors * sizeof *sorted);
     qsort(sorted, (size_t)out->n_tensors, sizeof *sorted, cmp_begin);
     for (int i = 1; i < out->n_tensors && st == AB_OK; i++)

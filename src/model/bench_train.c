@@ -38,8 +38,8 @@ void ab_bench_train(const ab_bench_train_args *a, ab_variant_id v, ab_bench_trai
     if (s == AB_OK) s = ab_gpt2_alloc(&m, B, T, 1);
     ab_rng rng;
     ab_rng_seed(&rng, tc->seed);
-    for (size_t i = 0; i < BT; i++) tok[i] = (int32_t)ab_rng_below(&rng, (uint32_t)a->model.vocab_size);
-    for (size_t i = 0; i < BT; i++) tgt[i] = i + 1 < BT ? tok[i + 1] : tok[0];
+    for (size_t i = 0; i < BT && s == AB_OK; i++) tok[i] = (int32_t)ab_rng_below(&rng, (uint32_t)a->model.vocab_size);
+    for (size_t i = 0; i < BT && s == AB_OK; i++) tgt[i] = i + 1 < BT ? tok[i + 1] : tok[0];
     ab_energy_reading e0 = {0}, e1 = {0};
     double t_begin = 0.0;
     for (int step = 0; step < a->warmup_steps + a->timed_steps && s == AB_OK; step++) {
