@@ -4,6 +4,7 @@
  * checkpoints (a table of files the loader refuses or, with published GPT-2 names, accepts), training-state
  * files for --resume (a table: the step range, the variant, the sizes); the training benchmark's table (energies over short windows marked).
  */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -208,12 +209,22 @@ static void test_overfit_and_determinism(void) {
     TEST_TRUE("another seed, another loss", s == AB_OK && a[0] != b[0], "seed 9 and 10 gave %.6f and %.6f", a[0], b[0]);
 }
 
+/* dir (a mkdtemp template) made, or 0 with a failure reported as `what` */
+static int make_temp_dir(char *dir, const char *what) {
+    if (mkdtemp(dir)) return 1;
+    test_report(0, what, "mkdtemp %s: %s", dir, strerror(errno));
+    return 0;
+}
+
+static void remove_temp_dir(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+}
+
 static void test_checkpoint(void) {
     char dir[] = "/tmp/ab_test_ckpt_XXXXXX", path[256];
-    if (!mkdtemp(dir)) {
-        test_report(0, "checkpoint temp dir", "mkdtemp failed");
-        return;
-    }
+    if (!make_temp_dir(dir, "checkpoint temp dir")) return;
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
     ab_model_config cfg = small_config();
     for (int v = 0; v < VARIANT_COUNT; v++) {
@@ -264,9 +275,7 @@ static void test_checkpoint(void) {
     s = ab_checkpoint_open(bad, &be, &m);
     TEST_TRUE("missing checkpoint: io error", s == AB_ERR_IO, "status %d: %s", s, ab_error());
     free(buf);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    remove_temp_dir(dir);
 }
 
 /* Checkpoint files the loader must refuse with a format error naming the file and what was expected, or accept
@@ -314,10 +323,7 @@ static void test_checkpoint_files(void) {
          "\"attn\":{},\"train_T\":8}", 0, AB_ERR_FORMAT, "over the supported", 1},
     };
     char dir[] = "/tmp/ab_test_ckfiles_XXXXXX", path[256];
-    if (!mkdtemp(dir)) {
-        test_report(0, "checkpoint files temp dir", "mkdtemp failed");
-        return;
-    }
+    if (!make_temp_dir(dir, "checkpoint files temp dir")) return;
     snprintf(path, sizeof path, "%s/c.safetensors", dir);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         ab_model_config cfg = {.n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
@@ -378,9 +384,7 @@ static void test_checkpoint_files(void) {
         free(host);
         ab_gpt2_destroy(&src);
     }
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    remove_temp_dir(dir);
 }
 
 /* Training states for run --resume (ab_checkpoint_load_state) into the tiny baseline with its optimizer state
@@ -415,10 +419,7 @@ static void test_state_files(void) {
          AB_ERR_FORMAT, "does not match the model's sizes"},
     };
     char dir[] = "/tmp/ab_test_states_XXXXXX", path[256];
-    if (!mkdtemp(dir)) {
-        test_report(0, "state files temp dir", "mkdtemp failed");
-        return;
-    }
+    if (!make_temp_dir(dir, "state files temp dir")) return;
     snprintf(path, sizeof path, "%s/s.safetensors", dir);
     ab_model_config cfg = {.n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
     ab_gpt2 m;
@@ -426,6 +427,7 @@ static void test_state_files(void) {
     if (s == AB_OK) s = ab_gpt2_alloc(&m, 1, 8, 1);
     if (s != AB_OK) {
         test_report(0, "state files: the model", "%s", ab_error());
+        remove_temp_dir(dir);
         return;
     }
     size_t n = m.n_elements, nt = m.n_trainable;
@@ -493,9 +495,7 @@ static void test_state_files(void) {
     free(want);
     free(got);
     ab_gpt2_destroy(&m);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    remove_temp_dir(dir);
 }
 
 /* Safetensors headers the reader must refuse (or accept): each case is a header, the data bytes after it,
@@ -521,10 +521,7 @@ static void test_safetensors_headers(void) {
          "tensor 'w'"},
     };
     char dir[] = "/tmp/ab_test_st_XXXXXX", path[256];
-    if (!mkdtemp(dir)) {
-        test_report(0, "safetensors temp dir", "mkdtemp failed");
-        return;
-    }
+    if (!make_temp_dir(dir, "safetensors temp dir")) return;
     snprintf(path, sizeof path, "%s/h.safetensors", dir);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t h = strlen(cases[i].header), n = 8 + h + cases[i].data_bytes;
@@ -541,8 +538,7 @@ static void test_safetensors_headers(void) {
         test_report(ok, cases[i].name, "status %s: %s", ab_status_name(s), s == AB_OK ? "accepted" : ab_error());
         if (s == AB_OK) ab_st_free(&f);
     }
-    unlink(path);
-    rmdir(dir);
+    remove_temp_dir(dir);
 }
 
 static void test_schedule(void) {

@@ -25,6 +25,14 @@ static json_t *config_json(const ab_gpt2 *m) {
                      "train_T", m->attn_cfg.train_T);
 }
 
+/* whether j is m's configuration as config_json writes it */
+static int is_config_of(const json_t *j, const ab_gpt2 *m) {
+    json_t *want = config_json(m);
+    const int same = json_equal(j, want);
+    json_decref(want);
+    return same;
+}
+
 ab_status ab_checkpoint_save(ab_gpt2 *m, const char *path) {
     float *host = malloc(m->n_elements * sizeof(float));
     ab_st_write_tensor *ts = calloc((size_t)m->n_params, sizeof *ts);
@@ -265,7 +273,7 @@ ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch) {
     json_t *root = meta ? json_loads(meta, 0, NULL) : NULL;
     free(meta);
     const char *variant = root ? json_string_value(json_object_get(root, "variant")) : NULL;
-    json_t *model = root ? json_object_get(root, "model") : NULL, *want = config_json(m);
+    const json_t *model = root ? json_object_get(root, "model") : NULL;
     int step = 0, done = 0;
     const ab_st_tensor *p = ab_st_find(&f, "params"), *mt = ab_st_find(&f, "adamw.m"), *vt = ab_st_find(&f, "adamw.v");
     if (!variant || strcmp(variant, m->variant->name) != 0)
@@ -279,7 +287,7 @@ ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch) {
         s = ab_fail(AB_ERR_FORMAT, "%s: optimizer_step %d is out of range (expected 0 to %d)", path, step, INT_MAX - 1);
     /* the same element counts do not make the same model (n_head, gqa_kv_heads, window, train_T...); states written
      * before the configuration was recorded have none and are taken on their counts */
-    else if (model && !json_equal(model, want))
+    else if (model && !is_config_of(model, m))
         s = ab_fail(AB_ERR_FORMAT, "%s: the training state is of another model configuration than the run's", path);
     else if (!p || !mt || !vt || p->dtype != ST_F32 || mt->dtype != ST_F32 || vt->dtype != ST_F32 || ab_st_numel(p) != m->n_elements ||
              ab_st_numel(mt) != m->n_trainable || ab_st_numel(vt) != m->n_trainable)
@@ -292,7 +300,6 @@ ab_status ab_checkpoint_load_state(ab_gpt2 *m, const char *path, int *epoch) {
         m->optimizer_step = step;
         *epoch = done;
     }
-    json_decref(want);
     json_decref(root);
     ab_st_free(&f);
     return s;

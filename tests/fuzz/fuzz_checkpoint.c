@@ -31,8 +31,6 @@
 #include "core/safetensors.h"
 #include "model/checkpoint.h"
 
-/* The largest model ab_checkpoint_open is asked to build (bounds every tensor of every variant). */
-
 static ab_backend be;
 static ab_gpt2 fixed[2];
 

@@ -508,7 +508,8 @@ static void tail_last_check(tail_case *t, const float *res3, int must_take) {
 
 /* block_tail_forward at one row with the next block's first product (c_attn with ln_1 and the KV append into a small
  * cache, checked slot by slot: only the position's slot written), one chained launch where cuda_small_m_chain takes
- * the shape, against the CPU; without the next product it is left to the model; the same launch again (the same bits);
+ * the shape, against the CPU, and with that product as a pair (mla's q and latent); without it, between blocks, left
+ * to the model, and as the model's last block (tail_last_check) chained alone; the same launch again (the same bits);
  * then a chain of L blocks, each block's output the next one's residual, queued back to back and twice replayed from
  * one CUDA graph, against the same blocks run one at a time with the host waiting for each: the chained kernel's grid
  * barrier must be back where it was after every launch, and a launch that read its input before the launch before it

@@ -331,7 +331,8 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
 #define MLA_UNROLL 8
 #define MLA_MIN_KEYS 16                     /* positions per split at the longest context, at least */
 #define MLA_STATE_REGS 4                    /* HG * RC at most: 8 * HG * RC fp32 of q~ and as many of o per lane */
-#define MLA_PRE_PASSES 2                    /* W_uk passes requested before the wait at HG * RC = 1 (dc <= 256) */
+/* W_uk passes requested before the wait at HG * RC = 1: all of them at dc <= 256 */
+#define MLA_PRE_PASSES ((256 + MLA_ROWS * MLA_UNROLL - 1) / (MLA_ROWS * MLA_UNROLL))
 
 /* rows r0 + i * MLA_ROWS (i < MLA_UNROLL) of W (dc, C), columns col .. col + 7, all loads in flight; zeros past dc */
 __device__ __forceinline__ void mla_load_rows(uint4 u[MLA_UNROLL], const bf16 *W, int C, int col, int r0, int dc) {
