@@ -39,7 +39,7 @@
 
 #define MLA_RMS_EPS 1e-6f
 #define MLA_ROWS_PER_BLOCK 8 /* RMSNorm kernels: one warp per row */
-#define MLA_DECODE_THREADS 128
+#define MLA_DECODE_THREADS 256
 
 enum { W_Q = 0, W_DKV, W_NORM, W_UK, W_UV };
 
@@ -315,16 +315,21 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  *     memory, as bf16: the block reads position pos from there, and the first block of b (heads h0 = 0, split 0)
  *     writes it to the cache's slot pos (no other block of the launch reads that slot);
  *  1. q~_h (dc) = tau W_uk,h q_h for each of the HG heads into shared memory: 8 lanes per row of W_uk's (dc, 64) slice
- *     (16-byte loads, q_h in registers), 16 rows per pass, MLA_UNROLL loads in flight, sums by shuffles in the 8 lanes;
+ *     (16-byte loads, q_h in registers), MLA_ROWS rows per pass, MLA_UNROLL loads in flight, sums by shuffles in the
+ *     8 lanes;
  *  2. split s of the n = pos + 1 positions (chunk = ceil(n / splits)): a warp per position (NP at a time), each lane
  *     RC chunks of 8 latent values (16-byte loads, its slices of the HG q~ in registers), the HG scores by warp sums,
- *     the position folded into the warp's HG softmax states over the latent (o_h = sum_j e^(s_hj - m_h) c_j); the 4
- *     warps' states merge in shared memory, the HG heads side by side;
+ *     the position folded into the warp's HG softmax states over the latent (o_h = sum_j e^(s_hj - m_h) c_j); the
+ *     MLA_WARPS warps' states merge in shared memory, the HG heads side by side;
  *  3. the splits of the group (one cluster) merged in order by its first block from the blocks' shared memory into
  *     cbar_h = sum_j p_hj c_j / sum_j p_hj (with one split, directly), then o_h = cbar_h W_uv,h: 8 lanes per row of
- *     the (dc, 64) slice, 16 rows per pass, the 16 row groups summed in shared memory in order.
- * Shared memory: c_pos dc bf16 | q~ HG x dc | warp states 4 x HG x (dc + 2) | block states HG x (dc + 2) | merge
- * weights HG x max(splits, 4) | row sums 16 x 64. */
+ *     the (dc, 64) slice, MLA_ROWS rows per pass, the MLA_ROWS row groups summed in shared memory in order.
+ * Eight warps a block: a split's positions take half the rounds they took with four, and each warp's next round of
+ * latents is requested before this one is folded. On an H200, batch 1, decode ms a token (docs/PERF.md, tenth
+ * session): 8192 positions 0.478-0.489 (four warps) -> 0.431 (a round ahead) -> 0.376-0.378 (and eight warps); 512
+ * positions 0.310-0.312 -> 0.300-0.303. Two or four heads a block at 8192 were slower (0.451, 0.640).
+ * Shared memory: c_pos dc bf16 | q~ HG x dc | warp states MLA_WARPS x HG x (dc + 2) | block states HG x (dc + 2) |
+ * merge weights HG x max(splits, MLA_WARPS) | row sums MLA_ROWS x 64. */
 #define MLA_MAX_RANK 1024
 #define MLA_WARPS (MLA_DECODE_THREADS / 32)
 #define MLA_ROWS (MLA_DECODE_THREADS / 8)   /* rows of a (dc, 64) weight slice per pass */
@@ -375,7 +380,7 @@ __device__ __forceinline__ void mla_up_project(bf16 *y, const float *cbar, const
 }
 
 template <int HG, int RC>
-__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y, const bf16 *q1, bf16 *cache,
+__global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 *y, const bf16 *q1, bf16 *cache,
                                                                          const bf16 *a1, const bf16 *gain,
                                                                          const bf16 *Wuk, const bf16 *Wuv, int B, int H,
                                                                          int dc, const int32_t *pos_dev, float tau) {
@@ -498,8 +503,24 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
             }
         }
     };
+    /* the latents of the round starting at position j (zeros past the split; c_pos from shared memory, step 0) */
+    auto load_round = [&](int j, uint4 (&u)[NP][RC]) {
+#pragma unroll
+        for (int q = 0; q < NP; q++) {
+            const int jq = j + q * MLA_WARPS;
+#pragma unroll
+            for (int i = 0; i < RC; i++) {
+                const int r = 8 * lane + 256 * i;
+                const bf16 *cj = jq == n - 1 ? cpos : cb + jq * slot;
+                u[q][i] = r < dc && jq < j1 ? *reinterpret_cast<const uint4 *>(cj + r) : make_uint4(0u, 0u, 0u, 0u);
+            }
+        }
+    };
     /* the warp's first round from the latents requested before the wait (pos's from shared memory, step 0), the
-     * others loaded round by round; a loop whose first round picked between the two was slower at long chunks */
+     * others loaded one round ahead of the one folded, so that a round's loads wait behind the previous round's
+     * arithmetic, not its latency; a loop whose first round picked between the two was slower at long chunks */
+    const int round = MLA_WARPS * NP;
+    uint4 ahead[NP][RC];
     if (j0 + warp < j1) {
         float c[NP][RC][8];
 #pragma unroll
@@ -511,21 +532,16 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_decode_kernel(bf16 *y,
                                  : r < dc         ? *reinterpret_cast<const uint4 *>(cpos + r)
                                                   : make_uint4(0u, 0u, 0u, 0u));
             }
+        if (j0 + warp + round < j1) load_round(j0 + warp + round, ahead); /* cfirst's registers free by now */
         fold_round(j0 + warp, c);
     }
-    for (int j = j0 + warp + MLA_WARPS * NP; j < j1; j += MLA_WARPS * NP) {
+    for (int j = j0 + warp + round; j < j1; j += round) {
         float c[NP][RC][8];
 #pragma unroll
-        for (int q = 0; q < NP; q++) {
-            const int jq = j + q * MLA_WARPS;
+        for (int q = 0; q < NP; q++)
 #pragma unroll
-            for (int i = 0; i < RC; i++) {
-                const int r = 8 * lane + 256 * i;
-                const bf16 *cj = jq == n - 1 ? cpos : cb + jq * slot; /* c_pos from shared memory (step 0) */
-                unpack8(c[q][i],
-                        r < dc && jq < j1 ? *reinterpret_cast<const uint4 *>(cj + r) : make_uint4(0u, 0u, 0u, 0u));
-            }
-        }
+            for (int i = 0; i < RC; i++) unpack8(c[q][i], ahead[q][i]);
+        if (j + round < j1) load_round(j + round, ahead);
         fold_round(j, c);
     }
 #pragma unroll
@@ -578,18 +594,45 @@ static mla_decode_fn mla_decode_pick(int H, int dc, int B, int max_T, int *hg) {
     return table[chunks][*hg - 1];
 }
 
+/* mla_decode_kernel's shared memory (see above). hg * dc <= 1024 (MLA_STATE_REGS chunks of 256) and splits <=
+ * KVD_MAX_SPLITS: at most ~52 KB, over the 48 KB a launch gets without an attribute from 4 heads a block (or 2 with 2
+ * chunks a lane, or 4 chunks) */
+static size_t mla_decode_shmem(int dc, int hg, int splits) {
+    return (size_t)(dc / 2 + hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) + hg * (splits > MLA_WARPS ? splits : MLA_WARPS) +
+                    MLA_ROWS * FLASH_HD) * sizeof(float);
+}
+
+/* kernel's dynamic shared memory raised to bytes where that is over the default 48 KB: once a kernel and size,
+ * outside any recording (the first call is a direct one or a recording's first) */
+static ab_status mla_decode_allow_smem(mla_decode_fn kernel, size_t bytes) {
+    static struct {
+        mla_decode_fn kernel;
+        size_t bytes;
+    } allowed[3 * MLA_STATE_REGS]; /* at most one entry a kernel of mla_decode_pick's table */
+    if (bytes <= 48 * 1024) return AB_OK;
+    int i = 0;
+    while (allowed[i].kernel && allowed[i].kernel != kernel) i++;
+    if (allowed[i].bytes >= bytes) return AB_OK;
+    CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes), "mla decode shared memory");
+    allowed[i].kernel = kernel;
+    allowed[i].bytes = bytes;
+    return AB_OK;
+}
+
 /* ---- long contexts: the absorbed decode on the tensor cores ----
  * Absorbed, decode is attention with the H heads as the query rows (padded to 16) against one matrix c of the
  * positions' latents, which is both key and value: S = Q~ C^T, O = P C. From B >= MLA_TC_MIN_BATCH and max_T >=
  * MLA_TC_MIN_CONTEXT (H <= 16, dc = MLA_TC_DC) it runs as three kernels: mla_qt_kernel (q~ = tau W_uk,h q_h, bf16),
  * mla_tc_kernel (one block per (b, split) of the positions, reading each latent once for all heads; m16n8k16
  * products, online softmax per head row as in the flash kernels; the warps' and the splits' states merged in order
- * into cbar), mla_uv_kernel (y_h = cbar_h W_uv,h). Its grid is B x splits <= 16 blocks of 4 warps, so it needs both
+ * into cbar), mla_uv_kernel (y_h = cbar_h W_uv,h). Its grid is B x splits <= 16 blocks of 8 warps, so it needs both
  * a batch and a long cache to fill the GPU; elsewhere the CUDA-core kernel above is faster. Measured on an H200
- * (GPT-2 124M, decode ms a token, CUDA-core / tensor-core): B = 4, max_T = 8192: 1.50 / 0.87; B = 2, 8192: 0.74 /
- * 0.80; B = 1, 8192: 0.64 / 1.10; B = 16, 512: 0.72 / 1.13 (docs/PERF.md). */
+ * (GPT-2 124M, decode ms a token, CUDA-core / tensor-core, both with 4 warps a block): B = 4, max_T = 8192: 1.50 /
+ * 0.87; B = 2, 8192: 0.74 / 0.80; B = 1, 8192: 0.64 / 1.10; B = 16, 512: 0.72 / 1.13 (docs/PERF.md). With 8 warps
+ * (tenth session): B = 4, 8192: 0.80 -> 0.75; at batch 1 from 4096 positions it was slower than the CUDA-core kernel
+ * (0.603 against 0.378 at 8192; 0.508 with the heads split over 6 blocks a split). */
 #define MLA_TC_DC 256
-#define MLA_TC_WARPS 4
+#define MLA_TC_WARPS 8
 #define MLA_TC_POS 16        /* positions per tile: one k block of P C */
 #define MLA_TC_MIN_KEYS 64   /* positions per split at the longest context, at least */
 #define MLA_TC_MIN_BATCH 4
@@ -640,8 +683,8 @@ __device__ __forceinline__ int mla_tc_sw(int row, int chunk) { return sw_cols<ML
  * tiles) += P C (P from S's registers as bf16 A fragments, C by ldmatrix.trans). The warps' states merge in shared
  * memory, the heads side by side, then the splits (one cluster (1, splits) per b: softmax_states_cluster_merge, in
  * split order); cbar =
- * o / l. Shared memory: Q~ 16 x dc bf16 | the warps' tiles 4 x 2 x 16 x dc bf16, later the warps' states 4 x H x
- * (dc + 2) fp32 | the block's states H x (dc + 2) | merge weights. */
+ * o / l. Shared memory: Q~ 16 x dc bf16 | the warps' tiles MLA_TC_WARPS x 2 x 16 x dc bf16, later the warps' states
+ * MLA_TC_WARPS x H x (dc + 2) fp32 | the block's states H x (dc + 2) | merge weights. */
 __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *cbar, const bf16 *qt,
                                                                     const bf16 *cache, int B, int H,
                                                                     const int32_t *pos_dev) {
@@ -832,12 +875,16 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     int hg;
     const mla_decode_fn kernel = mla_decode_pick(cfg->H, dc, B, cfg->max_T, &hg);
     const int groups = B * cfg->H / hg;
-    /* splits sized for the longest context, not for pos (the kernel reads pos) */
-    const int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS);
-    /* hg * dc <= 1024 (MLA_STATE_REGS chunks of 256) and splits <= KVD_MAX_SPLITS: at most ~31 KB, under the 48 KB
-     * a launch gets without an attribute */
-    const size_t shmem = (size_t)(dc / 2 + hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) +
-                                  hg * (splits > MLA_WARPS ? splits : MLA_WARPS) + MLA_ROWS * FLASH_HD) * sizeof(float);
+    /* splits sized for the longest context, not for pos (the kernel reads pos), and no more than one wave of blocks
+     * holds: a second wave doubles the rounds of the warps in it, where fewer splits add them to every warp (batch
+     * 16, 512 positions, H200: two splits in two waves 0.711-0.713 ms a token, one split in one 0.633-0.634) */
+    int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS), per_sm;
+    AB_TRY(mla_decode_allow_smem(kernel, mla_decode_shmem(dc, hg, splits))); /* fewer splits take no more */
+    CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, MLA_DECODE_THREADS,
+                                                           mla_decode_shmem(dc, hg, splits)),
+             "mla decode occupancy");
+    while (splits > 1 && groups * splits > per_sm * cuda_of(be)->sm_count) splits--;
+    const size_t shmem = mla_decode_shmem(dc, hg, splits);
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
