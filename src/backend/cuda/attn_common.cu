@@ -131,7 +131,6 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * y (b, h*D .. h*D + D - 1). fp32 throughout, y bf16.
  * Shared memory: the groups' states (KVD_THREADS/gl) x (D + 2) | the block's state (D + 2) | merge weights. */
 #define KVD_THREADS 128
-#define KVD_MIN_KEYS 32 /* keys per split at the longest context, at least */
 #define KVD_EARLY 4     /* keys of a group requested before the programmatic-launch wait */
 __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, int B, int H,
                                                                 int G, int D, int gl, int seen, const int32_t *pos_dev,
@@ -260,7 +259,13 @@ ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L,
     const int seen = L->window < L->cap ? L->window : L->cap;
     int gl = 1;
     while (gl * 8 < D) gl *= 2;
-    const int splits = attn_decode_splits(ctx->be, B * H, seen, KVD_MIN_KEYS), ngroups = KVD_THREADS / gl;
+    /* a split of at least as many keys as its groups request before the wait (KVD_EARLY each: none of those
+     * requests idle, fewer splits to merge): at D = 64 64 keys, so 8 splits a head at 512 keys, 2 at
+     * sliding_window's 128, 16 from 1024.
+     * Against 32 keys a split on an H200 (docs/PERF.md, tenth session): sliding_window at batch 1 0.238-0.239 ->
+     * 0.233-0.235 ms a token at 512 positions, 0.244 -> 0.232 at 4096 (batch 4 there 0.459 -> 0.426); the others as
+     * before within 2 us */
+    const int ngroups = KVD_THREADS / gl, splits = attn_decode_splits(ctx->be, B * H, seen, KVD_EARLY * ngroups);
     const size_t shmem = (size_t)((ngroups + 1) * (D + 2) + (ngroups > splits ? ngroups : splits)) * sizeof(float);
     return cuda_launch(ctx->be, "kv_decode", kv_decode_kernel, dim3((unsigned)(B * H), (unsigned)splits),
                        dim3(1, (unsigned)splits), dim3(KVD_THREADS), shmem, 1, (bf16 *)y, (const bf16 *)in.out,
