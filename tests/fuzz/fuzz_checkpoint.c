@@ -10,8 +10,8 @@
  *     size the config asks for (the tensors are checked before anything is allocated, so a large config in a small
  *     file is refused at once); the model struct is filled with garbage first, as the CLI hands it over
  *     uninitialised;
- *   - ab_checkpoint_load_into (run --init) into two fixed models built once: a tiny baseline (the seeds'
- *     size) and a one-layer GPT-2 with n_embd 64 (the size of the published-weights seed).
+ *   - ab_checkpoint_load_into (run --init) into two fixed models built once, of the seeds' sizes (fuzz_models.h):
+ *     a tiny baseline and a one-layer GPT-2 with n_embd 64 (the published-weights seed).
  * Invariants: a rejected file gives a non-zero status and a message naming the file. An accepted config agrees
  * with the metadata read here independently (every integer exactly, so no silent truncation; the variant by
  * name; absent hyper-parameters 0) or, without metadata, with the shapes of wte/wpe and the ln_1 tensors. An
@@ -30,6 +30,7 @@
 
 #include "core/safetensors.h"
 #include "model/checkpoint.h"
+#include "fuzz_models.h"
 
 static ab_backend be;
 static ab_gpt2 fixed[2];
@@ -41,10 +42,10 @@ static void fail(const char *what) {
 
 static void setup(void) {
     if (ab_backend_open(BACKEND_CPU, 0, &be) != AB_OK) fail("cpu backend");
-    ab_model_config tiny = {.n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
-    ab_model_config gpt2 = {.n_layer = 1, .n_head = 1, .n_embd = 64, .vocab_size = 8, .max_seq = 4};
-    if (ab_gpt2_create(&fixed[0], &tiny, VARIANT_BASELINE, 8, &be) != AB_OK ||
-        ab_gpt2_create(&fixed[1], &gpt2, VARIANT_BASELINE, 4, &be) != AB_OK)
+    ab_model_config tiny = FUZZ_TINY_MODEL;
+    ab_model_config gpt2 = FUZZ_PUBLISHED_MODEL;
+    if (ab_gpt2_create(&fixed[0], &tiny, VARIANT_BASELINE, FUZZ_TINY_T, &be) != AB_OK ||
+        ab_gpt2_create(&fixed[1], &gpt2, VARIANT_BASELINE, FUZZ_PUBLISHED_T, &be) != AB_OK)
         fail("fixed models");
 }
 

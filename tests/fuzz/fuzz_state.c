@@ -5,7 +5,8 @@
  * The input is served as a file (memfd, /proc/self/fd/N) and loaded, on the CPU backend, into three fixed models
  * built once, each with its training buffers allocated as `run` allocates them before resume_point loads the
  * state (ab_gpt2_alloc(B, T, training = 1): gradients and the AdamW moments m_buf / v_buf):
- *   - the tiny baseline of the seeds (1 layer, 2 heads, n_embd 8, vocab 16, 8 positions);
+ *   - the tiny baseline of the seeds (FUZZ_TINY_MODEL, fuzz_models.h: 1 layer, 2 heads, n_embd 8, vocab 16, 8
+ *     positions);
  *   - the same sizes as flash (another variant with the same parameter count: refused by the variant name);
  *   - a two-layer baseline (another size: refused by the element counts).
  * Invariants, for each model: a rejected file gives a non-zero status, a message naming the file, and leaves the
@@ -28,6 +29,7 @@
 
 #include "core/safetensors.h"
 #include "model/checkpoint.h"
+#include "fuzz_models.h"
 
 enum { N_FIXED = 3 };
 
@@ -41,14 +43,14 @@ static void fail(const char *what) {
 
 static void setup(void) {
     if (ab_backend_open(BACKEND_CPU, 0, &be) != AB_OK) fail("cpu backend");
-    ab_model_config tiny = {.n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
+    ab_model_config tiny = FUZZ_TINY_MODEL;
     ab_model_config two = tiny;
     two.n_layer = 2;
     const ab_model_config *cfgs[N_FIXED] = {&tiny, &tiny, &two};
     const ab_variant_id vars[N_FIXED] = {VARIANT_BASELINE, VARIANT_FLASH, VARIANT_BASELINE};
     for (int k = 0; k < N_FIXED; k++)
-        if (ab_gpt2_create(&fixed[k], cfgs[k], vars[k], 8, &be) != AB_OK || ab_gpt2_init_weights(&fixed[k], 7) != AB_OK ||
-            ab_gpt2_alloc(&fixed[k], 1, 8, 1) != AB_OK)
+        if (ab_gpt2_create(&fixed[k], cfgs[k], vars[k], FUZZ_TINY_T, &be) != AB_OK || ab_gpt2_init_weights(&fixed[k], 7) != AB_OK ||
+            ab_gpt2_alloc(&fixed[k], 1, FUZZ_TINY_T, 1) != AB_OK)
             fail("fixed models");
 }
 

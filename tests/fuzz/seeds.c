@@ -23,6 +23,7 @@
 #include "core/safetensors.h"
 #include "data/shard.h"
 #include "model/checkpoint.h"
+#include "fuzz_models.h"
 
 static const char *out_dir;
 
@@ -253,9 +254,9 @@ static void half_seed(const char *name, int bf16) {
 /* A published-style GPT-2 file: Hugging Face names without "transformer.", no attnbench metadata, the tied
  * lm_head.weight and the causal-mask buffer attn.bias that the loader must ignore; n_embd 64 (one head of 64). */
 static void published_seed(const char *name, ab_backend *be, int prefix) {
-    ab_model_config c = {.n_layer = 1, .n_head = 1, .n_embd = 64, .vocab_size = 8, .max_seq = 4};
+    ab_model_config c = FUZZ_PUBLISHED_MODEL;
     ab_gpt2 m;
-    if (ab_gpt2_create(&m, &c, VARIANT_BASELINE, 4, be) != AB_OK || ab_gpt2_init_weights(&m, 6) != AB_OK) exit(1);
+    if (ab_gpt2_create(&m, &c, VARIANT_BASELINE, FUZZ_PUBLISHED_T, be) != AB_OK || ab_gpt2_init_weights(&m, 6) != AB_OK) exit(1);
     float *host = malloc(m.n_elements * sizeof *host), mask[16];
     ab_st_write_tensor *ts = calloc((size_t)m.n_params + 2, sizeof *ts);
     char (*names)[AB_PARAM_NAME_MAX] = calloc((size_t)m.n_params, sizeof *names);
@@ -282,8 +283,8 @@ static void published_seed(const char *name, ab_backend *be, int prefix) {
 static void checkpoint_seeds(void) {
     ab_backend be;
     if (ab_backend_open(BACKEND_CPU, 0, &be) != AB_OK) exit(1);
-    ab_model_config tiny = {.n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
-    checkpoint_seed("baseline-f32", &be, &tiny, VARIANT_BASELINE, 8);
+    ab_model_config tiny = FUZZ_TINY_MODEL;
+    checkpoint_seed("baseline-f32", &be, &tiny, VARIANT_BASELINE, FUZZ_TINY_T);
     half_seed("baseline-bf16", 1);
     half_seed("baseline-f16", 0);
     ab_model_config gqa = {.n_layer = 2, .n_head = 4, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
@@ -291,10 +292,10 @@ static void checkpoint_seeds(void) {
     checkpoint_seed("gqa-2-layers", &be, &gqa, VARIANT_GQA, 6);
     ab_model_config mla = tiny;
     mla.attn.mla_kv_rank = 4;
-    checkpoint_seed("mla", &be, &mla, VARIANT_MLA, 8);
+    checkpoint_seed("mla", &be, &mla, VARIANT_MLA, FUZZ_TINY_T);
     ab_model_config lsh = tiny;
     lsh.attn.lsh_chunk = 2;
-    checkpoint_seed("lsh", &be, &lsh, VARIANT_LSH, 8);
+    checkpoint_seed("lsh", &be, &lsh, VARIANT_LSH, FUZZ_TINY_T);
     published_seed("gpt2-published", &be, 0);
     published_seed("gpt2-transformer-prefix", &be, 1);
     ab_backend_close(&be);
@@ -305,18 +306,18 @@ static void checkpoint_seeds(void) {
 static void state_seed(const char *name, ab_backend *be, const ab_model_config *c, ab_variant_id v, int steps, int epoch) {
     ab_gpt2 m;
     ab_train_config tc = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
-    int32_t tokens[8], targets[8];
-    for (int i = 0; i < 8; i++) {
+    int32_t tokens[FUZZ_TINY_T], targets[FUZZ_TINY_T];
+    for (int i = 0; i < FUZZ_TINY_T; i++) {
         tokens[i] = (i * 5 + 1) % c->vocab_size;
         targets[i] = (i * 5 + 6) % c->vocab_size;
     }
     const char *p = scratch("s.safetensors");
-    ab_status s = ab_gpt2_create(&m, c, v, 8, be);
+    ab_status s = ab_gpt2_create(&m, c, v, FUZZ_TINY_T, be);
     if (s == AB_OK) s = ab_gpt2_init_weights(&m, 9);
-    if (s == AB_OK) s = ab_gpt2_alloc(&m, 1, 8, 1);
+    if (s == AB_OK) s = ab_gpt2_alloc(&m, 1, FUZZ_TINY_T, 1);
     for (int k = 0; k < steps && s == AB_OK; k++) {
         s = ab_gpt2_zero_grad(&m);
-        if (s == AB_OK) s = ab_gpt2_forward(&m, tokens, targets, 1, 8, 1.0f / 8, NULL);
+        if (s == AB_OK) s = ab_gpt2_forward(&m, tokens, targets, 1, FUZZ_TINY_T, 1.0f / FUZZ_TINY_T, NULL);
         if (s == AB_OK) s = ab_gpt2_backward(&m);
         if (s == AB_OK) s = ab_gpt2_adamw(&m, 1e-3f, &tc, 1.0f);
     }
@@ -332,7 +333,7 @@ static void state_seed(const char *name, ab_backend *be, const ab_model_config *
 static void state_seeds(void) {
     ab_backend be;
     if (ab_backend_open(BACKEND_CPU, 0, &be) != AB_OK) exit(1);
-    ab_model_config tiny = {.n_layer = 1, .n_head = 2, .n_embd = 8, .vocab_size = 16, .max_seq = 8};
+    ab_model_config tiny = FUZZ_TINY_MODEL;
     state_seed("baseline-epoch-1", &be, &tiny, VARIANT_BASELINE, 2, 1);
     state_seed("baseline-epoch-2", &be, &tiny, VARIANT_BASELINE, 4, 2);
     state_seed("baseline-untrained", &be, &tiny, VARIANT_BASELINE, 0, 1);

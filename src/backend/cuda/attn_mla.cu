@@ -879,12 +879,12 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
      * holds: a second wave doubles the rounds of the warps in it, where fewer splits add them to every warp (batch
      * 16, 512 positions, H200: two splits in two waves 0.711-0.713 ms a token, one split in one 0.633-0.634) */
     int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS), per_sm;
-    AB_TRY(mla_decode_allow_smem(kernel, mla_decode_shmem(dc, hg, splits))); /* fewer splits take no more */
-    CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, MLA_DECODE_THREADS,
-                                                           mla_decode_shmem(dc, hg, splits)),
+    size_t shmem = mla_decode_shmem(dc, hg, splits);
+    AB_TRY(mla_decode_allow_smem(kernel, shmem)); /* fewer splits take no more */
+    CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, MLA_DECODE_THREADS, shmem),
              "mla decode occupancy");
     while (splits > 1 && groups * splits > per_sm * cuda_of(be)->sm_count) splits--;
-    const size_t shmem = mla_decode_shmem(dc, hg, splits);
+    shmem = mla_decode_shmem(dc, hg, splits);
     const int32_t *pos_dev = NULL;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
