@@ -334,7 +334,7 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
 #define MLA_WARPS (MLA_DECODE_THREADS / 32)
 #define MLA_ROWS (MLA_DECODE_THREADS / 8)   /* rows of a (dc, 64) weight slice per pass */
 #define MLA_UNROLL 8
-#define MLA_MIN_KEYS 16                     /* positions per split at the longest context, at least */
+#define MLA_MIN_KEYS 256                    /* positions per split at the longest context, at least */
 #define MLA_STATE_REGS 4                    /* HG * RC at most: 8 * HG * RC fp32 of q~ and as many of o per lane */
 /* W_uk passes requested before the wait at HG * RC = 1: all of them at dc <= 256 */
 #define MLA_PRE_PASSES ((256 + MLA_ROWS * MLA_UNROLL - 1) / (MLA_ROWS * MLA_UNROLL))
@@ -875,9 +875,12 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     int hg;
     const mla_decode_fn kernel = mla_decode_pick(cfg->H, dc, B, cfg->max_T, &hg);
     const int groups = B * cfg->H / hg;
-    /* splits sized for the longest context, not for pos (the kernel reads pos), and no more than one wave of blocks
-     * holds: a second wave doubles the rounds of the warps in it, where fewer splits add them to every warp (batch
-     * 16, 512 positions, H200: two splits in two waves 0.711-0.713 ms a token, one split in one 0.633-0.634) */
+    /* splits sized for the longest context, not for pos (the kernel reads pos), at least MLA_MIN_KEYS positions each:
+     * at GPT-2's 1024 positions 4 splits where there were 16 (at least 16 positions each), batch 1 0.302-0.303 ->
+     * 0.281-0.287 ms a token, at 2048 8 splits, 0.317 -> 0.304 (H200, docs/PERF.md, eleventh session; from 4096 16
+     * either way); and no more than one wave of blocks holds: a second wave doubles the rounds of the warps in it,
+     * where fewer splits add them to every warp (batch 16, 512 positions, H200: two splits in two waves 0.711-0.713
+     * ms a token, one split in one 0.633-0.634) */
     int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS), per_sm;
     size_t shmem = mla_decode_shmem(dc, hg, splits);
     AB_TRY(mla_decode_allow_smem(kernel, shmem)); /* fewer splits take no more */
