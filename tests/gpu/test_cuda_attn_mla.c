@@ -13,7 +13,7 @@
  * Shapes cover T not a multiple of the 64-tile, B > 1, H in {2, 3, 4, 5, 12}, d_c in {40, 64, 128, 256, 320, 520} (1, 2 and
  * 4 latent chunks a lane), max_T = T + 3, 1024 (decode of positions 0..299 of a long cache) and 8192 at B = 4 (decode
  * blocks of 2, 3 and 4 heads, which the kernel takes from B * max_T >= 32768; one head a block below), T = 1100 and
- * 300 with splits of 69 and 19 positions (five rounds a warp: the latents loaded a round ahead); and the
+ * 300 with splits of up to 220 and 19 positions (seven rounds a warp: the latents loaded a round ahead); and the
  * tensor-core decode (d_c = 256, H <= 16, B >= 4, max_T >= 4096): B = 4, 5, H = 3, 12, 16, positions split
  * over blocks.
  * A failing case names the shape (B, T, H, dc), the tensor and its worst element.
@@ -85,7 +85,7 @@ int main(void) {
                                    /* GPT-2's heads and rank with a 1024-position cache: the decode splits the
                                     * positions over blocks sized for the whole cache, positions 0..299 use a few */
                                    {1, 300, 12, 256, 1024}, {2, 300, 4, 64, 1024},
-                                   /* many rounds a warp (latents loaded a round ahead): 16 splits of up to 69
+                                   /* many rounds a warp (latents loaded a round ahead): 5 splits of up to 220
                                     * positions, 4 a round; 4 heads a block, up to 19 positions, 1 a round */
                                    {1, 1100, 2, 256, 0}, {4, 300, 12, 128, 8192}};
     for (size_t i = 0; i < tc_case_count(sizeof cases / sizeof cases[0]); i++)
