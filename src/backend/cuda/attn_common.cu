@@ -262,7 +262,7 @@ ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L,
     /* 256 threads a block (32 lane groups at D = 64) but at batch 1 with KV heads shared by several query heads
      * (gqa), 128. On an H200 (docs/PERF.md, eleventh session), 256 against 128 (ms a token, batch 1 / batch B):
      * baseline 0.361 / 0.762 -> 0.309-0.313 / 0.647-0.650 at 8192 positions (B = 4), 0.268 / 0.507 -> 0.260 / 0.481
-     * at 2048, batch 16 at 1024 0.572-0.581 -> 0.542-0.566, batch 1 there within 3 us; gqa at batch B 0.736-0.741 ->
+     * at 2048, batch 16 at 1024 0.572-0.578 -> 0.557-0.566, batch 1 there within 3 us; gqa at batch B 0.736-0.741 ->
      * 0.606-0.614 at 8192, 0.496 -> 0.470 at 2048, but at batch 1 0.262 -> 0.284 at 2048 (at 8192 and 1024 the same
      * within 2 us): its query heads' blocks read the same keys, a third of baseline's, so the more requests of the
      * larger block gain nothing there (not profiled) */
