@@ -239,8 +239,6 @@ int main(void) {
     expect("bench: a bad --peak-tflops is a usage error", "bench --device cpu --preset tiny --peak-tflops fast", 2, "--peak-tflops");
     test_bench_infer();
 
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    test_remove_dir(dir);
     return TEST_SUMMARY();
 }

@@ -87,8 +87,6 @@ int main(void) {
     test_tokenize();
     test_prepare();
     test_download_usage();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    test_remove_dir(dir);
     return TEST_SUMMARY();
 }

@@ -283,8 +283,6 @@ int main(void) {
     }
     atomic_store(&srv.stop, 1);
     pthread_join(tid, NULL);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    test_remove_dir(dir);
     return TEST_SUMMARY();
 }

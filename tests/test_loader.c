@@ -225,8 +225,6 @@ int main(void) {
     test_shuffle_determinism();
     test_packed_stream();
     test_short_and_absent_val();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    test_remove_dir(dir);
     return TEST_SUMMARY();
 }

@@ -216,12 +216,6 @@ static int make_temp_dir(char *dir, const char *what) {
     return 0;
 }
 
-static void remove_temp_dir(const char *dir) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
-}
-
 static void test_checkpoint(void) {
     char dir[] = "/tmp/ab_test_ckpt_XXXXXX", path[256];
     if (!make_temp_dir(dir, "checkpoint temp dir")) return;
@@ -275,7 +269,7 @@ static void test_checkpoint(void) {
     s = ab_checkpoint_open(bad, &be, &m);
     TEST_TRUE("missing checkpoint: io error", s == AB_ERR_IO, "status %d: %s", s, ab_error());
     free(buf);
-    remove_temp_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* Checkpoint files the loader must refuse with a format error naming the file and what was expected, or accept
@@ -384,7 +378,7 @@ static void test_checkpoint_files(void) {
         free(host);
         ab_gpt2_destroy(&src);
     }
-    remove_temp_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* Training states for run --resume (ab_checkpoint_load_state) into the tiny baseline with its optimizer state
@@ -427,7 +421,7 @@ static void test_state_files(void) {
     if (s == AB_OK) s = ab_gpt2_alloc(&m, 1, 8, 1);
     if (s != AB_OK) {
         test_report(0, "state files: the model", "%s", ab_error());
-        remove_temp_dir(dir);
+        test_remove_dir(dir);
         return;
     }
     size_t n = m.n_elements, nt = m.n_trainable;
@@ -495,7 +489,7 @@ static void test_state_files(void) {
     free(want);
     free(got);
     ab_gpt2_destroy(&m);
-    remove_temp_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* Safetensors headers the reader must refuse (or accept): each case is a header, the data bytes after it,
@@ -538,7 +532,7 @@ static void test_safetensors_headers(void) {
         test_report(ok, cases[i].name, "status %s: %s", ab_status_name(s), s == AB_OK ? "accepted" : ab_error());
         if (s == AB_OK) ab_st_free(&f);
     }
-    remove_temp_dir(dir);
+    test_remove_dir(dir);
 }
 
 static void test_schedule(void) {

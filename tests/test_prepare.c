@@ -368,8 +368,6 @@ int main(void) {
     test_threads_and_gzip();
     test_modes();
     test_sample_corpus();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    test_remove_dir(dir);
     return TEST_SUMMARY();
 }

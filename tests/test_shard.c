@@ -176,8 +176,6 @@ int main(void) {
     test_round_trip_packed();
     test_rejections();
     test_failed_write_leaves_nothing();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+    test_remove_dir(dir);
     return TEST_SUMMARY();
 }

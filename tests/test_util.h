@@ -116,6 +116,13 @@ static inline int test_run_cmd(const char *cmd, char *out, size_t out_size) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+/* Removes a test's temporary directory tree (rm -rf), saying so when it cannot. */
+static inline void test_remove_dir(const char *dir) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) printf("# could not remove %s\n", dir);
+}
+
 /* The attnbench binary under test (tools/run-tests.sh sets AB_BIN). */
 static inline const char *test_bin(void) {
     const char *b = getenv("AB_BIN");

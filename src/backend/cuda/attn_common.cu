@@ -119,16 +119,16 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
     return kv_fill(be, cache, qkv, B, T, T > L->cap ? T - L->cap : 0, C + KV, C, KV, NULL, L->cap);
 }
 
-/* Grid (B*H, splits), THREADS threads (kv_decode_threads); q of head h (position pos = *pos_dev; row b of qkv1 (B, H*D + 2*G*D))
- * against the cached keys lo..pos, lo = max(0, pos - seen + 1), of KV head g = h / (H/G) (position j in slot j % cap of
- * cache (cap, B, [K | V], G*D)). Split s takes the keys s*chunk .. (s+1)*chunk - 1 of the n = pos - lo + 1 (chunk =
- * ceil(n / splits)). A key is read by a group of gl lanes (gl = D/8 rounded up to a power of two), each holding 8 of
- * its D elements: one 16-byte load of k and one of v per lane (the group's first KVD_EARLY keys requested before the
- * programmatic-launch wait unless one is pos itself, then each next key before the one before it is used), q (times
- * tau) in registers, the score summed by shuffles within the group, then the key folded into the group's running
- * softmax state. The groups' states merge in shared memory; with one split that is y, else the splits of (b, h) are
- * one cluster (1, splits) whose first block merges the blocks' states in split order from their shared memory into
- * y (b, h*D .. h*D + D - 1). fp32 throughout, y bf16.
+/* Grid (B*H, splits), THREADS threads (128 or 256: attn_kv_decode_layout); q of head h (position pos = *pos_dev; row b
+ * of qkv1 (B, H*D + 2*G*D)) against the cached keys lo..pos, lo = max(0, pos - seen + 1), of KV head g = h / (H/G)
+ * (position j in slot j % cap of cache (cap, B, [K | V], G*D)). Split s takes the keys s*chunk .. (s+1)*chunk - 1 of
+ * the n = pos - lo + 1 (chunk = ceil(n / splits)). A key is read by a group of gl lanes (gl = D/8 rounded up to a
+ * power of two), each holding 8 of its D elements: one 16-byte load of k and one of v per lane (the group's first
+ * KVD_EARLY keys requested before the programmatic-launch wait unless one is pos itself, then each next key before the
+ * one before it is used), q (times tau) in registers, the score summed by shuffles within the group, then the key
+ * folded into the group's running softmax state. The groups' states merge in shared memory; with one split that is y,
+ * else the splits of (b, h) are one cluster (1, splits) whose first block merges the blocks' states in split order
+ * from their shared memory into y (b, h*D .. h*D + D - 1). fp32 throughout, y bf16.
  * Shared memory: the groups' states (THREADS/gl) x (D + 2) | the block's state (D + 2) | merge weights. */
 #define KVD_EARLY 4     /* keys of a group requested before the programmatic-launch wait */
 template <int THREADS>

@@ -603,12 +603,13 @@ static size_t mla_decode_shmem(int dc, int hg, int splits) {
 }
 
 /* kernel's dynamic shared memory raised to bytes where that is over the default 48 KB: once a kernel and size,
- * outside any recording (the first call is a direct one or a recording's first) */
-static ab_status mla_decode_allow_smem(mla_decode_fn kernel, size_t bytes) {
+ * outside any recording (the first call is a direct one or a recording's first). For the decode kernels of
+ * mla_decode_pick's table and mla_tc_kernel. */
+static ab_status mla_decode_allow_smem(const void *kernel, size_t bytes) {
     static struct {
-        mla_decode_fn kernel;
+        const void *kernel;
         size_t bytes;
-    } allowed[3 * MLA_STATE_REGS]; /* at most one entry a kernel of mla_decode_pick's table */
+    } allowed[3 * MLA_STATE_REGS + 1]; /* at most one entry a kernel */
     if (bytes <= 48 * 1024) return AB_OK;
     int i = 0;
     while (allowed[i].kernel && allowed[i].kernel != kernel) i++;
@@ -828,12 +829,7 @@ static ab_status mla_decode_tc(const ab_attn_ctx *ctx, const ab_attn_weights *w,
     AB_TRY(cuda_check_launch("mla q~"));
     const int splits = attn_decode_splits(be, B, cfg->max_T, MLA_TC_MIN_KEYS);
     const size_t smem = mla_tc_smem_bytes(H);
-    static int smem_allowed; /* once, outside any recording (the first call is a direct one or a recording's first) */
-    if (smem_allowed < (int)smem) {
-        CUDA_TRY(cudaFuncSetAttribute(mla_tc_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
-                 "mla_tc shared memory");
-        smem_allowed = (int)smem;
-    }
+    AB_TRY(mla_decode_allow_smem((const void *)mla_tc_kernel, smem));
     AB_TRY(cuda_launch(be, "mla_tc", mla_tc_kernel, dim3((unsigned)B, (unsigned)splits), dim3(1, (unsigned)splits),
                        dim3(MLA_TC_WARPS * 32), smem, 0, v->cbar, (const bf16 *)v->qt, (const bf16 *)cache, B, H,
                        pos_dev));
@@ -883,7 +879,7 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
      * ms a token, one split in one 0.633-0.634) */
     int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS), per_sm;
     size_t shmem = mla_decode_shmem(dc, hg, splits);
-    AB_TRY(mla_decode_allow_smem(kernel, shmem)); /* fewer splits take no more */
+    AB_TRY(mla_decode_allow_smem((const void *)kernel, shmem)); /* fewer splits take no more */
     CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, MLA_DECODE_THREADS, shmem),
              "mla decode occupancy");
     while (splits > 1 && groups * splits > per_sm * cuda_of(be)->sm_count) splits--;
