@@ -225,9 +225,12 @@ __device__ __forceinline__ void store8(bf16 *x, size_t i, size_t n, const float 
 
 /* ------------------------------------------------------------------ encoder */
 
-/* out (B,T,C) = wte[tokens] (V,C) + wpe[p0 + t] (maxT,C), p0 = *pos0 or 0; one thread per 8 channels */
+/* out (B,T,C) = wte[tokens] (V,C) + wpe[p0 + t] (maxT,C), p0 = *pos0 or 0; one thread per 8 channels. It releases
+ * the kernel after it at once (cuda_common.cuh): a decode step's first product, launched dependent, requests its
+ * weights while this runs. */
 __global__ void encoder_forward_kernel(bf16 *out, const int32_t *tokens, const bf16 *wte, const bf16 *wpe,
                                        const int32_t *pos0, int BT, int T, int C) {
+    pdl_release();
     size_t idx = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) * 8;
     if (idx >= (size_t)BT * C) return;
     int bt = (int)(idx / C), c = (int)(idx % C), p0 = pos0 ? *pos0 : 0;
