@@ -419,6 +419,11 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
     uint4 wuk[PRE_UK][MLA_UNROLL];
 #pragma unroll
     for (int p = 0; p < PRE_UK; p++) mla_load_rows(wuk[p], Wuk, C, h0 * FLASH_HD + c8, rg + p * MLA_ROWS * MLA_UNROLL, dc);
+    /* and the merging block's W_uv slices (dc rows of 128 bytes a head) are asked into L2, without registers: the
+     * up-projection after the merge is on the layer's critical path */
+    if (split == 0)
+        for (int i = threadIdx.x; i < HG * dc; i += MLA_DECODE_THREADS)
+            prefetch_l2(Wuv + (size_t)(i % dc) * C + (h0 + i / dc) * FLASH_HD);
     pdl_wait(); /* launched dependent: the products before this wrote q1 and a1 */
     /* 0. c_pos: each warp sums a1_b's squares itself (the same order in every warp and block) */
     {

@@ -242,6 +242,9 @@ __device__ __forceinline__ void pdl_release() {
 #endif
 }
 
+/* asks for the 128-byte line at p to be brought into L2, and goes on: no register waits for it */
+__device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
 /* Launch kernel<<<grid, block, shmem>>>(args) on the backend's stream in thread-block clusters of `cluster` blocks
  * (1 x 1 x 1: none; above 8 blocks, a non-portable size, which Hopper has up to 16) and, when `dependent` and the
  * backend has it (ci->pdl), programmatically dependent on the kernel before it. Such a kernel keeps the contract
