@@ -186,9 +186,11 @@ __device__ __forceinline__ float mla_rms_rstd(const bf16 *a, int dc, int lane) {
     }
     return 1.0f / sqrtf(warp_sum(ss) / dc + MLA_RMS_EPS);
 }
-/* element i of c = g * a * rstd */
+/* an element of c = g * a * rstd, from the gain's and a's elements */
+__device__ __forceinline__ bf16 mla_rms_apply(float g, float a, float r) { return f2bf(g * a * r); }
+/* element i of c */
 __device__ __forceinline__ bf16 mla_rms_out(const bf16 *a, const bf16 *g, float r, int i) {
-    return f2bf(bf2f(g[i]) * bf2f(a[i]) * r);
+    return mla_rms_apply(bf2f(g[i]), bf2f(a[i]), r);
 }
 
 /* c (N,dc) = g * a * rstd, rstd (N) = 1/sqrt(mean(a^2) + eps) (fp32; not written when NULL). With slot != NULL, c is
@@ -310,8 +312,9 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  * not once per head). q1 (B,C), cache (max_T, B, dc) holding positions 0..pos - 1, pos = *pos_dev < max_T, a1 (B,dc)
  * the new token's down-projection, W_uk, W_uv (dc, C), y (B,C); fp32 throughout. Launched programmatically dependent
  * at batch 1: what no kernel of the step writes is requested before the wait (the first passes of head h0's W_uk
- * slice, each warp's first NP latents), only q1 and a1 after it.
- *  0. the new latent c_pos = RMSNorm(a1_b) g (mla_rms_rstd, mla_rms_out: the RMSNorm kernel's bits) into shared
+ * slice, each warp's first NP latents, the thread's gain element; the merging block's W_uv slices into L2), only q1
+ * and a1 after it, together (head h0's q slice with a1's elements, so that step 1 does not wait for step 0's loads).
+ *  0. the new latent c_pos = RMSNorm(a1_b) g (mla_rms_rstd, mla_rms_apply: the RMSNorm kernel's bits) into shared
  *     memory, as bf16: the block reads position pos from there, and the first block of b (heads h0 = 0, split 0)
  *     writes it to the cache's slot pos (no other block of the launch reads that slot);
  *  1. q~_h (dc) = tau W_uk,h q_h for each of the HG heads into shared memory: 8 lanes per row of W_uk's (dc, 64) slice
@@ -424,14 +427,17 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
     if (split == 0)
         for (int i = threadIdx.x; i < HG * dc; i += MLA_DECODE_THREADS)
             prefetch_l2(Wuv + (size_t)(i % dc) * C + (h0 + i / dc) * FLASH_HD);
+    const float g0 = threadIdx.x < dc ? bf2f(gain[threadIdx.x]) : 0.0f; /* the gain of the thread's first element */
     pdl_wait(); /* launched dependent: the products before this wrote q1 and a1 */
+    /* head h0's slice of q, requested with a1's elements: step 1 does not wait for step 0's round trip */
+    const uint4 q0 = *reinterpret_cast<const uint4 *>(q1 + (size_t)b * C + h0 * FLASH_HD + c8);
     /* 0. c_pos: each warp sums a1_b's squares itself (the same order in every warp and block) */
     {
         const bf16 *ab = a1 + (size_t)b * dc;
         const float r = mla_rms_rstd(ab, dc, lane);
         bf16 *slot = h0 == 0 && split == 0 ? cache + ((size_t)(n - 1) * B + b) * dc : nullptr;
-        for (int i = warp * 32 + lane; i < dc; i += MLA_DECODE_THREADS) {
-            cpos[i] = mla_rms_out(ab, gain, r, i);
+        for (int i = threadIdx.x; i < dc; i += MLA_DECODE_THREADS) {
+            cpos[i] = mla_rms_apply(i == (int)threadIdx.x ? g0 : bf2f(gain[i]), bf2f(ab[i]), r);
             if (slot) slot[i] = cpos[i];
         }
     }
@@ -439,7 +445,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
     for (int hg = 0; hg < HG; hg++) {
         const int col = (h0 + hg) * FLASH_HD + c8;
         float q[8];
-        unpack8(q, *reinterpret_cast<const uint4 *>(q1 + (size_t)b * C + col));
+        unpack8(q, hg == 0 ? q0 : *reinterpret_cast<const uint4 *>(q1 + (size_t)b * C + col));
         auto qt_pass = [&](int r0, const uint4 *u) {
 #pragma unroll
             for (int i = 0; i < MLA_UNROLL; i++) {
