@@ -126,10 +126,11 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * power of two), each holding 8 of its D elements: one 16-byte load of k and one of v per lane (the group's first
  * KVD_EARLY keys requested before the programmatic-launch wait unless one is pos itself, then each next key before the
  * one before it is used), q (times tau) in registers, the score summed by shuffles within the group, then the key
- * folded into the group's running softmax state. The groups' states merge in shared memory; with one split that is y,
- * else the splits of (b, h) are one cluster (1, splits) whose first block merges the blocks' states in split order
- * from their shared memory into y (b, h*D .. h*D + D - 1). fp32 throughout, y bf16.
- * Shared memory: the groups' states (THREADS/gl) x (D + 2) | the block's state (D + 2) | merge weights. */
+ * folded into the group's running softmax state. The groups' states merge by shuffles within each warp, the warps'
+ * in shared memory; with one split that is y, else the splits of (b, h) are one cluster (1, splits) whose first block
+ * merges the blocks' states in split order from their shared memory into y (b, h*D .. h*D + D - 1). fp32
+ * throughout, y bf16.
+ * Shared memory: the warps' states (THREADS/32) x (D + 2) | the block's state (D + 2) | merge weights. */
 #define KVD_EARLY 4     /* keys of a group requested before the programmatic-launch wait */
 template <int THREADS>
 __global__ void __launch_bounds__(THREADS) kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, int B, int H,
@@ -142,11 +143,11 @@ __global__ void __launch_bounds__(THREADS) kv_decode_kernel(bf16 *y, const bf16 
      * before this appends them) come after it. */
     const int pos = *pos_dev, lo = pos - seen + 1 > 0 ? pos - seen + 1 : 0, n = pos - lo + 1;
     const int bh = blockIdx.x, b = bh / H, h = bh % H, split = blockIdx.y, nsplit = gridDim.y;
-    const int C = H * D, GD = G * D, ngroups = THREADS / gl, per_warp = 32 / gl;
+    const int C = H * D, GD = G * D, ngroups = THREADS / gl, per_warp = 32 / gl, nwarps = THREADS / 32;
     const int grp = threadIdx.x / gl, d0 = (threadIdx.x % gl) * 8, warp = threadIdx.x / 32;
     const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
     const bool lane_on = d0 < D; /* lanes past D (D not a power-of-two multiple of 8) only join the shuffles */
-    float *gst = sh, *bst = gst + ngroups * (D + 2), *wsh = bst + D + 2;
+    float *wst = sh, *bst = wst + nwarps * (D + 2), *wsh = bst + D + 2;
     const bf16 *kb = cache + (size_t)b * 2 * GD + (h / (H / G)) * D + d0; /* key of slot t: kb + t * slot_stride */
     const size_t slot_stride = (size_t)B * 2 * GD;
     /* the group's key and value at key index j (zeros past j1) */
@@ -207,19 +208,22 @@ __global__ void __launch_bounds__(THREADS) kv_decode_kernel(bf16 *y, const bf16 
         ku = kn;
         vu = vn;
     }
-    float *mine = gst + grp * (D + 2);
-    if (d0 == 0) {
-        mine[0] = m;
-        mine[1] = l;
-    }
-    if (lane_on)
+    softmax_state_warp_merge(&m, &l, o, gl);
+    float *mine = wst + warp * (D + 2);
+    if (threadIdx.x % 32 < gl) { /* the warp's first group */
+        if (d0 == 0) {
+            mine[0] = m;
+            mine[1] = l;
+        }
+        if (lane_on)
 #pragma unroll
-        for (int e = 0; e < 8; e++) mine[2 + d0 + e] = o[e];
+            for (int e = 0; e < 8; e++) mine[2 + d0 + e] = o[e];
+    }
     __syncthreads();
-    softmax_states_merge(bst, wsh, gst, ngroups, D + 2, 1, D, nsplit == 1);
+    softmax_states_merge(bst, wsh, wst, nwarps, D + 2, 1, D, nsplit == 1);
     __syncthreads();
     bf16 *yh = y + (size_t)b * C + h * D;
-    if (nsplit > 1 && !softmax_states_cluster_merge(bst, gst, wsh, split, nsplit, D)) return; /* gst: free by now */
+    if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, D)) return; /* wst: free by now */
     for (int d = threadIdx.x; d < D; d += THREADS) yh[d] = f2bf(bst[2 + d]);
 }
 
@@ -273,8 +277,8 @@ ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L,
      * Against 32 keys a split (128 threads; docs/PERF.md, tenth session): sliding_window at batch 1 0.238-0.239 ->
      * 0.233-0.235 ms a token at 512 positions, 0.244 -> 0.232 at 4096 (batch 4 there 0.459 -> 0.426); the others as
      * before within 2 us */
-    const int splits = attn_decode_splits(ctx->be, B * H, seen, KVD_EARLY * ngroups);
-    const size_t shmem = (size_t)((ngroups + 1) * (D + 2) + (ngroups > splits ? ngroups : splits)) * sizeof(float);
+    const int splits = attn_decode_splits(ctx->be, B * H, seen, KVD_EARLY * ngroups), nwarps = threads / 32;
+    const size_t shmem = (size_t)((nwarps + 1) * (D + 2) + (nwarps > splits ? nwarps : splits)) * sizeof(float);
     return cuda_launch(ctx->be, "kv_decode", threads == 128 ? kv_decode_kernel<128> : kv_decode_kernel<256>,
                        dim3((unsigned)(B * H), (unsigned)splits), dim3(1, (unsigned)splits), dim3((unsigned)threads),
                        shmem, 1, (bf16 *)y, (const bf16 *)in.out, (const bf16 *)cache, B, H, G, D, gl, seen,

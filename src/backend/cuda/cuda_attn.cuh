@@ -105,6 +105,21 @@ __device__ __forceinline__ void softmax_state_step(float *m, float *l, float s, 
     *m = mn;
 }
 
+/* The running softmax states of a warp's 32/gl lane groups (gl lanes a group, a power of two; m and l the same in
+ * every lane of a group, o the lane's 8 elements) merged by shuffles, the groups pairwise in a butterfly: afterwards
+ * every group holds the warp's state. Every lane of the warp calls it. */
+__device__ __forceinline__ void softmax_state_warp_merge(float *m, float *l, float o[8], int gl) {
+    for (int off = gl; off < 32; off <<= 1) {
+        const float mo = __shfl_xor_sync(0xffffffffu, *m, off), lo = __shfl_xor_sync(0xffffffffu, *l, off);
+        const float mn = fmaxf(*m, mo);
+        const float a = *m == -INFINITY ? 0.0f : __expf(*m - mn), b = mo == -INFINITY ? 0.0f : __expf(mo - mn);
+        *l = *l * a + lo * b;
+#pragma unroll
+        for (int e = 0; e < 8; e++) o[e] = o[e] * a + __shfl_xor_sync(0xffffffffu, o[e], off) * b;
+        *m = mn;
+    }
+}
+
 /* out (`states` states of width n, one after the other, shared memory) = for each state s, the merge of its `count`
  * copies, copy k at at(k) + s * (n + 2) (this block's shared memory, or another block's of the cluster), in order
  * 0..count-1, with o divided by l when `normalize`. The states are merged side by side and nothing runs serially in
