@@ -20,8 +20,8 @@
  * variant's decode_input), then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax,
  * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel that also normalises a into c_pos and appends it, whose blocks split the positions
  * (flash-decoding) and, for long caches, serve up to four heads each, so a latent is read once for them
- * (mla_decode_kernel, mla_decode_pick); from batch 4 and 4096 positions the same on the tensor cores in three
- * kernels after the RMSNorm kernel (mla_decode_tc). Decode's kernels read pos on the device (cuda_decode_pos).
+ * (mla_decode_kernel, mla_decode_pick); from caches of 2048 positions the same on the tensor cores in three kernels,
+ * the first of which normalises a (mla_decode_tc). Decode's kernels read pos on the device (cuda_decode_pos).
  * Head size 64 only (the flash kernels are built for it); any other fails with AB_ERR_UNSUPPORTED.
  *
  * saved per layer:  qkv (B,T,3C) bf16 | a (B,T,dc) bf16 | c (B,T,dc) bf16 | rstd (B,T) fp32 | O (B,T,C) bf16 |
@@ -29,7 +29,8 @@
  * workspace:        the largest of: backward dqkv (B,T,3C) bf16, then a region used first by flash's
  *                   dq_accum (B,H,T,64) fp32 | Delta (B,H,T) fp32 and afterwards by dlat (B,T,dc) fp32 |
  *                   da (B,T,dc) bf16 | dg terms (B,T,dc) bf16; prefill: the saved tensors; decode: q (B,C) bf16 |
- *                   a (B,dc) bf16 | tensor-core path: q~ (B,H,dc) bf16 | cbar (B,H,dc) fp32
+ *                   a (B,dc) bf16 | tensor-core path: q~ (B,H,dc) bf16 | the clusters' softmax states
+ *                   (B, MLA_TC_MAX_CLUSTERS, H, dc + 2) fp32
  */
 #include <math.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 
 #define MLA_RMS_EPS 1e-6f
 #define MLA_ROWS_PER_BLOCK 8 /* RMSNorm kernels: one warp per row */
+#define MLA_TC_MAX_CLUSTERS 8 /* the tensor-core decode's clusters of splits a sequence (mla_tc_kernel) */
 #define MLA_DECODE_THREADS 256
 
 enum { W_Q = 0, W_DKV, W_NORM, W_UK, W_UV };
@@ -110,7 +112,7 @@ static mla_grads mla_grad_views(const ab_attn_config *cfg, void *ws, int B, int 
 typedef struct {
     bf16 *q1, *a1; /* (B,C), (B,dc) */
     bf16 *qt;      /* tensor-core path: q~ (B,H,dc) */
-    float *cbar;   /* tensor-core path: cbar (B,H,dc) */
+    float *part;   /* tensor-core path: the clusters' states (B, MLA_TC_MAX_CLUSTERS, H, dc + 2) */
 } mla_decode_ws;
 
 static mla_decode_ws mla_decode_views(const ab_attn_config *cfg, void *ws, int B, size_t *total) {
@@ -120,7 +122,7 @@ static mla_decode_ws mla_decode_views(const ab_attn_config *cfg, void *ws, int B
     v.q1 = (bf16 *)at(ws, off);    off += bf16_bytes(B * C);
     v.a1 = (bf16 *)at(ws, off);    off += bf16_bytes(B * dc);
     v.qt = (bf16 *)at(ws, off);    off += bf16_bytes((size_t)B * cfg->H * dc);
-    v.cbar = (float *)at(ws, off); off += f32_bytes((size_t)B * cfg->H * dc);
+    v.part = (float *)at(ws, off); off += f32_bytes((size_t)B * MLA_TC_MAX_CLUSTERS * cfg->H * (dc + 2));
     if (total) *total = off;
     return v;
 }
@@ -193,16 +195,12 @@ __device__ __forceinline__ bf16 mla_rms_out(const bf16 *a, const bf16 *g, float 
     return mla_rms_apply(bf2f(g[i]), bf2f(a[i]), r);
 }
 
-/* c (N,dc) = g * a * rstd, rstd (N) = 1/sqrt(mean(a^2) + eps) (fp32; not written when NULL). With slot != NULL, c is
- * a cache (max_T, N, dc) and the rows go to its slot *slot (decode: the position, read on the device). One warp per
- * row. */
-__global__ void mla_rmsnorm_forward_kernel(bf16 *c, float *rstd, const bf16 *a, const bf16 *g, const int32_t *slot,
-                                           int N, int dc) {
+/* c (N,dc) = g * a * rstd, rstd (N) = 1/sqrt(mean(a^2) + eps) (fp32; not written when NULL). One warp per row. */
+__global__ void mla_rmsnorm_forward_kernel(bf16 *c, float *rstd, const bf16 *a, const bf16 *g, int N, int dc) {
     pdl_release();
     pdl_wait(); /* launched dependent (cuda_launch_dependent): the product before this wrote a */
     const int row = blockIdx.x * MLA_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return; /* whole warps */
-    if (slot) c += (size_t)*slot * N * dc;
     const bf16 *ar = a + (size_t)row * dc;
     const float r = mla_rms_rstd(ar, dc, lane);
     if (rstd && lane == 0) rstd[row] = r;
@@ -228,11 +226,10 @@ __global__ void mla_rmsnorm_backward_kernel(bf16 *da, bf16 *dg_terms, const floa
     }
 }
 
-static ab_status rmsnorm_forward(ab_backend *be, bf16 *c, float *rstd, const bf16 *a, const void *g, const int32_t *slot,
-                                 int N, int dc) {
+static ab_status rmsnorm_forward(ab_backend *be, bf16 *c, float *rstd, const bf16 *a, const void *g, int N, int dc) {
     return cuda_launch_dependent(be, "mla_rmsnorm_forward", mla_rmsnorm_forward_kernel,
                                  dim3(cuda_blocks((size_t)N, MLA_ROWS_PER_BLOCK)), dim3(MLA_ROWS_PER_BLOCK * 32), 0, c, rstd,
-                                 a, (const bf16 *)g, slot, N, dc);
+                                 a, (const bf16 *)g, N, dc);
 }
 
 /* ---------------------------------------------------------------- training */
@@ -245,7 +242,7 @@ static ab_status mla_run_forward(const ab_attn_ctx *ctx, const ab_attn_weights *
     const int C = cfg->C, dc = cfg->hp.mla_kv_rank, N = B * T;
     AB_TRY(packed_forward(be, sv->qkv, 3 * C, x, w->t[W_Q], N, C, C));
     AB_TRY(cuda_matmul_forward(be, sv->a, x, w->t[W_DKV], NULL, N, C, dc));
-    AB_TRY(rmsnorm_forward(be, sv->c, sv->rstd, sv->a, w->t[W_NORM], NULL, N, dc));
+    AB_TRY(rmsnorm_forward(be, sv->c, sv->rstd, sv->a, w->t[W_NORM], N, dc));
     AB_TRY(packed_forward(be, sv->qkv + C, 3 * C, sv->c, w->t[W_UK], N, dc, C));
     AB_TRY(packed_forward(be, sv->qkv + 2 * C, 3 * C, sv->c, w->t[W_UV], N, dc, C));
     return ab_cuda_flash_forward(be, sv->qkv, sv->o, y, sv->lse, B, T, cfg->H, 0);
@@ -353,14 +350,19 @@ __device__ __forceinline__ void mla_load_rows(uint4 u[MLA_UNROLL], const bf16 *W
 
 /* y (b, h*64 .. h*64 + 63) = cbar (dc, shared memory) W_uv,h, by the MLA_DECODE_THREADS threads of the block: 8 lanes
  * per row of the (dc, 64) slice, MLA_ROWS rows per pass, MLA_UNROLL loads in flight, the row groups summed in rows
- * (MLA_ROWS x 64 fp32 of shared memory) in order. Every thread calls it (it synchronises). */
+ * (MLA_ROWS x 64 fp32 of shared memory) in order. first: the thread's first pass (mla_load_rows at rows threadIdx.x
+ * / 8), already requested, or NULL. Every thread calls it (it synchronises). */
 __device__ __forceinline__ void mla_up_project(bf16 *y, const float *cbar, const bf16 *Wuv, int b, int h, int C, int dc,
-                                               float *rows) {
+                                               float *rows, const uint4 *first = nullptr) {
     const int rg = threadIdx.x / 8, c8 = (threadIdx.x % 8) * 8, col = h * FLASH_HD + c8;
     float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     for (int r0 = rg; r0 < dc; r0 += MLA_ROWS * MLA_UNROLL) {
         uint4 u[MLA_UNROLL];
-        mla_load_rows(u, Wuv, C, col, r0, dc);
+        if (first && r0 == rg)
+#pragma unroll
+            for (int i = 0; i < MLA_UNROLL; i++) u[i] = first[i];
+        else
+            mla_load_rows(u, Wuv, C, col, r0, dc);
 #pragma unroll
         for (int i = 0; i < MLA_UNROLL; i++) {
             const int r = r0 + i * MLA_ROWS;
@@ -584,8 +586,8 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
  * long: from B * max_T >= MLA_SHARED_LATENT_TOKENS, then the most heads per block that divide H, else one. Measured on
  * an H200 (GPT-2 124M, decode ms a token, one head a block against four): B = 1, max_T = 1024: 0.565 / 0.789;
  * B = 16, 1024: 0.866 / 1.061; B = 1, 8192: 0.920 / 1.200; B = 4, 8192: 1.766 / 1.578 (docs/PERF.md). The
- * tensor-core path below takes d_c = 256, H <= 16 from B >= 4 and max_T >= 4096, so several heads a block remain
- * for the other ranks and head counts. */
+ * tensor-core path below takes d_c = 256, H <= 16 from max_T >= 2048, so several heads a block remain for the other
+ * ranks and head counts. */
 #define MLA_SHARED_LATENT_TOKENS 32768
 typedef void (*mla_decode_fn)(bf16 *, const bf16 *, bf16 *, const bf16 *, const bf16 *, const bf16 *, const bf16 *,
                               int, int, int, const int32_t *, float);
@@ -633,111 +635,152 @@ static ab_status mla_decode_allow_smem(const void *kernel, size_t bytes) {
 
 /* ---- long contexts: the absorbed decode on the tensor cores ----
  * Absorbed, decode is attention with the H heads as the query rows (padded to 16) against one matrix c of the
- * positions' latents, which is both key and value: S = Q~ C^T, O = P C. From B >= MLA_TC_MIN_BATCH and max_T >=
- * MLA_TC_MIN_CONTEXT (H <= 16, dc = MLA_TC_DC) it runs as three kernels: mla_qt_kernel (q~ = tau W_uk,h q_h, bf16),
- * mla_tc_kernel (one block per (b, split) of the positions, reading each latent once for all heads; m16n8k16
- * products, online softmax per head row as in the flash kernels; the warps' and the splits' states merged in order
- * into cbar), mla_uv_kernel (y_h = cbar_h W_uv,h). Its grid is B x splits <= 16 blocks of 8 warps, so it needs both
- * a batch and a long cache to fill the GPU; elsewhere the CUDA-core kernel above is faster. Measured on an H200
- * (GPT-2 124M, decode ms a token, CUDA-core / tensor-core, both with 4 warps a block): B = 4, max_T = 8192: 1.50 /
- * 0.87; B = 2, 8192: 0.74 / 0.80; B = 1, 8192: 0.64 / 1.10; B = 16, 512: 0.72 / 1.13 (docs/PERF.md). With 8 warps
- * (tenth session): B = 4, 8192: 0.80 -> 0.75; at batch 1 from 4096 positions it was slower than the CUDA-core kernel
- * (0.603 against 0.378 at 8192; 0.508 with the heads split over 6 blocks a split). */
+ * positions' latents, which is both key and value: S = Q~ C^T, O = P C. From max_T >= MLA_TC_MIN_CONTEXT (H <= 16,
+ * dc = MLA_TC_DC) it runs as three kernels, each launched programmatically dependent on the one before:
+ * mla_qt_kernel (q~ = tau W_uk,h q_h, bf16, and the new latent's RMSNorm into the cache), mla_tc_kernel (the
+ * positions of a sequence over up to MLA_TC_MAX_CLUSTERS clusters of up to 16 splits, one wave of blocks, each
+ * latent read once for all heads; m16n8k16 products, online softmax per head row as in the flash kernels; the
+ * warps' and a cluster's splits' states merged in order, one state a cluster and head into part) and mla_uv_kernel
+ * (the clusters' states merged in order into cbar_h, then y_h = cbar_h W_uv,h). Before the CUDA-core kernel above
+ * re-reads each latent once a head, which at long caches is the most of a decode step (batch 1, 8192 positions,
+ * H200: 19.2 us a layer; docs/PERF.md, eleventh session). Measured on an H200 with the path as one cluster of at
+ * most 16 blocks a sequence, launched normally (GPT-2 124M, decode ms a token, CUDA-core / tensor-core, 4 warps a
+ * block): B = 4, max_T = 8192: 1.50 / 0.87; B = 2, 8192: 0.74 / 0.80; B = 1, 8192: 0.64 / 1.10; B = 16, 512:
+ * 0.72 / 1.13; with 8 warps (tenth session) B = 4, 8192: 0.80 -> 0.75, and batch 1 from 4096 positions 0.603
+ * against the CUDA-core kernel's 0.378 at 8192. */
 #define MLA_TC_DC 256
 #define MLA_TC_WARPS 8
 #define MLA_TC_POS 16        /* positions per tile: one k block of P C */
 #define MLA_TC_MIN_KEYS 64   /* positions per split at the longest context, at least */
-#define MLA_TC_MIN_BATCH 4
-#define MLA_TC_MIN_CONTEXT 4096
+#define MLA_TC_MIN_CONTEXT 2048
 
-/* q~ (B,H,dc) bf16 = tau W_uk,h q_h: grid B*H, 256 threads, thread r < dc its row's 64 weights (8 x 16 bytes in
- * flight) against q_h in shared memory */
-__global__ void __launch_bounds__(256) mla_qt_kernel(bf16 *qt, const bf16 *q1, const bf16 *Wuk, int H, int dc, float tau) {
+/* q~ (B,H,dc) bf16 = tau W_uk,h q_h: grid B*H, 256 threads, thread r < dc its row's 64 weights (requested before the
+ * programmatic-launch wait: a constant) against q_h in shared memory. The block of head 0 of sequence b also writes
+ * the new latent c_pos = RMSNorm(a1_b) g into the cache's slot pos = *pos_dev (mla_rms_rstd, mla_rms_out: the
+ * RMSNorm kernel's bits), which mla_tc_kernel reads after its wait. */
+__global__ void __launch_bounds__(256) mla_qt_kernel(bf16 *qt, bf16 *cache, const bf16 *q1, const bf16 *a1,
+                                                     const bf16 *gain, const bf16 *Wuk, int B, int H, int dc,
+                                                     const int32_t *pos_dev, float tau) {
     __shared__ float q[FLASH_HD];
+    pdl_release(); /* the next kernel may be scheduled early (cuda_common.cuh) */
     const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * FLASH_HD;
+    auto row_of = [&](int r, uint4 *u) { /* row r's 64 weights, 8 x 16 bytes in flight */
+        const uint4 *w = reinterpret_cast<const uint4 *>(Wuk + (size_t)r * C + h * FLASH_HD);
+#pragma unroll
+        for (int i = 0; i < FLASH_HD / 8; i++) u[i] = w[i];
+    };
+    uint4 first[FLASH_HD / 8];
+    if ((int)threadIdx.x < dc) row_of(threadIdx.x, first);
+    pdl_wait(); /* the product before this wrote q1 and a1 */
+    if (h == 0) {
+        const bf16 *ab = a1 + (size_t)b * dc;
+        const float r = mla_rms_rstd(ab, dc, threadIdx.x % 32);
+        bf16 *slot = cache + ((size_t)*pos_dev * B + b) * dc;
+        for (int i = threadIdx.x; i < dc; i += blockDim.x) slot[i] = mla_rms_out(ab, gain, r, i);
+    }
     if (threadIdx.x < FLASH_HD) q[threadIdx.x] = bf2f(q1[(size_t)b * C + h * FLASH_HD + threadIdx.x]);
     __syncthreads();
     for (int r = threadIdx.x; r < dc; r += blockDim.x) {
-        const uint4 *w = reinterpret_cast<const uint4 *>(Wuk + (size_t)r * C + h * FLASH_HD);
         uint4 u[FLASH_HD / 8];
+        if (r == (int)threadIdx.x)
 #pragma unroll
-        for (int i = 0; i < FLASH_HD / 8; i++) u[i] = w[i];
-        float s = 0.0f;
+            for (int i = 0; i < FLASH_HD / 8; i++) u[i] = first[i];
+        else
+            row_of(r, u);
+        float sum = 0.0f;
 #pragma unroll
         for (int i = 0; i < FLASH_HD / 8; i++) {
             float wv[8];
             unpack8(wv, u[i]);
 #pragma unroll
-            for (int e = 0; e < 8; e++) s += wv[e] * q[i * 8 + e];
+            for (int e = 0; e < 8; e++) sum += wv[e] * q[i * 8 + e];
         }
-        qt[(size_t)bh * dc + r] = f2bf(tau * s);
+        qt[(size_t)bh * dc + r] = f2bf(tau * sum);
     }
 }
 
-/* y (B,C) = cbar_h W_uv,h: grid B*H, MLA_DECODE_THREADS threads (mla_up_project) */
-__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_uv_kernel(bf16 *y, const float *cbar, const bf16 *Wuv, int H,
-                                                                     int dc) {
-    extern __shared__ float sh[]; /* cbar_h (dc) | rows MLA_ROWS x 64 */
-    const int bh = blockIdx.x;
-    for (int r = threadIdx.x; r < dc; r += blockDim.x) sh[r] = cbar[(size_t)bh * dc + r];
+/* y (B,C) = cbar_h W_uv,h: grid B*H, MLA_DECODE_THREADS threads. cbar_h is the merge, in cluster order, of the
+ * clusters' states of (b, h) in part (B, MLA_TC_MAX_CLUSTERS, H, dc + 2), normalised; the block's first pass of
+ * W_uv,h is requested before the programmatic-launch wait (mla_up_project). Shared memory: the merged state (dc + 2)
+ * | merge weights (clusters) | rows MLA_ROWS x 64. */
+__global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_uv_kernel(bf16 *y, const float *part, const bf16 *Wuv, int H,
+                                                                     int dc, int clusters) {
+    extern __shared__ float sh[];
+    pdl_release();
+    const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * FLASH_HD, sw = dc + 2;
+    uint4 first[MLA_UNROLL];
+    mla_load_rows(first, Wuv, C, h * FLASH_HD + (threadIdx.x % 8) * 8, threadIdx.x / 8, dc);
+    pdl_wait(); /* mla_tc_kernel wrote part */
+    float *st = sh, *w = st + sw, *rows = w + clusters;
+    const float *mine = part + ((size_t)b * MLA_TC_MAX_CLUSTERS * H + h) * sw; /* cluster k's at mine + k H sw */
+    softmax_states_merge_at(st, w, [=](int k) { return mine + (size_t)k * H * sw; }, clusters, 1, dc, true);
     __syncthreads();
-    mla_up_project(y, sh, Wuv, bh / H, bh % H, H * FLASH_HD, dc, sh + dc);
+    mla_up_project(y, st + 2, Wuv, b, h, C, dc, rows, first);
 }
 
 /* element offset of (row, 16-byte chunk) in a swizzled tile of rows of MLA_TC_DC bf16 (flash_attn.cuh's swizzle) */
 __device__ __forceinline__ int mla_tc_sw(int row, int chunk) { return sw_cols<MLA_TC_DC>(row, chunk); }
 
-/* cbar (B,H,dc) fp32: grid (B, splits), MLA_TC_WARPS warps. Split s takes the positions s*chunk .. of the n = pos + 1
- * (chunk = ceil(n / splits)); warp w the tiles of MLA_TC_POS positions w, w + MLA_TC_WARPS, ... of them, staged by
- * cp.async into the warp's two tile buffers (the next one loads while this one is used). Per tile: S (16 x 16) =
- * Q~ (16 x dc, A fragments by ldmatrix) C^T (ldmatrix of the position-major tile), positions past the split masked;
- * the online softmax of each head row (rows g and g + 8 of the thread, quad shuffles); O (16 x dc, 32 accumulator
- * tiles) += P C (P from S's registers as bf16 A fragments, C by ldmatrix.trans). The warps' states merge in shared
- * memory, the heads side by side, then the splits (one cluster (1, splits) per b: softmax_states_cluster_merge, in
- * split order); cbar =
- * o / l. Shared memory: Q~ 16 x dc bf16 | the warps' tiles MLA_TC_WARPS x 2 x 16 x dc bf16, later the warps' states
+/* part (B, MLA_TC_MAX_CLUSTERS, H, dc + 2) fp32: grid (B, clusters x csplit), clusters (1, csplit), MLA_TC_WARPS
+ * warps. Split s (blockIdx.y) takes the positions s*chunk .. of the n = pos + 1 (chunk = ceil(n / splits), splits =
+ * gridDim.y); warp w the tiles of MLA_TC_POS positions w, w + MLA_TC_WARPS, ... of them, staged by cp.async into the
+ * warp's two tile buffers (the next one loads while this one is used). The warp's first tile is requested before the
+ * programmatic-launch wait, but for position pos (mla_qt_kernel writes it) and Q~ (16 x dc, rows past H zeros), which
+ * come after it. Per tile: S (16 x 16) = Q~ C^T (A fragments by ldmatrix, ldmatrix of the position-major tile),
+ * positions past the split masked; the online softmax of each head row (rows g and g + 8 of the thread, quad
+ * shuffles); O (16 x dc, 32 accumulator tiles) += P C (P from S's registers as bf16 A fragments, C by
+ * ldmatrix.trans). The warps' states merge in shared memory, the heads side by side, then the cluster's splits
+ * (softmax_states_cluster_merge, in split order), not normalised: the cluster's first block writes its H states
+ * (m, l, o) to part (b, cluster), which mla_uv_kernel merges. A split past the positions keeps the empty state (m =
+ * -inf, l = 0, o = 0), which the merges weigh 0; split 0 always holds position 0.
+ * Shared memory: Q~ 16 x dc bf16 | the warps' tiles MLA_TC_WARPS x 2 x 16 x dc bf16, later the warps' states
  * MLA_TC_WARPS x H x (dc + 2) fp32 | the block's states H x (dc + 2) | merge weights. */
-__global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *cbar, const bf16 *qt,
-                                                                    const bf16 *cache, int B, int H,
-                                                                    const int32_t *pos_dev) {
+__global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *part, const bf16 *qt, const bf16 *cache, int B,
+                                                                    int H, const int32_t *pos_dev, int csplit) {
     constexpr int DC = MLA_TC_DC, NCH = DC / 8, SW = DC + 2, TILE = MLA_TC_POS * DC;
     extern __shared__ __align__(16) unsigned char mla_tc_smem[];
+    pdl_release(); /* the up-projection after this may be scheduled early (cuda_common.cuh) */
     bf16 *sQ = reinterpret_cast<bf16 *>(mla_tc_smem), *sC = sQ + 16 * DC;
     const int n = *pos_dev + 1, b = blockIdx.x, split = blockIdx.y, nsplit = gridDim.y;
+    const int rank = split % csplit, cl = split / csplit; /* the block's rank in its cluster, the cluster */
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, c = lane % 4;
     const size_t wstates = (size_t)MLA_TC_WARPS * H * SW * sizeof(float);
     const size_t tiles = (size_t)MLA_TC_WARPS * 2 * TILE * sizeof(bf16);
     float *wst = reinterpret_cast<float *>(sC), *bst = reinterpret_cast<float *>(reinterpret_cast<unsigned char *>(sC) +
                                                                                    (wstates > tiles ? wstates : tiles));
     float *wsh = bst + H * SW;
-    /* Q~ rows 0..H-1 of b, zeros below */
-    for (int i = tid; i < 16 * NCH; i += blockDim.x) {
-        const int row = i / NCH, ch = i % NCH;
-        const bf16 *src = qt + ((size_t)b * H + (row < H ? row : 0)) * DC + ch * 8;
-        cp_async16(smem_addr(sQ + mla_tc_sw(row, ch)), src, row < H);
-    }
-    cp_async_commit();
     const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
     const bf16 *cb = cache + (size_t)b * DC; /* c_j of sequence b: cb + j * slot */
     const size_t slot = (size_t)B * DC;
     bf16 *const buf0 = sC + (size_t)warp * 2 * TILE; /* the warp's two tile buffers: buf0, buf0 + TILE */
-    auto stage = [&](bf16 *dst, int jt) { /* positions jt .. jt + 15 (zeros past j1) */
+    /* positions jt .. jt + 15 (zeros past j1); `early`: before the wait, so not position pos, left for after it */
+    auto stage = [&](bf16 *dst, int jt, bool early) {
         for (int i = lane; i < MLA_TC_POS * NCH; i += 32) {
             const int row = i / NCH, ch = i % NCH, j = jt + row;
+            if (early && j == n - 1 && j < j1) continue;
             cp_async16(smem_addr(dst + mla_tc_sw(row, ch)), cb + (size_t)(j < j1 ? j : j0) * slot + ch * 8, j < j1);
         }
     };
     const int step = MLA_TC_POS * MLA_TC_WARPS;
     int jt = j0 + warp * MLA_TC_POS;
-    if (jt < j1) stage(buf0, jt);
+    if (jt < j1) stage(buf0, jt, true);
+    pdl_wait(); /* mla_qt_kernel wrote Q~ and position pos */
+    if (n - 1 >= jt && n - 1 < jt + MLA_TC_POS && n - 1 < j1)
+        for (int ch = lane; ch < NCH; ch += 32)
+            cp_async16(smem_addr(buf0 + mla_tc_sw(n - 1 - jt, ch)), cb + (size_t)(n - 1) * slot + ch * 8, true);
+    for (int i = tid; i < 16 * NCH; i += blockDim.x) { /* Q~ rows 0..H-1 of b, zeros below */
+        const int row = i / NCH, ch = i % NCH;
+        const bf16 *src = qt + ((size_t)b * H + (row < H ? row : 0)) * DC + ch * 8;
+        cp_async16(smem_addr(sQ + mla_tc_sw(row, ch)), src, row < H);
+    }
     cp_async_commit();
-    asm volatile("cp.async.wait_group 1;\n" ::); /* this thread's part of Q~ is in (its first tile may not be) */
-    __syncthreads();                               /* every thread's: the warps read all of Q~ */
+    cp_async_wait_all(); /* this thread's part of Q~ and of its first tile are in */
+    __syncthreads();     /* every thread's: the warps read all of Q~ */
     float o[DC / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
 #pragma unroll
     for (int t = 0; t < DC / 8; t++) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
     for (int it = 0; jt < j1; jt += step, it ^= 1) {
-        if (jt + step < j1) stage(buf0 + (it ^ 1) * TILE, jt + step);
+        if (jt + step < j1) stage(buf0 + (it ^ 1) * TILE, jt + step, false);
         cp_async_commit();
         asm volatile("cp.async.wait_group 1;\n" ::); /* this tile is in (the lane's copies) */
         __syncwarp();                                  /* and the other lanes' */
@@ -814,10 +857,11 @@ __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *cbar, 
         }
     }
     __syncthreads();
-    softmax_states_merge(bst, wsh, wst, MLA_TC_WARPS, H * SW, H, DC, nsplit == 1); /* warp w's at wst + w H SW */
+    softmax_states_merge(bst, wsh, wst, MLA_TC_WARPS, H * SW, H, DC, false); /* warp w's at wst + w H SW */
     __syncthreads();
-    if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, DC, H)) return; /* wst: free by now */
-    for (int i = tid; i < H * DC; i += blockDim.x) cbar[(size_t)b * H * DC + i] = bst[(i / DC) * SW + 2 + i % DC];
+    if (csplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, rank, csplit, DC, H, false)) return; /* wst: free */
+    float *out = part + ((size_t)b * MLA_TC_MAX_CLUSTERS + cl) * H * SW;
+    for (int i = tid; i < H * SW; i += blockDim.x) out[i] = bst[i];
 }
 
 /* mla_tc_kernel's dynamic shared memory for H heads */
@@ -829,24 +873,55 @@ static size_t mla_tc_smem_bytes(int H) {
            (size_t)H * (KVD_MAX_SPLITS > MLA_TC_WARPS ? KVD_MAX_SPLITS : MLA_TC_WARPS) * sizeof(float);
 }
 
-/* the tensor-core path of mla_decode from the three projections' outputs on (see above) */
+/* The tensor-core path's grid for B sequences and up to max_T positions: csplit splits a cluster (up to 16: about
+ * two blocks an SM over the sequences, each split keeping at least MLA_TC_MIN_KEYS positions at the longest context)
+ * and *clusters clusters a sequence, as many as are resident at once over the B sequences (one wave), at most
+ * MLA_TC_MAX_CLUSTERS and keeping MLA_TC_MIN_KEYS positions a split. On the shape only, never the position. */
+static ab_status mla_tc_grid(ab_backend *be, int B, int H, int max_T, int *csplit, int *clusters) {
+    const size_t smem = mla_tc_smem_bytes(H);
+    *csplit = attn_decode_splits(be, B, max_T, MLA_TC_MIN_KEYS);
+    AB_TRY(mla_decode_allow_smem((const void *)mla_tc_kernel, smem));
+    if (*csplit > 8)
+        CUDA_TRY(cudaFuncSetAttribute(mla_tc_kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), "mla_tc clusters");
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = 1;
+    attr.val.clusterDim.y = (unsigned)*csplit;
+    attr.val.clusterDim.z = 1;
+    cudaLaunchConfig_t lc = {};
+    lc.gridDim = dim3((unsigned)B, (unsigned)*csplit);
+    lc.blockDim = dim3(MLA_TC_WARPS * 32);
+    lc.dynamicSmemBytes = smem;
+    lc.attrs = &attr;
+    lc.numAttrs = 1;
+    int resident = 0;
+    CUDA_TRY(cudaOccupancyMaxActiveClusters(&resident, mla_tc_kernel, &lc), "mla_tc cluster occupancy");
+    int k = resident / B, by_keys = max_T / (*csplit * MLA_TC_MIN_KEYS);
+    if (k > by_keys) k = by_keys;
+    if (k > MLA_TC_MAX_CLUSTERS) k = MLA_TC_MAX_CLUSTERS;
+    *clusters = k < 1 ? 1 : k;
+    return AB_OK;
+}
+
+/* the tensor-core path of mla_decode from the two projections' outputs on (see above): three kernels, each
+ * programmatically dependent on the one before */
 static ab_status mla_decode_tc(const ab_attn_ctx *ctx, const ab_attn_weights *w, const mla_decode_ws *v, void *cache,
                                void *y, int B, const int32_t *pos_dev) {
     const ab_attn_config *cfg = ctx->cfg;
     ab_backend *be = ctx->be;
     const int H = cfg->H, dc = cfg->hp.mla_kv_rank;
-    mla_qt_kernel<<<B * H, 256, 0, cuda_stream(be)>>>(v->qt, v->q1, (const bf16 *)w->t[W_UK], H, dc,
-                                                      1.0f / sqrtf((float)cfg->D));
-    AB_TRY(cuda_check_launch("mla q~"));
-    const int splits = attn_decode_splits(be, B, cfg->max_T, MLA_TC_MIN_KEYS);
-    const size_t smem = mla_tc_smem_bytes(H);
-    AB_TRY(mla_decode_allow_smem((const void *)mla_tc_kernel, smem));
-    AB_TRY(cuda_launch(be, "mla_tc", mla_tc_kernel, dim3((unsigned)B, (unsigned)splits), dim3(1, (unsigned)splits),
-                       dim3(MLA_TC_WARPS * 32), smem, 0, v->cbar, (const bf16 *)v->qt, (const bf16 *)cache, B, H,
-                       pos_dev));
-    mla_uv_kernel<<<B * H, MLA_DECODE_THREADS, (size_t)(dc + MLA_ROWS * FLASH_HD) * sizeof(float), cuda_stream(be)>>>(
-        (bf16 *)y, v->cbar, (const bf16 *)w->t[W_UV], H, dc);
-    return cuda_check_launch("mla up-projection");
+    int csplit = 1, clusters = 1;
+    AB_TRY(mla_tc_grid(be, B, H, cfg->max_T, &csplit, &clusters));
+    AB_TRY(cuda_launch(be, "mla q~", mla_qt_kernel, dim3((unsigned)(B * H)), dim3(1, 1, 1), dim3(256), 0, 1, v->qt,
+                       (bf16 *)cache, (const bf16 *)v->q1, (const bf16 *)v->a1, (const bf16 *)w->t[W_NORM],
+                       (const bf16 *)w->t[W_UK], B, H, dc, pos_dev, 1.0f / sqrtf((float)cfg->D)));
+    AB_TRY(cuda_launch(be, "mla_tc", mla_tc_kernel, dim3((unsigned)B, (unsigned)(clusters * csplit)),
+                       dim3(1, (unsigned)csplit), dim3(MLA_TC_WARPS * 32), mla_tc_smem_bytes(H), 1, v->part,
+                       (const bf16 *)v->qt, (const bf16 *)cache, B, H, pos_dev, csplit));
+    const size_t uv_smem = (size_t)(dc + 2 + clusters + MLA_ROWS * FLASH_HD) * sizeof(float);
+    return cuda_launch(be, "mla up-projection", mla_uv_kernel, dim3((unsigned)(B * H)), dim3(1, 1, 1),
+                       dim3(MLA_DECODE_THREADS), uv_smem, 1, (bf16 *)y, (const float *)v->part,
+                       (const bf16 *)w->t[W_UV], H, dc, clusters);
 }
 
 /* decode's checks, then its first products as one pair (backend.h, ab_decode_input): q1 (B,C) = LN(x) @ W_q and a1
@@ -910,10 +985,8 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
             AB_TRY(cuda_decode_projection(&pc, in.out2, inp, in.weight2, NULL, NULL, B, C, dc));
         }
     }
-    if (B >= MLA_TC_MIN_BATCH && cfg->max_T >= MLA_TC_MIN_CONTEXT && cfg->H <= 16 && dc == MLA_TC_DC) {
-        AB_TRY(rmsnorm_forward(be, (bf16 *)cache, NULL, v.a1, w->t[W_NORM], pos_dev, B, dc)); /* c into slot pos */
+    if (cfg->max_T >= MLA_TC_MIN_CONTEXT && cfg->H <= 16 && dc == MLA_TC_DC)
         return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
-    }
     /* the RMSNorm of the new latent inside (step 0), one kernel less a layer; a group's splits are one cluster. At
      * batch 1 programmatically dependent, W_uk's slice and the first latents requested before the wait: 0.339 ->
      * 0.310 ms a token at 512 positions on an H200 (launched dependent without the early requests it had been
