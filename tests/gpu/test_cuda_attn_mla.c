@@ -14,8 +14,9 @@
  * 4 latent chunks a lane), max_T = T + 3, 1024 (decode of positions 0..299 of a long cache) and 8192 at B = 4 (decode
  * blocks of 2, 3 and 4 heads, which the kernel takes from B * max_T >= 32768; one head a block below), T = 1100 and
  * 300 with splits of up to 220 and 19 positions (seven rounds a warp: the latents loaded a round ahead); and the
- * tensor-core decode (d_c = 256, H <= 16, max_T >= 2048): B = 1, 2, 4, 5, H = 3, 12, 16, positions split over
- * blocks and over several clusters (batch 1 at 8192: 8 clusters of 16, most of them past the positions decoded).
+ * tensor-core decode (d_c = 256, H <= 16, B >= 4, max_T >= 2048): B = 4, 5, 9, H = 3, 12, 16, positions split over
+ * blocks and over several clusters (most of their splits past the positions decoded), at B = 9 clusters of 14 (one
+ * block an SM); and the CUDA-core decode of long caches at B = 1, 2 (16 splits of up to 19 positions).
  * A failing case names the shape (B, T, H, dc), the tensor and its worst element.
  *
  * Tolerance against the fp32 CPU reference: relative L2 error <= 2e-2 per tensor and every element within 5%
@@ -79,10 +80,11 @@ int main(void) {
                                    {1, 70, 5, 64, 0},  {2, 50, 4, 320, 0}, {1, 40, 2, 520, 0},
                                    /* B * max_T >= 32768: decode blocks of several heads (4, 2 with 2 chunks a lane, 3) */
                                    {4, 40, 12, 128, 8192}, {4, 24, 2, 320, 8192}, {4, 24, 3, 64, 8192},
-                                   /* the tensor-core decode: d_c = 256, H <= 16, max_T >= 2048 */
+                                   /* the tensor-core decode: d_c = 256, H <= 16, B >= 4, max_T >= 2048 */
                                    {4, 200, 12, 256, 8192}, {4, 60, 12, 256, 4096}, {4, 90, 3, 256, 4096},
-                                   {5, 70, 16, 256, 4096}, {1, 300, 12, 256, 8192}, {2, 200, 12, 256, 4096},
-                                   {1, 200, 12, 256, 2048},
+                                   {5, 70, 16, 256, 4096}, {4, 150, 12, 256, 2048}, {9, 40, 12, 256, 2048},
+                                   /* the CUDA-core decode of long caches at batch 1 and 2 */
+                                   {1, 300, 12, 256, 8192}, {2, 200, 12, 256, 4096},
                                    /* GPT-2's heads and rank with a 1024-position cache: the decode splits the
                                     * positions over blocks sized for the whole cache, positions 0..299 use a few */
                                    {1, 300, 12, 256, 1024}, {2, 300, 4, 64, 1024},

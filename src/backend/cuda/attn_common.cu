@@ -119,7 +119,7 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
     return kv_fill(be, cache, qkv, B, T, T > L->cap ? T - L->cap : 0, C + KV, C, KV, NULL, L->cap);
 }
 
-/* Grid (B*H, splits), THREADS threads (128 or 256: attn_kv_decode_layout); q of head h (position pos = *pos_dev; row b
+/* Grid (B*H, splits), KVD_THREADS threads; q of head h (position pos = *pos_dev; row b
  * of qkv1 (B, H*D + 2*G*D)) against the cached keys lo..pos, lo = max(0, pos - seen + 1), of KV head g = h / (H/G)
  * (position j in slot j % cap of cache (cap, B, [K | V], G*D)). Split s takes the keys s*chunk .. (s+1)*chunk - 1 of
  * the n = pos - lo + 1 (chunk = ceil(n / splits)). A key is read by a group of gl lanes (gl = D/8 rounded up to a
@@ -130,10 +130,10 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * in shared memory; with one split that is y, else the splits of (b, h) are one cluster (1, splits) whose first block
  * merges the blocks' states in split order from their shared memory into y (b, h*D .. h*D + D - 1). fp32
  * throughout, y bf16.
- * Shared memory: the warps' states (THREADS/32) x (D + 2) | the block's state (D + 2) | merge weights. */
+ * Shared memory: the warps' states (KVD_THREADS/32) x (D + 2) | the block's state (D + 2) | merge weights. */
 #define KVD_EARLY 4     /* keys of a group requested before the programmatic-launch wait */
-template <int THREADS>
-__global__ void __launch_bounds__(THREADS) kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, int B, int H,
+#define KVD_THREADS 256
+__global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, int B, int H,
                                                                 int G, int D, int gl, int seen, const int32_t *pos_dev,
                                                                 int cap, float tau) {
     extern __shared__ float sh[];
@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(THREADS) kv_decode_kernel(bf16 *y, const bf16 
      * before this appends them) come after it. */
     const int pos = *pos_dev, lo = pos - seen + 1 > 0 ? pos - seen + 1 : 0, n = pos - lo + 1;
     const int bh = blockIdx.x, b = bh / H, h = bh % H, split = blockIdx.y, nsplit = gridDim.y;
-    const int C = H * D, GD = G * D, ngroups = THREADS / gl, per_warp = 32 / gl, nwarps = THREADS / 32;
+    const int C = H * D, GD = G * D, ngroups = KVD_THREADS / gl, per_warp = 32 / gl, nwarps = KVD_THREADS / 32;
     const int grp = threadIdx.x / gl, d0 = (threadIdx.x % gl) * 8, warp = threadIdx.x / 32;
     const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
     const bool lane_on = d0 < D; /* lanes past D (D not a power-of-two multiple of 8) only join the shuffles */
@@ -224,7 +224,7 @@ __global__ void __launch_bounds__(THREADS) kv_decode_kernel(bf16 *y, const bf16 
     __syncthreads();
     bf16 *yh = y + (size_t)b * C + h * D;
     if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, D)) return; /* wst: free by now */
-    for (int d = threadIdx.x; d < D; d += THREADS) yh[d] = f2bf(bst[2 + d]);
+    for (int d = threadIdx.x; d < D; d += KVD_THREADS) yh[d] = f2bf(bst[2 + d]);
 }
 
 int attn_decode_splits(ab_backend *be, int BH, int seen, int min_keys) {
@@ -263,24 +263,23 @@ ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L,
     const int seen = L->window < L->cap ? L->window : L->cap;
     int gl = 1;
     while (gl * 8 < D) gl *= 2;
-    /* 256 threads a block (32 lane groups at D = 64) but at batch 1 with KV heads shared by several query heads
-     * (gqa), 128. On an H200 (docs/PERF.md, eleventh session), 256 against 128 (ms a token, batch 1 / batch B):
-     * baseline 0.361 / 0.762 -> 0.309-0.313 / 0.647-0.650 at 8192 positions (B = 4), 0.268 / 0.507 -> 0.260 / 0.481
-     * at 2048, batch 16 at 1024 0.572-0.578 -> 0.557-0.566, batch 1 there within 3 us; gqa at batch B 0.736-0.741 ->
-     * 0.606-0.614 at 8192, 0.496 -> 0.470 at 2048, but at batch 1 0.262 -> 0.284 at 2048 (at 8192 and 1024 the same
-     * within 2 us): its query heads' blocks read the same keys, a third of baseline's, so the more requests of the
-     * larger block gain nothing there (not profiled) */
-    const int threads = B == 1 && G < H ? 128 : 256, ngroups = threads / gl;
+    /* 256 threads a block (32 lane groups at D = 64), where they were 128: on an H200 (docs/PERF.md, eleventh
+     * session; ms a token, batch 1 / batch B) baseline 0.361 / 0.762 -> 0.309-0.313 / 0.647-0.650 at 8192 positions
+     * (B = 4), 0.268 / 0.507 -> 0.260 / 0.481 at 2048, batch 16 at 1024 0.572-0.578 -> 0.557-0.566; gqa at batch B
+     * 0.736-0.741 -> 0.606-0.614 at 8192, 0.496 -> 0.470 at 2048. gqa at batch 1 was slower so (0.262 -> 0.284 at
+     * 2048) while the block merged its 32 groups' states in shared memory; with the warps' merged by shuffles first
+     * (twelfth session) 0.337 -> 0.293 at 8192, 0.264 -> 0.254 at 2048, 0.247 -> 0.244 at 1024 */
+    const int ngroups = KVD_THREADS / gl, nwarps = KVD_THREADS / 32;
     /* a split of at least as many keys as its groups request before the wait (KVD_EARLY each: none of those
-     * requests idle, fewer splits to merge): at D = 64 and 256 threads 128 keys, so 8 splits a head at 1024 keys, 1
-     * at sliding_window's 128, 16 from 2048 (128 threads: 64 keys).
+     * requests idle, fewer splits to merge): at D = 64 128 keys, so 8 splits a head at 1024 keys, 1 at
+     * sliding_window's 128, 16 from 2048.
      * Against 32 keys a split (128 threads; docs/PERF.md, tenth session): sliding_window at batch 1 0.238-0.239 ->
      * 0.233-0.235 ms a token at 512 positions, 0.244 -> 0.232 at 4096 (batch 4 there 0.459 -> 0.426); the others as
      * before within 2 us */
-    const int splits = attn_decode_splits(ctx->be, B * H, seen, KVD_EARLY * ngroups), nwarps = threads / 32;
+    const int splits = attn_decode_splits(ctx->be, B * H, seen, KVD_EARLY * ngroups);
     const size_t shmem = (size_t)((nwarps + 1) * (D + 2) + (nwarps > splits ? nwarps : splits)) * sizeof(float);
-    return cuda_launch(ctx->be, "kv_decode", threads == 128 ? kv_decode_kernel<128> : kv_decode_kernel<256>,
-                       dim3((unsigned)(B * H), (unsigned)splits), dim3(1, (unsigned)splits), dim3((unsigned)threads),
+    return cuda_launch(ctx->be, "kv_decode", kv_decode_kernel, dim3((unsigned)(B * H), (unsigned)splits),
+                       dim3(1, (unsigned)splits), dim3(KVD_THREADS),
                        shmem, 1, (bf16 *)y, (const bf16 *)in.out, (const bf16 *)cache, B, H, G, D, gl, seen,
                        in.append.pos, L->cap, 1.0f / sqrtf((float)D));
 }

@@ -20,8 +20,8 @@
  * variant's decode_input), then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax,
  * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel that also normalises a into c_pos and appends it, whose blocks split the positions
  * (flash-decoding) and, for long caches, serve up to four heads each, so a latent is read once for them
- * (mla_decode_kernel, mla_decode_pick); from caches of 2048 positions the same on the tensor cores in three kernels,
- * the first of which normalises a (mla_decode_tc). Decode's kernels read pos on the device (cuda_decode_pos).
+ * (mla_decode_kernel, mla_decode_pick); from batch 4 and caches of 2048 positions the same on the tensor cores in
+ * three kernels, the first of which normalises a (mla_decode_tc). Decode's kernels read pos on the device (cuda_decode_pos).
  * Head size 64 only (the flash kernels are built for it); any other fails with AB_ERR_UNSUPPORTED.
  *
  * saved per layer:  qkv (B,T,3C) bf16 | a (B,T,dc) bf16 | c (B,T,dc) bf16 | rstd (B,T) fp32 | O (B,T,C) bf16 |
@@ -586,8 +586,8 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
  * long: from B * max_T >= MLA_SHARED_LATENT_TOKENS, then the most heads per block that divide H, else one. Measured on
  * an H200 (GPT-2 124M, decode ms a token, one head a block against four): B = 1, max_T = 1024: 0.565 / 0.789;
  * B = 16, 1024: 0.866 / 1.061; B = 1, 8192: 0.920 / 1.200; B = 4, 8192: 1.766 / 1.578 (docs/PERF.md). The
- * tensor-core path below takes d_c = 256, H <= 16 from max_T >= 2048, so several heads a block remain for the other
- * ranks and head counts. */
+ * tensor-core path below takes d_c = 256, H <= 16 from B >= 4 and max_T >= 2048, so several heads a block remain
+ * for the other ranks, head counts and batches. */
 #define MLA_SHARED_LATENT_TOKENS 32768
 typedef void (*mla_decode_fn)(bf16 *, const bf16 *, bf16 *, const bf16 *, const bf16 *, const bf16 *, const bf16 *,
                               int, int, int, const int32_t *, float);
@@ -635,23 +635,23 @@ static ab_status mla_decode_allow_smem(const void *kernel, size_t bytes) {
 
 /* ---- long contexts: the absorbed decode on the tensor cores ----
  * Absorbed, decode is attention with the H heads as the query rows (padded to 16) against one matrix c of the
- * positions' latents, which is both key and value: S = Q~ C^T, O = P C. From max_T >= MLA_TC_MIN_CONTEXT (H <= 16,
- * dc = MLA_TC_DC) it runs as three kernels, each launched programmatically dependent on the one before:
- * mla_qt_kernel (q~ = tau W_uk,h q_h, bf16, and the new latent's RMSNorm into the cache), mla_tc_kernel (the
- * positions of a sequence over up to MLA_TC_MAX_CLUSTERS clusters of up to 16 splits, one wave of blocks, each
- * latent read once for all heads; m16n8k16 products, online softmax per head row as in the flash kernels; the
- * warps' and a cluster's splits' states merged in order, one state a cluster and head into part) and mla_uv_kernel
- * (the clusters' states merged in order into cbar_h, then y_h = cbar_h W_uv,h). Before the CUDA-core kernel above
- * re-reads each latent once a head, which at long caches is the most of a decode step (batch 1, 8192 positions,
- * H200: 19.2 us a layer; docs/PERF.md, eleventh session). Measured on an H200 with the path as one cluster of at
- * most 16 blocks a sequence, launched normally (GPT-2 124M, decode ms a token, CUDA-core / tensor-core, 4 warps a
- * block): B = 4, max_T = 8192: 1.50 / 0.87; B = 2, 8192: 0.74 / 0.80; B = 1, 8192: 0.64 / 1.10; B = 16, 512:
- * 0.72 / 1.13; with 8 warps (tenth session) B = 4, 8192: 0.80 -> 0.75, and batch 1 from 4096 positions 0.603
- * against the CUDA-core kernel's 0.378 at 8192. */
+ * positions' latents, which is both key and value: S = Q~ C^T, O = P C. From B >= MLA_TC_MIN_BATCH and max_T >=
+ * MLA_TC_MIN_CONTEXT (H <= 16, dc = MLA_TC_DC) it runs as three kernels, each launched programmatically dependent
+ * on the one before: mla_qt_kernel (q~ = tau W_uk,h q_h, bf16, and the new latent's RMSNorm into the cache),
+ * mla_tc_kernel (the positions of a sequence over up to MLA_TC_MAX_CLUSTERS clusters of up to 16 splits, one wave of
+ * blocks, each latent read once for all heads; m16n8k16 products, online softmax per head row as in the flash
+ * kernels; the warps' and a cluster's splits' states merged in order, one state a cluster and head into part) and
+ * mla_uv_kernel (the clusters' states merged in order into cbar_h, then y_h = cbar_h W_uv,h). The CUDA-core kernel
+ * above re-reads each latent once a head. On an H200 (twelfth session; decode ms a token, CUDA-core / this path):
+ * B = 4, max_T = 8192: 0.740-0.757 / 0.637-0.642; B = 4, 2048: 0.622 / 0.586; but B = 1, 8192: 0.375 / 0.448-0.450;
+ * B = 1, 2048: 0.305 / 0.421 (three kernels' latency where there was one); from 1024 positions B = 1: 0.289 /
+ * 0.412, B = 16: 0.642 / 1.063 (two waves of blocks then). Earlier, as one cluster of at most 16 blocks a sequence
+ * launched normally (4 warps a block): B = 2, 8192: 0.74 / 0.80; B = 16, 512: 0.72 / 1.13 (docs/PERF.md). */
 #define MLA_TC_DC 256
 #define MLA_TC_WARPS 8
 #define MLA_TC_POS 16        /* positions per tile: one k block of P C */
 #define MLA_TC_MIN_KEYS 64   /* positions per split at the longest context, at least */
+#define MLA_TC_MIN_BATCH 4
 #define MLA_TC_MIN_CONTEXT 2048
 
 /* q~ (B,H,dc) bf16 = tau W_uk,h q_h: grid B*H, 256 threads, thread r < dc its row's 64 weights (requested before the
@@ -873,13 +873,16 @@ static size_t mla_tc_smem_bytes(int H) {
            (size_t)H * (KVD_MAX_SPLITS > MLA_TC_WARPS ? KVD_MAX_SPLITS : MLA_TC_WARPS) * sizeof(float);
 }
 
-/* The tensor-core path's grid for B sequences and up to max_T positions: csplit splits a cluster (up to 16: about
- * two blocks an SM over the sequences, each split keeping at least MLA_TC_MIN_KEYS positions at the longest context)
- * and *clusters clusters a sequence, as many as are resident at once over the B sequences (one wave), at most
- * MLA_TC_MAX_CLUSTERS and keeping MLA_TC_MIN_KEYS positions a split. On the shape only, never the position. */
+/* The tensor-core path's grid for B sequences and up to max_T positions: csplit splits a cluster (up to 16, each
+ * keeping at least MLA_TC_MIN_KEYS positions at the longest context, and no more than one block an SM over the B
+ * sequences: the kernel's shared memory allows one) and *clusters clusters a sequence, as many as are resident at
+ * once over the B sequences (one wave), at most MLA_TC_MAX_CLUSTERS and keeping MLA_TC_MIN_KEYS positions a split.
+ * On the shape only, never the position. */
 static ab_status mla_tc_grid(ab_backend *be, int B, int H, int max_T, int *csplit, int *clusters) {
     const size_t smem = mla_tc_smem_bytes(H);
+    const int wave = cuda_of(be)->sm_count / B;
     *csplit = attn_decode_splits(be, B, max_T, MLA_TC_MIN_KEYS);
+    if (*csplit > wave) *csplit = wave > 1 ? wave : 1;
     AB_TRY(mla_decode_allow_smem((const void *)mla_tc_kernel, smem));
     if (*csplit > 8)
         CUDA_TRY(cudaFuncSetAttribute(mla_tc_kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1), "mla_tc clusters");
@@ -985,7 +988,7 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
             AB_TRY(cuda_decode_projection(&pc, in.out2, inp, in.weight2, NULL, NULL, B, C, dc));
         }
     }
-    if (cfg->max_T >= MLA_TC_MIN_CONTEXT && cfg->H <= 16 && dc == MLA_TC_DC)
+    if (B >= MLA_TC_MIN_BATCH && cfg->max_T >= MLA_TC_MIN_CONTEXT && cfg->H <= 16 && dc == MLA_TC_DC)
         return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
     /* the RMSNorm of the new latent inside (step 0), one kernel less a layer; a group's splits are one cluster. At
      * batch 1 programmatically dependent, W_uk's slice and the first latents requested before the wait: 0.339 ->
