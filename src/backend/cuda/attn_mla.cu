@@ -889,16 +889,20 @@ static ab_status mla_tc_grid(ab_backend *be, int B, int H, int max_T, int *cspli
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeClusterDimension;
     attr.val.clusterDim.x = 1;
-    attr.val.clusterDim.y = (unsigned)*csplit;
     attr.val.clusterDim.z = 1;
     cudaLaunchConfig_t lc = {};
-    lc.gridDim = dim3((unsigned)B, (unsigned)*csplit);
     lc.blockDim = dim3(MLA_TC_WARPS * 32);
     lc.dynamicSmemBytes = smem;
     lc.attrs = &attr;
     lc.numAttrs = 1;
     int resident = 0;
-    CUDA_TRY(cudaOccupancyMaxActiveClusters(&resident, mla_tc_kernel, &lc), "mla_tc cluster occupancy");
+    for (;;) { /* halved where no cluster of csplit blocks, one an SM, fits a GPC (fewer SMs a GPC than the H200's) */
+        attr.val.clusterDim.y = (unsigned)*csplit;
+        lc.gridDim = dim3((unsigned)B, (unsigned)*csplit);
+        CUDA_TRY(cudaOccupancyMaxActiveClusters(&resident, mla_tc_kernel, &lc), "mla_tc cluster occupancy");
+        if (resident > 0 || *csplit == 1) break;
+        *csplit /= 2;
+    }
     int k = resident / B, by_keys = max_T / (*csplit * MLA_TC_MIN_KEYS);
     if (k > by_keys) k = by_keys;
     if (k > MLA_TC_MAX_CLUSTERS) k = MLA_TC_MAX_CLUSTERS;
