@@ -654,49 +654,38 @@ static ab_status mla_decode_allow_smem(const void *kernel, size_t bytes) {
 #define MLA_TC_MIN_BATCH 4
 #define MLA_TC_MIN_CONTEXT 2048
 
-/* q~ (B,H,dc) bf16 = tau W_uk,h q_h: grid B*H, 256 threads, thread r < dc its row's 64 weights (requested before the
- * programmatic-launch wait: a constant) against q_h in shared memory. The block of head 0 of sequence b also writes
- * the new latent c_pos = RMSNorm(a1_b) g into the cache's slot pos = *pos_dev (mla_rms_rstd, mla_rms_out: the
- * RMSNorm kernel's bits), which mla_tc_kernel reads after its wait. */
-__global__ void __launch_bounds__(256) mla_qt_kernel(bf16 *qt, bf16 *cache, const bf16 *q1, const bf16 *a1,
-                                                     const bf16 *gain, const bf16 *Wuk, int B, int H, int dc,
-                                                     const int32_t *pos_dev, float tau) {
+/* q~ (B,H,MLA_TC_DC) bf16 = tau W_uk,h q_h: grid B*H, MLA_TC_DC threads, thread r row r's 64 weights (requested
+ * before the programmatic-launch wait: a constant) against q_h in shared memory. The block of head 0 of sequence b
+ * also writes the new latent c_pos = RMSNorm(a1_b) g into the cache's slot pos = *pos_dev (mla_rms_rstd,
+ * mla_rms_out: the RMSNorm kernel's bits), which mla_tc_kernel reads after its wait. */
+__global__ void __launch_bounds__(MLA_TC_DC) mla_qt_kernel(bf16 *qt, bf16 *cache, const bf16 *q1, const bf16 *a1,
+                                                           const bf16 *gain, const bf16 *Wuk, int B, int H,
+                                                           const int32_t *pos_dev, float tau) {
+    constexpr int DC = MLA_TC_DC;
     __shared__ float q[FLASH_HD];
     pdl_release(); /* the next kernel may be scheduled early (cuda_common.cuh) */
-    const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * FLASH_HD;
-    auto row_of = [&](int r, uint4 *u) { /* row r's 64 weights, 8 x 16 bytes in flight */
-        const uint4 *w = reinterpret_cast<const uint4 *>(Wuk + (size_t)r * C + h * FLASH_HD);
+    const int bh = blockIdx.x, b = bh / H, h = bh % H, C = H * FLASH_HD, r = threadIdx.x;
+    const uint4 *w = reinterpret_cast<const uint4 *>(Wuk + (size_t)r * C + h * FLASH_HD);
+    uint4 u[FLASH_HD / 8]; /* row r's weights, 8 x 16 bytes in flight */
 #pragma unroll
-        for (int i = 0; i < FLASH_HD / 8; i++) u[i] = w[i];
-    };
-    uint4 first[FLASH_HD / 8];
-    if ((int)threadIdx.x < dc) row_of(threadIdx.x, first);
+    for (int i = 0; i < FLASH_HD / 8; i++) u[i] = w[i];
     pdl_wait(); /* the product before this wrote q1 and a1 */
     if (h == 0) {
-        const bf16 *ab = a1 + (size_t)b * dc;
-        const float r = mla_rms_rstd(ab, dc, threadIdx.x % 32);
-        bf16 *slot = cache + ((size_t)*pos_dev * B + b) * dc;
-        for (int i = threadIdx.x; i < dc; i += blockDim.x) slot[i] = mla_rms_out(ab, gain, r, i);
+        const bf16 *ab = a1 + (size_t)b * DC;
+        const float rstd = mla_rms_rstd(ab, DC, r % 32);
+        cache[((size_t)*pos_dev * B + b) * DC + r] = mla_rms_out(ab, gain, rstd, r);
     }
-    if (threadIdx.x < FLASH_HD) q[threadIdx.x] = bf2f(q1[(size_t)b * C + h * FLASH_HD + threadIdx.x]);
+    if (r < FLASH_HD) q[r] = bf2f(q1[(size_t)b * C + h * FLASH_HD + r]);
     __syncthreads();
-    for (int r = threadIdx.x; r < dc; r += blockDim.x) {
-        uint4 u[FLASH_HD / 8];
-        if (r == (int)threadIdx.x)
+    float sum = 0.0f;
 #pragma unroll
-            for (int i = 0; i < FLASH_HD / 8; i++) u[i] = first[i];
-        else
-            row_of(r, u);
-        float sum = 0.0f;
+    for (int i = 0; i < FLASH_HD / 8; i++) {
+        float wv[8];
+        unpack8(wv, u[i]);
 #pragma unroll
-        for (int i = 0; i < FLASH_HD / 8; i++) {
-            float wv[8];
-            unpack8(wv, u[i]);
-#pragma unroll
-            for (int e = 0; e < 8; e++) sum += wv[e] * q[i * 8 + e];
-        }
-        qt[(size_t)bh * dc + r] = f2bf(tau * sum);
+        for (int e = 0; e < 8; e++) sum += wv[e] * q[i * 8 + e];
     }
+    qt[(size_t)bh * DC + r] = f2bf(tau * sum);
 }
 
 /* y (B,C) = cbar_h W_uv,h: grid B*H, MLA_DECODE_THREADS threads. cbar_h is the merge, in cluster order, of the
@@ -919,9 +908,9 @@ static ab_status mla_decode_tc(const ab_attn_ctx *ctx, const ab_attn_weights *w,
     const int H = cfg->H, dc = cfg->hp.mla_kv_rank;
     int csplit = 1, clusters = 1;
     AB_TRY(mla_tc_grid(be, B, H, cfg->max_T, &csplit, &clusters));
-    AB_TRY(cuda_launch(be, "mla q~", mla_qt_kernel, dim3((unsigned)(B * H)), dim3(1, 1, 1), dim3(256), 0, 1, v->qt,
+    AB_TRY(cuda_launch(be, "mla q~", mla_qt_kernel, dim3((unsigned)(B * H)), dim3(1, 1, 1), dim3(MLA_TC_DC), 0, 1, v->qt,
                        (bf16 *)cache, (const bf16 *)v->q1, (const bf16 *)v->a1, (const bf16 *)w->t[W_NORM],
-                       (const bf16 *)w->t[W_UK], B, H, dc, pos_dev, 1.0f / sqrtf((float)cfg->D)));
+                       (const bf16 *)w->t[W_UK], B, H, pos_dev, 1.0f / sqrtf((float)cfg->D)));
     AB_TRY(cuda_launch(be, "mla_tc", mla_tc_kernel, dim3((unsigned)B, (unsigned)(clusters * csplit)),
                        dim3(1, (unsigned)csplit), dim3(MLA_TC_WARPS * 32), mla_tc_smem_bytes(H), 1, v->part,
                        (const bf16 *)v->qt, (const bf16 *)cache, B, H, pos_dev, csplit));
