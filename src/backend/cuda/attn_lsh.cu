@@ -531,18 +531,6 @@ __device__ int block_exclusive_sum(int v, int *scratch, int *total) {
     return before + incl - v;
 }
 
-/* Block-wide max / sum of v (LSH_DECODE_THREADS threads); every thread gets the result. */
-__device__ float block_reduce(float v, float *scratch, bool is_max) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    v = is_max ? warp_max(v) : warp_sum(v);
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    float r = is_max ? -INFINITY : 0.0f;
-    for (int k = 0; k < LSH_DECODE_THREADS / 32; k++) r = is_max ? fmaxf(r, scratch[k]) : r + scratch[k];
-    __syncthreads();
-    return r;
-}
-
 /* The decode's scan of a round's ids (lsh_decode_kernel): the positions are taken in groups of 8 aligned ones, a
  * group one 16-byte load (the ids' rows padded to 8 positions: lsh_ids_stride); a pass takes the groups top,
  * top - 1, ... down, `per` consecutive ones a thread (thread t: top - t*per - i, i < per), as many a thread as cover
@@ -592,28 +580,33 @@ __device__ __forceinline__ int lsh_scan_position(int top, int per, int o) {
  * pos = *pos_dev (qkv1 (B,2C)) is normalised by every block and hashed for its round (round 0's block appends
  * [k^ | v] to the cache, each block its round's bucket id); the round's candidates are the last `window` positions
  * j <= pos with its bucket (a scan from pos down, newest first, 8192 positions a pass), scored in fp32 (the
- * diagonal gets the self logit), softmax-weighted over their values (pos's value from the block's own copy, as the
- * cache's may still be being written); the cluster's first block combines the rounds by their log-sum-exp into
- * y (B,C), reading the others' o_r and lse_r from their shared memory, in round order as one block did.
+ * diagonal gets the self logit) and folded into softmax states over their values (pos's value from the block's own
+ * copy, as the cache's may still be being written).
  * The position is written before the step's first kernel and the ids of the positions before it by earlier steps, so
  * the scan's first pass's ids are requested before the programmatic-launch wait, with the first 8 columns of the
- * round's rotations (only qkv1 comes after it). The values are summed by groups of 8 lanes, a candidate a group
- * (lane l: dimensions 8l .. 8l + 7, one 16-byte load), LSH_VALUE_LOADS candidates in flight, the groups added in a
- * fixed order.
- * shared: q (64) | khat (64) | v of pos (64) | o_r (64) | lse_r (1) | part (warps,64) | scores, candidates (window) |
- * scratch */
-#define LSH_VALUE_GROUPS (LSH_DECODE_THREADS / 8)
-#define LSH_VALUE_LOADS 4
-#define LSH_VALUE_EARLY 8 /* a group's values requested with the keys: W_l = 128 candidates over 16 groups */
-__global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y, bf16 *ckv, int16_t *ids, const bf16 *qkv1,
+ * round's rotations (only qkv1 comes after it). The candidates are folded as kv_decode folds its keys: a group of 8
+ * lanes a candidate (lane l: dimensions 8l .. 8l + 7 of its key and value, 16-byte loads; the score by shuffles in
+ * the group), group g taking candidates g, g + LSH_GROUPS, ..., the first LSH_EARLY of them (all up to W_l = 128)
+ * requested at once, each group an online softmax state; the warp's groups merge by shuffles
+ * (softmax_state_warp_merge). The rounds combine by their log-sum-exp (o = sum_r e^(lse_r) o_r / sum_r e^(lse_r)),
+ * which is the merge of their unnormalised states: the cluster's first block merges the n_h x LSH_WARPS warps'
+ * states, in round and warp order, straight from the blocks' shared memory into y (B,C). Against a thread a
+ * candidate, its scores in shared memory and two block-wide reductions (max, sum) before the values, on an H200:
+ * see docs/PERF.md (thirteenth session).
+ * shared: q (64) | khat (64) | v of pos (64) | the warps' states LSH_WARPS x (64 + 2) | candidates (window) | bucket
+ * (1) | scan scratch (LSH_WARPS) */
+#define LSH_WARPS (LSH_DECODE_THREADS / 32)
+#define LSH_GROUPS (LSH_DECODE_THREADS / 8)
+#define LSH_EARLY 8 /* candidates a group requests at once: W_l = 128 over 16 groups */
+#define LSH_LATER 4 /* longer windows (--lsh-chunk > 64): the rest, 4 candidates a group in flight */
+__global__ void __launch_bounds__(LSH_DECODE_THREADS, 1) lsh_decode_kernel(bf16 *y, bf16 *ckv, int16_t *ids, const bf16 *qkv1,
                                                                         const bf16 *rot, const int32_t *pos_dev,
                                                                         lsh_shape s, int max_T) {
     extern __shared__ float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
-    float *q = sh, *khat = q + FLASH_HD, *vpos = khat + FLASH_HD, *o_r = vpos + FLASH_HD, *lse = o_r + FLASH_HD;
-    float *part = lse + 1, *sc = part + LSH_DECODE_THREADS / 32 * FLASH_HD;
-    int *cand = (int *)(sc + s.window), *bk = cand + s.window, *scratch = bk + 1;
-    float *fscratch = (float *)scratch;
+    constexpr int SW = FLASH_HD + 2; /* floats a softmax state */
+    float *q = sh, *khat = q + FLASH_HD, *vpos = khat + FLASH_HD, *wst = vpos + FLASH_HD;
+    int *cand = (int *)(wst + LSH_WARPS * SW), *bk = cand + s.window, *scratch = bk + 1;
     const int r = blockIdx.x % s.nh, bh = blockIdx.x / s.nh, b = bh / s.H, h = bh % s.H; /* r: the cluster rank */
     const int tid = threadIdx.x, lane = tid & 31, pos = *pos_dev, C = s.C, W = s.window;
     bf16 *kv_b = ckv + (size_t)b * max_T * 2 * C;
@@ -672,95 +665,94 @@ __global__ void __launch_bounds__(LSH_DECODE_THREADS) lsh_decode_kernel(bf16 *y,
     }
     const int n = found < W ? found : W;
     __syncthreads();
-    /* o_r = sum_c p_c v_c: group g takes candidates g, g + LSH_VALUE_GROUPS, ...; the values of its first
-     * LSH_VALUE_EARLY (all of them up to 128 candidates) are requested now, with the keys below, not after the
-     * softmax: one memory round trip where there were two */
     const int g = tid / 8, d8 = (tid % 8) * 8;
-    const bf16 *vb = kv_b + C + h * FLASH_HD + d8; /* value of position j: vb + j * 2C */
-    auto value_of = [&](int c) {
-        return c < n && cand[c] != pos ? *reinterpret_cast<const uint4 *>(vb + (size_t)cand[c] * 2 * C)
-                                       : make_uint4(0u, 0u, 0u, 0u);
+    const bf16 *kb = kv_b + h * FLASH_HD + d8; /* key of position j: kb + j * 2C, its value C further */
+    auto load = [&](int c, uint4 *ku, uint4 *vu) { /* candidate c's key and value (zeros past n and for pos) */
+        const bool on = c < n && cand[c] != pos;
+        const bf16 *kp = kb + (size_t)(on ? cand[c] : 0) * 2 * C;
+        *ku = on ? *reinterpret_cast<const uint4 *>(kp) : make_uint4(0u, 0u, 0u, 0u);
+        *vu = on ? *reinterpret_cast<const uint4 *>(kp + C) : make_uint4(0u, 0u, 0u, 0u);
     };
-    uint4 vearly[LSH_VALUE_EARLY];
+    float qr[8], o[8], m = -INFINITY, l = 0.0f;
 #pragma unroll
-    for (int i = 0; i < LSH_VALUE_EARLY; i++) vearly[i] = value_of(g + i * LSH_VALUE_GROUPS);
-    float mx = -INFINITY;
-    for (int c = tid; c < n; c += LSH_DECODE_THREADS) {
-        float dot = 0.0f;
-        if (cand[c] != pos) {
-            const bf16 *k = kv_b + (size_t)cand[c] * 2 * C + h * FLASH_HD;
-            for (int d = 0; d < FLASH_HD; d += 8) {
-                const uint4 u = *reinterpret_cast<const uint4 *>(k + d);
-                const __nv_bfloat162 *v = reinterpret_cast<const __nv_bfloat162 *>(&u);
-                for (int e = 0; e < 4; e++) {
-                    const float2 f = __bfloat1622float2(v[e]);
-                    dot += q[d + 2 * e] * f.x + q[d + 2 * e + 1] * f.y;
-                }
-            }
-        }
-        sc[c] = cand[c] == pos ? FLASH_SELF_LOGIT : dot;
-        mx = fmaxf(mx, sc[c]);
+    for (int e = 0; e < 8; e++) {
+        qr[e] = q[d8 + e];
+        o[e] = 0.0f;
     }
-    mx = block_reduce(mx, fscratch, true);
-    float sum = 0.0f;
-    for (int c = tid; c < n; c += LSH_DECODE_THREADS) sum += sc[c] = expf(sc[c] - mx);
-    sum = block_reduce(sum, fscratch, false);
-    float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    auto add_value = [&](int c, uint4 u) { /* candidate c's value (u) weighted into acc, in candidate order */
-        const float p = c < n ? sc[c] : 0.0f;
-        float v[8];
-        unpack8(v, u);
-        if (c < n && cand[c] == pos) /* the new token's value, rounded as the cache holds it */
+    auto fold = [&](int c, uint4 ku, uint4 vu) { /* candidate c into the group's state; every lane takes the shuffles */
+        float k[8], v[8], sc = 0.0f;
+        unpack8(k, ku);
+        unpack8(v, vu);
+#pragma unroll
+        for (int e = 0; e < 8; e++) sc += qr[e] * k[e];
+        sc += __shfl_xor_sync(0xffffffffu, sc, 1);
+        sc += __shfl_xor_sync(0xffffffffu, sc, 2);
+        sc += __shfl_xor_sync(0xffffffffu, sc, 4);
+        if (c >= n) return;
+        if (cand[c] == pos) { /* the diagonal: the self logit, and the new token's value as the cache rounds it */
+            sc = FLASH_SELF_LOGIT;
 #pragma unroll
             for (int e = 0; e < 8; e++) v[e] = vpos[d8 + e];
+        }
+        float scale, p;
+        softmax_state_step(&m, &l, sc, &scale, &p);
 #pragma unroll
-        for (int e = 0; e < 8; e++) acc[e] = fmaf(p, v[e], acc[e]);
+        for (int e = 0; e < 8; e++) o[e] = o[e] * scale + p * v[e];
     };
+    { /* the group's first LSH_EARLY candidates, all requested before the first is folded */
+        uint4 ke[LSH_EARLY], ve[LSH_EARLY];
 #pragma unroll
-    for (int i = 0; i < LSH_VALUE_EARLY; i++) add_value(g + i * LSH_VALUE_GROUPS, vearly[i]);
-    for (int c0 = g + LSH_VALUE_EARLY * LSH_VALUE_GROUPS; c0 < n; c0 += LSH_VALUE_GROUPS * LSH_VALUE_LOADS) {
-        uint4 u[LSH_VALUE_LOADS]; /* longer windows (--lsh-chunk > 64): the rest, LSH_VALUE_LOADS in flight */
+        for (int i = 0; i < LSH_EARLY; i++) load(g + i * LSH_GROUPS, &ke[i], &ve[i]);
 #pragma unroll
-        for (int i = 0; i < LSH_VALUE_LOADS; i++) u[i] = value_of(c0 + i * LSH_VALUE_GROUPS);
-#pragma unroll
-        for (int i = 0; i < LSH_VALUE_LOADS; i++) add_value(c0 + i * LSH_VALUE_GROUPS, u[i]);
+        for (int i = 0; i < LSH_EARLY; i++)
+            if (i * LSH_GROUPS < n) fold(g + i * LSH_GROUPS, ke[i], ve[i]);
     }
+    for (int c0 = LSH_EARLY * LSH_GROUPS; c0 < n; c0 += LSH_LATER * LSH_GROUPS) {
+        uint4 ku[LSH_LATER], vu[LSH_LATER];
 #pragma unroll
-    for (int e = 0; e < 8; e++) { /* the warp's 4 groups, then the warps in order */
-        acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], 8);
-        acc[e] += __shfl_xor_sync(0xffffffffu, acc[e], 16);
+        for (int i = 0; i < LSH_LATER; i++) load(c0 + g + i * LSH_GROUPS, &ku[i], &vu[i]);
+#pragma unroll
+        for (int i = 0; i < LSH_LATER; i++)
+            if (c0 + i * LSH_GROUPS < n) fold(c0 + g + i * LSH_GROUPS, ku[i], vu[i]);
     }
-    if (lane < 8)
+    softmax_state_warp_merge(&m, &l, o, 8);
+    float *mine = wst + (tid / 32) * SW;
+    if (lane < 8) { /* the warp's first group */
+        if (lane == 0) {
+            mine[0] = m;
+            mine[1] = l;
+        }
 #pragma unroll
-        for (int e = 0; e < 8; e++) part[(tid / 32) * FLASH_HD + d8 + e] = acc[e];
-    __syncthreads();
-    if (tid < FLASH_HD) {
-        float v = 0.0f;
-#pragma unroll
-        for (int w = 0; w < LSH_DECODE_THREADS / 32; w++) v += part[w * FLASH_HD + tid];
-        o_r[tid] = v / sum;
-        if (tid == 0) lse[0] = mx + logf(sum);
+        for (int e = 0; e < 8; e++) mine[2 + d8 + e] = o[e];
     }
-    /* the rounds combined by the cluster's first block, from the others' shared memory (one round: its own) */
+    /* the rounds' warps' states merged by the cluster's first block, from the others' shared memory (one round: its
+     * own), in round and warp order */
     const bool clustered = s.nh > 1;
     cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
     if (clustered) cluster.sync();
     else __syncthreads();
     if (r == 0 && tid < FLASH_HD) {
-        auto lse_of = [&](int rr) { return clustered ? *cluster.map_shared_rank(lse, rr) : lse[0]; };
-        auto o_of = [&](int rr) { return clustered ? cluster.map_shared_rank(o_r, rr)[tid] : o_r[tid]; };
-        float m = -INFINITY, total = 0.0f, acc1 = 0.0f;
-        for (int rr = 0; rr < s.nh; rr++) m = fmaxf(m, lse_of(rr));
-        for (int rr = 0; rr < s.nh; rr++) total += expf(lse_of(rr) - m);
-        for (int rr = 0; rr < s.nh; rr++) acc1 += expf(lse_of(rr) - m) / total * o_of(rr);
-        y[(size_t)b * C + h * FLASH_HD + tid] = f2bf(acc1);
+        auto state = [&](int rr, int w) { return clustered ? cluster.map_shared_rank(wst, rr) + w * SW : wst + w * SW; };
+        float M = -INFINITY, L = 0.0f, acc = 0.0f;
+        for (int rr = 0; rr < s.nh; rr++)
+#pragma unroll
+            for (int w = 0; w < LSH_WARPS; w++) M = fmaxf(M, state(rr, w)[0]);
+        for (int rr = 0; rr < s.nh; rr++)
+#pragma unroll
+            for (int w = 0; w < LSH_WARPS; w++) {
+                const float *st = state(rr, w);
+                const float a = st[0] == -INFINITY ? 0.0f : __expf(st[0] - M);
+                L += a * st[1];
+                acc += a * st[2 + tid];
+            }
+        y[(size_t)b * C + h * FLASH_HD + tid] = f2bf(acc / L);
     }
-    if (clustered) cluster.sync(); /* the others' o_r and lse are read: they may end */
+    if (clustered) cluster.sync(); /* the others' states are read: they may end */
 }
 
 static size_t decode_smem(const lsh_shape *s) {
-    return (size_t)(4 * FLASH_HD + 1 + LSH_DECODE_THREADS / 32 * FLASH_HD + s->window) * sizeof(float) +
-           (size_t)(s->window + 1 + LSH_DECODE_THREADS / 32) * sizeof(int);
+    return (size_t)(3 * FLASH_HD + LSH_WARPS * (FLASH_HD + 2)) * sizeof(float) +
+           (size_t)(s->window + 1 + LSH_WARPS) * sizeof(int);
 }
 
 /* decode's checks, then its first product: qkv1 (B, 2C) = LN(x) @ c_attn + b into the workspace. At batch 1 it is
