@@ -309,7 +309,7 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  * not once per head). q1 (B,C), cache (max_T, B, dc) holding positions 0..pos - 1, pos = *pos_dev < max_T, a1 (B,dc)
  * the new token's down-projection, W_uk, W_uv (dc, C), y (B,C); fp32 throughout. Launched programmatically dependent
  * at batch 1: what no kernel of the step writes is requested before the wait (the first passes of head h0's W_uk
- * slice, each warp's first NP latents, the thread's gain element; the merging block's W_uv slices into L2), only q1
+ * slice, each warp's first NP latents, the thread's gain element; the heads' W_uv slices into L2), only q1
  * and a1 after it, together (head h0's q slice with a1's elements, so that step 1 does not wait for step 0's loads).
  *  0. the new latent c_pos = RMSNorm(a1_b) g (mla_rms_rstd, mla_rms_apply: the RMSNorm kernel's bits) into shared
  *     memory, as bf16: the block reads position pos from there, and the first block of b (heads h0 = 0, split 0)
@@ -321,15 +321,18 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  *     RC chunks of 8 latent values (16-byte loads, its slices of the HG q~ in registers), the HG scores by warp sums,
  *     the position folded into the warp's HG softmax states over the latent (o_h = sum_j e^(s_hj - m_h) c_j); the
  *     MLA_WARPS warps' states merge in shared memory, the HG heads side by side;
- *  3. the splits of the group (one cluster) merged in order by its first block from the blocks' shared memory into
- *     cbar_h = sum_j p_hj c_j / sum_j p_hj (with one split, directly), then o_h = cbar_h W_uv,h: 8 lanes per row of
- *     the (dc, 64) slice, MLA_ROWS rows per pass, the MLA_ROWS row groups summed in shared memory in order.
+ *  3. o_h = cbar_h W_uv,h, cbar_h = sum_j p_hj c_j / sum_j p_hj: 8 lanes per row of the (dc, 64) slice, MLA_ROWS rows
+ *     per pass, the MLA_ROWS row groups summed in shared memory in order (head h0's first pass requested after step
+ *     1, so it arrives during step 2). With one split from the block's state; with several (one cluster), each split
+ *     projects its unnormalised state's o, and the cluster's first block merges the projected states [m, l, o W_uv,h]
+ *     in split order from the blocks' shared memory (the product is linear in o, so this is the merge's product):
+ *     the splits' products run side by side, and nothing is read from memory after the merge.
  * Eight warps a block: a split's positions take half the rounds they took with four, and each warp's next round of
  * latents is requested before this one is folded. On an H200, batch 1, decode ms a token (docs/PERF.md, tenth
  * session): 8192 positions 0.478-0.489 (four warps) -> 0.431 (a round ahead) -> 0.376-0.378 (and eight warps); 512
  * positions 0.310-0.312 -> 0.300-0.303. Two or four heads a block at 8192 were slower (0.451, 0.640).
  * Shared memory: c_pos dc bf16 | q~ HG x dc | warp states MLA_WARPS x HG x (dc + 2) | block states HG x (dc + 2) |
- * merge weights HG x max(splits, MLA_WARPS) | row sums MLA_ROWS x 64. */
+ * merge weights HG x max(splits, MLA_WARPS) | row sums MLA_ROWS x 64 | projected states HG x (64 + 2). */
 #define MLA_MAX_RANK 1024
 #define MLA_WARPS (MLA_DECODE_THREADS / 32)
 #define MLA_ROWS (MLA_DECODE_THREADS / 8)   /* rows of a (dc, 64) weight slice per pass */
@@ -348,12 +351,13 @@ __device__ __forceinline__ void mla_load_rows(uint4 u[MLA_UNROLL], const bf16 *W
     }
 }
 
-/* y (b, h*64 .. h*64 + 63) = cbar (dc, shared memory) W_uv,h, by the MLA_DECODE_THREADS threads of the block: 8 lanes
- * per row of the (dc, 64) slice, MLA_ROWS rows per pass, MLA_UNROLL loads in flight, the row groups summed in rows
- * (MLA_ROWS x 64 fp32 of shared memory) in order. first: the thread's first pass (mla_load_rows at rows threadIdx.x
- * / 8), already requested, or NULL. Every thread calls it (it synchronises). */
-__device__ __forceinline__ void mla_up_project(bf16 *y, const float *cbar, const bf16 *Wuv, int b, int h, int C, int dc,
-                                               float *rows, const uint4 *first = nullptr) {
+/* (cbar W_uv,h)[threadIdx.x] for cbar (dc, shared memory), returned to threads 0..63 (0 to the others), by the
+ * MLA_DECODE_THREADS threads of the block: 8 lanes per row of the (dc, 64) slice, MLA_ROWS rows per pass, MLA_UNROLL
+ * loads in flight, the row groups summed in rows (MLA_ROWS x 64 fp32 of shared memory) in order. first: the
+ * thread's first pass (mla_load_rows at rows threadIdx.x / 8), already requested, or NULL. Every thread calls it (it
+ * synchronises). */
+__device__ __forceinline__ float mla_up_project(const float *cbar, const bf16 *Wuv, int h, int C, int dc, float *rows,
+                                                const uint4 *first = nullptr) {
     const int rg = threadIdx.x / 8, c8 = (threadIdx.x % 8) * 8, col = h * FLASH_HD + c8;
     float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     for (int r0 = rg; r0 < dc; r0 += MLA_ROWS * MLA_UNROLL) {
@@ -376,16 +380,15 @@ __device__ __forceinline__ void mla_up_project(bf16 *y, const float *cbar, const
 #pragma unroll
     for (int e = 0; e < 8; e++) rows[rg * FLASH_HD + c8 + e] = acc[e];
     __syncthreads();
-    if (threadIdx.x < FLASH_HD) {
-        float v = 0.0f;
+    float v = 0.0f;
+    if (threadIdx.x < FLASH_HD)
         for (int r = 0; r < MLA_ROWS; r++) v += rows[r * FLASH_HD + threadIdx.x];
-        y[(size_t)b * C + h * FLASH_HD + threadIdx.x] = f2bf(v);
-    }
     __syncthreads(); /* rows may be rewritten next */
+    return v;
 }
 
 template <int HG, int RC>
-__global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 *y, const bf16 *q1, bf16 *cache,
+__global__ void __launch_bounds__(MLA_DECODE_THREADS, HG * RC == 1 ? 2 : 1) mla_decode_kernel(bf16 *y, const bf16 *q1, bf16 *cache,
                                                                          const bf16 *a1, const bf16 *gain,
                                                                          const bf16 *Wuk, const bf16 *Wuv, int B, int H,
                                                                          int dc, const int32_t *pos_dev, float tau) {
@@ -398,6 +401,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
     bf16 *cpos = reinterpret_cast<bf16 *>(sh); /* dc bf16: dc / 2 floats, a multiple of 4 */
     float *qt = sh + dc / 2, *wst = qt + HG * dc, *bst = wst + MLA_WARPS * HG * sw, *wsh = bst + HG * sw;
     float *rows = wsh + HG * (nsplit > MLA_WARPS ? nsplit : MLA_WARPS); /* MLA_ROWS x FLASH_HD */
+    float *pst = rows + MLA_ROWS * FLASH_HD; /* HG x (64 + 2): the split's states projected by W_uv */
     const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
     const bf16 *cb = cache + (size_t)b * dc; /* c_j of sequence b: cb + j * slot */
     const size_t slot = (size_t)B * dc;
@@ -424,8 +428,8 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
     uint4 wuk[PRE_UK][MLA_UNROLL];
 #pragma unroll
     for (int p = 0; p < PRE_UK; p++) mla_load_rows(wuk[p], Wuk, C, h0 * FLASH_HD + c8, rg + p * MLA_ROWS * MLA_UNROLL, dc);
-    /* and the merging block's W_uv slices (dc rows of 128 bytes a head) are asked into L2, without registers: the
-     * up-projection after the merge is on the layer's critical path */
+    /* and the heads' W_uv slices (dc rows of 128 bytes a head) are asked into L2 by split 0, without registers: every
+     * split requests them after step 1 */
     if (split == 0)
         for (int i = threadIdx.x; i < HG * dc; i += MLA_DECODE_THREADS)
             prefetch_l2(Wuv + (size_t)(i % dc) * C + (h0 + i / dc) * FLASH_HD);
@@ -473,6 +477,12 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
             qt_pass(r0, u);
         }
     }
+    /* at HG * RC = 1, head h0's first pass of W_uv,h (all of it at dc <= 256) requested now, in W_uk's registers, so
+     * that it arrives while step 2 runs (128 registers, 2 blocks an SM as before; the other instances already hold
+     * more in step 2) */
+    constexpr bool EARLY_UV = HG * RC == 1;
+    uint4 uv[EARLY_UV ? MLA_UNROLL : 1];
+    if (EARLY_UV) mla_load_rows(uv, Wuv, C, h0 * FLASH_HD + c8, rg, dc);
     __syncthreads();
     /* 2. this split's positions: a warp per position, lane chunks r = 8 * lane + 256 * i */
     float qr[HG][RC][8], o[HG][RC][8], m[HG], l[HG];
@@ -575,9 +585,26 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
     __syncthreads();
     softmax_states_merge(bst, wsh, wst, MLA_WARPS, HG * sw, HG, dc, nsplit == 1); /* warp w's at wst + w HG sw */
     __syncthreads();
-    /* 3. the splits merged (the cluster's first block), then o_h = cbar_h W_uv,h */
-    if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, dc, HG)) return; /* wst is free */
-    for (int hg = 0; hg < HG; hg++) mla_up_project(y, bst + hg * sw + 2, Wuv, b, h0 + hg, C, dc, rows);
+    /* 3. o_h = cbar_h W_uv,h. With one split straight from the block's state; with several, each split projects its
+     * unnormalised state, [m, l, o] -> [m, l, o W_uv,h] (the product is linear in o), and the cluster's first block
+     * merges those 64-wide states in split order: the splits' products run side by side and the W_uv,h slice is no
+     * longer read after the merge */
+    if (nsplit == 1) {
+        for (int hg = 0; hg < HG; hg++) {
+            const float v = mla_up_project(bst + hg * sw + 2, Wuv, h0 + hg, C, dc, rows, EARLY_UV && hg == 0 ? uv : nullptr);
+            if (threadIdx.x < FLASH_HD) y[(size_t)b * C + (h0 + hg) * FLASH_HD + threadIdx.x] = f2bf(v);
+        }
+        return;
+    }
+    constexpr int PW = FLASH_HD + 2; /* floats a projected state */
+    for (int hg = 0; hg < HG; hg++) {
+        const float v = mla_up_project(bst + hg * sw + 2, Wuv, h0 + hg, C, dc, rows, EARLY_UV && hg == 0 ? uv : nullptr);
+        if (threadIdx.x < FLASH_HD) pst[hg * PW + 2 + threadIdx.x] = v;
+        if (threadIdx.x < 2) pst[hg * PW + threadIdx.x] = bst[hg * sw + threadIdx.x];
+    }
+    if (!softmax_states_cluster_merge(pst, wst, wsh, split, nsplit, FLASH_HD, HG)) return; /* wst is free */
+    for (int i = threadIdx.x; i < HG * FLASH_HD; i += MLA_DECODE_THREADS)
+        y[(size_t)b * C + h0 * FLASH_HD + i] = f2bf(pst[i / FLASH_HD * PW + 2 + i % FLASH_HD]);
 }
 
 /* The instantiations: heads per block HG (a divisor of H) and 256-value latent chunks per lane RC (dc <= 256 RC), with
@@ -612,7 +639,7 @@ static mla_decode_fn mla_decode_pick(int H, int dc, int B, int max_T, int *hg) {
  * chunks a lane, or 4 chunks) */
 static size_t mla_decode_shmem(int dc, int hg, int splits) {
     return (size_t)(dc / 2 + hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) + hg * (splits > MLA_WARPS ? splits : MLA_WARPS) +
-                    MLA_ROWS * FLASH_HD) * sizeof(float);
+                    MLA_ROWS * FLASH_HD + hg * (FLASH_HD + 2)) * sizeof(float);
 }
 
 /* kernel's dynamic shared memory raised to bytes where that is over the default 48 KB: once a kernel and size,
@@ -704,7 +731,8 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_uv_kernel(bf16 *y, con
     const float *mine = part + ((size_t)b * MLA_TC_MAX_CLUSTERS * H + h) * sw; /* cluster k's at mine + k H sw */
     softmax_states_merge_at(st, w, [=](int k) { return mine + (size_t)k * H * sw; }, clusters, 1, dc, true);
     __syncthreads();
-    mla_up_project(y, st + 2, Wuv, b, h, C, dc, rows, first);
+    const float v = mla_up_project(st + 2, Wuv, h, C, dc, rows, first);
+    if (threadIdx.x < FLASH_HD) y[(size_t)b * C + h * FLASH_HD + threadIdx.x] = f2bf(v);
 }
 
 /* element offset of (row, 16-byte chunk) in a swizzled tile of rows of MLA_TC_DC bf16 (flash_attn.cuh's swizzle) */
@@ -718,9 +746,9 @@ __device__ __forceinline__ int mla_tc_sw(int row, int chunk) { return sw_cols<ML
  * come after it. Per tile: S (16 x 16) = Q~ C^T (A fragments by ldmatrix, ldmatrix of the position-major tile),
  * positions past the split masked; the online softmax of each head row (rows g and g + 8 of the thread, quad
  * shuffles); O (16 x dc, 32 accumulator tiles) += P C (P from S's registers as bf16 A fragments, C by
- * ldmatrix.trans). The warps' states merge in shared memory, the heads side by side, then the cluster's splits
- * (softmax_states_cluster_merge, in split order), not normalised: the cluster's first block writes its H states
- * (m, l, o) to part (b, cluster), which mla_uv_kernel merges. A split past the positions keeps the empty state (m =
+ * ldmatrix.trans). The warps' states merge in shared memory, the heads side by side, then the cluster's splits, in
+ * split order, not normalised, head h by the block of rank h % csplit from the blocks' shared memory into part
+ * (b, cluster) (m, l, o), which mla_uv_kernel merges. A split past the positions keeps the empty state (m =
  * -inf, l = 0, o = 0), which the merges weigh 0; split 0 always holds position 0.
  * Shared memory: Q~ 16 x dc bf16 | the warps' tiles MLA_TC_WARPS x 2 x 16 x dc bf16, later the warps' states
  * MLA_TC_WARPS x H x (dc + 2) fp32 | the block's states H x (dc + 2) | merge weights. */
@@ -848,9 +876,21 @@ __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *part, 
     __syncthreads();
     softmax_states_merge(bst, wsh, wst, MLA_TC_WARPS, H * SW, H, DC, false); /* warp w's at wst + w H SW */
     __syncthreads();
-    if (csplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, rank, csplit, DC, H, false)) return; /* wst: free */
     float *out = part + ((size_t)b * MLA_TC_MAX_CLUSTERS + cl) * H * SW;
-    for (int i = tid; i < H * SW; i += blockDim.x) out[i] = bst[i];
+    if (csplit == 1) {
+        for (int i = tid; i < H * SW; i += blockDim.x) out[i] = bst[i];
+        return;
+    }
+    /* the cluster's splits merged head by head, head h by the block of rank h % csplit, in split order from the
+     * blocks' shared memory straight into part: each block reads a head's states where the first block read all H */
+    cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+    cluster.sync(); /* every block's states are in its shared memory */
+    for (int h = rank; h < H; h += csplit) {
+        softmax_states_merge_at(out + h * SW, wsh, [&](int k) { return cluster.map_shared_rank(bst, k) + h * SW; },
+                                csplit, 1, DC, false);
+        __syncthreads(); /* wsh is written again for the next head */
+    }
+    cluster.sync(); /* the others' states are read: they may end */
 }
 
 /* mla_tc_kernel's dynamic shared memory for H heads */

@@ -160,17 +160,15 @@ __device__ __forceinline__ void softmax_states_merge(float *out, float *w, const
 /* The tail of a decode kernel whose group (a (b, h), or mla's (b, heads)) runs over nsplit > 1 blocks, launched as one
  * cluster (1, nsplit) per group, so that this block is split `split` = its rank: each block's `states` states st (n + 2
  * floats each, one after the other, shared memory at the same offset in every block) are merged by the cluster's
- * first block, from the others' shared memory in split order, into st (normalised unless told not: a merge of
- * several clusters' states follows); it returns true, the others false (done, once the first has read them). tmp:
- * states x (n + 2) floats of shared scratch the kernel no longer needs; w: states x nsplit floats of shared scratch.
- * Every thread of the block calls it. */
+ * first block, from the others' shared memory in split order, into st, normalised; it returns true, the others
+ * false (done, once the first has read them). tmp: states x (n + 2) floats of shared scratch the kernel no longer
+ * needs; w: states x nsplit floats of shared scratch. Every thread of the block calls it. */
 __device__ __forceinline__ bool softmax_states_cluster_merge(float *st, float *tmp, float *w, int split, int nsplit, int n,
-                                                             int states = 1, bool normalize = true) {
+                                                             int states = 1) {
     cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
     cluster.sync(); /* every block's states are in its shared memory */
     if (split == 0) {
-        softmax_states_merge_at(tmp, w, [&](int r) { return cluster.map_shared_rank(st, r); }, nsplit, states, n,
-                                normalize);
+        softmax_states_merge_at(tmp, w, [&](int r) { return cluster.map_shared_rank(st, r); }, nsplit, states, n, true);
         __syncthreads();
     }
     cluster.sync(); /* the others' states are read: they may end */
