@@ -80,16 +80,19 @@ int main(void) {
                                    {1, 70, 5, 64, 0},  {2, 50, 4, 320, 0}, {1, 40, 2, 520, 0},
                                    /* B * max_T >= 32768: decode blocks of several heads (4, 2 with 2 chunks a lane, 3) */
                                    {4, 40, 12, 128, 8192}, {4, 24, 2, 320, 8192}, {4, 24, 3, 64, 8192},
-                                   /* the tensor-core decode: d_c = 256, H <= 16, B >= 4, max_T >= 2048 */
+                                   /* the tensor-core decode: d_c = 256, H <= 16, B >= 4 and max_T >= 2048, or any
+                                    * B from max_T >= 8192 */
                                    {4, 200, 12, 256, 8192}, {4, 60, 12, 256, 4096}, {4, 90, 3, 256, 4096},
                                    {5, 70, 16, 256, 4096}, {4, 150, 12, 256, 2048}, {9, 40, 12, 256, 2048},
+                                   {1, 300, 12, 256, 8192},
                                    /* the CUDA-core decode of long caches at batch 1 and 2 */
-                                   {1, 300, 12, 256, 8192}, {2, 200, 12, 256, 4096},
+                                   {1, 300, 12, 256, 4096}, {2, 200, 12, 256, 4096},
                                    /* GPT-2's heads and rank with a 1024-position cache: the decode splits the
                                     * positions over blocks sized for the whole cache, positions 0..299 use a few */
                                    {1, 300, 12, 256, 1024}, {2, 300, 4, 64, 1024},
-                                   /* many rounds a warp (latents loaded a round ahead): 5 splits of up to 220
-                                    * positions, 4 a round; 4 heads a block, up to 19 positions, 1 a round */
+                                   /* many rounds a warp (latents loaded a round ahead): 8 splits of up to 138
+                                    * positions, 4 a round; 4 heads a block, 8 splits of up to 38 positions, 1 a
+                                    * round */
                                    {1, 1100, 2, 256, 0}, {4, 300, 12, 128, 8192}};
     for (size_t i = 0; i < tc_case_count(sizeof cases / sizeof cases[0]); i++)
         test_case(cases[i][0], cases[i][1], cases[i][2], cases[i][3], cases[i][4] ? cases[i][4] : cases[i][1] + 3);

@@ -322,8 +322,8 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  *     the position folded into the warp's HG softmax states over the latent (o_h = sum_j e^(s_hj - m_h) c_j); the
  *     MLA_WARPS warps' states merge in shared memory, the HG heads side by side;
  *  3. o_h = cbar_h W_uv,h, cbar_h = sum_j p_hj c_j / sum_j p_hj: 8 lanes per row of the (dc, 64) slice, MLA_ROWS rows
- *     per pass, the MLA_ROWS row groups summed in shared memory in order (head h0's first pass requested after step
- *     1, so it arrives during step 2). With one split from the block's state; with several (one cluster), each split
+ *     per pass, the MLA_ROWS row groups summed in shared memory in order (the slices asked into L2 before the wait).
+ *     With one split from the block's state; with several (one cluster), each split
  *     projects its unnormalised state's o, and the cluster's first block merges the projected states [m, l, o W_uv,h]
  *     in split order from the blocks' shared memory (the product is linear in o, so this is the merge's product):
  *     the splits' products run side by side, and nothing is read from memory after the merge.
@@ -337,7 +337,8 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
 #define MLA_WARPS (MLA_DECODE_THREADS / 32)
 #define MLA_ROWS (MLA_DECODE_THREADS / 8)   /* rows of a (dc, 64) weight slice per pass */
 #define MLA_UNROLL 8
-#define MLA_MIN_KEYS 256                    /* positions per split at the longest context, at least */
+#define MLA_MIN_KEYS 128                    /* positions per split at the longest context, at least */
+#define MLA_MAX_SPLITS 8                    /* splits a group at most: a portable cluster */
 #define MLA_STATE_REGS 4                    /* HG * RC at most: 8 * HG * RC fp32 of q~ and as many of o per lane */
 /* W_uk passes requested before the wait at HG * RC = 1: all of them at dc <= 256 */
 #define MLA_PRE_PASSES ((256 + MLA_ROWS * MLA_UNROLL - 1) / (MLA_ROWS * MLA_UNROLL))
@@ -388,7 +389,7 @@ __device__ __forceinline__ float mla_up_project(const float *cbar, const bf16 *W
 }
 
 template <int HG, int RC>
-__global__ void __launch_bounds__(MLA_DECODE_THREADS, HG * RC == 1 ? 2 : 1) mla_decode_kernel(bf16 *y, const bf16 *q1, bf16 *cache,
+__global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 *y, const bf16 *q1, bf16 *cache,
                                                                          const bf16 *a1, const bf16 *gain,
                                                                          const bf16 *Wuk, const bf16 *Wuv, int B, int H,
                                                                          int dc, const int32_t *pos_dev, float tau) {
@@ -429,7 +430,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, HG * RC == 1 ? 2 : 1) mla_
 #pragma unroll
     for (int p = 0; p < PRE_UK; p++) mla_load_rows(wuk[p], Wuk, C, h0 * FLASH_HD + c8, rg + p * MLA_ROWS * MLA_UNROLL, dc);
     /* and the heads' W_uv slices (dc rows of 128 bytes a head) are asked into L2 by split 0, without registers: every
-     * split requests them after step 1 */
+     * split reads them in step 3 */
     if (split == 0)
         for (int i = threadIdx.x; i < HG * dc; i += MLA_DECODE_THREADS)
             prefetch_l2(Wuv + (size_t)(i % dc) * C + (h0 + i / dc) * FLASH_HD);
@@ -477,12 +478,6 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, HG * RC == 1 ? 2 : 1) mla_
             qt_pass(r0, u);
         }
     }
-    /* at HG * RC = 1, head h0's first pass of W_uv,h (all of it at dc <= 256) requested now, in W_uk's registers, so
-     * that it arrives while step 2 runs (128 registers, 2 blocks an SM as before; the other instances already hold
-     * more in step 2) */
-    constexpr bool EARLY_UV = HG * RC == 1;
-    uint4 uv[EARLY_UV ? MLA_UNROLL : 1];
-    if (EARLY_UV) mla_load_rows(uv, Wuv, C, h0 * FLASH_HD + c8, rg, dc);
     __syncthreads();
     /* 2. this split's positions: a warp per position, lane chunks r = 8 * lane + 256 * i */
     float qr[HG][RC][8], o[HG][RC][8], m[HG], l[HG];
@@ -591,14 +586,14 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, HG * RC == 1 ? 2 : 1) mla_
      * longer read after the merge */
     if (nsplit == 1) {
         for (int hg = 0; hg < HG; hg++) {
-            const float v = mla_up_project(bst + hg * sw + 2, Wuv, h0 + hg, C, dc, rows, EARLY_UV && hg == 0 ? uv : nullptr);
+            const float v = mla_up_project(bst + hg * sw + 2, Wuv, h0 + hg, C, dc, rows);
             if (threadIdx.x < FLASH_HD) y[(size_t)b * C + (h0 + hg) * FLASH_HD + threadIdx.x] = f2bf(v);
         }
         return;
     }
     constexpr int PW = FLASH_HD + 2; /* floats a projected state */
     for (int hg = 0; hg < HG; hg++) {
-        const float v = mla_up_project(bst + hg * sw + 2, Wuv, h0 + hg, C, dc, rows, EARLY_UV && hg == 0 ? uv : nullptr);
+        const float v = mla_up_project(bst + hg * sw + 2, Wuv, h0 + hg, C, dc, rows);
         if (threadIdx.x < FLASH_HD) pst[hg * PW + 2 + threadIdx.x] = v;
         if (threadIdx.x < 2) pst[hg * PW + threadIdx.x] = bst[hg * sw + threadIdx.x];
     }
@@ -663,7 +658,8 @@ static ab_status mla_decode_allow_smem(const void *kernel, size_t bytes) {
 /* ---- long contexts: the absorbed decode on the tensor cores ----
  * Absorbed, decode is attention with the H heads as the query rows (padded to 16) against one matrix c of the
  * positions' latents, which is both key and value: S = Q~ C^T, O = P C. From B >= MLA_TC_MIN_BATCH and max_T >=
- * MLA_TC_MIN_CONTEXT (H <= 16, dc = MLA_TC_DC) it runs as three kernels, each launched programmatically dependent
+ * MLA_TC_MIN_CONTEXT, and at any batch from max_T >= MLA_TC_LONG_CONTEXT (H <= 16, dc = MLA_TC_DC; mla_decode_on_tc)
+ * it runs as three kernels, each launched programmatically dependent
  * on the one before: mla_qt_kernel (q~ = tau W_uk,h q_h, bf16, and the new latent's RMSNorm into the cache),
  * mla_tc_kernel (the positions of a sequence over up to MLA_TC_MAX_CLUSTERS clusters of up to 16 splits, one wave of
  * blocks, each latent read once for all heads; m16n8k16 products, online softmax per head row as in the flash
@@ -673,13 +669,22 @@ static ab_status mla_decode_allow_smem(const void *kernel, size_t bytes) {
  * B = 4, max_T = 8192: 0.740-0.757 / 0.637-0.642; B = 4, 2048: 0.622 / 0.586; but B = 1, 8192: 0.375 / 0.448-0.450;
  * B = 1, 2048: 0.305 / 0.421 (three kernels' latency where there was one); from 1024 positions B = 1: 0.289 /
  * 0.412, B = 16: 0.642 / 1.063 (two waves of blocks then). Earlier, as one cluster of at most 16 blocks a sequence
- * launched normally (4 warps a block): B = 2, 8192: 0.74 / 0.80; B = 16, 512: 0.72 / 1.13 (docs/PERF.md). */
+ * launched normally (4 warps a block): B = 2, 8192: 0.74 / 0.80; B = 16, 512: 0.72 / 1.13 (docs/PERF.md). With the
+ * cluster's merge spread over its blocks (thirteenth session): B = 4, 8192: 0.635 / 0.554-0.574, 2048: 0.571 /
+ * 0.496-0.518; B = 1, 8192: 0.366-0.380 / 0.353-0.362, 4096: 0.325 / 0.351, 2048: 0.290 / 0.343-0.346. */
 #define MLA_TC_DC 256
 #define MLA_TC_WARPS 8
 #define MLA_TC_POS 16        /* positions per tile: one k block of P C */
 #define MLA_TC_MIN_KEYS 64   /* positions per split at the longest context, at least */
 #define MLA_TC_MIN_BATCH 4
 #define MLA_TC_MIN_CONTEXT 2048
+#define MLA_TC_LONG_CONTEXT 8192
+
+/* whether mla_decode runs on the tensor cores (on the shape only, never the position) */
+static bool mla_decode_on_tc(const ab_attn_config *cfg, int B) {
+    const bool by_size = (B >= MLA_TC_MIN_BATCH && cfg->max_T >= MLA_TC_MIN_CONTEXT) || cfg->max_T >= MLA_TC_LONG_CONTEXT;
+    return by_size && cfg->H <= 16 && cfg->hp.mla_kv_rank == MLA_TC_DC;
+}
 
 /* q~ (B,H,MLA_TC_DC) bf16 = tau W_uk,h q_h: grid B*H, MLA_TC_DC threads, thread r row r's 64 weights (requested
  * before the programmatic-launch wait: a constant) against q_h in shared memory. The block of head 0 of sequence b
@@ -874,7 +879,9 @@ __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *part, 
         }
     }
     __syncthreads();
-    softmax_states_merge(bst, wsh, wst, MLA_TC_WARPS, H * SW, H, DC, false); /* warp w's at wst + w H SW */
+    /* the warps that had tiles (the others' states are empty, weighed 0): at batch 1 a split may fill half of them */
+    const int busy = min(MLA_TC_WARPS, (chunk + MLA_TC_POS - 1) / MLA_TC_POS);
+    softmax_states_merge(bst, wsh, wst, busy, H * SW, H, DC, false); /* warp w's at wst + w H SW */
     __syncthreads();
     float *out = part + ((size_t)b * MLA_TC_MAX_CLUSTERS + cl) * H * SW;
     if (csplit == 1) {
@@ -996,10 +1003,13 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     /* splits sized for the longest context, not for pos (the kernel reads pos), at least MLA_MIN_KEYS positions each:
      * at GPT-2's 1024 positions 4 splits where there were 16 (at least 16 positions each), batch 1 0.302-0.303 ->
      * 0.281-0.287 ms a token, at 2048 8 splits, 0.317 -> 0.304 (H200, docs/PERF.md, eleventh session; from 4096 16
-     * either way); and no more than one wave of blocks holds: a second wave doubles the rounds of the warps in it,
-     * where fewer splits add them to every warp (batch 16, 512 positions, H200: two splits in two waves 0.711-0.713
-     * ms a token, one split in one 0.633-0.634) */
+     * either way); with each split's state projected by W_uv before the merge (thirteenth session) at least 128
+     * positions and at most MLA_MAX_SPLITS, so 8 at 1024, 0.278-0.280 -> 0.268-0.272 (16 there: 0.308; at 2048 16
+     * against 8: 0.321 against 0.290); and no more than one wave of blocks holds: a second wave doubles the rounds of
+     * the warps in it, where fewer splits add them to every warp (batch 16, 512 positions, H200: two splits in two
+     * waves 0.711-0.713 ms a token, one split in one 0.633-0.634) */
     int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS), per_sm;
+    if (splits > MLA_MAX_SPLITS) splits = MLA_MAX_SPLITS;
     size_t shmem = mla_decode_shmem(dc, hg, splits);
     AB_TRY(mla_decode_allow_smem((const void *)kernel, shmem)); /* fewer splits take no more */
     CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, MLA_DECODE_THREADS, shmem),
@@ -1021,8 +1031,7 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
             AB_TRY(cuda_decode_projection(&pc, in.out2, inp, in.weight2, NULL, NULL, B, C, dc));
         }
     }
-    if (B >= MLA_TC_MIN_BATCH && cfg->max_T >= MLA_TC_MIN_CONTEXT && cfg->H <= 16 && dc == MLA_TC_DC)
-        return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
+    if (mla_decode_on_tc(cfg, B)) return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
     /* the RMSNorm of the new latent inside (step 0), one kernel less a layer; a group's splits are one cluster. At
      * batch 1 programmatically dependent, W_uk's slice and the first latents requested before the wait: 0.339 ->
      * 0.310 ms a token at 512 positions on an H200 (launched dependent without the early requests it had been
