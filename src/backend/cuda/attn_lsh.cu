@@ -25,10 +25,10 @@
  * gradient through the hashing or the sort; the rotations get none.
  * Inference: the cache holds [k^ | v] (B, max_T, 2C) bf16 and the n_h bucket ids per head and token, int16
  * (B, H, n_h, max_T padded to 8); prefill runs the forward and copies both; decode (lsh_decode_kernel, a block per
- * (b, h, round), the rounds of (b, h) one cluster) hashes the new token with the forward's routine (a tile of one
- * key), then for its round gathers the last W_l positions of its bucket (a backwards scan over the ids, up to 8192
- * positions a pass) and attends to them in fp32; the cluster's first block combines the rounds. The position is read
- * on the device (cuda_decode_pos), so a recorded decode step replays at any.
+ * (b, h), its rounds side by side) hashes the new token with the forward's routine (a tile of one key), then for
+ * each round gathers the last W_l positions of its bucket (a backwards scan over the ids, up to 8192 positions a
+ * pass) and attends to them in fp32; the block combines the rounds. The position is read on the device
+ * (cuda_decode_pos), so a recorded decode step replays at any.
  * Head size 64 only (the flash kernels); T <= 32768 (the sort's keys in shared memory); n_b <= 32768 (int16 ids).
  *
  * saved per layer:  qkv (B,T,2C) bf16 | kv (B,T,2C) bf16 | o (B,T,C) bf16 | L (B,H,T) fp32 | n (B,T,H) fp32 |
@@ -511,22 +511,29 @@ static ab_status lsh_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
     return cuda_check_launch("lsh_cache_fill");
 }
 
-/* Block-wide exclusive prefix sum of v over LSH_DECODE_THREADS threads (thread order); *total = the sum. */
-__device__ int block_exclusive_sum(int v, int *scratch, int *total) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+/* The decode's barrier of team `team` (its LSH_DECODE_THREADS threads, one round of lsh_decode_kernel): named barrier
+ * 1 + team, barrier 0 being the block's __syncthreads */
+__device__ __forceinline__ void lsh_team_sync(int team) {
+    asm volatile("bar.sync %0, %1;" ::"r"(1 + team), "n"(LSH_DECODE_THREADS) : "memory");
+}
+
+/* Exclusive prefix sum of v over a team's LSH_DECODE_THREADS threads (thread order, tid the thread's index in the
+ * team); *total = the sum */
+__device__ int team_exclusive_sum(int v, int tid, int team, int *scratch, int *total) {
+    const int lane = tid & 31, warp = tid >> 5;
     int incl = v;
     for (int o = 1; o < 32; o <<= 1) {
         const int u = __shfl_up_sync(0xffffffffu, incl, o);
         if (lane >= o) incl += u;
     }
     if (lane == 31) scratch[warp] = incl;
-    __syncthreads();
+    lsh_team_sync(team);
     int before = 0, all = 0;
     for (int k = 0; k < LSH_DECODE_THREADS / 32; k++) {
         if (k < warp) before += scratch[k];
         all += scratch[k];
     }
-    __syncthreads();
+    lsh_team_sync(team);
     *total = all;
     return before + incl - v;
 }
@@ -546,21 +553,21 @@ __device__ __forceinline__ int lsh_scan_per_thread(int top) {
     return per < LSH_SCAN_GROUPS ? per : LSH_SCAN_GROUPS;
 }
 
-__device__ __forceinline__ void lsh_scan_load(uint4 *ids8, const int16_t *id, int top, int per) {
+__device__ __forceinline__ void lsh_scan_load(uint4 *ids8, const int16_t *id, int top, int per, int tid) {
 #pragma unroll
     for (int i = 0; i < LSH_SCAN_GROUPS; i++) {
-        const int g = top - (int)threadIdx.x * per - i;
+        const int g = top - tid * per - i;
         ids8[i] = i < per && g >= 0 ? *reinterpret_cast<const uint4 *>(id + 8 * (size_t)g) : make_uint4(0u, 0u, 0u, 0u);
     }
 }
 
 /* bit o: position lsh_scan_position(top, per, o) <= pos is a candidate: pos itself (whose id may not be written yet,
  * and whose group's later ids are stale), or an earlier one of bucket me */
-__device__ __forceinline__ uint64_t lsh_scan_match(const uint4 *ids8, int top, int per, int pos, int me) {
+__device__ __forceinline__ uint64_t lsh_scan_match(const uint4 *ids8, int top, int per, int pos, int me, int tid) {
     uint64_t match = 0;
 #pragma unroll
     for (int i = 0; i < LSH_SCAN_GROUPS; i++) {
-        const int g = top - (int)threadIdx.x * per - i;
+        const int g = top - tid * per - i;
         if (i >= per || g < 0) continue;
         const int16_t *v = reinterpret_cast<const int16_t *>(&ids8[i]);
 #pragma unroll
@@ -572,16 +579,16 @@ __device__ __forceinline__ uint64_t lsh_scan_match(const uint4 *ids8, int top, i
     return match;
 }
 
-__device__ __forceinline__ int lsh_scan_position(int top, int per, int o) {
-    return 8 * (top - (int)threadIdx.x * per - o / 8) + 7 - o % 8;
+__device__ __forceinline__ int lsh_scan_position(int top, int per, int o, int tid) {
+    return 8 * (top - tid * per - o / 8) + 7 - o % 8;
 }
 
-/* A block per (b, h, round), LSH_DECODE_THREADS threads, the n_h rounds of (b, h) one cluster: the token at
- * pos = *pos_dev (qkv1 (B,2C)) is normalised by every block and hashed for its round (round 0's block appends
- * [k^ | v] to the cache, each block its round's bucket id); the round's candidates are the last `window` positions
- * j <= pos with its bucket (a scan from pos down, newest first, 8192 positions a pass), scored in fp32 (the
- * diagonal gets the self logit) and folded into softmax states over their values (pos's value from the block's own
- * copy, as the cache's may still be being written).
+/* A block per (b, h), its rounds run by teams of LSH_DECODE_THREADS threads, LSH_TEAMS of them side by side (team t:
+ * rounds t, t + LSH_TEAMS, ...; each team's own barrier, lsh_team_sync). For a round, the token at pos = *pos_dev
+ * (qkv1 (B,2C)) is normalised and hashed by the team (round 0 appends [k^ | v] to the cache, each round its bucket
+ * id); the round's candidates are the last `window` positions j <= pos with its bucket (a scan from pos down, newest
+ * first, 8192 positions a pass), scored in fp32 (the diagonal gets the self logit) and folded into softmax states
+ * over their values (pos's value from the team's own copy, as the cache's may still be being written).
  * The position is written before the step's first kernel and the ids of the positions before it by earlier steps, so
  * the scan's first pass's ids are requested before the programmatic-launch wait, with the first 8 columns of the
  * round's rotations (only qkv1 comes after it). The candidates are folded as kv_decode folds its keys: a group of 8
@@ -589,170 +596,173 @@ __device__ __forceinline__ int lsh_scan_position(int top, int per, int o) {
  * the group), group g taking candidates g, g + LSH_GROUPS, ..., the first LSH_EARLY of them (all up to W_l = 128)
  * requested at once, each group an online softmax state; the warp's groups merge by shuffles
  * (softmax_state_warp_merge). The rounds combine by their log-sum-exp (o = sum_r e^(lse_r) o_r / sum_r e^(lse_r)),
- * which is the merge of their unnormalised states: the cluster's first block merges the n_h x LSH_WARPS warps'
- * states, in round and warp order, straight from the blocks' shared memory into y (B,C). Against a thread a
- * candidate, its scores in shared memory and two block-wide reductions (max, sum) before the values, on an H200:
- * see docs/PERF.md (thirteenth session).
- * shared: q (64) | khat (64) | v of pos (64) | the warps' states LSH_WARPS x (64 + 2) | candidates (window) | bucket
- * (1) | scan scratch (LSH_WARPS) */
+ * which is the merge of their unnormalised states: after the block's barrier the n_h x LSH_WARPS warps' states
+ * merge in round and warp order into y (B,C). Against a block a round, the rounds one cluster merged through
+ * distributed shared memory (H200, decode ms a token, batch 1 / B, thirteenth session): 1024 positions 0.261 /
+ * 0.515 -> 0.245 / 0.524 (B = 16), 2048 0.330 / 0.469 -> 0.273 / 0.444, 8192 0.615 / 0.736 -> 0.399 / 0.566 (B = 4).
+ * Held to 128 registers (80 bytes spilled), so that two blocks fit an SM: at 186, one block an SM, batch 1 at 1024
+ * was 0.260-0.261 and batch 16 0.588-0.592 (192 blocks in two waves); docs/PERF.md.
+ * shared: the warps' states n_h x LSH_WARPS x (64 + 2) | for each team: q (64) | khat (64) | v of pos (64) |
+ * candidates (window) | bucket (1) | scan scratch (LSH_WARPS) */
+#define LSH_TEAMS 2 /* with __launch_bounds__(.., 2): 128 registers (a few spilled), two blocks an SM */
 #define LSH_WARPS (LSH_DECODE_THREADS / 32)
 #define LSH_GROUPS (LSH_DECODE_THREADS / 8)
 #define LSH_EARLY 8 /* candidates a group requests at once: W_l = 128 over 16 groups */
 #define LSH_LATER 4 /* longer windows (--lsh-chunk > 64): the rest, 4 candidates a group in flight */
-__global__ void __launch_bounds__(LSH_DECODE_THREADS, 1) lsh_decode_kernel(bf16 *y, bf16 *ckv, int16_t *ids, const bf16 *qkv1,
-                                                                        const bf16 *rot, const int32_t *pos_dev,
-                                                                        lsh_shape s, int max_T) {
+#define LSH_STATE (FLASH_HD + 2) /* floats a softmax state */
+
+/* 4-byte words of a team's shared memory (lsh_decode_kernel) */
+__host__ __device__ static inline int lsh_team_words(int window) { return 3 * FLASH_HD + window + 1 + LSH_WARPS; }
+
+__global__ void __launch_bounds__(LSH_TEAMS * LSH_DECODE_THREADS, 2)
+    lsh_decode_kernel(bf16 *y, bf16 *ckv, int16_t *ids, const bf16 *qkv1, const bf16 *rot, const int32_t *pos_dev,
+                      lsh_shape s, int max_T) {
     extern __shared__ float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
-    constexpr int SW = FLASH_HD + 2; /* floats a softmax state */
-    float *q = sh, *khat = q + FLASH_HD, *vpos = khat + FLASH_HD, *wst = vpos + FLASH_HD;
-    int *cand = (int *)(wst + LSH_WARPS * SW), *bk = cand + s.window, *scratch = bk + 1;
-    const int r = blockIdx.x % s.nh, bh = blockIdx.x / s.nh, b = bh / s.H, h = bh % s.H; /* r: the cluster rank */
-    const int tid = threadIdx.x, lane = tid & 31, pos = *pos_dev, C = s.C, W = s.window;
+    const int teams = blockDim.x / LSH_DECODE_THREADS, team = threadIdx.x / LSH_DECODE_THREADS;
+    const int tid = threadIdx.x % LSH_DECODE_THREADS, lane = tid & 31, warp = tid >> 5;
+    const int b = blockIdx.x / s.H, h = blockIdx.x % s.H, pos = *pos_dev, C = s.C, W = s.window;
+    float *wst = sh, *q = wst + s.nh * LSH_WARPS * LSH_STATE + team * lsh_team_words(W);
+    float *khat = q + FLASH_HD, *vpos = khat + FLASH_HD;
+    int *cand = (int *)(vpos + FLASH_HD), *bk = cand + W, *scratch = bk + 1;
     bf16 *kv_b = ckv + (size_t)b * max_T * 2 * C;
-    int16_t *id = ids + (((size_t)b * s.H + h) * s.nh + r) * lsh_ids_stride(max_T); /* the round's ids */
-    /* the scan's first pass requested now: its ids (of positions < pos) were written by earlier steps */
-    uint4 ids8[LSH_SCAN_GROUPS];
-    int top = pos >> 3, per = lsh_scan_per_thread(top);
-    lsh_scan_load(ids8, id, top, per);
-    const bf16 *rot_r = rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half; /* the round's R (a constant) */
-    uint32_t rot0[4][2];
-    if (tid < 32) lsh_rot_fragments(rot0, rot_r, s.half, 0, lane);
-    pdl_wait(); /* launched dependent: the product before this wrote qkv1 */
-    if (tid < 32) { /* warp 0: normalise, append [k^ | v] (round 0's block), hash the round */
-        const size_t off = (size_t)b * 2 * C + h * FLASH_HD + 2 * lane;
-        const float2 q2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off));
-        const __nv_bfloat162 v2 = *reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off + C);
-        float k0, k1;
-        lsh_normalise_warp(q2.x, q2.y, &k0, &k1);
-        q[2 * lane] = q2.x;
-        q[2 * lane + 1] = q2.y;
-        const float2 vf = __bfloat1622float2(v2);
-        vpos[2 * lane] = vf.x;
-        vpos[2 * lane + 1] = vf.y;
-        if (r == 0) {
-            bf16 *rec = kv_b + (size_t)pos * 2 * C + h * FLASH_HD + 2 * lane;
-            *reinterpret_cast<__nv_bfloat162 *>(rec) = __floats2bfloat162_rn(k0, k1);
-            *reinterpret_cast<__nv_bfloat162 *>(rec + C) = v2;
-        }
-        khat[2 * lane] = k0;
-        khat[2 * lane + 1] = k1;
-        __syncwarp();
-        int me[2]; /* the forward's hashing, on a tile of one key */
-        lsh_buckets_tile(me, khat, 1, rot_r, s.half, lane, rot0);
-        if (lane == 0) {
-            bk[0] = me[0];
-            id[pos] = (int16_t)me[0];
-        }
-    }
-    __syncthreads();
-    const int me = bk[0];
-    int found = 0;
-    for (;;) {
-        const uint64_t match = lsh_scan_match(ids8, top, per, pos, me);
-        int total;
-        int at = found + block_exclusive_sum(__popcll(match), scratch, &total);
-        for (uint64_t m = match; m; m &= m - 1) { /* the thread's candidates, newest first */
-            const int o = __ffsll((long long)m) - 1;
-            if (at < W) cand[at] = lsh_scan_position(top, per, o);
-            at++;
-        }
-        found += total; /* uniform: every thread saw the same total */
-        top -= LSH_DECODE_THREADS * per;
-        if (top < 0 || found >= W) break;
-        per = lsh_scan_per_thread(top);
-        lsh_scan_load(ids8, id, top, per);
-    }
-    const int n = found < W ? found : W;
-    __syncthreads();
     const int g = tid / 8, d8 = (tid % 8) * 8;
     const bf16 *kb = kv_b + h * FLASH_HD + d8; /* key of position j: kb + j * 2C, its value C further */
-    auto load = [&](int c, uint4 *ku, uint4 *vu) { /* candidate c's key and value (zeros past n and for pos) */
-        const bool on = c < n && cand[c] != pos;
-        const bf16 *kp = kb + (size_t)(on ? cand[c] : 0) * 2 * C;
-        *ku = on ? *reinterpret_cast<const uint4 *>(kp) : make_uint4(0u, 0u, 0u, 0u);
-        *vu = on ? *reinterpret_cast<const uint4 *>(kp + C) : make_uint4(0u, 0u, 0u, 0u);
-    };
-    float qr[8], o[8], m = -INFINITY, l = 0.0f;
-#pragma unroll
-    for (int e = 0; e < 8; e++) {
-        qr[e] = q[d8 + e];
-        o[e] = 0.0f;
-    }
-    auto fold = [&](int c, uint4 ku, uint4 vu) { /* candidate c into the group's state; every lane takes the shuffles */
-        float k[8], v[8], sc = 0.0f;
-        unpack8(k, ku);
-        unpack8(v, vu);
-#pragma unroll
-        for (int e = 0; e < 8; e++) sc += qr[e] * k[e];
-        sc += __shfl_xor_sync(0xffffffffu, sc, 1);
-        sc += __shfl_xor_sync(0xffffffffu, sc, 2);
-        sc += __shfl_xor_sync(0xffffffffu, sc, 4);
-        if (c >= n) return;
-        if (cand[c] == pos) { /* the diagonal: the self logit, and the new token's value as the cache rounds it */
-            sc = FLASH_SELF_LOGIT;
-#pragma unroll
-            for (int e = 0; e < 8; e++) v[e] = vpos[d8 + e];
-        }
-        float scale, p;
-        softmax_state_step(&m, &l, sc, &scale, &p);
-#pragma unroll
-        for (int e = 0; e < 8; e++) o[e] = o[e] * scale + p * v[e];
-    };
-    { /* the group's first LSH_EARLY candidates, all requested before the first is folded */
-        uint4 ke[LSH_EARLY], ve[LSH_EARLY];
-#pragma unroll
-        for (int i = 0; i < LSH_EARLY; i++) load(g + i * LSH_GROUPS, &ke[i], &ve[i]);
-#pragma unroll
-        for (int i = 0; i < LSH_EARLY; i++)
-            if (i * LSH_GROUPS < n) fold(g + i * LSH_GROUPS, ke[i], ve[i]);
-    }
-    for (int c0 = LSH_EARLY * LSH_GROUPS; c0 < n; c0 += LSH_LATER * LSH_GROUPS) {
-        uint4 ku[LSH_LATER], vu[LSH_LATER];
-#pragma unroll
-        for (int i = 0; i < LSH_LATER; i++) load(c0 + g + i * LSH_GROUPS, &ku[i], &vu[i]);
-#pragma unroll
-        for (int i = 0; i < LSH_LATER; i++)
-            if (c0 + i * LSH_GROUPS < n) fold(c0 + g + i * LSH_GROUPS, ku[i], vu[i]);
-    }
-    softmax_state_warp_merge(&m, &l, o, 8);
-    float *mine = wst + (tid / 32) * SW;
-    if (lane < 8) { /* the warp's first group */
-        if (lane == 0) {
-            mine[0] = m;
-            mine[1] = l;
-        }
-#pragma unroll
-        for (int e = 0; e < 8; e++) mine[2 + d8 + e] = o[e];
-    }
-    /* the rounds' warps' states merged by the cluster's first block, from the others' shared memory (one round: its
-     * own), in round and warp order */
-    const bool clustered = s.nh > 1;
-    cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
-    if (clustered) cluster.sync();
-    else __syncthreads();
-    if (r == 0 && tid < FLASH_HD) {
-        auto state = [&](int rr, int w) { return clustered ? cluster.map_shared_rank(wst, rr) + w * SW : wst + w * SW; };
-        float M = -INFINITY, L = 0.0f, acc = 0.0f;
-        for (int rr = 0; rr < s.nh; rr++)
-#pragma unroll
-            for (int w = 0; w < LSH_WARPS; w++) M = fmaxf(M, state(rr, w)[0]);
-        for (int rr = 0; rr < s.nh; rr++)
-#pragma unroll
-            for (int w = 0; w < LSH_WARPS; w++) {
-                const float *st = state(rr, w);
-                const float a = st[0] == -INFINITY ? 0.0f : __expf(st[0] - M);
-                L += a * st[1];
-                acc += a * st[2 + tid];
+    for (int r = team; r < s.nh; r += teams) { /* the team's rounds */
+        int16_t *id = ids + (((size_t)b * s.H + h) * s.nh + r) * lsh_ids_stride(max_T); /* the round's ids */
+        /* the scan's first pass requested now: its ids (of positions < pos) were written by earlier steps */
+        uint4 ids8[LSH_SCAN_GROUPS];
+        int top = pos >> 3, per = lsh_scan_per_thread(top);
+        lsh_scan_load(ids8, id, top, per, tid);
+        const bf16 *rot_r = rot + (size_t)(h * s.nh + r) * FLASH_HD * s.half; /* the round's R (a constant) */
+        uint32_t rot0[4][2];
+        if (tid < 32) lsh_rot_fragments(rot0, rot_r, s.half, 0, lane);
+        if (r == team) pdl_wait(); /* launched dependent: the product before this wrote qkv1 */
+        if (tid < 32) { /* the team's warp 0: normalise, append [k^ | v] (round 0), hash the round */
+            const size_t off = (size_t)b * 2 * C + h * FLASH_HD + 2 * lane;
+            const float2 q2 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off));
+            const __nv_bfloat162 v2 = *reinterpret_cast<const __nv_bfloat162 *>(qkv1 + off + C);
+            float k0, k1;
+            lsh_normalise_warp(q2.x, q2.y, &k0, &k1);
+            q[2 * lane] = q2.x;
+            q[2 * lane + 1] = q2.y;
+            const float2 vf = __bfloat1622float2(v2);
+            vpos[2 * lane] = vf.x;
+            vpos[2 * lane + 1] = vf.y;
+            if (r == 0) {
+                bf16 *rec = kv_b + (size_t)pos * 2 * C + h * FLASH_HD + 2 * lane;
+                *reinterpret_cast<__nv_bfloat162 *>(rec) = __floats2bfloat162_rn(k0, k1);
+                *reinterpret_cast<__nv_bfloat162 *>(rec + C) = v2;
             }
-        y[(size_t)b * C + h * FLASH_HD + tid] = f2bf(acc / L);
+            khat[2 * lane] = k0;
+            khat[2 * lane + 1] = k1;
+            __syncwarp();
+            int me[2]; /* the forward's hashing, on a tile of one key */
+            lsh_buckets_tile(me, khat, 1, rot_r, s.half, lane, rot0);
+            if (lane == 0) {
+                bk[0] = me[0];
+                id[pos] = (int16_t)me[0];
+            }
+        }
+        lsh_team_sync(team);
+        const int me = bk[0];
+        int found = 0;
+        for (;;) {
+            const uint64_t match = lsh_scan_match(ids8, top, per, pos, me, tid);
+            int total;
+            int at = found + team_exclusive_sum(__popcll(match), tid, team, scratch, &total);
+            for (uint64_t m = match; m; m &= m - 1) { /* the thread's candidates, newest first */
+                const int o = __ffsll((long long)m) - 1;
+                if (at < W) cand[at] = lsh_scan_position(top, per, o, tid);
+                at++;
+            }
+            found += total; /* uniform: every thread of the team saw the same total */
+            top -= LSH_DECODE_THREADS * per;
+            if (top < 0 || found >= W) break;
+            per = lsh_scan_per_thread(top);
+            lsh_scan_load(ids8, id, top, per, tid);
+        }
+        const int n = found < W ? found : W;
+        lsh_team_sync(team);
+        auto load = [&](int c, uint4 *ku, uint4 *vu) { /* candidate c's key and value (zeros past n and for pos) */
+            const bool on = c < n && cand[c] != pos;
+            const bf16 *kp = kb + (size_t)(on ? cand[c] : 0) * 2 * C;
+            *ku = on ? *reinterpret_cast<const uint4 *>(kp) : make_uint4(0u, 0u, 0u, 0u);
+            *vu = on ? *reinterpret_cast<const uint4 *>(kp + C) : make_uint4(0u, 0u, 0u, 0u);
+        };
+        float qr[8], o[8], m = -INFINITY, l = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            qr[e] = q[d8 + e];
+            o[e] = 0.0f;
+        }
+        auto fold = [&](int c, uint4 ku, uint4 vu) { /* candidate c into the group's state; every lane shuffles */
+            float k[8], v[8], sc = 0.0f;
+            unpack8(k, ku);
+            unpack8(v, vu);
+#pragma unroll
+            for (int e = 0; e < 8; e++) sc += qr[e] * k[e];
+            sc += __shfl_xor_sync(0xffffffffu, sc, 1);
+            sc += __shfl_xor_sync(0xffffffffu, sc, 2);
+            sc += __shfl_xor_sync(0xffffffffu, sc, 4);
+            if (c >= n) return;
+            if (cand[c] == pos) { /* the diagonal: the self logit, and the new token's value as the cache rounds it */
+                sc = FLASH_SELF_LOGIT;
+#pragma unroll
+                for (int e = 0; e < 8; e++) v[e] = vpos[d8 + e];
+            }
+            float scale, p;
+            softmax_state_step(&m, &l, sc, &scale, &p);
+#pragma unroll
+            for (int e = 0; e < 8; e++) o[e] = o[e] * scale + p * v[e];
+        };
+        { /* the group's first LSH_EARLY candidates, all requested before the first is folded */
+            uint4 ke[LSH_EARLY], ve[LSH_EARLY];
+#pragma unroll
+            for (int i = 0; i < LSH_EARLY; i++) load(g + i * LSH_GROUPS, &ke[i], &ve[i]);
+#pragma unroll
+            for (int i = 0; i < LSH_EARLY; i++)
+                if (i * LSH_GROUPS < n) fold(g + i * LSH_GROUPS, ke[i], ve[i]);
+        }
+        for (int c0 = LSH_EARLY * LSH_GROUPS; c0 < n; c0 += LSH_LATER * LSH_GROUPS) {
+            uint4 ku[LSH_LATER], vu[LSH_LATER];
+#pragma unroll
+            for (int i = 0; i < LSH_LATER; i++) load(c0 + g + i * LSH_GROUPS, &ku[i], &vu[i]);
+#pragma unroll
+            for (int i = 0; i < LSH_LATER; i++)
+                if (c0 + i * LSH_GROUPS < n) fold(c0 + g + i * LSH_GROUPS, ku[i], vu[i]);
+        }
+        softmax_state_warp_merge(&m, &l, o, 8);
+        float *mine = wst + (r * LSH_WARPS + warp) * LSH_STATE;
+        if (lane < 8) { /* the warp's first group */
+            if (lane == 0) {
+                mine[0] = m;
+                mine[1] = l;
+            }
+#pragma unroll
+            for (int e = 0; e < 8; e++) mine[2 + d8 + e] = o[e];
+        }
+        lsh_team_sync(team); /* the team's q, candidates and bucket are written again for its next round */
     }
-    if (clustered) cluster.sync(); /* the others' states are read: they may end */
+    __syncthreads(); /* every round's states are in */
+    if (threadIdx.x < FLASH_HD) { /* the rounds' warps' states merged in round and warp order */
+        const int d = threadIdx.x, states = s.nh * LSH_WARPS;
+        float M = -INFINITY, L = 0.0f, acc = 0.0f;
+        for (int k = 0; k < states; k++) M = fmaxf(M, wst[k * LSH_STATE]);
+        for (int k = 0; k < states; k++) {
+            const float *st = wst + k * LSH_STATE;
+            const float a = st[0] == -INFINITY ? 0.0f : __expf(st[0] - M);
+            L += a * st[1];
+            acc += a * st[2 + d];
+        }
+        y[(size_t)b * C + h * FLASH_HD + d] = f2bf(acc / L);
+    }
 }
 
+/* for up to LSH_TEAMS teams */
 static size_t decode_smem(const lsh_shape *s) {
-    return (size_t)(3 * FLASH_HD + LSH_WARPS * (FLASH_HD + 2)) * sizeof(float) +
-           (size_t)(s->window + 1 + LSH_WARPS) * sizeof(int);
+    const int teams = s->nh < LSH_TEAMS ? s->nh : LSH_TEAMS;
+    return ((size_t)s->nh * LSH_WARPS * LSH_STATE + (size_t)teams * lsh_team_words(s->window)) * sizeof(float);
 }
 
 /* decode's checks, then its first product: qkv1 (B, 2C) = LN(x) @ c_attn + b into the workspace. At batch 1 it is
@@ -784,9 +794,10 @@ static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     const int32_t *pos_dev;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     AB_TRY(cuda_decode_input_run(ctx, &in, x, B));
-    /* a block per round, the rounds of (b, h) one cluster; programmatically dependent */
-    return cuda_launch(ctx->be, "lsh_decode", lsh_decode_kernel, dim3((unsigned)(B * cfg->H * s.nh)),
-                       dim3((unsigned)s.nh), dim3(LSH_DECODE_THREADS), decode_smem(&s), 1, (bf16 *)y, (bf16 *)cache,
+    /* a block per (b, h), LSH_TEAMS rounds side by side; programmatically dependent */
+    const int teams = s.nh < LSH_TEAMS ? s.nh : LSH_TEAMS;
+    return cuda_launch(ctx->be, "lsh_decode", lsh_decode_kernel, dim3((unsigned)(B * cfg->H)), dim3(1, 1, 1),
+                       dim3((unsigned)(teams * LSH_DECODE_THREADS)), decode_smem(&s), 1, (bf16 *)y, (bf16 *)cache,
                        (int16_t *)((char *)cache + cache_kv_bytes(cfg, B, cfg->max_T)), (const bf16 *)in.out,
                        (const bf16 *)w->t[W_ROT], pos_dev, s, cfg->max_T);
 }
