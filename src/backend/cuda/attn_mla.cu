@@ -18,10 +18,11 @@
  * caches. Prefill runs the training forward and copies c into the cache; decode computes q and a of the new
  * token (one launch for both, cuda_gemm_small_m_pair; at batch 1 chained after the block before as a pair step, the
  * variant's decode_input), then per (b, h): q~ = W_uk,h q_h (dc), scores tau q~ . c_j for j <= pos, softmax,
- * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel that also normalises a into c_pos and appends it, whose blocks split the positions
- * (flash-decoding) and, for long caches, serve up to four heads each, so a latent is read once for them
- * (mla_decode_kernel, mla_decode_pick); from batch 4 and caches of 2048 positions the same on the tensor cores in
- * three kernels, the first of which normalises a (mla_decode_tc). Decode's kernels read pos on the device (cuda_decode_pos).
+ * o_h = (sum_j p_j c_j) W_uv,h, in fp32, one kernel that also normalises a into c_pos and appends it, whose blocks
+ * split the positions (flash-decoding) and, for long caches, serve up to four heads each, so a latent is read once
+ * for them (mla_decode_kernel, mla_decode_pick); from batch 4 and caches of 2048 positions, and at any batch from
+ * 8192, the same on the tensor cores in three kernels, the first of which normalises a (mla_decode_tc,
+ * mla_decode_on_tc). Decode's kernels read pos on the device (cuda_decode_pos).
  * Head size 64 only (the flash kernels are built for it); any other fails with AB_ERR_UNSUPPORTED.
  *
  * saved per layer:  qkv (B,T,3C) bf16 | a (B,T,dc) bf16 | c (B,T,dc) bf16 | rstd (B,T) fp32 | O (B,T,C) bf16 |
