@@ -185,13 +185,8 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
         unpack8(v, vu);
 #pragma unroll
         for (int e = 0; e < 8; e++) s += q[e] * k[e];
-        for (int off = 1; off < gl; off <<= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-        if (j < j1) {
-            float scale, p;
-            softmax_state_step(&m, &l, s, &scale, &p);
-#pragma unroll
-            for (int e = 0; e < 8; e++) o[e] = o[e] * scale + p * v[e];
-        }
+        s = lane_group_sum(s, gl);
+        if (j < j1) softmax_state_fold(&m, &l, o, s, v);
     };
 #pragma unroll
     for (int t = 0; t < KVD_EARLY; t++)
@@ -208,17 +203,7 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
         ku = kn;
         vu = vn;
     }
-    softmax_state_warp_merge(&m, &l, o, gl);
-    float *mine = wst + warp * (D + 2);
-    if (threadIdx.x % 32 < gl) { /* the warp's first group */
-        if (d0 == 0) {
-            mine[0] = m;
-            mine[1] = l;
-        }
-        if (lane_on)
-#pragma unroll
-            for (int e = 0; e < 8; e++) mine[2 + d0 + e] = o[e];
-    }
+    softmax_state_warp_store(wst + warp * (D + 2), m, l, o, gl, lane_on);
     __syncthreads();
     softmax_states_merge(bst, wsh, wst, nwarps, D + 2, 1, D, nsplit == 1);
     __syncthreads();

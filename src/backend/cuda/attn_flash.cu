@@ -104,9 +104,7 @@ __global__ void flash_bwd_prepare_kernel(float *delta, float *dq_accum, const bf
         z[0] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         z[1] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
-    s += __shfl_xor_sync(0xffffffffu, s, 1);
-    s += __shfl_xor_sync(0xffffffffu, s, 2);
-    s += __shfl_xor_sync(0xffffffffu, s, 4);
+    s = lane_group_sum(s, 8);
     if (ok && chunk == 0) delta[((size_t)b * H + h) * T + t] = s;
 }
 

@@ -243,8 +243,7 @@ __global__ void __launch_bounds__(LIN_THREADS) lin_chunk_forward_kernel(bf16 *y,
 #pragma unroll
         for (int nt = 0; nt < 8; nt++) s += a[nt][2 * hr] + a[nt][2 * hr + 1];
         for (int d = 16 * (lane % 4); d < 16 * (lane % 4) + 16; d++) s += bf2f(sQ[sw(r, d / 8) + d % 8]) * z[d];
-        s += __shfl_xor_sync(0xffffffffu, s, 1);
-        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        s = lane_group_sum(s, 4);
         rd[hr] = 1.0f / (s + LIN_EPS);
     }
     mma_acc_a_kn(out, a, sV, lane);   /* A V: V [key][e] is [k][n] */

@@ -604,7 +604,7 @@ __device__ __forceinline__ int lsh_scan_position(int top, int per, int o, int ti
  * was 0.260-0.261 and batch 16 0.588-0.592 (192 blocks in two waves); docs/PERF.md.
  * shared: the warps' states n_h x LSH_WARPS x (64 + 2) | for each team: q (64) | khat (64) | v of pos (64) |
  * candidates (window) | bucket (1) | scan scratch (LSH_WARPS) */
-#define LSH_TEAMS 2 /* with __launch_bounds__(.., 2): 128 registers (a few spilled), two blocks an SM */
+#define LSH_TEAMS 2 /* with __launch_bounds__(.., 2): 128 registers (80 bytes spilled), two blocks an SM */
 #define LSH_WARPS (LSH_DECODE_THREADS / 32)
 #define LSH_GROUPS (LSH_DECODE_THREADS / 8)
 #define LSH_EARLY 8 /* candidates a group requests at once: W_l = 128 over 16 groups */
@@ -702,19 +702,14 @@ __global__ void __launch_bounds__(LSH_TEAMS * LSH_DECODE_THREADS, 2)
             unpack8(v, vu);
 #pragma unroll
             for (int e = 0; e < 8; e++) sc += qr[e] * k[e];
-            sc += __shfl_xor_sync(0xffffffffu, sc, 1);
-            sc += __shfl_xor_sync(0xffffffffu, sc, 2);
-            sc += __shfl_xor_sync(0xffffffffu, sc, 4);
+            sc = lane_group_sum(sc, 8);
             if (c >= n) return;
             if (cand[c] == pos) { /* the diagonal: the self logit, and the new token's value as the cache rounds it */
                 sc = FLASH_SELF_LOGIT;
 #pragma unroll
                 for (int e = 0; e < 8; e++) v[e] = vpos[d8 + e];
             }
-            float scale, p;
-            softmax_state_step(&m, &l, sc, &scale, &p);
-#pragma unroll
-            for (int e = 0; e < 8; e++) o[e] = o[e] * scale + p * v[e];
+            softmax_state_fold(&m, &l, o, sc, v);
         };
         { /* the group's first LSH_EARLY candidates, all requested before the first is folded */
             uint4 ke[LSH_EARLY], ve[LSH_EARLY];
@@ -732,43 +727,29 @@ __global__ void __launch_bounds__(LSH_TEAMS * LSH_DECODE_THREADS, 2)
             for (int i = 0; i < LSH_LATER; i++)
                 if (c0 + i * LSH_GROUPS < n) fold(c0 + g + i * LSH_GROUPS, ku[i], vu[i]);
         }
-        softmax_state_warp_merge(&m, &l, o, 8);
-        float *mine = wst + (r * LSH_WARPS + warp) * LSH_STATE;
-        if (lane < 8) { /* the warp's first group */
-            if (lane == 0) {
-                mine[0] = m;
-                mine[1] = l;
-            }
-#pragma unroll
-            for (int e = 0; e < 8; e++) mine[2 + d8 + e] = o[e];
-        }
+        softmax_state_warp_store(wst + (r * LSH_WARPS + warp) * LSH_STATE, m, l, o, 8, true);
         lsh_team_sync(team); /* the team's q, candidates and bucket are written again for its next round */
     }
-    __syncthreads(); /* every round's states are in */
-    if (threadIdx.x < FLASH_HD) { /* the rounds' warps' states merged in round and warp order */
-        const int d = threadIdx.x, states = s.nh * LSH_WARPS;
-        float M = -INFINITY, L = 0.0f, acc = 0.0f;
-        for (int k = 0; k < states; k++) M = fmaxf(M, wst[k * LSH_STATE]);
-        for (int k = 0; k < states; k++) {
-            const float *st = wst + k * LSH_STATE;
-            const float a = st[0] == -INFINITY ? 0.0f : __expf(st[0] - M);
-            L += a * st[1];
-            acc += a * st[2 + d];
-        }
-        y[(size_t)b * C + h * FLASH_HD + d] = f2bf(acc / L);
-    }
+    __syncthreads(); /* every round's states are in; the teams' regions are free */
+    /* the rounds' warps' states merged in round and warp order, normalised, into team 0's q region, the merge weights
+     * after it (66 + 4 n_h <= 3 x 64 floats) */
+    float *merged = wst + s.nh * LSH_WARPS * LSH_STATE;
+    softmax_states_merge(merged, merged + LSH_STATE, wst, s.nh * LSH_WARPS, LSH_STATE, 1, FLASH_HD, true);
+    __syncthreads();
+    if (threadIdx.x < FLASH_HD) y[(size_t)b * C + h * FLASH_HD + threadIdx.x] = f2bf(merged[2 + threadIdx.x]);
 }
 
-/* for up to LSH_TEAMS teams */
+/* the decode's teams a block: its rounds side by side, up to LSH_TEAMS */
+static int decode_teams(const lsh_shape *s) { return s->nh < LSH_TEAMS ? s->nh : LSH_TEAMS; }
+
 static size_t decode_smem(const lsh_shape *s) {
-    const int teams = s->nh < LSH_TEAMS ? s->nh : LSH_TEAMS;
-    return ((size_t)s->nh * LSH_WARPS * LSH_STATE + (size_t)teams * lsh_team_words(s->window)) * sizeof(float);
+    return ((size_t)s->nh * LSH_WARPS * LSH_STATE + (size_t)decode_teams(s) * lsh_team_words(s->window)) * sizeof(float);
 }
 
 /* decode's checks, then its first product: qkv1 (B, 2C) = LN(x) @ c_attn + b into the workspace. At batch 1 it is
- * chained after the block before (block_tail_forward): with the decode a block per round that was faster on an H200,
- * 0.309 -> 0.265 ms a token at 512 positions, though 0.610 -> 0.626 at 8192 (docs/PERF.md, eighth session; with the
- * decode kernel of before, one block per head, it had been slower, 0.341 -> 0.349) */
+ * chained after the block before (block_tail_forward): with the eighth session's decode kernel (a block a round)
+ * that was faster on an H200, 0.309 -> 0.265 ms a token at 512 positions, though 0.610 -> 0.626 at 8192 (docs/PERF.md;
+ * with the one before it, a block a head of serial rounds, it had been slower, 0.341 -> 0.349) */
 static ab_status lsh_decode_input(const ab_attn_ctx *ctx, const ab_attn_weights *w, void *cache, int B, int pos,
                                   ab_decode_input *in) {
     (void)cache;
@@ -794,10 +775,9 @@ static ab_status lsh_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     const int32_t *pos_dev;
     AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
     AB_TRY(cuda_decode_input_run(ctx, &in, x, B));
-    /* a block per (b, h), LSH_TEAMS rounds side by side; programmatically dependent */
-    const int teams = s.nh < LSH_TEAMS ? s.nh : LSH_TEAMS;
+    /* a block per (b, h), its rounds side by side; programmatically dependent */
     return cuda_launch(ctx->be, "lsh_decode", lsh_decode_kernel, dim3((unsigned)(B * cfg->H)), dim3(1, 1, 1),
-                       dim3((unsigned)(teams * LSH_DECODE_THREADS)), decode_smem(&s), 1, (bf16 *)y, (bf16 *)cache,
+                       dim3((unsigned)(decode_teams(&s) * LSH_DECODE_THREADS)), decode_smem(&s), 1, (bf16 *)y, (bf16 *)cache,
                        (int16_t *)((char *)cache + cache_kv_bytes(cfg, B, cfg->max_T)), (const bf16 *)in.out,
                        (const bf16 *)w->t[W_ROT], pos_dev, s, cfg->max_T);
 }

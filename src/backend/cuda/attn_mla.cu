@@ -461,9 +461,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
                 unpack8(w, u[i]);
 #pragma unroll
                 for (int e = 0; e < 8; e++) dot += w[e] * q[e];
-                dot += __shfl_xor_sync(0xffffffffu, dot, 1);
-                dot += __shfl_xor_sync(0xffffffffu, dot, 2);
-                dot += __shfl_xor_sync(0xffffffffu, dot, 4);
+                dot = lane_group_sum(dot, 8);
                 const int r = r0 + i * MLA_ROWS;
                 if (threadIdx.x % 8 == 0 && r < dc) qt[hg * dc + r] = tau * dot;
             }
@@ -585,20 +583,16 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
      * unnormalised state, [m, l, o] -> [m, l, o W_uv,h] (the product is linear in o), and the cluster's first block
      * merges those 64-wide states in split order: the splits' products run side by side and the W_uv,h slice is no
      * longer read after the merge */
-    if (nsplit == 1) {
-        for (int hg = 0; hg < HG; hg++) {
-            const float v = mla_up_project(bst + hg * sw + 2, Wuv, h0 + hg, C, dc, rows);
-            if (threadIdx.x < FLASH_HD) y[(size_t)b * C + (h0 + hg) * FLASH_HD + threadIdx.x] = f2bf(v);
-        }
-        return;
-    }
     constexpr int PW = FLASH_HD + 2; /* floats a projected state */
     for (int hg = 0; hg < HG; hg++) {
         const float v = mla_up_project(bst + hg * sw + 2, Wuv, h0 + hg, C, dc, rows);
-        if (threadIdx.x < FLASH_HD) pst[hg * PW + 2 + threadIdx.x] = v;
-        if (threadIdx.x < 2) pst[hg * PW + threadIdx.x] = bst[hg * sw + threadIdx.x];
+        if (threadIdx.x < FLASH_HD) {
+            if (nsplit == 1) y[(size_t)b * C + (h0 + hg) * FLASH_HD + threadIdx.x] = f2bf(v);
+            else pst[hg * PW + 2 + threadIdx.x] = v;
+        }
+        if (nsplit > 1 && threadIdx.x < 2) pst[hg * PW + threadIdx.x] = bst[hg * sw + threadIdx.x];
     }
-    if (!softmax_states_cluster_merge(pst, wst, wsh, split, nsplit, FLASH_HD, HG)) return; /* wst is free */
+    if (nsplit == 1 || !softmax_states_cluster_merge(pst, wst, wsh, split, nsplit, FLASH_HD, HG)) return; /* wst free */
     for (int i = threadIdx.x; i < HG * FLASH_HD; i += MLA_DECODE_THREADS)
         y[(size_t)b * C + h0 * FLASH_HD + i] = f2bf(pst[i / FLASH_HD * PW + 2 + i % FLASH_HD]);
 }
@@ -609,8 +603,8 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
  * long: from B * max_T >= MLA_SHARED_LATENT_TOKENS, then the most heads per block that divide H, else one. Measured on
  * an H200 (GPT-2 124M, decode ms a token, one head a block against four): B = 1, max_T = 1024: 0.565 / 0.789;
  * B = 16, 1024: 0.866 / 1.061; B = 1, 8192: 0.920 / 1.200; B = 4, 8192: 1.766 / 1.578 (docs/PERF.md). The
- * tensor-core path below takes d_c = 256, H <= 16 from B >= 4 and max_T >= 2048, so several heads a block remain
- * for the other ranks, head counts and batches. */
+ * tensor-core path below takes d_c = 256, H <= 16 from B >= 4 and max_T >= 2048, and from max_T >= 8192 at any
+ * batch (mla_decode_on_tc), so several heads a block remain for the other ranks, head counts and batches. */
 #define MLA_SHARED_LATENT_TOKENS 32768
 typedef void (*mla_decode_fn)(bf16 *, const bf16 *, bf16 *, const bf16 *, const bf16 *, const bf16 *, const bf16 *,
                               int, int, int, const int32_t *, float);
@@ -998,6 +992,22 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
     ab_decode_input in;
     AB_TRY(mla_decode_input(ctx, w, cache, B, pos, &in));
     const int C = cfg->C, dc = cfg->hp.mla_kv_rank;
+    const int32_t *pos_dev = NULL;
+    AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
+    mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
+    if (!ctx->input_ready) {
+        /* both projections read ln_1's output: written out once where the products cannot normalise x themselves */
+        ab_attn_ctx pc = *ctx;
+        const void *inp;
+        AB_TRY(cuda_layernorm_input(be, ctx->ln, x, w->t[W_Q], B, C, C, &inp, &pc.ln));
+        int paired; /* one launch for both where the small-M kernel takes them: a kernel less a layer */
+        AB_TRY(cuda_gemm_small_m_pair(be, in.out, in.weight, C, in.out2, in.weight2, dc, inp, pc.ln, B, C, &paired));
+        if (!paired) {
+            AB_TRY(cuda_decode_projection(&pc, in.out, inp, in.weight, NULL, NULL, B, C, C));
+            AB_TRY(cuda_decode_projection(&pc, in.out2, inp, in.weight2, NULL, NULL, B, C, dc));
+        }
+    }
+    if (mla_decode_on_tc(cfg, B)) return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
     int hg;
     const mla_decode_fn kernel = mla_decode_pick(cfg->H, dc, B, cfg->max_T, &hg);
     const int groups = B * cfg->H / hg;
@@ -1017,22 +1027,6 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
              "mla decode occupancy");
     while (splits > 1 && groups * splits > per_sm * cuda_of(be)->sm_count) splits--;
     shmem = mla_decode_shmem(dc, hg, splits);
-    const int32_t *pos_dev = NULL;
-    AB_TRY(cuda_decode_pos(ctx, pos, &pos_dev));
-    mla_decode_ws v = mla_decode_views(cfg, ctx->workspace, B, NULL);
-    if (!ctx->input_ready) {
-        /* both projections read ln_1's output: written out once where the products cannot normalise x themselves */
-        ab_attn_ctx pc = *ctx;
-        const void *inp;
-        AB_TRY(cuda_layernorm_input(be, ctx->ln, x, w->t[W_Q], B, C, C, &inp, &pc.ln));
-        int paired; /* one launch for both where the small-M kernel takes them: a kernel less a layer */
-        AB_TRY(cuda_gemm_small_m_pair(be, in.out, in.weight, C, in.out2, in.weight2, dc, inp, pc.ln, B, C, &paired));
-        if (!paired) {
-            AB_TRY(cuda_decode_projection(&pc, in.out, inp, in.weight, NULL, NULL, B, C, C));
-            AB_TRY(cuda_decode_projection(&pc, in.out2, inp, in.weight2, NULL, NULL, B, C, dc));
-        }
-    }
-    if (mla_decode_on_tc(cfg, B)) return mla_decode_tc(ctx, w, &v, cache, y, B, pos_dev);
     /* the RMSNorm of the new latent inside (step 0), one kernel less a layer; a group's splits are one cluster. At
      * batch 1 programmatically dependent, W_uk's slice and the first latents requested before the wait: 0.339 ->
      * 0.310 ms a token at 512 positions on an H200 (launched dependent without the early requests it had been

@@ -105,6 +105,14 @@ __device__ __forceinline__ void softmax_state_step(float *m, float *l, float s, 
     *m = mn;
 }
 
+/* a key of score s and value v (the lane's 8 elements of it) folded into the running state (m, l, o) */
+__device__ __forceinline__ void softmax_state_fold(float *m, float *l, float o[8], float s, const float v[8]) {
+    float scale, p;
+    softmax_state_step(m, l, s, &scale, &p);
+#pragma unroll
+    for (int e = 0; e < 8; e++) o[e] = o[e] * scale + p * v[e];
+}
+
 /* The running softmax states of a warp's 32/gl lane groups (gl lanes a group, a power of two; m and l the same in
  * every lane of a group, o the lane's 8 elements) merged by shuffles, the groups pairwise in a butterfly: afterwards
  * every group holds the warp's state. Every lane of the warp calls it. */
@@ -118,6 +126,21 @@ __device__ __forceinline__ void softmax_state_warp_merge(float *m, float *l, flo
         for (int e = 0; e < 8; e++) o[e] = o[e] * a + __shfl_xor_sync(0xffffffffu, o[e], off) * b;
         *m = mn;
     }
+}
+
+/* softmax_state_warp_merge, then the warp's state [m, l, o] written to dst (n + 2 floats) by its first group, lane
+ * l its elements 8l .. 8l + 7 (none where !on: lanes past n) */
+__device__ __forceinline__ void softmax_state_warp_store(float *dst, float m, float l, float o[8], int gl, bool on) {
+    softmax_state_warp_merge(&m, &l, o, gl);
+    const int lane = threadIdx.x % 32;
+    if (lane >= gl) return;
+    if (lane == 0) {
+        dst[0] = m;
+        dst[1] = l;
+    }
+    if (on)
+#pragma unroll
+        for (int e = 0; e < 8; e++) dst[2 + 8 * lane + e] = o[e];
 }
 
 /* out (`states` states of width n, one after the other, shared memory) = for each state s, the merge of its `count`
