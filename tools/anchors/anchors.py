@@ -7,6 +7,10 @@
               M = eager | sdpa (Hugging Face transformers GPT2LMHeadModel with that attn_implementation) |
               compile (sdpa + torch.compile). Tokens/s, step ms (median), peak allocated memory, GPU energy
               per step (NVML total-energy counter, when pynvml is importable).
+  --infer     GPT-2 124M inference, eval mode, bf16 weights, sdpa attention, random weights: prefill of --seq
+              tokens at batch 1 (median of 20, CUDA events), and cached decode (past_key_values, one token a call,
+              greedy) at batch 1 and at --batch: a --seq/2-token prompt, then --gen-tokens tokens, median ms a token
+              (the positions attnbench bench --infer times with --seq 512 --gen-tokens 128: 256..383).
 
 Timing of --attn: (1) as tests/gpu/test_cuda_bench.c: host clock around batches of 10 calls with a device
 synchronisation before and after, median of 15 batches, inputs rotating over 3 copies; (2) the GPU time of
@@ -150,11 +154,46 @@ def model_anchor(mode, steps, warmup, b, t):
     torch.cuda.empty_cache()
 
 
+def infer_anchor(b, t, gen):
+    model = gpt2_block_model("sdpa").cuda().to(torch.bfloat16).eval()
+    with torch.no_grad():
+        x = torch.randint(0, 50257, (1, t), device="cuda")
+        times = []
+        for i in range(25):
+            s0, s1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s0.record()
+            model(input_ids=x, use_cache=True)
+            s1.record()
+            s1.synchronize()
+            if i >= 5:
+                times.append(s0.elapsed_time(s1))
+        print(f"anchor infer hf_sdpa prefill B=1 T={t}: {statistics.median(times):.2f} ms (median of 20)", flush=True)
+        for bb in sorted({1, b}):
+            prompt = torch.randint(0, 50257, (bb, t // 2), device="cuda")
+            out = model(input_ids=prompt, use_cache=True)
+            past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            per = []
+            for _ in range(gen):
+                s0, s1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                s0.record()
+                out = model(input_ids=tok, past_key_values=past, use_cache=True)
+                past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+                s1.record()
+                s1.synchronize()
+                per.append(s0.elapsed_time(s1))
+            print(f"anchor infer hf_sdpa decode B={bb} positions {t // 2}..{t // 2 + gen - 1}: "
+                  f"{statistics.median(per[5:]):.3f} ms a token (median of {gen - 5})", flush=True)
+    del model
+    torch.cuda.empty_cache()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--attn", action="store_true", help="attention-only anchors")
     ap.add_argument("--model", action="append", default=[], choices=["eager", "sdpa", "compile"],
                     help="training-step anchor (repeatable)")
+    ap.add_argument("--infer", action="store_true", help="inference anchors (prefill, cached decode)")
+    ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--batch", type=int, default=B)
@@ -166,6 +205,8 @@ def main():
         attn_anchors(a.batch, a.seq)
     for m in a.model:
         model_anchor(m, a.steps, a.warmup, a.batch, a.seq)
+    if a.infer:
+        infer_anchor(a.batch, a.seq, a.gen_tokens)
 
 
 if __name__ == "__main__":
