@@ -696,20 +696,30 @@ __global__ void __launch_bounds__(LSH_TEAMS * LSH_DECODE_THREADS, 2)
             qr[e] = q[d8 + e];
             o[e] = 0.0f;
         }
+        /* the group sum, the fold, the warp's store and the rounds' merge below are written out, not the helpers
+         * kv_decode uses (lane_group_sum, softmax_state_fold, softmax_state_warp_store, softmax_states_merge): with
+         * them this kernel, held to 128 registers, spilled 100 bytes where it spills 80 and decoded 3-18 us a token
+         * slower at batch 1 on an H200 (8192 positions 0.397-0.402 -> 0.407-0.421 ms; docs/PERF.md, fourteenth
+         * session) */
         auto fold = [&](int c, uint4 ku, uint4 vu) { /* candidate c into the group's state; every lane shuffles */
             float k[8], v[8], sc = 0.0f;
             unpack8(k, ku);
             unpack8(v, vu);
 #pragma unroll
             for (int e = 0; e < 8; e++) sc += qr[e] * k[e];
-            sc = lane_group_sum(sc, 8);
+            sc += __shfl_xor_sync(0xffffffffu, sc, 1);
+            sc += __shfl_xor_sync(0xffffffffu, sc, 2);
+            sc += __shfl_xor_sync(0xffffffffu, sc, 4);
             if (c >= n) return;
             if (cand[c] == pos) { /* the diagonal: the self logit, and the new token's value as the cache rounds it */
                 sc = FLASH_SELF_LOGIT;
 #pragma unroll
                 for (int e = 0; e < 8; e++) v[e] = vpos[d8 + e];
             }
-            softmax_state_fold(&m, &l, o, sc, v);
+            float scale, p;
+            softmax_state_step(&m, &l, sc, &scale, &p);
+#pragma unroll
+            for (int e = 0; e < 8; e++) o[e] = o[e] * scale + p * v[e];
         };
         { /* the group's first LSH_EARLY candidates, all requested before the first is folded */
             uint4 ke[LSH_EARLY], ve[LSH_EARLY];
@@ -727,16 +737,31 @@ __global__ void __launch_bounds__(LSH_TEAMS * LSH_DECODE_THREADS, 2)
             for (int i = 0; i < LSH_LATER; i++)
                 if (c0 + i * LSH_GROUPS < n) fold(c0 + g + i * LSH_GROUPS, ku[i], vu[i]);
         }
-        softmax_state_warp_store(wst + (r * LSH_WARPS + warp) * LSH_STATE, m, l, o, 8, true);
+        softmax_state_warp_merge(&m, &l, o, 8);
+        float *mine = wst + (r * LSH_WARPS + warp) * LSH_STATE;
+        if (lane < 8) { /* the warp's first group */
+            if (lane == 0) {
+                mine[0] = m;
+                mine[1] = l;
+            }
+#pragma unroll
+            for (int e = 0; e < 8; e++) mine[2 + d8 + e] = o[e];
+        }
         lsh_team_sync(team); /* the team's q, candidates and bucket are written again for its next round */
     }
-    __syncthreads(); /* every round's states are in; the teams' regions are free */
-    /* the rounds' warps' states merged in round and warp order, normalised, into team 0's q region, the merge weights
-     * after it (66 + 4 n_h <= 3 x 64 floats) */
-    float *merged = wst + s.nh * LSH_WARPS * LSH_STATE;
-    softmax_states_merge(merged, merged + LSH_STATE, wst, s.nh * LSH_WARPS, LSH_STATE, 1, FLASH_HD, true);
-    __syncthreads();
-    if (threadIdx.x < FLASH_HD) y[(size_t)b * C + h * FLASH_HD + threadIdx.x] = f2bf(merged[2 + threadIdx.x]);
+    __syncthreads(); /* every round's states are in */
+    if (threadIdx.x < FLASH_HD) { /* the rounds' warps' states merged in round and warp order */
+        const int d = threadIdx.x, states = s.nh * LSH_WARPS;
+        float M = -INFINITY, L = 0.0f, acc = 0.0f;
+        for (int k = 0; k < states; k++) M = fmaxf(M, wst[k * LSH_STATE]);
+        for (int k = 0; k < states; k++) {
+            const float *st = wst + k * LSH_STATE;
+            const float a = st[0] == -INFINITY ? 0.0f : __expf(st[0] - M);
+            L += a * st[1];
+            acc += a * st[2 + d];
+        }
+        y[(size_t)b * C + h * FLASH_HD + d] = f2bf(acc / L);
+    }
 }
 
 /* the decode's teams a block: its rounds side by side, up to LSH_TEAMS */
