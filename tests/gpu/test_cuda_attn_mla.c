@@ -16,7 +16,8 @@
  * 300 with splits of up to 220 and 19 positions (seven rounds a warp: the latents loaded a round ahead); and the
  * tensor-core decode (d_c = 256, H <= 16, B >= 4, max_T >= 2048): B = 4, 5, 9, H = 3, 12, 16, positions split over
  * blocks and over several clusters (most of their splits past the positions decoded), at B = 9 clusters of 14 (one
- * block an SM), at B = 72 clusters of one block; and the CUDA-core decode of long caches at B = 1, 2 (16 splits of up to 19 positions).
+ * block an SM), at B = 72 clusters of one block; and the CUDA-core decode of long caches at B = 1, 2 (16 splits of
+ * up to 19 positions).
  * A failing case names the shape (B, T, H, dc), the tensor and its worst element.
  *
  * Tolerance against the fp32 CPU reference: relative L2 error <= 2e-2 per tensor and every element within 5%
@@ -85,8 +86,7 @@ int main(void) {
                                    {4, 200, 12, 256, 8192}, {4, 60, 12, 256, 4096}, {4, 90, 3, 256, 4096},
                                    {5, 70, 16, 256, 4096}, {4, 150, 12, 256, 2048}, {9, 40, 12, 256, 2048},
                                    {1, 300, 12, 256, 8192},
-                                   /* more sequences than a cluster of two a sequence fits in one wave: clusters of
-                                    * one block */
+                                   /* more sequences than half the SMs: one block a sequence (no cluster) */
                                    {72, 10, 3, 256, 2048},
                                    /* the CUDA-core decode of long caches at batch 1 and 2 */
                                    {1, 300, 12, 256, 4096}, {2, 200, 12, 256, 4096},

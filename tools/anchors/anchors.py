@@ -10,7 +10,8 @@
   --infer     GPT-2 124M inference, eval mode, bf16 weights, sdpa attention, random weights: prefill of --seq
               tokens at batch 1 (median of 20, CUDA events), and cached decode (past_key_values, one token a call,
               greedy) at batch 1 and at --batch: a --seq/2-token prompt, then --gen-tokens tokens, median ms a token
-              (the positions attnbench bench --infer times with --seq 512 --gen-tokens 128: 256..383).
+              over all but the first --warmup (attnbench bench --infer decodes positions 256..383 with --seq 512
+              --gen-tokens 128).
 
 Timing of --attn: (1) as tests/gpu/test_cuda_bench.c: host clock around batches of 10 calls with a device
 synchronisation before and after, median of 15 batches, inputs rotating over 3 copies; (2) the GPU time of
@@ -90,6 +91,16 @@ def attn_anchors(b, t):
             print(f"anchor attn {name:14s} unavailable: {str(e).splitlines()[0]}", flush=True)
 
 
+def event_ms(fn):
+    """Runs fn() between two CUDA events and returns (its result, the device time between them in ms)."""
+    s0, s1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s0.record()
+    r = fn()
+    s1.record()
+    s1.synchronize()
+    return r, s0.elapsed_time(s1)
+
+
 def gpt2_block_model(impl):
     """Hugging Face GPT2LMHeadModel (GPT-2 124M) with the given attention implementation."""
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -136,13 +147,7 @@ def model_anchor(mode, steps, warmup, b, t):
     e0 = energy_mj()
     t_all = time.perf_counter()
     for _ in range(steps):
-        s0 = torch.cuda.Event(enable_timing=True)
-        s1 = torch.cuda.Event(enable_timing=True)
-        s0.record()
-        step()
-        s1.record()
-        s1.synchronize()
-        times.append(s0.elapsed_time(s1))
+        times.append(event_ms(step)[1])
     t_all = time.perf_counter() - t_all
     e1 = energy_mj()
     ms = statistics.median(times)
@@ -154,35 +159,23 @@ def model_anchor(mode, steps, warmup, b, t):
     torch.cuda.empty_cache()
 
 
-def infer_anchor(b, t, gen):
+def infer_anchor(b, t, gen, warmup=5):
     model = gpt2_block_model("sdpa").cuda().to(torch.bfloat16).eval()
     with torch.no_grad():
         x = torch.randint(0, 50257, (1, t), device="cuda")
-        times = []
-        for i in range(25):
-            s0, s1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s0.record()
-            model(input_ids=x, use_cache=True)
-            s1.record()
-            s1.synchronize()
-            if i >= 5:
-                times.append(s0.elapsed_time(s1))
+        times = [event_ms(lambda: model(input_ids=x, use_cache=True))[1] for _ in range(20 + warmup)][warmup:]
         print(f"anchor infer hf_sdpa prefill B=1 T={t}: {statistics.median(times):.2f} ms (median of 20)", flush=True)
         for bb in sorted({1, b}):
             prompt = torch.randint(0, 50257, (bb, t // 2), device="cuda")
             out = model(input_ids=prompt, use_cache=True)
-            past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
             per = []
             for _ in range(gen):
-                s0, s1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                s0.record()
-                out = model(input_ids=tok, past_key_values=past, use_cache=True)
                 past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
-                s1.record()
-                s1.synchronize()
-                per.append(s0.elapsed_time(s1))
-            print(f"anchor infer hf_sdpa decode B={bb} positions {t // 2}..{t // 2 + gen - 1}: "
-                  f"{statistics.median(per[5:]):.3f} ms a token (median of {gen - 5})", flush=True)
+                out, ms = event_ms(lambda: model(input_ids=tok, past_key_values=past, use_cache=True))
+                per.append(ms)
+            first = t // 2 + warmup
+            print(f"anchor infer hf_sdpa decode B={bb} positions {first}..{t // 2 + gen - 1}: "
+                  f"{statistics.median(per[warmup:]):.3f} ms a token (median of {gen - warmup})", flush=True)
     del model
     torch.cuda.empty_cache()
 
@@ -206,7 +199,9 @@ def main():
     for m in a.model:
         model_anchor(m, a.steps, a.warmup, a.batch, a.seq)
     if a.infer:
-        infer_anchor(a.batch, a.seq, a.gen_tokens)
+        if a.gen_tokens <= a.warmup:
+            ap.error(f"--gen-tokens must exceed --warmup ({a.warmup}): the first decoded tokens are not timed")
+        infer_anchor(a.batch, a.seq, a.gen_tokens, a.warmup)
 
 
 if __name__ == "__main__":
