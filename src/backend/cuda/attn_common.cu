@@ -127,10 +127,11 @@ ab_status attn_kv_cache_fill_layout(ab_backend *be, const attn_kv_layout *L, bf1
  * KVD_EARLY keys requested before the programmatic-launch wait unless one is pos itself, then each next key before the
  * one before it is used), q (times tau) in registers, the score summed by shuffles within the group, then the key
  * folded into the group's running softmax state. The groups' states merge by shuffles within each warp, the warps'
- * in shared memory; with one split that is y, else the splits of (b, h) are one cluster (1, splits) whose first block
- * merges the blocks' states in split order from their shared memory into y (b, h*D .. h*D + D - 1). fp32
- * throughout, y bf16.
- * Shared memory: the warps' states (KVD_THREADS/32) x (D + 2) | the block's state (D + 2) | merge weights. */
+ * in shared memory; with one split that is y, else the splits of (b, h) are one cluster (1, splits) whose blocks push
+ * their states into the first block, which merges them in split order into y (b, h*D .. h*D + D - 1;
+ * softmax_states_cluster_gather). fp32 throughout, y bf16.
+ * Shared memory: the warps' states (KVD_THREADS/32) x (D + 2) | the block's state (D + 2) | merge weights | with
+ * several splits the first block's inbox, splits x (D + 2). */
 #define KVD_EARLY 4     /* keys of a group requested before the programmatic-launch wait */
 #define KVD_THREADS 256
 __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const bf16 *qkv1, const bf16 *cache, int B, int H,
@@ -138,6 +139,7 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
                                                                 int cap, float tau) {
     extern __shared__ float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
+    if (gridDim.y > 1) cluster_gather_open();
     /* The position is written before the step's first kernel, the cached keys and values of the positions before it
      * by earlier steps: both may be read before the wait; only q and the key and value of pos itself (the product
      * before this appends them) come after it. */
@@ -148,6 +150,7 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
     const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
     const bool lane_on = d0 < D; /* lanes past D (D not a power-of-two multiple of 8) only join the shuffles */
     float *wst = sh, *bst = wst + nwarps * (D + 2), *wsh = bst + D + 2;
+    float *inbox = wsh + (nwarps > nsplit ? nwarps : nsplit); /* nsplit x (D + 2), split 0's */
     const bf16 *kb = cache + (size_t)b * 2 * GD + (h / (H / G)) * D + d0; /* key of slot t: kb + t * slot_stride */
     const size_t slot_stride = (size_t)B * 2 * GD;
     /* the group's key and value at key index j (zeros past j1) */
@@ -208,8 +211,12 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
     softmax_states_merge(bst, wsh, wst, nwarps, D + 2, 1, D, nsplit == 1);
     __syncthreads();
     bf16 *yh = y + (size_t)b * C + h * D;
-    if (nsplit > 1 && !softmax_states_cluster_merge(bst, wst, wsh, split, nsplit, D)) return; /* wst: free by now */
-    for (int d = threadIdx.x; d < D; d += KVD_THREADS) yh[d] = f2bf(bst[2 + d]);
+    if (nsplit == 1) {
+        for (int d = threadIdx.x; d < D; d += KVD_THREADS) yh[d] = f2bf(bst[2 + d]);
+        return;
+    }
+    if (!softmax_states_cluster_gather(wst, wsh, bst, inbox, split, nsplit, D)) return; /* wst: free by now */
+    for (int d = threadIdx.x; d < D; d += KVD_THREADS) yh[d] = f2bf(wst[2 + d]);
 }
 
 int attn_decode_splits(ab_backend *be, int BH, int seen, int min_keys) {
@@ -262,7 +269,9 @@ ab_status attn_kv_decode_layout(const ab_attn_ctx *ctx, const attn_kv_layout *L,
      * 0.233-0.235 ms a token at 512 positions, 0.244 -> 0.232 at 4096 (batch 4 there 0.459 -> 0.426); the others as
      * before within 2 us */
     const int splits = attn_decode_splits(ctx->be, B * H, seen, KVD_EARLY * ngroups);
-    const size_t shmem = (size_t)((nwarps + 1) * (D + 2) + (nwarps > splits ? nwarps : splits)) * sizeof(float);
+    const size_t shmem =
+        (size_t)((nwarps + 1) * (D + 2) + (nwarps > splits ? nwarps : splits) + (splits > 1 ? splits * (D + 2) : 0)) *
+        sizeof(float);
     return cuda_launch(ctx->be, "kv_decode", kv_decode_kernel, dim3((unsigned)(B * H), (unsigned)splits),
                        dim3(1, (unsigned)splits), dim3(KVD_THREADS),
                        shmem, 1, (bf16 *)y, (const bf16 *)in.out, (const bf16 *)cache, B, H, G, D, gl, seen,

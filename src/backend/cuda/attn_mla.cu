@@ -325,15 +325,16 @@ static ab_status mla_prefill(const ab_attn_ctx *ctx, const ab_attn_weights *w, v
  *  3. o_h = cbar_h W_uv,h, cbar_h = sum_j p_hj c_j / sum_j p_hj: 8 lanes per row of the (dc, 64) slice, MLA_ROWS rows
  *     per pass, the MLA_ROWS row groups summed in shared memory in order (the slices asked into L2 before the wait).
  *     With one split from the block's state; with several (one cluster), each split
- *     projects its unnormalised state's o, and the cluster's first block merges the projected states [m, l, o W_uv,h]
- *     in split order from the blocks' shared memory (the product is linear in o, so this is the merge's product):
- *     the splits' products run side by side, and nothing is read from memory after the merge.
+ *     projects its unnormalised state's o and pushes the projected state [m, l, o W_uv,h] into the cluster's first
+ *     block, which merges them in split order (softmax_states_cluster_gather; the product is linear in o, so this is
+ *     the merge's product): the splits' products run side by side, and nothing is read from memory after the merge.
  * Eight warps a block: a split's positions take half the rounds they took with four, and each warp's next round of
  * latents is requested before this one is folded. On an H200, batch 1, decode ms a token (docs/PERF.md, tenth
  * session): 8192 positions 0.478-0.489 (four warps) -> 0.431 (a round ahead) -> 0.376-0.378 (and eight warps); 512
  * positions 0.310-0.312 -> 0.300-0.303. Two or four heads a block at 8192 were slower (0.451, 0.640).
  * Shared memory: c_pos dc bf16 | q~ HG x dc | warp states MLA_WARPS x HG x (dc + 2) | block states HG x (dc + 2) |
- * merge weights HG x max(splits, MLA_WARPS) | row sums MLA_ROWS x 64 | projected states HG x (64 + 2). */
+ * merge weights HG x max(splits, MLA_WARPS) | row sums MLA_ROWS x 64 | projected states HG x (64 + 2) | with several
+ * splits the inbox of the first block, splits x HG x (64 + 2). */
 #define MLA_MAX_RANK 1024
 #define MLA_WARPS (MLA_DECODE_THREADS / 32)
 #define MLA_ROWS (MLA_DECODE_THREADS / 8)   /* rows of a (dc, 64) weight slice per pass */
@@ -396,6 +397,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
                                                                          int dc, const int32_t *pos_dev, float tau) {
     extern __shared__ __align__(16) float sh[];
     pdl_release(); /* the output projection after this may be scheduled early (cuda_common.cuh) */
+    if (gridDim.y > 1) cluster_gather_open();
     const int n = *pos_dev + 1, groups = H / HG, g = blockIdx.x, b = g / groups, h0 = (g % groups) * HG;
     const int split = blockIdx.y, nsplit = gridDim.y, C = H * FLASH_HD, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int rg = threadIdx.x / 8, c8 = (threadIdx.x % 8) * 8; /* weight-slice row group, column offset in a head */
@@ -404,6 +406,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
     float *qt = sh + dc / 2, *wst = qt + HG * dc, *bst = wst + MLA_WARPS * HG * sw, *wsh = bst + HG * sw;
     float *rows = wsh + HG * (nsplit > MLA_WARPS ? nsplit : MLA_WARPS); /* MLA_ROWS x FLASH_HD */
     float *pst = rows + MLA_ROWS * FLASH_HD; /* HG x (64 + 2): the split's states projected by W_uv */
+    float *inbox = pst + HG * (FLASH_HD + 2); /* nsplit x HG x (64 + 2), split 0's: the cluster's projected states */
     const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
     const bf16 *cb = cache + (size_t)b * dc; /* c_j of sequence b: cb + j * slot */
     const size_t slot = (size_t)B * dc;
@@ -592,9 +595,9 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
         }
         if (nsplit > 1 && threadIdx.x < 2) pst[hg * PW + threadIdx.x] = bst[hg * sw + threadIdx.x];
     }
-    if (nsplit == 1 || !softmax_states_cluster_merge(pst, wst, wsh, split, nsplit, FLASH_HD, HG)) return; /* wst free */
+    if (nsplit == 1 || !softmax_states_cluster_gather(wst, wsh, pst, inbox, split, nsplit, FLASH_HD, HG)) return; /* wst free */
     for (int i = threadIdx.x; i < HG * FLASH_HD; i += MLA_DECODE_THREADS)
-        y[(size_t)b * C + h0 * FLASH_HD + i] = f2bf(pst[i / FLASH_HD * PW + 2 + i % FLASH_HD]);
+        y[(size_t)b * C + h0 * FLASH_HD + i] = f2bf(wst[i / FLASH_HD * PW + 2 + i % FLASH_HD]);
 }
 
 /* The instantiations: heads per block HG (a divisor of H) and 256-value latent chunks per lane RC (dc <= 256 RC), with
@@ -629,7 +632,7 @@ static mla_decode_fn mla_decode_pick(int H, int dc, int B, int max_T, int *hg) {
  * chunks a lane, or 4 chunks) */
 static size_t mla_decode_shmem(int dc, int hg, int splits) {
     return (size_t)(dc / 2 + hg * dc + (MLA_WARPS + 1) * hg * (dc + 2) + hg * (splits > MLA_WARPS ? splits : MLA_WARPS) +
-                    MLA_ROWS * FLASH_HD + hg * (FLASH_HD + 2)) * sizeof(float);
+                    MLA_ROWS * FLASH_HD + (splits > 1 ? splits + 1 : 1) * hg * (FLASH_HD + 2)) * sizeof(float);
 }
 
 /* kernel's dynamic shared memory raised to bytes where that is over the default 48 KB: once a kernel and size,
@@ -747,16 +750,20 @@ __device__ __forceinline__ int mla_tc_sw(int row, int chunk) { return sw_cols<ML
  * positions past the split masked; the online softmax of each head row (rows g and g + 8 of the thread, quad
  * shuffles); O (16 x dc, 32 accumulator tiles) += P C (P from S's registers as bf16 A fragments, C by
  * ldmatrix.trans). The warps' states merge in shared memory, the heads side by side, then the cluster's splits, in
- * split order, not normalised, head h by the block of rank h % csplit from the blocks' shared memory into part
- * (b, cluster) (m, l, o), which mla_uv_kernel merges. A split past the positions keeps the empty state (m =
- * -inf, l = 0, o = 0), which the merges weigh 0; split 0 always holds position 0.
+ * split order, not normalised, head h by the block of rank h % csplit, which every block pushes its state of h to
+ * (the cluster gather of cuda_common.cuh), into part (b, cluster) (m, l, o), which mla_uv_kernel merges. A split
+ * past the positions keeps the empty state (m = -inf, l = 0, o = 0), which the merges weigh 0; split 0 always holds
+ * position 0.
  * Shared memory: Q~ 16 x dc bf16 | the warps' tiles MLA_TC_WARPS x 2 x 16 x dc bf16, later the warps' states
- * MLA_TC_WARPS x H x (dc + 2) fp32 | the block's states H x (dc + 2) | merge weights. */
+ * MLA_TC_WARPS x H x (dc + 2) fp32 | the block's states H x (dc + 2) | merge weights | with csplit > 1 the inbox,
+ * ceil(H / csplit) x csplit x (dc + 2) fp32: the cluster's states of the heads the block merges, slot (h / csplit) *
+ * csplit + rank for head h from rank rank. */
 __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *part, const bf16 *qt, const bf16 *cache, int B,
                                                                     int H, const int32_t *pos_dev, int csplit) {
     constexpr int DC = MLA_TC_DC, NCH = DC / 8, SW = DC + 2, TILE = MLA_TC_POS * DC;
     extern __shared__ __align__(16) unsigned char mla_tc_smem[];
     pdl_release(); /* the up-projection after this may be scheduled early (cuda_common.cuh) */
+    if (csplit > 1) cluster_gather_open();
     bf16 *sQ = reinterpret_cast<bf16 *>(mla_tc_smem), *sC = sQ + 16 * DC;
     const int n = *pos_dev + 1, b = blockIdx.x, split = blockIdx.y, nsplit = gridDim.y;
     const int rank = split % csplit, cl = split / csplit; /* the block's rank in its cluster, the cluster */
@@ -765,7 +772,7 @@ __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *part, 
     const size_t tiles = (size_t)MLA_TC_WARPS * 2 * TILE * sizeof(bf16);
     float *wst = reinterpret_cast<float *>(sC), *bst = reinterpret_cast<float *>(reinterpret_cast<unsigned char *>(sC) +
                                                                                    (wstates > tiles ? wstates : tiles));
-    float *wsh = bst + H * SW;
+    float *wsh = bst + H * SW, *inbox = wsh + H * (KVD_MAX_SPLITS > MLA_TC_WARPS ? KVD_MAX_SPLITS : MLA_TC_WARPS);
     const int chunk = (n + nsplit - 1) / nsplit, j0 = split * chunk, j1 = min(n, j0 + chunk);
     const bf16 *cb = cache + (size_t)b * DC; /* c_j of sequence b: cb + j * slot */
     const size_t slot = (size_t)B * DC;
@@ -883,16 +890,20 @@ __global__ void __launch_bounds__(MLA_TC_WARPS * 32) mla_tc_kernel(float *part, 
         for (int i = tid; i < H * SW; i += blockDim.x) out[i] = bst[i];
         return;
     }
-    /* the cluster's splits merged head by head, head h by the block of rank h % csplit, in split order from the
-     * blocks' shared memory straight into part: each block reads a head's states where the first block read all H */
-    cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
-    cluster.sync(); /* every block's states are in its shared memory */
+    /* the cluster's splits merged head by head, head h by the block of rank h % csplit, in split order, straight
+     * into part: each block merges a head's states where the first block merged all H */
+    cluster_gather_begin();
+    for (int i = tid; i < H * SW; i += blockDim.x) {
+        const int h = i / SW;
+        cluster_shared(inbox, h % csplit)[((h / csplit) * csplit + rank) * SW + i % SW] = bst[i];
+    }
+    cluster_gather_end();
+    if (rank >= H) return; /* no head to merge */
+    cluster_gather_collect();
     for (int h = rank; h < H; h += csplit) {
-        softmax_states_merge_at(out + h * SW, wsh, [&](int k) { return cluster.map_shared_rank(bst, k) + h * SW; },
-                                csplit, 1, DC, false);
+        softmax_states_merge(out + h * SW, wsh, inbox + (h / csplit) * csplit * SW, csplit, SW, 1, DC, false);
         __syncthreads(); /* wsh is written again for the next head */
     }
-    cluster.sync(); /* the others' states are read: they may end */
 }
 
 /* mla_tc_kernel's dynamic shared memory for H heads */
@@ -900,8 +911,9 @@ static size_t mla_tc_smem_bytes(int H) {
     const size_t q = (size_t)16 * MLA_TC_DC * sizeof(bf16);
     const size_t tiles = (size_t)MLA_TC_WARPS * 2 * MLA_TC_POS * MLA_TC_DC * sizeof(bf16);
     const size_t wstates = (size_t)MLA_TC_WARPS * H * (MLA_TC_DC + 2) * sizeof(float);
+    const size_t inbox = (size_t)(H + KVD_MAX_SPLITS - 1) * (MLA_TC_DC + 2) * sizeof(float); /* any csplit */
     return q + (tiles > wstates ? tiles : wstates) + (size_t)H * (MLA_TC_DC + 2) * sizeof(float) +
-           (size_t)H * (KVD_MAX_SPLITS > MLA_TC_WARPS ? KVD_MAX_SPLITS : MLA_TC_WARPS) * sizeof(float);
+           (size_t)H * (KVD_MAX_SPLITS > MLA_TC_WARPS ? KVD_MAX_SPLITS : MLA_TC_WARPS) * sizeof(float) + inbox;
 }
 
 /* The tensor-core path's grid for B sequences and up to max_T positions: csplit splits a cluster (up to 16, each

@@ -9,8 +9,6 @@
 
 #include <string.h>
 
-#include <cooperative_groups.h>
-
 #include "backend/cuda/cuda_attn.h"
 #include "backend/cuda/cuda_common.cuh"
 
@@ -181,22 +179,24 @@ __device__ __forceinline__ void softmax_states_merge(float *out, float *w, const
 }
 
 /* The tail of a decode kernel whose group (a (b, h), or mla's (b, heads)) runs over nsplit > 1 blocks, launched as one
- * cluster (1, nsplit) per group, so that this block is split `split` = its rank: each block's `states` states st (n + 2
- * floats each, one after the other, shared memory at the same offset in every block) are merged by the cluster's
- * first block, from the others' shared memory in split order, into st, normalised; it returns true, the others
- * false (done, once the first has read them). tmp: states x (n + 2) floats of shared scratch the kernel no longer
- * needs; w: states x nsplit floats of shared scratch. Every thread of the block calls it. */
-__device__ __forceinline__ bool softmax_states_cluster_merge(float *st, float *tmp, float *w, int split, int nsplit, int n,
-                                                             int states = 1) {
-    cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
-    cluster.sync(); /* every block's states are in its shared memory */
-    if (split == 0) {
-        softmax_states_merge_at(tmp, w, [&](int r) { return cluster.map_shared_rank(st, r); }, nsplit, states, n, true);
-        __syncthreads();
-    }
-    cluster.sync(); /* the others' states are read: they may end */
+ * cluster (1, nsplit) per group, so that this block is split `split` = its rank (the cluster gather of
+ * cuda_common.cuh; the kernel called cluster_gather_open at its start): every block pushes its `states` states st
+ * (n + 2 floats each, one after the other, shared memory) into slot `split` of the first block's inbox (nsplit x
+ * states x (n + 2) floats) and, but for the first, returns false (done). The first block merges the slots in split
+ * order, the same sums in the same order as from the others' shared memory, into out (states x (n + 2) floats),
+ * normalised, and returns true. w: states x nsplit floats of shared scratch. Every thread of the block calls it,
+ * after its last write of st. */
+__device__ __forceinline__ bool softmax_states_cluster_gather(float *out, float *w, const float *st, float *inbox, int split,
+                                                              int nsplit, int n, int states = 1) {
+    const int size = states * (n + 2);
+    __syncthreads(); /* st is complete */
+    cluster_gather_begin();
+    float *slot = cluster_shared(inbox, 0) + (size_t)split * size;
+    for (int i = threadIdx.x; i < size; i += blockDim.x) slot[i] = st[i];
+    cluster_gather_end();
     if (split != 0) return false;
-    for (int i = threadIdx.x; i < states * (n + 2); i += blockDim.x) st[i] = tmp[i];
+    cluster_gather_collect();
+    softmax_states_merge(out, w, inbox, nsplit, size, states, n, true);
     __syncthreads();
     return true;
 }

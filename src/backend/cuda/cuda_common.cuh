@@ -248,6 +248,26 @@ __device__ __forceinline__ void pdl_release() {
 #endif
 }
 
+/* ---- partial results gathered across a thread-block cluster ----
+ * Each block stores its parts into the shared memory of the blocks that combine them (an inbox at the same offset in
+ * every block, used for nothing else) and goes on; a block that combines waits for the stores and reads its own
+ * shared memory. Two phases of the cluster barrier: the opening one, arrived at at the kernel's start
+ * (cluster_gather_open) and waited for before the first store (cluster_gather_begin: a block's shared memory may be
+ * written only once it has started), and the closing one, arrived at after the stores (cluster_gather_end, a
+ * release) and waited for only by the blocks that combine (cluster_gather_collect, an acquire); the others may end
+ * at once (an ended block's threads count as arrived). Where a combining block instead read the others' shared
+ * memory, each read was a remote round trip after a barrier, and a second barrier kept every block resident until
+ * the reads were done (docs/PERF.md, fifteenth session). Every thread of every block of the cluster calls each of
+ * open, begin and end once, in that order; collect after end, or not at all. */
+__device__ __forceinline__ void cluster_gather_open() { __cluster_barrier_arrive_relaxed(); }
+__device__ __forceinline__ void cluster_gather_begin() { __cluster_barrier_wait(); }
+__device__ __forceinline__ void cluster_gather_end() { __cluster_barrier_arrive(); }
+__device__ __forceinline__ void cluster_gather_collect() { __cluster_barrier_wait(); }
+/* p (this block's shared memory) at the same offset in the block of cluster rank `rank` */
+__device__ __forceinline__ float *cluster_shared(float *p, int rank) {
+    return static_cast<float *>(__cluster_map_shared_rank(p, (unsigned)rank));
+}
+
 /* asks for the 128-byte line at p to be brought into L2, and goes on: no register waits for it */
 __device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 

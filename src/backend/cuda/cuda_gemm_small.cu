@@ -17,9 +17,9 @@
  * shared memory as fp32; each thread accumulates MR x 8 fp32 sums (MR = M rounded up to a power of two, the rows
  * past M are zeros). Reduction in a fixed order: the 4 row slots of a warp by shuffles, the 8 warps in shared memory.
  * Grid (tiles, splits): K is split across blocks until there are about SM_BLOCKS_PER_SM blocks per SM (a 768-wide
- * output has only 12 tiles), at most SM_MAX_CLUSTER: a tile's splits are one thread-block cluster, each block keeps
- * its (M, 64) sums in shared memory and the cluster's first block adds them in split order from the others' shared
- * memory (distributed shared memory) and applies the epilogue: no partials through global memory, no counter;
+ * output has only 12 tiles), at most SM_MAX_CLUSTER: a tile's splits are one thread-block cluster, each block stores
+ * its (M, 64) sums into the cluster's first block's shared memory (distributed shared memory), which adds them in
+ * split order and applies the epilogue: no partials through global memory, no counter;
  * deterministic, one launch, nothing allocated, nothing depending on the host beyond the shape (safe to record in a
  * CUDA graph).
  *
@@ -37,11 +37,7 @@
  */
 #include <string.h>
 
-#include <cooperative_groups.h>
-
 #include "backend/cuda/cuda_common.cuh"
-
-namespace cg = cooperative_groups;
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
@@ -170,6 +166,7 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params firs
      * latency overlaps the wait and the staging of x (each pass then requests the next rows before it uses the ones
      * it holds); then wait for x and the residual, which earlier kernels write. */
     pdl_release();
+    if (gridDim.y > 1) cluster_gather_open();
     const bool on = col < p.OC;
     const uint4 *wp = reinterpret_cast<const uint4 *>(p.w + (size_t)k0 * p.OC + col);
     const size_t row_stride = (size_t)p.OC / 8; /* in uint4 */
@@ -245,28 +242,26 @@ __global__ void __launch_bounds__(SM_THREADS) small_m_kernel(small_m_params firs
 #pragma unroll
             for (int e = 0; e < 8; e++) sh[(warp * MR + m) * SM_TILE + chunk * 8 + e] = acc[m][e];
     __syncthreads();
-    __shared__ float part[MR * SM_TILE]; /* the block's sums (M, SM_TILE), read by the cluster's first block */
     static_assert(CUDA_SMALL_M * SM_TILE <= SM_THREADS, "an epilogue element per thread");
-    if (eon) { /* element (em, ecol): i = tid */
-        float v = 0.0f;
+    float v = 0.0f; /* element (em, ecol): i = tid */
+    if (eon)
 #pragma unroll
         for (int w = 0; w < SM_THREADS / 32; w++) v += sh[(w * MR + em) * SM_TILE + tid % SM_TILE];
-        if (p.splits == 1)
-            small_m_store(p, em, ecol, v + add);
-        else
-            part[tid] = v;
+    if (p.splits == 1) {
+        if (eon) small_m_store(p, em, ecol, v + add);
+        return;
     }
-    if (p.splits == 1) return;
-    /* the tile's splits are one cluster (1, splits): its block of rank 0 (split 0) adds them in split order from the
-     * others' shared memory, which stays until the second barrier */
-    cg::cluster_group cluster = cg::this_cluster();
-    cluster.sync();
-    if (split == 0 && eon) {
-        float v = 0.0f;
-        for (int s = 0; s < p.splits; s++) v += cluster.map_shared_rank(part, s)[tid];
-        small_m_store(p, em, ecol, v + add);
-    }
-    cluster.sync();
+    /* the tile's splits are one cluster (1, splits), rank = split: each block's sums go to slot `split` of the
+     * first block's inbox, which adds them in split order (the cluster gather of cuda_common.cuh) */
+    __shared__ float inbox[SM_MAX_CLUSTER * MR * SM_TILE];
+    cluster_gather_begin();
+    if (eon) cluster_shared(inbox, 0)[split * MR * SM_TILE + tid] = v;
+    cluster_gather_end();
+    if (split != 0 || !eon) return;
+    cluster_gather_collect();
+    v = 0.0f;
+    for (int s = 0; s < p.splits; s++) v += inbox[s * MR * SM_TILE + tid];
+    small_m_store(p, em, ecol, v + add);
 }
 
 /* The grid of a product: tiles of SM_TILE columns, K split in `splits` ranges of `rows` rows (a multiple of a pass):
