@@ -428,7 +428,8 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS, 1) mla_decode_kernel(bf16 
     /* W_uk's slice is a constant: with one head and one latent chunk a lane (batch 1, GPT-2's dc = 256), head h0's
      * first MLA_PRE_PASSES passes (all of them at dc <= 256) are requested now, otherwise its first (registers: q~
      * and o grow with HG * RC). W_uv's requested here too was no faster at batch 1 and slower at 16 (255 registers;
-     * docs/PERF.md). */
+     * docs/PERF.md); requested after step 1 into W_uk's registers (156 in all), 1-2 us faster at batch 1 and 95 us
+     * slower at batch 16 (fifteenth session). */
     constexpr int PRE_UK = HG * RC == 1 ? MLA_PRE_PASSES : 1;
     uint4 wuk[PRE_UK][MLA_UNROLL];
 #pragma unroll
@@ -1030,7 +1031,9 @@ static ab_status mla_decode(const ab_attn_ctx *ctx, const ab_attn_weights *w, vo
      * positions and at most MLA_MAX_SPLITS, so 8 at 1024, 0.278-0.280 -> 0.268-0.272 (16 there: 0.308; at 2048 16
      * against 8: 0.321 against 0.290); and no more than one wave of blocks holds: a second wave doubles the rounds of
      * the warps in it, where fewer splits add them to every warp (batch 16, 512 positions, H200: two splits in two
-     * waves 0.711-0.713 ms a token, one split in one 0.633-0.634) */
+     * waves 0.711-0.713 ms a token, one split in one 0.633-0.634). With the splits' states pushed into the first
+     * block (softmax_states_cluster_gather) 16 splits of at least 64 positions at 1024 were still slower than 8,
+     * 0.302-0.303 against 0.259-0.260 ms at batch 1 (fifteenth session) */
     int splits = attn_decode_splits(be, groups, cfg->max_T, MLA_MIN_KEYS), per_sm;
     if (splits > MLA_MAX_SPLITS) splits = MLA_MAX_SPLITS;
     size_t shmem = mla_decode_shmem(dc, hg, splits);
