@@ -17,7 +17,7 @@
  * `attnbench bench --attn-only --device cuda --variants flash,sliding_window` (docs/PERF.md).
  * Shapes cover T not a multiple of the 64-tile, B > 1 (B = 5: decode past the small-M products, whose epilogue
  * appends k | v to the cache, on cuBLASLt and the separate append), G in {1, 2, H/3 (H = 12 -> 4), H}, W in {1, 37, 64,
- * 100, 128, 200, T, > T}, caches of T + 3 and of 1024 positions (decode of positions 0..299). A failing case
+ * 100, 128, 200, T, > T}, caches of T + 3, 1024 and 2048 positions (decode of positions 0..299). A failing case
  * names the variant, shape, tensor and worst element.
  *
  * Tolerance against the fp32 CPU reference: relative L2 error <= 2e-2 per tensor and every element within 5%
@@ -185,12 +185,15 @@ int main(void) {
     if (!tc_open(&cpu, &cuda)) return TEST_SUMMARY();
     test_cache_sizes();
     test_head_size_refused();
-    /* max_T 1024 (0: T + 3): the decode splits a head's keys over blocks sized for the whole cache, so positions
-     * 0..299 of a 1024-slot cache use a few of them (G = H: the layout baseline, sdpa and flash decode with) */
+    /* max_T 1024 or 2048 (0: T + 3): the decode splits a head's keys over blocks sized for the whole cache, so
+     * positions 0..299 of a 1024-slot cache use a few of them, of a 2048-slot one on a 132-SM card 16 blocks a head
+     * at batch 1 (a cluster of 16 merged in its first block), 11 at batch 2 (G = H: the layout baseline, sdpa and
+     * flash decode with) */
     static const int gqa_cases[][5] = {/* B, T, H, G, max_T */
                                        {2, 100, 2, 1, 0}, {1, 128, 4, 2, 0}, {2, 257, 12, 4, 0}, {3, 64, 6, 2, 0},
                                        {1, 9, 2, 1, 0},   {2, 130, 12, 1, 0}, {1, 70, 3, 3, 0},  {1, 300, 12, 12, 1024},
-                                       {2, 300, 12, 4, 1024}, {5, 40, 4, 2, 0}}; /* B = 5: past the small-M append */
+                                       {2, 300, 12, 4, 1024}, {1, 300, 12, 4, 2048}, {2, 300, 12, 12, 2048},
+                                       {5, 40, 4, 2, 0}}; /* B = 5: past the small-M append */
     for (size_t i = 0; i < tc_case_count(sizeof gqa_cases / sizeof gqa_cases[0]) && wanted(VARIANT_GQA); i++)
         test_case(VARIANT_GQA, gqa_cases[i][0], gqa_cases[i][1], gqa_cases[i][2], gqa_cases[i][3], 0, gqa_cases[i][4]);
     static const int window_cases[][5] = {/* B, T, H, W, max_T */
