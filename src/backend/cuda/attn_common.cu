@@ -210,13 +210,13 @@ __global__ void __launch_bounds__(KVD_THREADS) kv_decode_kernel(bf16 *y, const b
     __syncthreads();
     softmax_states_merge(bst, wsh, wst, nwarps, D + 2, 1, D, nsplit == 1);
     __syncthreads();
-    bf16 *yh = y + (size_t)b * C + h * D;
-    if (nsplit == 1) {
-        for (int d = threadIdx.x; d < D; d += KVD_THREADS) yh[d] = f2bf(bst[2 + d]);
-        return;
+    const float *out = bst; /* y's state: the block's, or with several splits the cluster's merge into wst */
+    if (nsplit > 1) {
+        if (!softmax_states_cluster_gather(wst, wsh, bst, inbox, split, nsplit, D)) return; /* wst: free by now */
+        out = wst;
     }
-    if (!softmax_states_cluster_gather(wst, wsh, bst, inbox, split, nsplit, D)) return; /* wst: free by now */
-    for (int d = threadIdx.x; d < D; d += KVD_THREADS) yh[d] = f2bf(wst[2 + d]);
+    bf16 *yh = y + (size_t)b * C + h * D;
+    for (int d = threadIdx.x; d < D; d += KVD_THREADS) yh[d] = f2bf(out[2 + d]);
 }
 
 int attn_decode_splits(ab_backend *be, int BH, int seen, int min_keys) {

@@ -733,7 +733,7 @@ __global__ void __launch_bounds__(MLA_DECODE_THREADS) mla_uv_kernel(bf16 *y, con
     pdl_wait(); /* mla_tc_kernel wrote part */
     float *st = sh, *w = st + sw, *rows = w + clusters;
     const float *mine = part + ((size_t)b * MLA_TC_MAX_CLUSTERS * H + h) * sw; /* cluster k's at mine + k H sw */
-    softmax_states_merge_at(st, w, [=](int k) { return mine + (size_t)k * H * sw; }, clusters, 1, dc, true);
+    softmax_states_merge(st, w, mine, clusters, H * sw, 1, dc, true);
     __syncthreads();
     const float v = mla_up_project(st + 2, Wuv, h, C, dc, rows, first);
     if (threadIdx.x < FLASH_HD) y[(size_t)b * C + h * FLASH_HD + threadIdx.x] = f2bf(v);

@@ -142,19 +142,20 @@ __device__ __forceinline__ void softmax_state_warp_store(float *dst, float m, fl
 }
 
 /* out (`states` states of width n, one after the other, shared memory) = for each state s, the merge of its `count`
- * copies, copy k at at(k) + s * (n + 2) (this block's shared memory, or another block's of the cluster), in order
+ * copies, copy k at st + k * stride + s * (n + 2) (this block's shared memory, or global memory), in order
  * 0..count-1, with o divided by l when `normalize`. The states are merged side by side and nothing runs serially in
  * one thread: a thread per (state, copy) finds the state's m and the copy's weight, then a thread per element sums
  * l and o over the copies. out is none of the copies. w: states x count floats of shared scratch. Every thread of
  * the block calls it (it synchronises); out is complete after the caller's next __syncthreads. */
-template <typename StateAt>
-__device__ void softmax_states_merge_at(float *out, float *w, StateAt at, int count, int states, int n, bool normalize) {
+__device__ __forceinline__ void softmax_states_merge(float *out, float *w, const float *st, int count, int stride,
+                                                     int states, int n, bool normalize) {
     const int row = n + 2;
+    auto copy = [=](int k) { return st + (size_t)k * stride; };
     for (int t = threadIdx.x; t < states * count; t += blockDim.x) {
         const int s = t / count, k = t % count;
         float M = -INFINITY;
-        for (int j = 0; j < count; j++) M = fmaxf(M, at(j)[s * row]);
-        const float mk = at(k)[s * row];
+        for (int j = 0; j < count; j++) M = fmaxf(M, copy(j)[s * row]);
+        const float mk = copy(k)[s * row];
         w[t] = mk == -INFINITY ? 0.0f : __expf(mk - M);
         if (k == 0) out[s * row] = M;
     }
@@ -164,18 +165,13 @@ __device__ void softmax_states_merge_at(float *out, float *w, StateAt at, int co
         const float *ws = w + s * count;
         float l = 0.0f, o = 0.0f;
         for (int k = 0; k < count; k++) {
-            const float *c = at(k) + s * row;
+            const float *c = copy(k) + s * row;
             l += ws[k] * c[1];
             o += ws[k] * c[e];
         }
         out[s * row + e] = normalize ? o * (1.0f / l) : o;
         if (e == 2) out[s * row + 1] = l;
     }
-}
-/* the same over `count` copies in this block's shared memory, copy k at st + k * stride */
-__device__ __forceinline__ void softmax_states_merge(float *out, float *w, const float *st, int count, int stride,
-                                                     int states, int n, bool normalize) {
-    softmax_states_merge_at(out, w, [=](int k) { return st + (size_t)k * stride; }, count, states, n, normalize);
 }
 
 /* The tail of a decode kernel whose group (a (b, h), or mla's (b, heads)) runs over nsplit > 1 blocks, launched as one
